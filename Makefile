@@ -1,0 +1,28 @@
+# crm-sync: `make demo` runs a full sync on the embedded default, `make test` runs the tests.
+# Both create the virtual environment from requirements.txt when it is missing or stale.
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
+PROFILE ?= gymdesk
+PYTEST_ARGS ?=
+
+.PHONY: venv demo test test-all lint clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -c requirements.lock
+	@touch $(STAMP)
+
+demo: venv
+	$(BIN)/python -m include.demo --profile $(PROFILE)
+
+test: venv
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf .demo .pytest_cache

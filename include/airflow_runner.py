@@ -1,0 +1,136 @@
+"""Drive Airflow from a script: CLI calls, and a backfill executed to completion, headless.
+
+`airflow backfill create` only queues runs; the scheduler executes them and its task
+processes report to the Execution API of an api-server. So a backfill here starts a private
+api-server (execution API only, free localhost port) and a scheduler (LocalExecutor),
+serialises the DAG, creates the backfill, waits until every run has finished, and stops
+every process it started, including the task processes, whatever happens.
+Needs the SQLite metadata database of the embedded default (`airflow db migrate` done).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import sqlite3
+import subprocess
+import time
+import urllib.request
+from contextlib import closing
+from datetime import UTC, datetime
+from pathlib import Path
+
+TERMINAL = ("success", "failed")
+RUN_COLUMNS = ("run_id", "state", "data_interval_start", "data_interval_end", "run_type")
+
+
+def airflow(args: list[str], env: dict[str, str], log: Path, timeout: float = 600) -> None:
+    """Run one airflow CLI command, its output to ``log``; raise with the log's tail if it fails."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as out:
+        code = subprocess.run(["airflow", *args], env=env, stdout=out, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL, timeout=timeout).returncode
+    if code:
+        tail = log.read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"airflow {' '.join(args)} failed with exit {code} (log: {log}):\n{tail}")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _query(db: Path, sql: str, *params) -> list[tuple]:
+    # A short read-only connection per call, so we never hold a lock the scheduler needs.
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/execution/health", timeout=10) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def _signal_session(sid: int, sig: int) -> None:
+    """Signal every process of a session: task runners leave the daemon's process group, not its session."""
+    for pid in (int(entry) for entry in os.listdir("/proc") if entry.isdigit()):
+        try:
+            if os.getsid(pid) == sid:
+                os.kill(pid, sig)
+        except OSError:
+            pass
+
+
+def _stop(processes: list[subprocess.Popen], grace: float) -> None:
+    for process in reversed(processes):  # the scheduler first, while the API can still take task reports
+        for step in (process.terminate, lambda: _signal_session(process.pid, signal.SIGTERM),
+                     lambda: _signal_session(process.pid, signal.SIGKILL)):
+            step()
+            try:
+                process.wait(grace)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        _signal_session(process.pid, signal.SIGKILL)
+
+
+def run_backfill(dag_id: str, from_date: str, to_date: str, env: dict[str, str], log_dir: Path,
+                 timeout: float = 900) -> list[dict]:
+    """Backfill [from_date, to_date] (daily intervals, both ends' logical dates included); return the runs."""
+    deadline = time.monotonic() + timeout
+    port = _free_port()
+    db = Path(env["AIRFLOW_HOME"]) / "airflow.db"
+    env = {**env,
+           "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+           "AIRFLOW__CORE__PARALLELISM": "4",  # the default 32 pre-forks 32 idle workers
+           "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
+           "AIRFLOW__API__PORT": str(port),
+           "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+           "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),  # the api-server and tasks share it
+           "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+           "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}  # only the backfill's runs, no scheduled one
+    log_dir.mkdir(parents=True, exist_ok=True)
+    processes: list[subprocess.Popen] = []
+
+    def start(name: str, *args: str) -> None:
+        with (log_dir / f"{name}.log").open("wb") as out:
+            processes.append(subprocess.Popen(["airflow", *args], env=env, stdout=out, stderr=subprocess.STDOUT,
+                                              stdin=subprocess.DEVNULL, start_new_session=True))
+
+    select_runs = f"SELECT {', '.join(RUN_COLUMNS)} FROM dag_run WHERE backfill_id = ? ORDER BY logical_date"
+    finished = False
+    try:
+        start("api-server", "api-server", "--apps", "execution", "-H", "127.0.0.1", "-p", str(port))
+        start("scheduler", "scheduler", "--skip-serve-logs")
+        airflow(["dags", "reserialize"], env, log_dir / "reserialize.log")
+        airflow(["dags", "unpause", dag_id], env, log_dir / "unpause.log")
+        while not _healthy(port):
+            if processes[0].poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the api-server did not come up; see {log_dir / 'api-server.log'}")
+            time.sleep(0.2)
+        airflow(["backfill", "create", "--dag-id", dag_id, "--from-date", from_date, "--to-date", to_date,
+                 "--max-active-runs", "1"],  # one run at a time, in order, like the DAG itself
+                env, log_dir / "backfill-create.log")
+        backfill_id = _query(db, "SELECT max(id) FROM backfill WHERE dag_id = ?", dag_id)[0][0]
+        rows = _query(db, select_runs, backfill_id)
+        while not rows or not all(row[1] in TERMINAL for row in rows):
+            if dead := [p.args[1] for p in processes if p.poll() is not None]:
+                raise RuntimeError(f"{dead} exited early; logs in {log_dir}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"backfill {backfill_id} unfinished after {timeout:.0f} s: {rows}")
+            time.sleep(0.5)
+            rows = _query(db, select_runs, backfill_id)
+        finished = True
+    finally:
+        _stop(processes, grace=10 if finished else 3)
+    # The scheduler marks a backfill complete only every 30 s; do it now so a later one may start.
+    with closing(sqlite3.connect(db, timeout=30)) as conn, conn:
+        conn.execute("UPDATE backfill SET completed_at = ? WHERE id = ? AND completed_at IS NULL",
+                     (datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"), backfill_id))
+    return [dict(zip(RUN_COLUMNS, row, strict=True)) for row in rows]

@@ -1,0 +1,159 @@
+"""`make demo`: a real two-way sync through Airflow on the embedded defaults, from nothing.
+
+1. starts the GHL and Gymdesk simulators on free localhost ports, seeded with demo data;
+2. initialises Airflow (SQLite metadata) and the warehouse (SQLite file) under .demo/;
+3. backfills the profile's DAG over the last days (`airflow backfill create`, run by the
+   scheduler), then runs it once more by hand with nothing changed;
+4. prints what each run did per side and the report paths, stops everything it started.
+
+The last line is ``demo: profile=<dag id> writes=<n> rerun_writes=<n> quarantined=<n> report=<path>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from include.airflow_runner import airflow, run_backfill
+from include.demo_data import LOCATION_ID, build
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_HOME = ROOT / ".demo"
+GHL_TOKEN, APP_KEY = "pit-demo-token", "gymdesk-demo-key"
+
+
+@contextmanager
+def simulator(name: str, seed: dict, home: Path) -> Iterator[str]:
+    """Run one simulator as its own process; yield its URL; stop it on the way out."""
+    seed_file, url_file, log_file = home / f"{name}.seed.json", home / f"{name}.url", home / f"{name}.log"
+    seed_file.write_text(json.dumps(seed))
+    url_file.unlink(missing_ok=True)
+    with log_file.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "include.simulators", name, "--seed", str(seed_file), "--url-file", str(url_file),
+             "--token", GHL_TOKEN, "--location", LOCATION_ID, "--api-key", APP_KEY],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": _pythonpath()})
+    try:
+        deadline = time.monotonic() + 30
+        while not url_file.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} simulator did not start; see {log_file}")
+            time.sleep(0.1)
+        yield url_file.read_text()
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _pythonpath() -> str:
+    return os.pathsep.join([str(ROOT / "plugins"), str(ROOT)])
+
+
+def demo_env(home: Path, ghl_url: str, app_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW") and k != "WAREHOUSE_URL"}
+    env.update({
+        "AIRFLOW_HOME": str(home / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "CRM_SYNC_HOME": str(home),
+        "PYTHONPATH": _pythonpath(),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "AIRFLOW_CONN_GHL_DEFAULT": json.dumps({"conn_type": "ghl", "host": ghl_url, "password": GHL_TOKEN,
+                                                "extra": {"location_id": LOCATION_ID}}),
+        "AIRFLOW_CONN_GYMDESK_DEFAULT": json.dumps({"conn_type": "crm_sync_app", "host": app_url,
+                                                    "password": APP_KEY}),
+    })
+    return env
+
+
+def print_run(title: str, summary: dict, report: str) -> None:
+    print(f"\n{title}: {summary['run_id']}")
+    for side, s in summary["sides"].items():
+        print(f"  {side:<4} extracted={s['extracted']:<4} quarantined={s['quarantined']:<3} created={s['created']:<3} "
+              f"updated={s['updated']:<3} unchanged={s['unchanged']:<4} failed={s['failed']:<2} "
+              f"api_calls={s['api_calls']}")
+    print(f"  report: {report}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--profile", default="gymdesk")
+    parser.add_argument("--days", type=int, default=3, help="daily intervals to backfill")
+    args = parser.parse_args()
+    if args.profile != "gymdesk":
+        parser.error(f"the demo has data and simulators for 'gymdesk' only so far, not {args.profile!r}")
+
+    from crm_sync.profile import profile_by_name
+
+    profile = profile_by_name(args.profile)
+    shutil.rmtree(DEMO_HOME, ignore_errors=True)
+    DEMO_HOME.mkdir(parents=True)
+    today = datetime.now(UTC).date()
+    data = build(today)
+    ghl_seed, app_seed = data.seeds()
+    print(f"demo: {len(data.ghl_contacts)} GHL contacts and {len(data.gymdesk_members)} Gymdesk members "
+          f"({data.bad_records} of them bad or ambiguous) in {DEMO_HOME}")
+    with ExitStack() as stack:
+        ghl_url = stack.enter_context(simulator("ghl", ghl_seed, DEMO_HOME))
+        app_url = stack.enter_context(simulator("gymdesk", app_seed, DEMO_HOME))
+        print(f"demo: simulators up: GHL {ghl_url}, Gymdesk {app_url}")
+        env = demo_env(DEMO_HOME, ghl_url, app_url)
+        airflow(["db", "migrate"], env, DEMO_HOME / "airflow-db-migrate.log")
+        start, end = today - timedelta(days=args.days), today - timedelta(days=1)
+        print(f"demo: backfilling {profile.dag_id} over {args.days} daily intervals {start} .. {today} "
+              "(scheduler, dag processor and API server start; this takes a minute or two)")
+        runs = run_backfill(profile.dag_id, start.isoformat(), end.isoformat(), env, DEMO_HOME / "backfill")
+        failed = [r for r in runs if r["state"] != "success"]
+        if failed or len(runs) < args.days:
+            print(f"demo: backfill did not succeed: {runs}; logs in {DEMO_HOME / 'backfill'}", file=sys.stderr)
+            return 1
+        print(f"demo: rerunning {profile.dag_id} by hand with nothing changed")
+        airflow(["dags", "test", profile.dag_id], env, DEMO_HOME / "rerun.log")
+    return print_summary(profile, [r["run_id"] for r in runs])
+
+
+def print_summary(profile, backfill_run_ids: list[str]) -> int:
+    os.environ["CRM_SYNC_HOME"] = str(DEMO_HOME)
+    import sqlalchemy as sa
+
+    from crm_sync.pipeline.report import report_path, summarize
+    from crm_sync.warehouse.db import engine
+    from crm_sync.warehouse.tables import quarantine, raw_record, run_log
+
+    with engine(f"sqlite:///{DEMO_HOME / 'warehouse.db'}").connect() as conn:
+        all_runs = [r.run_id for r in conn.execute(
+            sa.select(run_log.c.run_id).where(run_log.c.profile == profile.name, run_log.c.step == "report")
+            .order_by(run_log.c.finished_at))]
+        rerun_id = next(r for r in reversed(all_runs) if r not in backfill_run_ids)
+        writes = 0
+        for run_id in backfill_run_ids:
+            summary = summarize(conn, profile.name, run_id)
+            writes += summary["writes_sent"]
+            print_run("backfill run", summary, str(report_path(profile.dag_id, run_id)))
+        rerun = summarize(conn, profile.name, rerun_id)
+        report = report_path(profile.dag_id, rerun_id)
+        print_run("rerun", rerun, str(report))
+        quarantined = conn.execute(
+            sa.select(sa.func.count(sa.distinct(raw_record.c.side + ":" + raw_record.c.record_key)))
+            .select_from(quarantine.join(raw_record, raw_record.c.id == quarantine.c.raw_id))
+            .where(quarantine.c.profile == profile.name)).scalar_one()
+    print(f"\ndemo: profile={profile.dag_id} writes={writes} rerun_writes={rerun['writes_sent']} "
+          f"quarantined={quarantined} report={report_path(profile.dag_id, backfill_run_ids[0])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

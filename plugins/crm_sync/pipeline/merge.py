@@ -1,0 +1,64 @@
+"""Field-by-field three-way merge of one person's two versions against the last synced base.
+
+For each mapped field: equal values need nothing; a field only one side changed since the
+base takes that side's value (so a write never undoes an edit we have not seen yet); a
+field empty on one side takes the other's (keep non-empty); a field both sides changed
+goes to the profile's rule, ``latest_wins`` by each side's updated-at, or a source of
+truth; an empty result takes the field's fallback. Every decision names its reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from crm_sync.profile import FieldMap
+
+
+@dataclass
+class Merged:
+    values: dict[str, Any]
+    decisions: list[dict[str, str]] = field(default_factory=list)
+
+    def patch_for(self, current: dict[str, Any]) -> dict[str, Any]:
+        """Only the fields a side must change to hold the merged record."""
+        return {name: value for name, value in self.values.items() if current.get(name) != value}
+
+
+def _later(ghl_at: datetime | None, app_at: datetime | None) -> str:
+    if ghl_at is None or app_at is None:
+        return "ghl" if app_at is None and ghl_at is not None else "app"
+    return "ghl" if ghl_at >= app_at else "app"
+
+
+def merge(ghl: dict[str, Any], app: dict[str, Any], base: dict[str, Any] | None, fields: dict[str, FieldMap],
+          rule: str) -> Merged:
+    result = Merged(values={})
+    for name, spec in fields.items():
+        g, a = ghl.get(name), app.get(name)
+        if g == a:
+            value, winner, why = g, None, None
+        elif base is not None and g == base.get(name):
+            value, winner, why = a, "app", "only the app changed it since the last sync"
+        elif base is not None and a == base.get(name):
+            value, winner, why = g, "ghl", "only GHL changed it since the last sync"
+        elif g is None or a is None:
+            winner = "app" if g is None else "ghl"
+            value, why = (a if g is None else g), "keep non-empty"
+        elif rule == "latest_wins":
+            winner = _later(ghl.get("updated_at"), app.get("updated_at"))
+            value, why = (g if winner == "ghl" else a), "latest_wins: updated more recently"
+        else:
+            winner, value, why = rule, (g if rule == "ghl" else a), f"source_of_truth: {rule}"
+        if value is None and spec.fallback is not None:
+            value, winner, why = spec.fallback, "fallback", "both sides empty: profile fallback"
+        result.values[name] = value
+        if winner:
+            result.decisions.append({"field": name, "winner": winner, "reason": why,
+                                     "ghl": _show(g), "app": _show(a), "value": _show(value)})
+    return result
+
+
+def _show(value: Any) -> str:
+    return "" if value is None else str(value)

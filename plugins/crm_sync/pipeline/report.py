@@ -1,0 +1,106 @@
+"""Report: what a run did, per side, and why; written as HTML and JSON next to the warehouse.
+
+The same summary feeds the run report page, the run log and the demo's closing lines.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import sqlalchemy as sa
+
+from crm_sync.paths import PROJECT_ROOT, data_home
+from crm_sync.pipeline.context import RunContext, log_step, utcnow
+from crm_sync.warehouse.db import engine
+from crm_sync.warehouse.tables import outbox, quarantine, raw_record, run_log, xref
+
+TEMPLATES = PROJECT_ROOT / "include" / "templates"
+
+
+def _steps(conn: sa.Connection, profile: str, run_id: str) -> dict[tuple[str, str], Any]:
+    return {(r.step, r.side): r for r in conn.execute(sa.select(run_log).where(
+        run_log.c.profile == profile, run_log.c.run_id == run_id))}
+
+
+def summarize(conn: sa.Connection, profile: str, run_id: str) -> dict[str, Any]:
+    """Per side: extracted, quarantined, created, updated, unchanged, failed writes, API calls."""
+    steps = _steps(conn, profile, run_id)
+    writes = conn.execute(sa.select(outbox, xref.c.ghl_id, xref.c.app_id).join(xref, xref.c.id == outbox.c.xref_id)
+                          .where(outbox.c.profile == profile, outbox.c.run_id == run_id)
+                          .order_by(outbox.c.id)).all()
+    bad = conn.execute(sa.select(quarantine).where(quarantine.c.profile == profile, quarantine.c.run_id == run_id)
+                       .order_by(quarantine.c.id)).all()
+    extracted = conn.execute(sa.select(raw_record.c.side, raw_record.c.source_id).where(
+        raw_record.c.profile == profile, raw_record.c.run_id == run_id)).all()
+    load = steps.get(("load", "-"))
+    sides = {}
+    for side in ("ghl", "app"):
+        extract = steps.get(("extract", side))
+        touched = {w.ghl_id if side == "ghl" else w.app_id for w in writes}
+        bad_ids = {q.source_id for q in bad if q.side == side}
+        mine = [w for w in writes if w.side == side]
+        ids = [source_id for s, source_id in extracted if s == side]
+        sides[side] = {
+            "window": _window(extract),
+            "extracted": len(ids),
+            "quarantined": len({q.raw_id for q in bad if q.side == side}),
+            "created": sum(w.op == "create" and w.status == "sent" for w in mine),
+            "updated": sum(w.op == "update" and w.status == "sent" for w in mine),
+            "unchanged": sum(1 for i in ids if i is not None and i not in touched and i not in bad_ids),
+            "failed": sum(w.status == "failed" for w in mine),
+            "planned": sum(w.status in ("pending", "dry_run") for w in mine),
+            "api_calls": (extract.stats["api"]["calls"] if extract else 0)
+            + (load.stats["api"][side]["calls"] if load else 0),
+        }
+    return {
+        "profile": profile, "run_id": run_id,
+        "run_type": next((s.run_type for s in steps.values()), None),
+        "sides": sides,
+        "writes_sent": sum(w.status == "sent" for w in writes),
+        "quarantined": len({q.raw_id for q in bad}),
+        "validate": steps[("validate", "-")].stats if ("validate", "-") in steps else {},
+        "quarantine": [{"side": q.side, "source_id": q.source_id, "rule": q.rule, "detail": q.detail,
+                        "raw_id": q.raw_id} for q in bad],
+        "writes": [{"side": w.side, "op": w.op, "target_id": w.target_id, "status": w.status,
+                    "last_error": w.last_error, "payload": w.payload, "decisions": w.decisions} for w in writes],
+    }
+
+
+def _window(extract) -> str:
+    if extract is None:
+        return ""
+    start = extract.window_start.isoformat() if extract.window_start else "beginning"
+    end = extract.window_end.isoformat() if extract.window_end else "now"
+    return f"{extract.stats.get('window_mode', '')} [{start}, {end})"
+
+
+def report_path(dag_id: str, run_id: str) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
+    folder = data_home() / "reports" / dag_id
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{safe}.html"
+
+
+def render(summary: dict[str, Any]) -> str:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                             undefined=jinja2.StrictUndefined)
+    return env.get_template("run_report.html.j2").render(r=summary)
+
+
+def report(ctx: RunContext) -> dict[str, Any]:
+    eng = engine()
+    with eng.connect() as conn:
+        summary = summarize(conn, ctx.profile.name, ctx.run_id)
+    summary.update(generated_at=utcnow().isoformat(timespec="seconds"), dry_run=ctx.dry_run)
+    path = report_path(ctx.profile.dag_id, ctx.run_id)
+    path.write_text(render(summary), encoding="utf-8")
+    path.with_suffix(".json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+    stats = {"report": str(path), "sides": summary["sides"], "writes_sent": summary["writes_sent"],
+             "quarantined": summary["quarantined"]}
+    with eng.begin() as conn:
+        log_step(conn, ctx, "report", stats)
+    return stats

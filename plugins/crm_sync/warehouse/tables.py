@@ -1,0 +1,138 @@
+"""Warehouse tables (SQLAlchemy Core). The schema itself is created by the migrations.
+
+raw_record -> staging_contact -> (quarantine) -> xref / outbox -> sync_state, run_log.
+SQLite has no schemas, so the layers are table-name prefixes, the same on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """Timestamps are stored in UTC and always come back timezone-aware (SQLite drops the zone)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return (value.replace(tzinfo=UTC) if value.tzinfo is None else value).astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = sa.MetaData()
+TS = UTCDateTime()
+
+raw_record = sa.Table(
+    "raw_record", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("profile", sa.String(64), nullable=False),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("side", sa.String(8), nullable=False),
+    sa.Column("entity", sa.String(32), nullable=False),
+    sa.Column("record_key", sa.String(128), nullable=False, comment="source id, or payload hash when it has none"),
+    sa.Column("source_id", sa.String(128)),
+    sa.Column("source_updated_at", TS),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("extracted_at", TS, nullable=False),
+    sa.UniqueConstraint("profile", "run_id", "side", "entity", "record_key", name="uq_raw_record_per_run"),
+)
+
+staging_contact = sa.Table(
+    "staging_contact", metadata,
+    sa.Column("profile", sa.String(64), primary_key=True),
+    sa.Column("side", sa.String(8), primary_key=True),
+    sa.Column("source_id", sa.String(128), primary_key=True),
+    sa.Column("email", sa.String(320)),
+    sa.Column("phone", sa.String(32)),
+    sa.Column("first_name", sa.Text),
+    sa.Column("last_name", sa.Text),
+    sa.Column("company_name", sa.Text),
+    sa.Column("lead_source", sa.Text),
+    sa.Column("updated_at", TS),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("raw_id", sa.Integer, comment="raw_record row this version came from; null when written by load"),
+    sa.Column("run_id", sa.String(250), nullable=False, comment="run that last changed this row"),
+)
+
+quarantine = sa.Table(
+    "quarantine", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("profile", sa.String(64), nullable=False),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("side", sa.String(8), nullable=False),
+    sa.Column("entity", sa.String(32), nullable=False),
+    sa.Column("source_id", sa.String(128)),
+    sa.Column("rule", sa.String(64), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("raw_id", sa.Integer, nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.UniqueConstraint("profile", "run_id", "raw_id", "rule", name="uq_quarantine_per_run"),
+)
+
+xref = sa.Table(
+    "xref", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("profile", sa.String(64), nullable=False),
+    sa.Column("entity", sa.String(32), nullable=False),
+    sa.Column("ghl_id", sa.String(128)),
+    sa.Column("app_id", sa.String(128)),
+    sa.Column("ghl_hash", sa.String(64), comment="hash of what GHL held after our last sync"),
+    sa.Column("app_hash", sa.String(64), comment="hash of what the app held after our last sync"),
+    sa.Column("base", sa.JSON, comment="merged canonical record at the last sync: the base of 3-way merges"),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.UniqueConstraint("profile", "entity", "ghl_id", name="uq_xref_ghl"),
+    sa.UniqueConstraint("profile", "entity", "app_id", name="uq_xref_app"),
+)
+
+outbox = sa.Table(
+    "outbox", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("profile", sa.String(64), nullable=False),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("entity", sa.String(32), nullable=False),
+    sa.Column("side", sa.String(8), nullable=False, comment="side written to"),
+    sa.Column("op", sa.String(16), nullable=False),
+    sa.Column("xref_id", sa.Integer, nullable=False),
+    sa.Column("target_id", sa.String(128)),
+    sa.Column("payload", sa.JSON, nullable=False, comment="canonical fields to set"),
+    sa.Column("merged", sa.JSON, nullable=False, comment="the merged record this write brings about"),
+    sa.Column("source_hash", sa.String(64), comment="hash of the other side's version this write came from"),
+    sa.Column("decisions", sa.JSON, nullable=False, comment="per field: which side won and why"),
+    sa.Column("idempotency_key", sa.String(64), nullable=False, unique=True),
+    sa.Column("status", sa.String(16), nullable=False, server_default="pending"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("sent_at", TS),
+)
+
+sync_state = sa.Table(
+    "sync_state", metadata,
+    sa.Column("profile", sa.String(64), primary_key=True),
+    sa.Column("side", sa.String(8), primary_key=True),
+    sa.Column("entity", sa.String(32), primary_key=True),
+    sa.Column("watermark", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
+run_log = sa.Table(
+    "run_log", metadata,
+    sa.Column("profile", sa.String(64), primary_key=True),
+    sa.Column("run_id", sa.String(250), primary_key=True),
+    sa.Column("step", sa.String(32), primary_key=True),
+    sa.Column("side", sa.String(8), primary_key=True, comment="ghl, app, or '-' for steps of both"),
+    sa.Column("run_type", sa.String(32)),
+    sa.Column("window_start", TS),
+    sa.Column("window_end", TS),
+    sa.Column("stats", sa.JSON, nullable=False),
+    sa.Column("finished_at", TS, nullable=False),
+)

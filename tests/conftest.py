@@ -1,0 +1,133 @@
+"""Shared fixtures: real simulators on localhost sockets, real warehouses, a real Airflow home."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from include.demo_data import LOCATION_ID, DemoData, build
+from include.simulators import ghl, gymdesk
+from include.simulators.base import ServerThread, SimState
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_ADMIN_URL = os.environ.get("CRM_SYNC_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+GHL_TOKEN, GYMDESK_KEY = "pit-test-token", "gymdesk-test-key"
+
+
+@pytest.fixture
+def demo_data() -> DemoData:
+    return build(datetime.now(UTC).date())
+
+
+class Sim:
+    """A running simulator: its URL and an admin client for seeding and reading it."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.admin = httpx.Client(base_url=url + "/_sim", timeout=10)
+
+    def records(self, collection: str) -> list[dict]:
+        return self.admin.get(f"/records/{collection}").json()
+
+    def seed(self, collection: str, rows: list[dict]) -> None:
+        self.admin.post("/seed", json={collection: rows}).raise_for_status()
+
+    def calls(self) -> dict[str, int]:
+        return self.admin.get("/calls").json()
+
+    def reset_calls(self) -> None:
+        self.admin.post("/calls/reset").raise_for_status()
+
+
+@pytest.fixture
+def ghl_sim() -> Iterator[Sim]:
+    grant = {"location_id": LOCATION_ID, "scopes": [ghl.READ, ghl.WRITE]}
+    with ServerThread(ghl.create_app(ghl.GHLSimulator({GHL_TOKEN: grant}, SimState()))) as server:
+        yield Sim(server.url)
+
+
+@pytest.fixture
+def gymdesk_sim() -> Iterator[Sim]:
+    with ServerThread(gymdesk.create_app(GYMDESK_KEY, SimState())) as server:
+        yield Sim(server.url)
+
+
+def _postgres_available() -> bool:
+    try:
+        with sa.create_engine(PG_ADMIN_URL).connect():
+            return True
+    except sa.exc.OperationalError:
+        return False
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def warehouse_url(request, tmp_path) -> Iterator[str]:
+    """The embedded SQLite default, and a throwaway database on the real PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'warehouse.db'}"
+        return
+    if not _postgres_available():
+        pytest.fail(f"PostgreSQL is required for the warehouse tests and is not reachable at {PG_ADMIN_URL}")
+    name = f"crm_sync_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def airflow_home(tmp_path_factory) -> Path:
+    """An Airflow home with its metadata database migrated once per test session."""
+    home = tmp_path_factory.mktemp("airflow_home")
+    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=airflow_env(home), check=True,
+                   capture_output=True, timeout=300)
+    return home
+
+
+def airflow_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "WAREHOUSE_URL"))}
+    env.update({
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "PYTHONPATH": f"{ROOT / 'plugins'}{os.pathsep}{ROOT}",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    })
+    env.update(extra)
+    return env
+
+
+def connection_env(ghl_url: str, gymdesk_url: str) -> dict[str, str]:
+    return {
+        "AIRFLOW_CONN_GHL_DEFAULT": json.dumps({"conn_type": "ghl", "host": ghl_url, "password": GHL_TOKEN,
+                                                "extra": {"location_id": LOCATION_ID}}),
+        "AIRFLOW_CONN_GYMDESK_DEFAULT": json.dumps({"conn_type": "crm_sync_app", "host": gymdesk_url,
+                                                    "password": GYMDESK_KEY}),
+    }
+
+
+def run_dag(home: Path, dag_id: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """Run one DAG run through Airflow (`airflow dags test`), failing with its log if the run fails."""
+    result = subprocess.run([sys.executable, "-m", "airflow", "dags", "test", dag_id, *args],
+                            env=airflow_env(home, **env), capture_output=True, text=True, timeout=600)
+    if result.returncode != 0 or "state=success" not in result.stdout + result.stderr:
+        tail = (result.stdout + result.stderr)[-6000:]
+        pytest.fail(f"airflow dags test {dag_id} failed (exit {result.returncode}):\n{tail}")
+    return result

@@ -1,0 +1,64 @@
+"""The ghl_gymdesk DAG, run by Airflow against the simulators, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import connection_env, run_dag
+from tests.helpers import GHL_FIELDS, GYMDESK_FIELDS, by_email
+
+pytestmark = [pytest.mark.integration]
+WRITE_METHODS = ("POST /contacts/upsert", "POST /contacts/", "PUT /contacts/{contact_id}",
+                 "POST /v1/members", "PATCH /v1/members/{member_id}")
+
+
+def test_two_way_contact_sync_reaches_the_merged_result_and_a_rerun_writes_nothing(
+        airflow_home, warehouse_url, tmp_path, ghl_sim, gymdesk_sim, demo_data):
+    ghl_seed, desk_seed = demo_data.seeds()
+    ghl_sim.seed("contacts", ghl_seed["contacts"])
+    gymdesk_sim.seed("members", desk_seed["members"])
+    env = {**connection_env(ghl_sim.url, gymdesk_sim.url), "CRM_SYNC_HOME": str(tmp_path / "home")}
+    if warehouse_url.startswith("postgresql"):  # production shape: the Airflow connection warehouse_default
+        url = sa.engine.make_url(warehouse_url)
+        env["AIRFLOW_CONN_WAREHOUSE_DEFAULT"] = json.dumps({
+            "conn_type": "postgres", "host": url.host, "port": url.port, "login": url.username,
+            "schema": url.database})
+    else:
+        env["WAREHOUSE_URL"] = warehouse_url
+
+    run_dag(airflow_home, "ghl_gymdesk", env)
+
+    ghl_people = by_email(ghl_sim.records("contacts"), GHL_FIELDS)
+    desk_people = by_email(gymdesk_sim.records("members"), GYMDESK_FIELDS)
+    for person in demo_data.expected:
+        assert ghl_people.get(person["email"]) == [person], f"GHL holds the wrong record for {person['email']}"
+        assert desk_people.get(person["email"]) == [person], f"Gymdesk holds the wrong record for {person['email']}"
+    # Bad and ambiguous rows stay where they were and are not copied across.
+    assert len(ghl_sim.records("contacts")) == len(demo_data.expected) + 2
+    assert len(gymdesk_sim.records("members")) == len(demo_data.expected) + 5
+    assert "broken.email@@example" not in ghl_people and "the.family@example.com" in ghl_people
+    assert len(desk_people["the.family@example.com"]) == 2 and len(ghl_people["the.family@example.com"]) == 1
+
+    engine = sa.create_engine(warehouse_url)
+    with engine.connect() as conn:
+        quarantined = conn.execute(sa.text(
+            "SELECT q.side, q.source_id, q.rule, q.detail, r.payload FROM quarantine q "
+            "JOIN raw_record r ON r.id = q.raw_id")).all()
+    rules = sorted((row.side, row.source_id or "", row.rule) for row in quarantined)
+    assert rules == [("app", "", "id_missing"), ("app", "mem_9001", "email_format"),
+                     ("app", "mem_9002", "phone_format"), ("app", "mem_951", "ambiguous_match"),
+                     ("app", "mem_952", "ambiguous_match"), ("ghl", "ghlBadPhone000000001", "phone_format"),
+                     ("ghl", "ghlFamily00000000001", "ambiguous_match")]
+    assert all(row.detail for row in quarantined)  # every row says what is wrong with it
+
+    # Second run, nothing changed outside: no write, and no read beyond the two incremental searches.
+    ghl_sim.reset_calls()
+    gymdesk_sim.reset_calls()
+    run_dag(airflow_home, "ghl_gymdesk", env)
+    calls = {**ghl_sim.calls(), **gymdesk_sim.calls()}
+    assert not any(calls.get(write) for write in WRITE_METHODS), calls
+    assert calls.get("POST /contacts/search") == 1 and calls.get("GET /v1/members") == 1, calls
+    engine.dispose()
