@@ -105,20 +105,25 @@ class ApiClient:
         self.limiter = RateLimiter(per_second, burst)
         self.metrics = CallMetrics()
         self.max_attempts = max_attempts
+        self._count_lock = threading.Lock()  # calls run on several threads (bounded fan-out)
+
+    def count(self, name: str, amount: float = 1) -> None:
+        with self._count_lock:
+            setattr(self.metrics, name, getattr(self.metrics, name) + amount)
 
     def close(self) -> None:
         self.http.close()
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        self.metrics.limiter_wait_s += self.limiter.acquire()
-        self.metrics.calls += 1
+        self.count("limiter_wait_s", self.limiter.acquire())
+        self.count("calls")
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise ApiError(None, method, path, type(exc).__name__) from None
         self.observe(response)
         if response.status_code == 429:
-            self.metrics.rate_limited += 1
+            self.count("rate_limited")
             self.limiter.pause(retry_after_seconds(response, 1.0))
         if response.is_error:
             raise ApiError(response.status_code, method, path, error_message(response))
@@ -133,7 +138,7 @@ class ApiClient:
             return self._send(method, path, **kwargs)
 
         def count_retry(state: RetryCallState) -> None:
-            self.metrics.retries += 1
+            self.count("retries")
             log.warning("retrying %s %s after %s", method, path, state.outcome.exception())
 
         for attempt in Retrying(retry=retry_if_exception(lambda e: isinstance(e, ApiError) and e.retriable),

@@ -15,6 +15,11 @@ class HookBase(BaseHook):
     def connection(self) -> Connection:
         return self.get_connection(self.conn_id)
 
+    def extras(self, conn: Connection) -> dict:
+        """Extra fields, whether saved by the UI form (``extra__<type>__<name>``) or written plainly."""
+        prefix = f"extra__{self.conn_type}__"
+        return {key.removeprefix(prefix): value for key, value in conn.extra_dejson.items() if value not in ("", None)}
+
     @staticmethod
     def base_url(conn: Connection, default: str) -> str:
         """A host may carry its scheme and port ("http://127.0.0.1:8080") or be a bare name."""

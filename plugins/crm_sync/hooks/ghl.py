@@ -9,6 +9,7 @@ creates (GHL matches by email/phone, so a retried create cannot duplicate) and
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,6 +18,7 @@ import httpx
 
 from crm_sync.http import ApiClient
 from crm_sync.hooks.base import HookBase
+from crm_sync.hooks.oauth import AirflowVariableTokenStore, GHLOAuth, OAuthClient, TokenStore
 
 API_VERSION = "2021-07-28"
 DEFAULT_BASE_URL = "https://services.leadconnectorhq.com"
@@ -40,16 +42,16 @@ class BearerToken(httpx.Auth):
 class GHLConfig:
     base_url: str
     location_id: str
-    token: str
+    auth: httpx.Auth
 
     def __repr__(self) -> str:
-        return f"GHLConfig(base_url={self.base_url!r}, location_id={self.location_id!r}, token=***)"
+        return f"GHLConfig(base_url={self.base_url!r}, location_id={self.location_id!r}, auth=***)"
 
 
 class GHLClient(ApiClient):
     def __init__(self, config: GHLConfig, page_limit: int = 500):
         # 9.8/s with a burst of 1 sends at most 99 calls in any 10 s window: under GHL's 100.
-        super().__init__(config.base_url, auth=BearerToken(config.token), per_second=9.8, burst=1,
+        super().__init__(config.base_url, auth=config.auth, per_second=9.8, burst=1,
                          headers={"Version": API_VERSION, "Accept": "application/json"})
         self.location_id = config.location_id
         self.page_limit = page_limit
@@ -85,6 +87,44 @@ class GHLClient(ApiClient):
             seen_cursors.add(cursor)
             body = {**body, "searchAfter": list(cursor)}
 
+    def search_tasks(self, contact_ids: list[str] | None = None, completed: bool | None = None,
+                     limit: int = 100) -> Iterator[dict[str, Any]]:
+        """Tasks of the whole location (or of the given contacts) in a few calls, not one per contact."""
+        chunks = [contact_ids[i:i + 100] for i in range(0, len(contact_ids), 100)] if contact_ids else [None]
+        for chunk in chunks:
+            body: dict[str, Any] = {"limit": limit, "skip": 0}
+            if chunk is not None:
+                body["contactId"] = chunk
+            if completed is not None:
+                body["completed"] = completed
+            while True:
+                page = self.request("POST", f"/locations/{self.location_id}/tasks/search", json=body,
+                                    retry=True).json()
+                tasks = _flatten(page.get("tasks", []))
+                yield from tasks
+                if len(tasks) < limit:
+                    break
+                body = {**body, "skip": body["skip"] + limit}
+
+    def calendar_events(self, start: datetime, end: datetime, *, calendar_id: str | None = None,
+                        user_id: str | None = None, group_id: str | None = None) -> list[dict[str, Any]]:
+        """Appointments of the location between two moments: one call per calendar, user or group."""
+        params: dict[str, Any] = {"locationId": self.location_id, "startTime": int(start.timestamp() * 1000),
+                                  "endTime": int(end.timestamp() * 1000)}
+        for name, value in (("calendarId", calendar_id), ("userId", user_id), ("groupId", group_id)):
+            if value:
+                params[name] = value
+        return self.request("GET", "/calendars/events", params=params, retry=True).json().get("events", [])
+
+    def contact_notes(self, contact_id: str) -> list[dict[str, Any]]:
+        return self.request("GET", f"/contacts/{contact_id}/notes", retry=True).json().get("notes", [])
+
+    def notes_for(self, contact_ids: list[str], workers: int = 4) -> dict[str, list[dict[str, Any]]]:
+        """Notes of the contacts known to have changed; GHL has no location-wide notes listing, so
+        the per-contact calls run concurrently (bounded), paced by the shared rate limiter."""
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return dict(zip(contact_ids, pool.map(self.contact_notes, contact_ids), strict=True))
+
     def upsert_contact(self, fields: dict[str, Any]) -> dict[str, Any]:
         body = {"locationId": self.location_id, **fields}
         return self.request("POST", "/contacts/upsert", json=body, retry=True).json()["contact"]
@@ -93,21 +133,55 @@ class GHLClient(ApiClient):
         return self.request("PUT", f"/contacts/{contact_id}", json=fields, retry=True).json()["contact"]
 
 
+def _flatten(items: list[Any]) -> list[dict[str, Any]]:
+    """The spec types the tasks list as an array of arrays; accept both shapes."""
+    return [task for item in items for task in (item if isinstance(item, list) else [item])]
+
+
 class GHLHook(HookBase):
-    """Connection: host = API base URL (default GHL's), password = Private Integration Token,
-    extra ``location_id``."""
+    """GoHighLevel connection: a Private Integration Token, or an OAuth app's client id,
+    secret and refresh token; plus the location id. The host defaults to GHL's API."""
 
     conn_name_attr = "ghl_conn_id"
     default_conn_name = "ghl_default"
     conn_type = "ghl"
     hook_name = "GoHighLevel"
 
+    def __init__(self, conn_id: str | None = None, token_store: TokenStore | None = None):
+        super().__init__(conn_id)
+        self.token_store = token_store
+
     def config(self) -> GHLConfig:
         conn = self.connection()
-        location_id = conn.extra_dejson.get("location_id")
-        if not location_id or not conn.password:
-            raise ValueError(f"connection '{self.conn_id}' needs a token (password) and extra.location_id")
-        return GHLConfig(base_url=self.base_url(conn, DEFAULT_BASE_URL), location_id=location_id, token=conn.password)
+        extra = self.extras(conn)
+        location_id = extra.get("location_id")
+        base_url = self.base_url(conn, DEFAULT_BASE_URL)
+        if not location_id:
+            raise ValueError(f"connection '{self.conn_id}' needs extra.location_id")
+        if extra.get("client_id"):
+            if not extra.get("client_secret"):
+                raise ValueError(f"connection '{self.conn_id}' uses OAuth and needs extra.client_secret")
+            client = OAuthClient(extra["client_id"], extra["client_secret"], f"{base_url}/oauth/token")
+            store = self.token_store or AirflowVariableTokenStore(self.conn_id)
+            auth: httpx.Auth = GHLOAuth(client, store, extra.get("refresh_token"))
+        elif conn.password:
+            auth = BearerToken(conn.password)
+        else:
+            raise ValueError(f"connection '{self.conn_id}' needs a Private Integration Token (password) "
+                             "or OAuth extra fields client_id, client_secret, refresh_token")
+        return GHLConfig(base_url=base_url, location_id=location_id, auth=auth)
 
     def get_conn(self, page_limit: int = 500) -> GHLClient:
         return GHLClient(self.config(), page_limit=page_limit)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """One cheap authenticated call: a search for a single contact."""
+        client = self.get_conn(page_limit=1)
+        try:
+            client.request("POST", "/contacts/search", json={"locationId": client.location_id, "pageLimit": 1},
+                           retry=False)
+            return True, "Connection to GoHighLevel works"
+        except Exception as exc:  # noqa: BLE001 - the UI shows the message
+            return False, str(exc)
+        finally:
+            client.close()

@@ -1,0 +1,104 @@
+"""GHL OAuth 2.0: access tokens refreshed lazily, rotated refresh tokens never lost.
+
+GHL rotates the refresh token on every use: the old one dies the moment the new one is
+issued. So the new refresh token is written to the token store *before* the new access
+token is used for anything; a crash after that point loses nothing. The token is
+refreshed when it is about to expire, and once more if a call still answers 401.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Protocol
+
+import httpx
+
+EXPIRY_MARGIN_S = 60.0
+
+
+class TokenStore(Protocol):
+    """Where the newest refresh token of a connection lives between runs."""
+
+    def load(self) -> str | None: ...
+
+    def save(self, refresh_token: str) -> None: ...
+
+
+class AirflowVariableTokenStore:
+    """Keeps the refresh token in an Airflow Variable (encrypted at rest with Fernet; its key
+    contains "token", so Airflow masks the value in every log)."""
+
+    def __init__(self, conn_id: str):
+        self.key = f"crm_sync_ghl_refresh_token__{conn_id}"
+
+    def load(self) -> str | None:
+        from airflow.sdk import Variable
+
+        return Variable.get(self.key, default=None)
+
+    def save(self, refresh_token: str) -> None:
+        from airflow.sdk import Variable
+
+        Variable.set(self.key, refresh_token, description="GHL OAuth refresh token, rotated by crm-sync")
+
+
+@dataclass(frozen=True)
+class OAuthClient:
+    client_id: str
+    client_secret: str
+    token_url: str
+    user_type: str = "Location"
+
+    def __repr__(self) -> str:
+        return f"OAuthClient(client_id={self.client_id!r}, client_secret=***, token_url={self.token_url!r})"
+
+
+class TokenRefreshError(RuntimeError):
+    """GHL refused the refresh token; a new authorisation (install) is needed."""
+
+
+class GHLOAuth(httpx.Auth):
+    """httpx auth that holds the access token and refreshes it through the token store."""
+
+    def __init__(self, client: OAuthClient, store: TokenStore, initial_refresh_token: str | None):
+        self.client, self.store = client, store
+        self.initial_refresh_token = initial_refresh_token
+        self.access_token: str | None = None
+        self.expires_at = 0.0
+        self.refreshes = 0
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return "GHLOAuth(***)"
+
+    def _refresh(self, stale: str | None) -> None:
+        with self._lock:
+            if self.access_token != stale:  # another thread refreshed meanwhile
+                return
+            refresh_token = self.store.load() or self.initial_refresh_token
+            if not refresh_token:
+                raise TokenRefreshError("no refresh token: install the app again to get one")
+            requested_at = time.monotonic()
+            response = httpx.post(self.client.token_url, timeout=30, data={
+                "client_id": self.client.client_id, "client_secret": self.client.client_secret,
+                "grant_type": "refresh_token", "refresh_token": refresh_token, "user_type": self.client.user_type})
+            if response.status_code != 200:
+                raise TokenRefreshError(f"token refresh refused with HTTP {response.status_code}")
+            body = response.json()
+            self.store.save(body["refresh_token"])  # before anything uses the new access token
+            self.access_token = body["access_token"]
+            self.expires_at = requested_at + float(body.get("expires_in", 3600)) - EXPIRY_MARGIN_S
+            self.refreshes += 1
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if self.access_token is None or time.monotonic() >= self.expires_at:
+            self._refresh(self.access_token)
+        request.headers["Authorization"] = f"Bearer {self.access_token}"
+        response = yield request
+        if response.status_code == 401:  # revoked or expired early: refresh once and resend
+            self._refresh(request.headers["Authorization"].removeprefix("Bearer "))
+            request.headers["Authorization"] = f"Bearer {self.access_token}"
+            yield request
