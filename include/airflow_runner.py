@@ -20,6 +20,7 @@ import time
 import urllib.request
 from contextlib import closing
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 TERMINAL = ("success", "failed")
@@ -69,8 +70,8 @@ def _signal_session(sid: int, sig: int) -> None:
 
 def _stop(processes: list[subprocess.Popen], grace: float) -> None:
     for process in reversed(processes):  # the scheduler first, while the API can still take task reports
-        for step in (process.terminate, lambda: _signal_session(process.pid, signal.SIGTERM),
-                     lambda: _signal_session(process.pid, signal.SIGKILL)):
+        for step in (process.terminate, partial(_signal_session, process.pid, signal.SIGTERM),
+                     partial(_signal_session, process.pid, signal.SIGKILL)):
             step()
             try:
                 process.wait(grace)

@@ -128,7 +128,6 @@ def main() -> int:
 def print_summary(profile, backfill_run_ids: list[str]) -> int:
     os.environ["CRM_SYNC_HOME"] = str(DEMO_HOME)
     import sqlalchemy as sa
-
     from crm_sync.pipeline.report import report_path, summarize
     from crm_sync.warehouse.db import engine
     from crm_sync.warehouse.tables import quarantine, raw_record, run_log

@@ -37,6 +37,9 @@ def create_app(api_key: str, state: SimState | None = None) -> FastAPI:
             return error(401, {"error": {"code": "unauthorized", "message": "missing or invalid X-API-Key"}})
         return None
 
+    def not_found(member_id: str):
+        return error(404, {"error": {"code": "not_found", "message": f"member {member_id} not found"}})
+
     def invalid(body: dict[str, Any]) -> str | None:
         email = body.get("email")
         if email and "@" not in str(email):
@@ -73,7 +76,7 @@ def create_app(api_key: str, state: SimState | None = None) -> FastAPI:
         with state.lock:
             member = members.get(member_id)
         if member is None:
-            return error(404, {"error": {"code": "not_found", "message": f"member {member_id} not found"}})
+            return not_found(member_id)
         return {"data": member}
 
     @app.post("/v1/members", status_code=201)
@@ -103,7 +106,7 @@ def create_app(api_key: str, state: SimState | None = None) -> FastAPI:
         with state.lock:
             member = members.get(member_id)
             if member is None:
-                return error(404, {"error": {"code": "not_found", "message": f"member {member_id} not found"}})
+                return not_found(member_id)
             member.update({k: body[k] for k in MEMBER_FIELDS if k in body})
             member["updated_at"] = iso_z(utcnow())
         return {"data": member}
@@ -115,7 +118,7 @@ def create_app(api_key: str, state: SimState | None = None) -> FastAPI:
         with state.lock:
             member = members.get(member_id)
             if member is None:
-                return error(404, {"error": {"code": "not_found", "message": f"member {member_id} not found"}})
+                return not_found(member_id)
             member["status"] = "archived"
             member["updated_at"] = iso_z(utcnow())
         return {"data": member}

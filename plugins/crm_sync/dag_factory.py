@@ -34,6 +34,23 @@ def _run(step: str, profile_name: str, context, *args):
     return getattr(module, step)(RunContext.from_airflow(profile_name, context), *args)
 
 
+STEPS = {
+    "stage": "Normalise raw contacts into staging; quarantine what breaks a rule.",
+    "validate": "Great Expectations over this run's staged rows; fail over the bad-row threshold.",
+    "reconcile": "Match identities, merge field by field, fill the outbox.",
+    "load": "Send the outbox, each row once.",
+    "report": "Write the run's HTML and JSON report.",
+}
+
+
+def _step_task(profile_name: str, step: str, doc: str):
+    @task(task_id=step, doc_md=doc)
+    def run_step(**context) -> dict:
+        return _run(step, profile_name, context)
+
+    return run_step
+
+
 def build_dag(profile: Profile) -> DAG:
     name = profile.name
     with DAG(
@@ -61,35 +78,11 @@ def build_dag(profile: Profile) -> DAG:
             """Land one side's changed contacts in raw_record."""
             return _run("extract", name, context, side)
 
-        @task
-        def stage(**context) -> dict:
-            """Normalise raw contacts into staging; quarantine what breaks a rule."""
-            return _run("stage", name, context)
-
-        @task
-        def validate(**context) -> dict:
-            """Great Expectations over this run's staged rows; fail over the bad-row threshold."""
-            return _run("validate", name, context)
-
-        @task
-        def reconcile(**context) -> dict:
-            """Match identities, merge field by field, fill the outbox."""
-            return _run("reconcile", name, context)
-
-        @task
-        def load(**context) -> dict:
-            """Send the outbox, each row once."""
-            return _run("load", name, context)
-
-        @task
-        def report(**context) -> dict:
-            """Write the run's HTML and JSON report."""
-            return _run("report", name, context)
-
+        steps = [_step_task(name, step, doc)() for step, doc in STEPS.items()]
         ready = migrate_warehouse()
         extracts = [extract.override(task_id="extract_ghl")("ghl"), extract.override(task_id=f"extract_{name}")("app")]
         ready >> extracts
-        staged = stage()
-        extracts >> staged
-        staged >> validate() >> reconcile() >> load() >> report()
+        extracts >> steps[0]
+        for upstream, downstream in zip(steps, steps[1:], strict=False):
+            upstream >> downstream
     return dag

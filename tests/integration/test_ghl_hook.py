@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 
 import pytest
-
 from crm_sync.hooks.ghl import BearerToken, GHLClient, GHLConfig
 from crm_sync.http import ApiError
+
 from include.demo_data import LOCATION_ID
 from tests.conftest import GHL_TOKEN
 

@@ -8,8 +8,8 @@ import sys
 import textwrap
 
 from airflow.timetables.interval import CronDataIntervalTimetable
-
 from crm_sync.profile import load_profiles
+
 from tests.conftest import ROOT, airflow_env
 
 PARSE_IN_A_SEALED_PROCESS = textwrap.dedent("""
@@ -69,5 +69,5 @@ def test_dags_extract_data_intervals_one_run_at_a_time_with_retries():
         assert dag.params["dry_run"] is False or dag.params["dry_run"] is True
         assert [t.task_id for t in dag.get_task("stage").upstream_list] != []
         chain = ["stage", "validate", "reconcile", "load", "report"]
-        for upstream, downstream in zip(chain, chain[1:]):
+        for upstream, downstream in zip(chain, chain[1:], strict=False):
             assert downstream in dag.get_task(upstream).downstream_task_ids

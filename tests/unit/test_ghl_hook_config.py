@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from crm_sync.hooks.ghl import DEFAULT_BASE_URL, BearerToken, GHLHook
 from crm_sync.hooks.oauth import GHLOAuth
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-
 from crm_sync.pipeline.normalize import RuleBroken, canonical_contact, content_hash, email, phone, text, timestamp
 from crm_sync.profile import profile_by_name
 

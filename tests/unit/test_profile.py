@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from crm_sync.profile import ProfileError, load_profiles, parse_profile
 from crm_sync.paths import PROFILES_DIR
+from crm_sync.profile import ProfileError, load_profiles, parse_profile
 
 
 def test_built_in_profiles_load():

@@ -16,9 +16,9 @@ from typing import Any
 
 import httpx
 
-from crm_sync.http import ApiClient
 from crm_sync.hooks.base import HookBase
 from crm_sync.hooks.oauth import AirflowVariableTokenStore, GHLOAuth, OAuthClient, TokenStore
+from crm_sync.http import ApiClient
 
 API_VERSION = "2021-07-28"
 DEFAULT_BASE_URL = "https://services.leadconnectorhq.com"

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from crm_sync.pipeline.context import RunContext, log_step, utcnow
 from crm_sync.pipeline.merge import merge
-from crm_sync.pipeline.normalize import Broken, content_hash
+from crm_sync.pipeline.normalize import Broken
 from crm_sync.pipeline.stage import quarantine_row
 from crm_sync.profile import CONTACT_FIELDS, Side
 from crm_sync.warehouse.db import engine

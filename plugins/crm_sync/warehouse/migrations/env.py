@@ -1,7 +1,6 @@
 """Alembic environment: runs on the connection handed over by crm_sync.warehouse.db.migrate."""
 
 from alembic import context
-
 from crm_sync.warehouse.tables import metadata
 
 connection = context.config.attributes["connection"]
