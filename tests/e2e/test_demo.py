@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -30,6 +31,13 @@ def test_make_demo_backfills_three_days_then_reruns_with_zero_writes():
     assert int(quarantined) == 7  # 4 bad rows + 3 records of an ambiguous family email
     assert Path(report).is_file() and "broken.email@@example" in Path(report).read_text()
     assert sum(line.startswith("backfill run:") for line in lines) == 3
+    windows = {}
+    for path in Path(report).parent.glob("*.json"):
+        summary = json.loads(path.read_text())
+        windows[summary["run_id"]] = {side["window"].split(" ")[0] for side in summary["sides"].values()}
+    backfills = sorted(run for run in windows if run.startswith("backfill__"))
+    assert [windows[run] for run in backfills] == [{"initial"}, {"interval"}, {"interval"}]
+    assert [modes for run, modes in windows.items() if run.startswith("manual__")] == [{"watermark"}]
     assert "  ghl  extracted=" in result.stdout and "api_calls=" in result.stdout
     leftovers = subprocess.run(["pgrep", "-f", f"{ROOT}/.demo|include.simulators"], capture_output=True, text=True)
     assert leftovers.stdout.strip() == "", "the demo left processes running"
