@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
 
 from crm_sync.hooks.ghl import BearerToken, GHLClient, GHLConfig  # noqa: E402
+
 from include.simulators import ghl  # noqa: E402
 from include.simulators.base import ServerThread, SimState, iso_z  # noqa: E402
 

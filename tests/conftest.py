@@ -51,7 +51,7 @@ class Sim:
 
 @pytest.fixture
 def ghl_sim() -> Iterator[Sim]:
-    grant = {"location_id": LOCATION_ID, "scopes": [ghl.READ, ghl.WRITE]}
+    grant = {"location_id": LOCATION_ID, "scopes": list(ghl.SCOPES)}
     with ServerThread(ghl.create_app(ghl.GHLSimulator({GHL_TOKEN: grant}, SimState()))) as server:
         yield Sim(server.url)
 

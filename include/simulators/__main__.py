@@ -23,8 +23,9 @@ def build_app(args: argparse.Namespace):
         for collection, rows in json.loads(Path(args.seed).read_text()).items():
             state.table(collection).update({str(row["id"]): row for row in rows})
     if args.app == "ghl":
-        grant = {"location_id": args.location, "scopes": [ghl.READ, ghl.WRITE]}
-        return ghl.create_app(ghl.GHLSimulator({args.token: grant}, state))
+        grant = {"location_id": args.location, "scopes": list(ghl.SCOPES)}
+        return ghl.create_app(ghl.GHLSimulator({args.token: grant}, state, strict=args.strict,
+                                               access_token_ttl_s=args.access_token_ttl))
     return gymdesk.create_app(args.api_key, state)
 
 
@@ -34,8 +35,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--seed", help="JSON file of {collection: [records]}")
     parser.add_argument("--url-file", help="write the base URL here once listening")
-    parser.add_argument("--token", default="pit-demo-token", help="GHL: accepted access token")
+    parser.add_argument("--token", default="pit-demo-token", help="GHL: accepted access token (all simulated scopes)")
     parser.add_argument("--location", default="demo-location", help="GHL: location id of the token")
+    parser.add_argument("--strict", action="store_true", help="GHL: answer 422 to bodies the spec refuses")
+    parser.add_argument("--access-token-ttl", type=float, default=ghl.DEFAULT_ACCESS_TOKEN_TTL_S,
+                        help="GHL: lifetime of OAuth access tokens, seconds")
     parser.add_argument("--api-key", default="gymdesk-demo-key", help="Gymdesk: accepted X-API-Key")
     args = parser.parse_args()
     stop = threading.Event()

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -33,8 +35,36 @@ def iso_z(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+def now_iso() -> str:
+    return iso_z(utcnow())
+
+
 def parse_iso(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+MAX_FAULT_COUNT = 10_000
+MAX_HOLD_S = 120.0
+FAULT_KEYS = {"latency_ms", "statuses", "storm_429", "server_errors", "timeouts", "drops", "resets"}
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One injected misbehaviour, met by exactly one request.
+
+    kind: "status" answers ``status`` (with ``headers``); "hold" keeps the request ``seconds``
+    before serving it, so a client with a shorter timeout sees a timeout; "drop" closes the
+    connection without a response (httpx: RemoteProtocolError); "reset" aborts it (ReadError).
+    """
+
+    kind: str
+    status: int = 0
+    seconds: float = 0.0
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, **({"status": self.status} if self.status else {}),
+                **({"seconds": self.seconds} if self.seconds else {}), **dict(self.headers)}
 
 
 @dataclass
@@ -42,7 +72,38 @@ class Faults:
     """Faults the next requests will meet; consumed in order, then normal service resumes."""
 
     latency_ms: float = 0.0
-    queued_statuses: list[int] = field(default_factory=list)
+    queue: list[Fault] = field(default_factory=list)
+
+
+def _count(value: Any) -> int:
+    count = int(value)
+    if not 0 <= count <= MAX_FAULT_COUNT:
+        raise ValueError(f"a fault count must be between 0 and {MAX_FAULT_COUNT}")
+    return count
+
+
+def parse_faults(body: dict[str, Any]) -> list[Fault]:
+    """The faults a ``POST /_sim/faults`` body asks for, in the order they will be met.
+
+    ``statuses: [500, 429]``; ``storm_429: {count, retry_after_s}``; ``server_errors: {count, status}``;
+    ``timeouts: {count, hold_s}``; ``drops: n``; ``resets: n``.
+    """
+    faults = [Fault("status", int(status)) for status in body.get("statuses", [])]
+    if storm := body.get("storm_429"):
+        retry_after = str(max(1, int(storm.get("retry_after_s", 1))))
+        faults += [Fault("status", 429, headers=(("Retry-After", retry_after),))] * _count(storm["count"])
+    if errors := body.get("server_errors"):
+        status = int(errors.get("status", 500))
+        if not 500 <= status <= 599:
+            raise ValueError("server_errors.status must be a 5xx")
+        faults += [Fault("status", status)] * _count(errors["count"])
+    if timeouts := body.get("timeouts"):
+        hold = float(timeouts.get("hold_s", 30))
+        if not 0 < hold <= MAX_HOLD_S:
+            raise ValueError(f"timeouts.hold_s must be in (0, {MAX_HOLD_S}]")
+        faults += [Fault("hold", seconds=hold)] * _count(timeouts["count"])
+    faults += [Fault("drop")] * _count(body.get("drops", 0)) + [Fault("reset")] * _count(body.get("resets", 0))
+    return faults
 
 
 @dataclass
@@ -62,8 +123,36 @@ def error(status: int, body: dict[str, Any], headers: dict[str, str] | None = No
     return JSONResponse(status_code=status, content=body, headers=headers)
 
 
-def install_common(app: FastAPI, state: SimState) -> None:
-    """Mount the admin routes and the middleware that counts calls and injects faults."""
+FaultAction = Callable[[Any], None]
+
+
+def _meet(fault: Fault, request: Request) -> Response:
+    """Answer with an injected status, or cut the connection so that no answer arrives."""
+    if fault.kind == "status":
+        body = b'{"statusCode": %d, "message": "injected fault"}' % fault.status
+        return Response(status_code=fault.status, content=body, media_type="application/json",
+                        headers=dict(fault.headers))
+    drop = getattr(request.app.state, "drop_connection", None)
+    if drop is None:
+        raise RuntimeError("dropping a connection needs the app served by ServerThread")
+    drop(tuple(request.scope["client"]), abort=fault.kind == "reset")
+    return Response(status_code=500)  # never reaches the client: its connection is gone
+
+
+async def _hold(request: Request, seconds: float) -> bool:
+    """Keep a request waiting; True when its client is still there to be served."""
+    await request.body()  # read it now: a client that gives up meanwhile leaves nothing to read later
+    await asyncio.sleep(seconds)
+    return not await request.is_disconnected()
+
+
+def install_common(app: FastAPI, state: SimState, fault_actions: dict[str, FaultAction] | None = None) -> None:
+    """Mount the admin routes and the middleware that counts calls and injects faults.
+
+    ``fault_actions`` adds simulator-specific faults to ``POST /_sim/faults``: a body key
+    whose value, when truthy, is passed to the action (GHL: ``expire_tokens``).
+    """
+    actions = fault_actions or {}
 
     @app.middleware("http")
     async def count_and_fault(request: Request, call_next):
@@ -72,11 +161,13 @@ def install_common(app: FastAPI, state: SimState) -> None:
         if state.faults.latency_ms:
             await asyncio.sleep(state.faults.latency_ms / 1000)
         with state.lock:
-            queued = state.faults.queued_statuses.pop(0) if state.faults.queued_statuses else None
-        if queued is not None:
-            state.calls[f"fault {queued}"] += 1
-            return Response(status_code=queued, content=b'{"statusCode": %d, "message": "injected fault"}' % queued,
-                            media_type="application/json")
+            fault = state.faults.queue.pop(0) if state.faults.queue else None
+        if fault is not None:
+            state.calls[f"fault {fault.status or fault.kind}"] += 1
+            if fault.kind != "hold":
+                return _meet(fault, request)
+            if not await _hold(request, fault.seconds):
+                return Response(status_code=408)  # nobody left to answer
         response = await call_next(request)
         route = request.scope.get("route")
         key = f"{request.method} {getattr(route, 'path', request.url.path)}"
@@ -109,12 +200,34 @@ def install_common(app: FastAPI, state: SimState) -> None:
         state.calls.clear()
         return {}
 
+    def fault_state() -> dict[str, Any]:
+        return {"latency_ms": state.faults.latency_ms, "queued": [f.describe() for f in state.faults.queue]}
+
+    @admin.get("/faults")
+    def get_faults() -> dict[str, Any]:
+        return fault_state()
+
     @admin.post("/faults")
-    def set_faults(body: dict[str, Any]) -> dict[str, Any]:
+    def set_faults(body: dict[str, Any]):
+        if unknown := set(body) - FAULT_KEYS - set(actions):
+            return error(400, {"statusCode": 400, "message": f"unknown faults: {sorted(unknown)}"})
+        try:
+            queued = parse_faults(body)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            return error(400, {"statusCode": 400, "message": f"invalid faults: {exc}"})
         with state.lock:
             state.faults.latency_ms = float(body.get("latency_ms", state.faults.latency_ms))
-            state.faults.queued_statuses.extend(int(s) for s in body.get("statuses", []))
-        return {"latency_ms": state.faults.latency_ms, "queued": list(state.faults.queued_statuses)}
+            state.faults.queue.extend(queued)
+        for name, action in actions.items():
+            if body.get(name):
+                action(body[name])
+        return fault_state()
+
+    @admin.post("/faults/reset")
+    def reset_faults() -> dict[str, Any]:
+        with state.lock:
+            state.faults = Faults()
+        return fault_state()
 
     app.include_router(admin)
 
@@ -135,6 +248,22 @@ class ServerThread:
         config = uvicorn.Config(app, log_level="warning", lifespan="off")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
+        app.state.drop_connection = self.drop_connection
+
+    def drop_connection(self, client: tuple[str, int], abort: bool = False) -> None:
+        """Close (or reset) the connection of one client; runs on the server's event loop.
+
+        An ASGI app cannot do this itself: uvicorn answers 500 to an app that fails before
+        responding. So the fault reaches for the transport of the matching connection.
+        """
+        for connection in list(self._server.server_state.connections):
+            if getattr(connection, "client", None) == client:
+                if abort:  # linger 0: the kernel answers with RST instead of a polite FIN
+                    sock = connection.transport.get_extra_info("socket")
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    connection.transport.abort()
+                else:
+                    connection.transport.close()
 
     def __enter__(self) -> ServerThread:
         self._thread.start()

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from crm_sync.pipeline.context import RunContext, advance_watermark, extraction_window
 from crm_sync.profile import profile_by_name
 from crm_sync.warehouse.db import create, migrate

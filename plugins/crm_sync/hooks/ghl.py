@@ -21,6 +21,7 @@ from crm_sync.hooks.oauth import AirflowVariableTokenStore, GHLOAuth, OAuthClien
 from crm_sync.http import ApiClient
 
 API_VERSION = "2021-07-28"
+CALENDARS_API_VERSION = "2021-04-15"  # calendars.json pins its own Version
 DEFAULT_BASE_URL = "https://services.leadconnectorhq.com"
 
 
@@ -114,7 +115,9 @@ class GHLClient(ApiClient):
         for name, value in (("calendarId", calendar_id), ("userId", user_id), ("groupId", group_id)):
             if value:
                 params[name] = value
-        return self.request("GET", "/calendars/events", params=params, retry=True).json().get("events", [])
+        response = self.request("GET", "/calendars/events", params=params, headers={"Version": CALENDARS_API_VERSION},
+                                retry=True)
+        return response.json().get("events", [])
 
     def contact_notes(self, contact_id: str) -> list[dict[str, Any]]:
         return self.request("GET", f"/contacts/{contact_id}/notes", retry=True).json().get("notes", [])
