@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
 
 from crm_sync.hooks.ghl import BearerToken, GHLClient, GHLConfig  # noqa: E402
+from crm_sync.http import RateLimiter  # noqa: E402
 
 from include.simulators import ghl  # noqa: E402
 from include.simulators.base import ServerThread, SimState, iso_z  # noqa: E402
@@ -69,18 +70,80 @@ def sustained_calls(url: str, location: str, seconds: float, contact_ids: list[s
 
 
 def seed_location(admin: httpx.Client, location: str, contacts: int, changed: int, now: datetime) -> list[str]:
-    """``contacts`` people with a task, a note and an appointment each; the last ``changed`` were edited today."""
-    rows, ids = [], []
+    """``contacts`` people, each with a task, a note and an appointment; the last ``changed`` edited lately."""
+    rows: dict[str, list[dict]] = {"contacts": [], "tasks": [], "notes": [], "appointments": []}
+    ids = []
     for i in range(contacts):
         updated = now - timedelta(minutes=10) if i >= contacts - changed else now - timedelta(days=30)
         contact_id = f"{location[-1]}c{i:06d}".ljust(20, "x")
         ids.append(contact_id)
-        rows.append({"id": contact_id, "locationId": location, "email": f"p{i}@{location}.example.com",
-                     "firstName": f"P{i}", "tags": [], "dateAdded": iso_z(now - timedelta(days=60)),
-                     "dateUpdated": iso_z(updated)})
-    for start in range(0, len(rows), 2000):
-        admin.post("/seed", json={"contacts": rows[start:start + 2000]}).raise_for_status()
+        rows["contacts"].append({"id": contact_id, "locationId": location, "email": f"p{i}@{location}.example.com",
+                                 "firstName": f"P{i}", "tags": [], "dateAdded": iso_z(now - timedelta(days=60)),
+                                 "dateUpdated": iso_z(updated)})
+        rows["tasks"].append({"id": f"t{contact_id}", "contactId": contact_id, "title": f"Call P{i}",
+                              "body": "", "completed": False, "dueDate": iso_z(now + timedelta(days=2)),
+                              "dateAdded": iso_z(updated)})
+        rows["notes"].append({"id": f"n{contact_id}", "contactId": contact_id, "body": f"Note about P{i}",
+                              "dateAdded": iso_z(updated)})
+        start = now + timedelta(hours=i % 1000)
+        rows["appointments"].append({"id": f"a{contact_id}", "contactId": contact_id, "locationId": location,
+                                     "calendarId": "cal-bench", "title": "Session", "appointmentStatus": "confirmed",
+                                     "startTime": iso_z(start), "endTime": iso_z(start + timedelta(hours=1))})
+    for name, records in rows.items():
+        for first in range(0, len(records), 2000):
+            admin.post("/seed", json={name: records[first:first + 2000]}).raise_for_status()
     return ids
+
+
+def incremental_ours(client: GHLClient, since: datetime, until: datetime) -> dict[str, dict]:
+    """Changed contacts by dateUpdated window; their tasks in one location-wide search; the window's
+    appointments in one calendar call; notes only for the changed contacts."""
+    changed = list(client.search_contacts(since, None))
+    ids = [c["id"] for c in changed]
+    tasks = list(client.search_tasks(ids))
+    events = client.calendar_events(since, until, calendar_id="cal-bench")
+    notes = client.notes_for(ids)
+    return {cid: {"tasks": sorted(t["id"] for t in tasks if t["contactId"] == cid),
+                  "notes": sorted(n["id"] for n in notes[cid]),
+                  "appointments": sorted(e["id"] for e in events if e.get("contactId") == cid)} for cid in ids}
+
+
+def incremental_naive(client: GHLClient, since: datetime) -> dict[str, dict]:
+    """The integration guides' way: every contact, then its tasks, notes and appointments, one call each."""
+    found = {}
+    for contact in client.search_contacts(None, None):
+        cid = contact["id"]
+        tasks = client.request("GET", f"/contacts/{cid}/tasks", retry=True).json()["tasks"]
+        notes = client.request("GET", f"/contacts/{cid}/notes", retry=True).json()["notes"]
+        events = client.request("GET", f"/contacts/{cid}/appointments", retry=True).json()["events"]
+        if datetime.fromisoformat(contact["dateUpdated"].replace("Z", "+00:00")) >= since:
+            found[cid] = {"tasks": sorted(t["id"] for t in tasks), "notes": sorted(n["id"] for n in notes),
+                          "appointments": sorted(e["id"] for e in events)}
+    return found
+
+
+def calls_per_incremental_run(contacts: int) -> dict[str, float]:
+    """(b): both approaches against one 10k-contact location with 1% changed; calls counted, not timed,
+    so the simulator runs without latency or limits here."""
+    location = "bench-calls-0"
+    unlimited = ghl.RateLimiter(burst_max=10**9, daily_max=10**9)
+    sim = ghl.GHLSimulator({token(location): {"location_id": location, "scopes": list(ghl.SCOPES)}}, SimState(),
+                           unlimited)
+    now = datetime.now(UTC)
+    with ServerThread(ghl.create_app(sim)) as server:
+        admin = httpx.Client(base_url=server.url + "/_sim", timeout=120)
+        seed_location(admin, location, contacts, contacts // 100, now)
+        since = now - timedelta(hours=1)
+        ours_client, naive_client = client_for(server.url, location), client_for(server.url, location)
+        for client in (ours_client, naive_client):
+            client.limiter = RateLimiter(per_second=1e6, burst=10**6)
+        ours = incremental_ours(ours_client, since, now + timedelta(days=60))
+        naive = incremental_naive(naive_client, since)
+    if ours != naive:
+        raise AssertionError("the two approaches disagree on the changed contacts' tasks, notes or appointments")
+    return {"calls_ours": ours_client.metrics.calls, "calls_naive": naive_client.metrics.calls,
+            "changed_contacts": len(ours),
+            "calls_ratio_vs_naive": round(naive_client.metrics.calls / ours_client.metrics.calls, 1)}
 
 
 def main() -> None:
@@ -118,7 +181,9 @@ def main() -> None:
             thread.join()
         rate_limited = one_client.metrics.rate_limited + sum(c.metrics.rate_limited for c in clients)
 
+    calls = calls_per_incremental_run(args.contacts)
     result = {
+        **calls,
         "throughput_calls_per_s": round(one_rate, 3),
         "throughput_ratio": round(one_rate / CEILING_PER_S, 3),
         "rate_limited_429": rate_limited,

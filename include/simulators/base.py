@@ -106,17 +106,53 @@ def parse_faults(body: dict[str, Any]) -> list[Fault]:
     return faults
 
 
+class Table(dict):
+    """Records by id that know which records belong to a parent (say, a contact's tasks) without
+    scanning the whole table on every call; the index is rebuilt after the table changes."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.version = 0
+        self._indexes: dict[str, tuple[int, dict[Any, list[dict[str, Any]]]]] = {}
+
+    def __setitem__(self, key: str, value: dict[str, Any]) -> None:
+        super().__setitem__(key, value)
+        self.version += 1
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self.version += 1
+
+    def pop(self, *args: Any) -> Any:
+        self.version += 1
+        return super().pop(*args)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        super().update(*args, **kwargs)
+        self.version += 1
+
+    def by(self, field_name: str, value: Any) -> list[dict[str, Any]]:
+        """Records whose ``field_name`` equals ``value`` (the field must not change after creation)."""
+        version, index = self._indexes.get(field_name, (-1, {}))
+        if version != self.version:
+            index = {}
+            for record in self.values():
+                index.setdefault(record.get(field_name), []).append(record)
+            self._indexes[field_name] = (self.version, index)
+        return index.get(value, [])
+
+
 @dataclass
 class SimState:
     """In-memory records per collection, plus the call log the admin routes expose."""
 
-    collections: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    collections: dict[str, Table] = field(default_factory=dict)
     calls: Counter = field(default_factory=Counter)
     faults: Faults = field(default_factory=Faults)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
-    def table(self, name: str) -> dict[str, dict[str, Any]]:
-        return self.collections.setdefault(name, {})
+    def table(self, name: str) -> Table:
+        return self.collections.setdefault(name, Table())
 
 
 def error(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:

@@ -38,7 +38,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from include.simulators import ghl_keys, spec
-from include.simulators.base import SimState, error, install_common, now_iso, parse_iso
+from include.simulators.base import SimState, Table, error, install_common, now_iso, parse_iso
 from include.simulators.ghl_webhooks import Webhooks
 
 API_VERSION = "2021-07-28"
@@ -382,10 +382,8 @@ class GHLSimulator:
             raise bad_request(f"{kind} not found")
         return record
 
-    def children(self, table: dict[str, dict[str, Any]], contact_id: str, order: str = "dateAdded"
-                 ) -> list[dict[str, Any]]:
-        return sorted((r for r in table.values() if r.get("contactId") == contact_id),
-                      key=lambda r: (str(r.get(order) or ""), r["id"]))
+    def children(self, table: Table, contact_id: str, order: str = "dateAdded") -> list[dict[str, Any]]:
+        return sorted(table.by("contactId", contact_id), key=lambda r: (str(r.get(order) or ""), r["id"]))
 
     def find_duplicate(self, location_id: str, email: str | None, phone: str | None) -> dict[str, Any] | None:
         for key, value in (("email", email), ("phone", phone)):
@@ -735,7 +733,7 @@ def _appointment_routes(operation: Register, authorized: Any, sim: GHLSimulator)
     def contact_appointments(contact_id: str, call: Call = authorized):
         with sim.state.lock:
             contact = sim.contact(call, contact_id)
-            return {"events": by_start([a for a in sim.appointments.values() if a.get("contactId") == contact["id"]])}
+            return {"events": by_start(sim.appointments.by("contactId", contact["id"]))}
 
     @operation("GET", "/calendars/events", EVENTS_READ, version=CALENDARS_VERSION)
     def calendar_events(request: Request, call: Call = authorized):

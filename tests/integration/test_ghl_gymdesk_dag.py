@@ -62,3 +62,31 @@ def test_two_way_contact_sync_reaches_the_merged_result_and_a_rerun_writes_nothi
     assert not any(calls.get(write) for write in WRITE_METHODS), calls
     assert calls.get("POST /contacts/search") == 1 and calls.get("GET /v1/members") == 1, calls
     engine.dispose()
+
+
+def test_a_dry_run_plans_and_reports_every_write_but_sends_none(airflow_home, tmp_path, ghl_sim, gymdesk_sim,
+                                                                 demo_data):
+    ghl_seed, desk_seed = demo_data.seeds()
+    ghl_sim.seed("contacts", ghl_seed["contacts"])
+    gymdesk_sim.seed("members", desk_seed["members"])
+    home = tmp_path / "home"
+    env = {**connection_env(ghl_sim.url, gymdesk_sim.url), "CRM_SYNC_HOME": str(home),
+           "WAREHOUSE_URL": f"sqlite:///{tmp_path / 'warehouse.db'}"}
+
+    run_dag(airflow_home, "ghl_gymdesk", env, "-c", json.dumps({"dry_run": True}))
+
+    calls = {**ghl_sim.calls(), **gymdesk_sim.calls()}
+    assert not any(calls.get(write) for write in WRITE_METHODS), calls
+    report = json.loads(next((home / "reports" / "ghl_gymdesk").glob("*.json")).read_text())
+    assert report["dry_run"] is True and report["writes_sent"] == 0
+    planned = report["writes"]
+    assert planned and all(w["status"] == "dry_run" for w in planned)
+    conflict = next(w for w in planned if "(desk edit)" in str(w["payload"]) or "(GHL edit)" in str(w["payload"]))
+    assert conflict["decisions"][0]["reason"].startswith("latest_wins")  # the diff says who won and why
+
+    run_dag(airflow_home, "ghl_gymdesk", env)  # the real run sends what the dry run planned
+
+    ghl_people = by_email(ghl_sim.records("contacts"), GHL_FIELDS)
+    desk_people = by_email(gymdesk_sim.records("members"), GYMDESK_FIELDS)
+    for person in demo_data.expected:
+        assert ghl_people.get(person["email"]) == [person] and desk_people.get(person["email"]) == [person]
