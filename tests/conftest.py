@@ -123,11 +123,15 @@ def connection_env(ghl_url: str, gymdesk_url: str) -> dict[str, str]:
     }
 
 
-def run_dag(home: Path, dag_id: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    """Run one DAG run through Airflow (`airflow dags test`), failing with its log if the run fails."""
+def run_dag(home: Path, dag_id: str, env: dict[str, str], *args: str, succeed: bool = True
+            ) -> subprocess.CompletedProcess:
+    """Run one DAG run through Airflow (`airflow dags test`); fail the test with its log if the run's
+    outcome is not the expected one."""
     result = subprocess.run([sys.executable, "-m", "airflow", "dags", "test", dag_id, *args],
                             env=airflow_env(home, **env), capture_output=True, text=True, timeout=600)
-    if result.returncode != 0 or "state=success" not in result.stdout + result.stderr:
+    succeeded = result.returncode == 0 and "state=success" in result.stdout + result.stderr
+    if succeeded != succeed:
         tail = (result.stdout + result.stderr)[-6000:]
-        pytest.fail(f"airflow dags test {dag_id} failed (exit {result.returncode}):\n{tail}")
+        pytest.fail(f"airflow dags test {dag_id}: expected the run to {'succeed' if succeed else 'fail'} "
+                    f"(exit {result.returncode}):\n{tail}")
     return result

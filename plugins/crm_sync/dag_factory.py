@@ -44,7 +44,8 @@ STEPS = {
 
 
 def _step_task(profile_name: str, step: str, doc: str):
-    @task(task_id=step, doc_md=doc)
+    # The report runs whatever happened before it: a failed run is the one most worth reading.
+    @task(task_id=step, doc_md=doc, trigger_rule="all_done" if step == "report" else "all_success")
     def run_step(**context) -> dict:
         return _run(step, profile_name, context)
 

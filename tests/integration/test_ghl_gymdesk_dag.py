@@ -90,3 +90,25 @@ def test_a_dry_run_plans_and_reports_every_write_but_sends_none(airflow_home, tm
     desk_people = by_email(gymdesk_sim.records("members"), GYMDESK_FIELDS)
     for person in demo_data.expected:
         assert ghl_people.get(person["email"]) == [person] and desk_people.get(person["email"]) == [person]
+
+
+def test_too_many_bad_rows_fail_the_run_at_validate_write_nothing_and_still_report(
+        airflow_home, tmp_path, ghl_sim, gymdesk_sim):
+    members = [{"id": f"mem_{n}", "first_name": f"M{n}", "email": f"m{n}@example.com", "phone": None,
+                "updated_at": "2026-11-20T10:00:00.000Z"} for n in range(20)]
+    for member in members[:4]:  # 4 of 20 (20%) break the email rule, over the 5% threshold
+        member["email"] = member["email"].replace("@", "@@")
+    gymdesk_sim.seed("members", members)
+    home = tmp_path / "home"
+    env = {**connection_env(ghl_sim.url, gymdesk_sim.url), "CRM_SYNC_HOME": str(home),
+           "WAREHOUSE_URL": f"sqlite:///{tmp_path / 'warehouse.db'}"}
+
+    run_dag(airflow_home, "ghl_gymdesk", env, succeed=False)
+
+    calls = {**ghl_sim.calls(), **gymdesk_sim.calls()}
+    assert not any(calls.get(write) for write in WRITE_METHODS), calls
+    assert ghl_sim.records("contacts") == []
+    report = json.loads(next((home / "reports" / "ghl_gymdesk").glob("*.json")).read_text())
+    assert report["failed_at"] == "validate"
+    assert report["validate"]["bad_share"] == 0.2 and report["validate"]["passed"] is False
+    assert sorted(q["rule"] for q in report["quarantine"]) == ["email_format"] * 4

@@ -13,6 +13,7 @@ from typing import Any
 import jinja2
 import sqlalchemy as sa
 
+from crm_sync.errors import NoRetryError
 from crm_sync.paths import PROJECT_ROOT, data_home
 from crm_sync.pipeline.context import RunContext, log_step, utcnow
 from crm_sync.warehouse.db import engine
@@ -91,16 +92,29 @@ def render(summary: dict[str, Any]) -> str:
     return env.get_template("run_report.html.j2").render(r=summary)
 
 
+PIPELINE = ("extract", "stage", "validate", "reconcile", "load")
+
+
+class RunFailed(NoRetryError):
+    """An earlier task failed; the report is written all the same, then the run is marked failed."""
+
+
 def report(ctx: RunContext) -> dict[str, Any]:
+    """Runs after the others whatever their outcome (trigger rule all_done), so a failed run has a report too."""
     eng = engine()
     with eng.connect() as conn:
         summary = summarize(conn, ctx.profile.name, ctx.run_id)
-    summary.update(generated_at=utcnow().isoformat(timespec="seconds"), dry_run=ctx.dry_run)
+        done = {step for (step, _side), row in _steps(conn, ctx.profile.name, ctx.run_id).items()
+                if row.stats.get("passed", True)}
+    failed_at = next((step for step in PIPELINE if step not in done), None)
+    summary.update(generated_at=utcnow().isoformat(timespec="seconds"), dry_run=ctx.dry_run, failed_at=failed_at)
     path = report_path(ctx.profile.dag_id, ctx.run_id)
     path.write_text(render(summary), encoding="utf-8")
     path.with_suffix(".json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
     stats = {"report": str(path), "sides": summary["sides"], "writes_sent": summary["writes_sent"],
-             "quarantined": summary["quarantined"]}
+             "quarantined": summary["quarantined"], "failed_at": failed_at}
     with eng.begin() as conn:
         log_step(conn, ctx, "report", stats)
+    if failed_at:
+        raise RunFailed(f"the run stopped at {failed_at}; its report is {path}")
     return stats

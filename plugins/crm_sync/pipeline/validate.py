@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from crm_sync.errors import NoRetryError
 from crm_sync.pipeline.context import RunContext, log_step, utcnow
 from crm_sync.pipeline.normalize import Broken
 from crm_sync.pipeline.stage import quarantine_row
@@ -28,7 +29,7 @@ CLOCK_SKEW = timedelta(minutes=5)
 MIN_ROWS_FOR_THRESHOLD = 20
 
 
-class DataQualityError(RuntimeError):
+class DataQualityError(NoRetryError):
     """Too large a share of the run's rows failed validation; nothing is written."""
 
 
@@ -112,10 +113,11 @@ def validate(ctx: RunContext) -> dict[str, Any]:
                 staging_contact.c.source_id == staged.at[index, "source_id"]))
         bad = _newly_bad(conn, ctx)
         share = bad / extracted if extracted else 0.0
+        passed = extracted < MIN_ROWS_FOR_THRESHOLD or share <= ctx.profile.quality_threshold
         stats = {"validated": len(staged), "failed": len(bad_rows), "newly_bad": bad, "bad_share": round(share, 4),
-                 "threshold": ctx.profile.quality_threshold}
+                 "threshold": ctx.profile.quality_threshold, "passed": passed}
         log_step(conn, ctx, "validate", stats)
-    if extracted >= MIN_ROWS_FOR_THRESHOLD and share > ctx.profile.quality_threshold:
+    if not passed:
         raise DataQualityError(f"{bad} of {extracted} rows ({share:.1%}) newly failed validation, over the "
                                f"profile's threshold of {ctx.profile.quality_threshold:.0%}; nothing will be written")
     return stats
