@@ -17,6 +17,7 @@ import itertools
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from include.simulators.base import SimState, error, install_common, iso_z, parse_iso, utcnow
 
@@ -79,13 +80,20 @@ def create_app(api_key: str, state: SimState | None = None) -> FastAPI:
             return not_found(member_id)
         return {"data": member}
 
-    @app.post("/v1/members", status_code=201)
-    async def create_member(request: Request):
+    async def member_body(request: Request) -> tuple[dict[str, Any], JSONResponse | None]:
+        """The member in a write's body, or the answer refusing the write."""
         if (denied := unauthorized(request)) is not None:
-            return denied
+            return {}, denied
         body = (await request.json()).get("data", {})
         if (problem := invalid(body)) is not None:
-            return error(422, {"error": {"code": "validation_error", "message": problem}})
+            return body, error(422, {"error": {"code": "validation_error", "message": problem}})
+        return body, None
+
+    @app.post("/v1/members", status_code=201)
+    async def create_member(request: Request):
+        body, refused = await member_body(request)
+        if refused is not None:
+            return refused
         now = iso_z(utcnow())
         with state.lock:
             member_id = f"mem_{next(new_ids)}"
@@ -98,11 +106,9 @@ def create_app(api_key: str, state: SimState | None = None) -> FastAPI:
 
     @app.patch("/v1/members/{member_id}")
     async def update_member(request: Request, member_id: str):
-        if (denied := unauthorized(request)) is not None:
-            return denied
-        body = (await request.json()).get("data", {})
-        if (problem := invalid(body)) is not None:
-            return error(422, {"error": {"code": "validation_error", "message": problem}})
+        body, refused = await member_body(request)
+        if refused is not None:
+            return refused
         with state.lock:
             member = members.get(member_id)
             if member is None:

@@ -140,7 +140,8 @@ def reconcile(ctx: RunContext) -> dict[str, Any]:
         touched = (set(changed_ghl["id"]) | set(changed_app["id"])) - busy
         for link in links[links.id.isin(touched)].itertuples():
             if link.ghl_id in ghl.index and link.app_id in app.index:
-                plan.pair(int(link.id), ghl.loc[link.ghl_id], app.loc[link.app_id], link.base)
+                base = link.base if isinstance(link.base, dict) else None  # never synced yet: no base
+                plan.pair(int(link.id), ghl.loc[link.ghl_id], app.loc[link.app_id], base)
 
         # 2. Unlinked records: match, quarantine the ambiguous, create the rest on the other side.
         lone_ghl = ghl[~ghl.source_id.isin(by_ghl.index)]
