@@ -1,0 +1,73 @@
+"""Operate the outbox by hand: list writes, retry failed ones, or discard them.
+
+    python -m crm_sync.cli outbox list --profile gymdesk [--status failed]
+    python -m crm_sync.cli outbox retry --profile gymdesk (--id N ... | --all-failed)
+    python -m crm_sync.cli outbox discard --profile gymdesk --id N ...
+
+A retried row goes back to ``pending`` and the next run's load sends it; a discarded row is
+never sent (the record is synced again only when it changes). Uses the same warehouse as the
+DAGs (WAREHOUSE_URL, the warehouse_default connection, or the embedded SQLite file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+
+from crm_sync.warehouse.db import engine
+from crm_sync.warehouse.tables import outbox
+
+
+def list_rows(conn: sa.Connection, profile: str, status: str | None) -> list[dict]:
+    query = sa.select(outbox.c.id, outbox.c.run_id, outbox.c.side, outbox.c.op, outbox.c.target_id,
+                      outbox.c.status, outbox.c.attempts, outbox.c.last_error, outbox.c.payload
+                      ).where(outbox.c.profile == profile).order_by(outbox.c.id)
+    if status:
+        query = query.where(outbox.c.status == status)
+    return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def move(conn: sa.Connection, profile: str, ids: Sequence[int] | None, to: str) -> int:
+    """Failed (or, by id, pending) rows to ``to``; rows already sent are never touched."""
+    query = sa.update(outbox).where(outbox.c.profile == profile)
+    if ids:
+        query = query.where(outbox.c.id.in_(ids), outbox.c.status.in_(["failed", "pending", "dry_run"]))
+    else:
+        query = query.where(outbox.c.status == "failed")
+    return conn.execute(query.values(status=to)).rowcount
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m crm_sync.cli", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="area", required=True).add_parser("outbox").add_subparsers(
+        dest="command", required=True)
+    for name in ("list", "retry", "discard"):
+        command = commands.add_parser(name)
+        command.add_argument("--profile", required=True)
+        if name == "list":
+            command.add_argument("--status", help="pending, sent, failed, dry_run, superseded, discarded")
+        else:
+            command.add_argument("--id", type=int, nargs="+", dest="ids", help="outbox row ids")
+        if name == "retry":
+            command.add_argument("--all-failed", action="store_true")
+    args = parser.parse_args(argv)
+    if args.command != "list" and not args.ids and not getattr(args, "all_failed", False):
+        parser.error(f"outbox {args.command} needs --id" + (" or --all-failed" if args.command == "retry" else ""))
+    with engine().begin() as conn:
+        if args.command == "list":
+            for row in list_rows(conn, args.profile, args.status):
+                print(json.dumps(row, default=str))
+            return 0
+        to = "pending" if args.command == "retry" else "discarded"
+        moved = move(conn, args.profile, args.ids, to)
+    print(f"{moved} outbox row(s) of {args.profile} now {to}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""The outbox CLI: failed writes can be listed, retried or discarded; sent ones never move."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+
+from crm_sync import cli
+from crm_sync.warehouse.db import create, engine, migrate
+from crm_sync.warehouse.tables import outbox
+
+
+@pytest.fixture
+def warehouse(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    monkeypatch.setenv("WAREHOUSE_URL", url)
+    engine.cache_clear()
+    eng = create(url)
+    migrate(eng)
+    rows = [{"profile": "gymdesk", "run_id": "r1", "entity": "contact", "side": "ghl", "op": "update",
+             "xref_id": n, "target_id": f"c{n}", "payload": {"email": f"p{n}@x.com"}, "merged": {},
+             "decisions": [], "idempotency_key": f"k{n}", "status": status, "attempts": 1,
+             "last_error": "PUT /contacts/c1 -> 422: email must be an email" if status == "failed" else None,
+             "created_at": datetime.now(UTC)}
+            for n, status in ((1, "failed"), (2, "failed"), (3, "sent"))]
+    with eng.begin() as conn:
+        conn.execute(sa.insert(outbox), rows)
+    yield eng
+    engine.cache_clear()
+    eng.dispose()
+
+
+def statuses(eng) -> dict[int, str]:
+    with eng.connect() as conn:
+        return {r.xref_id: r.status for r in conn.execute(sa.select(outbox.c.xref_id, outbox.c.status))}
+
+
+def test_list_shows_failed_rows_with_the_server_message(warehouse, capsys):
+    assert cli.main(["outbox", "list", "--profile", "gymdesk", "--status", "failed"]) == 0
+    listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["target_id"] for r in listed] == ["c1", "c2"]
+    assert "email must be an email" in listed[0]["last_error"]
+
+
+def test_retry_all_failed_puts_them_back_in_line_and_leaves_sent_rows_alone(warehouse):
+    cli.main(["outbox", "retry", "--profile", "gymdesk", "--all-failed"])
+    assert statuses(warehouse) == {1: "pending", 2: "pending", 3: "sent"}
+
+
+def test_discard_by_id_never_touches_a_sent_row(warehouse):
+    with warehouse.connect() as conn:
+        ids = {r.xref_id: r.id for r in conn.execute(sa.select(outbox.c.id, outbox.c.xref_id))}
+    cli.main(["outbox", "discard", "--profile", "gymdesk", "--id", str(ids[2]), str(ids[3])])
+    assert statuses(warehouse) == {1: "failed", 2: "discarded", 3: "sent"}
+
+
+def test_retry_without_a_selection_is_refused(warehouse):
+    with pytest.raises(SystemExit):
+        cli.main(["outbox", "retry", "--profile", "gymdesk"])
