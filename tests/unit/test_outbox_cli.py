@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
-
 from crm_sync import cli
 from crm_sync.warehouse.db import create, engine, migrate
 from crm_sync.warehouse.tables import outbox
