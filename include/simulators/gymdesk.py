@@ -8,7 +8,8 @@ conventional REST API that include/profiles/gymdesk.yaml assumes, and nothing mo
   answering ``{"data": [...], "meta": {"page", "per_page", "total", "has_more"}}``
   ordered by ``updated_at`` then ``id``;
 - ``GET|PATCH|DELETE /v1/members/{id}`` and ``POST /v1/members`` (201), bodies ``{"data": member}``;
-- errors ``{"error": {"code", "message"}}``; DELETE archives (``status: archived``).
+- errors ``{"error": {"code", "message"}}``; 422 for an invalid email or a company name over 100
+  characters; DELETE archives (``status: archived``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from include.simulators.base import SimState, error, install_common, iso_z, pars
 
 MEMBER_FIELDS = ("first_name", "last_name", "email", "phone", "company", "lead_source", "status")
 MAX_PER_PAGE = 100
+MAX_COMPANY_LENGTH = 100  # an assumed field limit, so a write can be refused with a 422
 
 
 def create_app(api_key: str, state: SimState | None = None) -> FastAPI:
@@ -45,6 +47,8 @@ def create_app(api_key: str, state: SimState | None = None) -> FastAPI:
         email = body.get("email")
         if email and "@" not in str(email):
             return f"email '{email}' is not a valid address"
+        if len(str(body.get("company") or "")) > MAX_COMPANY_LENGTH:
+            return f"company must be at most {MAX_COMPANY_LENGTH} characters"
         return None
 
     @app.get("/v1/members")

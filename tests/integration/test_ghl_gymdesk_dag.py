@@ -112,3 +112,29 @@ def test_too_many_bad_rows_fail_the_run_at_validate_write_nothing_and_still_repo
     assert report["failed_at"] == "validate"
     assert report["validate"]["bad_share"] == 0.2 and report["validate"]["passed"] is False
     assert sorted(q["rule"] for q in report["quarantine"]) == ["email_format"] * 4
+
+
+def test_a_write_the_app_refuses_is_recorded_with_its_reason_and_the_rest_of_the_batch_goes_on(
+        airflow_home, tmp_path, ghl_sim, gymdesk_sim, demo_data):
+    ghl_seed, desk_seed = demo_data.seeds()
+    long_company = {"id": "ghlLongCompany000001", "locationId": "demo-location", "firstName": "Long",
+                    "lastName": "Name", "email": "long.company@example.com", "companyName": "X" * 150,
+                    "tags": [], "dateAdded": "2026-11-01T00:00:00.000Z", "dateUpdated": "2026-11-20T00:00:00.000Z"}
+    ghl_sim.seed("contacts", [*ghl_seed["contacts"], long_company])
+    gymdesk_sim.seed("members", desk_seed["members"])
+    home = tmp_path / "home"
+    env = {**connection_env(ghl_sim.url, gymdesk_sim.url), "CRM_SYNC_HOME": str(home),
+           "WAREHOUSE_URL": f"sqlite:///{tmp_path / 'warehouse.db'}"}
+
+    run_dag(airflow_home, "ghl_gymdesk", env)  # a refused row does not fail the run
+
+    report = json.loads(next((home / "reports" / "ghl_gymdesk").glob("*.json")).read_text())
+    failed = [w for w in report["writes"] if w["status"] == "failed"]
+    assert len(failed) == 1 and failed[0]["side"] == "app" and failed[0]["op"] == "create"
+    assert "422" in failed[0]["last_error"] and "company must be at most 100 characters" in failed[0]["last_error"]
+    assert failed[0]["payload"]["email"] == "long.company@example.com"  # the report names the record
+    assert report["sides"]["app"]["failed"] == 1
+    desk_people = by_email(gymdesk_sim.records("members"), GYMDESK_FIELDS)
+    assert "long.company@example.com" not in desk_people
+    for person in demo_data.expected:  # everyone else was written
+        assert desk_people.get(person["email"]) == [person]
