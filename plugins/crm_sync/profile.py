@@ -98,6 +98,13 @@ class Profile(Strict):
     def contact_fields(self) -> dict[str, FieldMap]:
         return self.entities["contact"].fields
 
+    def record_fields(self, side: Side) -> tuple[str, str]:
+        """The names of a contact's id and updated-at fields on one side."""
+        if side == "ghl":
+            return "id", "dateUpdated"
+        api = self.app.entities["contact"]
+        return api.id_field, api.updated_at_field
+
 
 def _describe(err: dict) -> str:
     key = ".".join(str(part) for part in err["loc"]) or "<top level>"

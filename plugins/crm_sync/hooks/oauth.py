@@ -16,7 +16,7 @@ from typing import Protocol
 
 import httpx
 
-from crm_sync.http import RETRIABLE_STATUS, retry_after_seconds
+from crm_sync.http import ApiClient, ApiError
 
 EXPIRY_MARGIN_S = 60.0
 TOKEN_ATTEMPTS = 5
@@ -73,6 +73,8 @@ class GHLOAuth(httpx.Auth):
         self.expires_at = 0.0
         self.refreshes = 0
         self._lock = threading.Lock()
+        self._token_api = ApiClient(client.token_url, per_second=1.0, burst=TOKEN_ATTEMPTS,
+                                    max_attempts=TOKEN_ATTEMPTS)
 
     def __repr__(self) -> str:
         return "GHLOAuth(***)"
@@ -85,31 +87,16 @@ class GHLOAuth(httpx.Auth):
             if not refresh_token:
                 raise TokenRefreshError("no refresh token: install the app again to get one")
             requested_at = time.monotonic()
-            response = self._post_token({
-                "client_id": self.client.client_id, "client_secret": self.client.client_secret,
-                "grant_type": "refresh_token", "refresh_token": refresh_token, "user_type": self.client.user_type})
-            if response.status_code != 200:
-                raise TokenRefreshError(f"token refresh refused with HTTP {response.status_code}")
-            body = response.json()
+            form = {"client_id": self.client.client_id, "client_secret": self.client.client_secret,
+                    "grant_type": "refresh_token", "refresh_token": refresh_token, "user_type": self.client.user_type}
+            try:  # retried like any call while GHL rate-limits (Retry-After) or is briefly down
+                body = self._token_api.request("POST", self.client.token_url, data=form, retry=True).json()
+            except ApiError as exc:  # the status only: GHL's message could quote what we sent
+                raise TokenRefreshError(f"token refresh refused with HTTP {exc.status or 'no response'}") from None
             self.store.save(body["refresh_token"])  # before anything uses the new access token
             self.access_token = body["access_token"]
             self.expires_at = requested_at + float(body.get("expires_in", 3600)) - EXPIRY_MARGIN_S
             self.refreshes += 1
-
-    def _post_token(self, form: dict[str, str]) -> httpx.Response:
-        """The token call, retried while GHL is rate limiting (Retry-After) or briefly down."""
-        for attempt in range(1, TOKEN_ATTEMPTS + 1):
-            try:
-                response = httpx.post(self.client.token_url, data=form, timeout=30)
-            except httpx.TransportError as exc:
-                if attempt == TOKEN_ATTEMPTS:
-                    raise TokenRefreshError(f"token endpoint unreachable: {type(exc).__name__}") from None
-                time.sleep(0.5 * 2 ** attempt)
-                continue
-            if response.status_code not in RETRIABLE_STATUS or attempt == TOKEN_ATTEMPTS:
-                return response
-            time.sleep(retry_after_seconds(response, 0.5 * 2 ** attempt))
-        raise AssertionError("unreachable")
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         if self.access_token is None or time.monotonic() >= self.expires_at:

@@ -38,12 +38,10 @@ def extract(ctx: RunContext, side: Side) -> dict[str, Any]:
     if side == "ghl":
         client = GHLHook(ctx.profile.ghl.conn_id).get_conn(page_limit=ctx.profile.ghl.page_limit)
         records = client.search_contacts(window.since, window.until)
-        id_field, updated_field = "id", "dateUpdated"
     else:
-        api = ctx.profile.app.entities[ENTITY]
         client = AppHook(ctx.profile.app).get_conn()
         records = client.list_changed(ENTITY, window.since, window.until)
-        id_field, updated_field = api.id_field, api.updated_at_field
+    id_field, updated_field = ctx.profile.record_fields(side)
     try:
         extracted_at = utcnow()
         rows = [_raw_row(ctx, side, record, id_field, updated_field, extracted_at) for record in records]

@@ -44,16 +44,15 @@ def send(row: sa.Row, ctx: RunContext, ghl: GHLClient, app: AppClient) -> dict[s
         existing = app.lookup(ENTITY, email) if email else None
         if existing is None:
             return app.create(ENTITY, fields)
-        row_target = existing[ctx.profile.app.entities[ENTITY].id_field]
-        return app.update(ENTITY, str(row_target), fields)
+        id_field, _ = ctx.profile.record_fields("app")
+        return app.update(ENTITY, str(existing[id_field]), fields)
     return app.update(ENTITY, row.target_id, fields)
 
 
 def record_success(conn: sa.Connection, ctx: RunContext, row: sa.Row, held: dict[str, Any]) -> None:
     side: Side = row.side
     profile = ctx.profile
-    id_field, updated_field = ("id", "dateUpdated") if side == "ghl" else (
-        profile.app.entities[ENTITY].id_field, profile.app.entities[ENTITY].updated_at_field)
+    id_field, updated_field = profile.record_fields(side)
     target_id = str(held[id_field])
     try:
         values = canonical_contact(held, side, profile.contact_fields(), profile.default_region)

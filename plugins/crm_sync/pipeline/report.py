@@ -20,6 +20,7 @@ from crm_sync.warehouse.db import engine
 from crm_sync.warehouse.tables import outbox, quarantine, raw_record, run_log, xref
 
 TEMPLATES = PROJECT_ROOT / "include" / "templates"
+PIPELINE = ("extract", "stage", "validate", "reconcile", "load")
 
 
 def _steps(conn: sa.Connection, profile: str, run_id: str) -> dict[tuple[str, str], Any]:
@@ -64,11 +65,18 @@ def summarize(conn: sa.Connection, profile: str, run_id: str) -> dict[str, Any]:
         "writes_sent": sum(w.status == "sent" for w in writes),
         "quarantined": len({q.raw_id for q in bad}),
         "validate": steps[("validate", "-")].stats if ("validate", "-") in steps else {},
+        "failed_at": _failed_at(steps),
         "quarantine": [{"side": q.side, "source_id": q.source_id, "rule": q.rule, "detail": q.detail,
                         "raw_id": q.raw_id} for q in bad],
         "writes": [{"side": w.side, "op": w.op, "target_id": w.target_id, "status": w.status,
                     "last_error": w.last_error, "payload": w.payload, "decisions": w.decisions} for w in writes],
     }
+
+
+def _failed_at(steps: dict[tuple[str, str], Any]) -> str | None:
+    """The first pipeline step with no successful run_log row: where a failed run stopped."""
+    done = {step for (step, _side), row in steps.items() if row.stats.get("passed", True)}
+    return next((step for step in PIPELINE if step not in done), None)
 
 
 def _window(extract) -> str:
@@ -92,9 +100,6 @@ def render(summary: dict[str, Any]) -> str:
     return env.get_template("run_report.html.j2").render(r=summary)
 
 
-PIPELINE = ("extract", "stage", "validate", "reconcile", "load")
-
-
 class RunFailed(NoRetryError):
     """An earlier task failed; the report is written all the same, then the run is marked failed."""
 
@@ -104,10 +109,8 @@ def report(ctx: RunContext) -> dict[str, Any]:
     eng = engine()
     with eng.connect() as conn:
         summary = summarize(conn, ctx.profile.name, ctx.run_id)
-        done = {step for (step, _side), row in _steps(conn, ctx.profile.name, ctx.run_id).items()
-                if row.stats.get("passed", True)}
-    failed_at = next((step for step in PIPELINE if step not in done), None)
-    summary.update(generated_at=utcnow().isoformat(timespec="seconds"), dry_run=ctx.dry_run, failed_at=failed_at)
+    failed_at = summary["failed_at"]
+    summary.update(generated_at=utcnow().isoformat(timespec="seconds"), dry_run=ctx.dry_run)
     path = report_path(ctx.profile.dag_id, ctx.run_id)
     path.write_text(render(summary), encoding="utf-8")
     path.with_suffix(".json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")

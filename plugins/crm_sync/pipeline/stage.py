@@ -31,7 +31,7 @@ def stage_one(ctx: RunContext, raw: sa.Row) -> dict[str, Any]:
     profile = ctx.profile
     if raw.source_id is None:
         raise RuleBroken(Broken("id_missing", f"{ctx.side_name(raw.side)} record has no id field"))
-    updated_field = "dateUpdated" if raw.side == "ghl" else profile.app.entities[ENTITY].updated_at_field
+    _, updated_field = profile.record_fields(raw.side)
     values = canonical_contact(raw.payload, raw.side, profile.contact_fields(), profile.default_region)
     return {"profile": profile.name, "side": raw.side, "source_id": raw.source_id, **values,
             "updated_at": timestamp(raw.payload.get(updated_field)), "content_hash": content_hash(values),
