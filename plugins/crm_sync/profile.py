@@ -2,22 +2,44 @@
 
 A profile is the whole description of a sync; DAGs, hooks and reconcile read it and
 nothing else. Validation happens when the file is read, so a typo fails with the file,
-the key and what was expected before any run starts.
+the key and what was expected before any run starts. A new app is a new profile file:
+its API (auth, paths, envelopes, paging, "changed since" filter) and its field mapping
+are data here, not code.
 """
 
 from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from crm_sync.paths import PROFILES_DIR
 
 Side = Literal["ghl", "app"]
-CONTACT_FIELDS = ("email", "phone", "first_name", "last_name", "company_name", "lead_source")
+Entity = Literal["contact", "task", "note", "appointment"]
+ENTITIES: tuple[Entity, ...] = ("contact", "task", "note", "appointment")
+Kind = Literal["text", "email", "phone", "datetime", "bool", "tags"]
+
+# Canonical model: per entity, each field's kind and the GHL API field that holds it.
+CANONICAL: dict[str, dict[str, tuple[Kind, str]]] = {
+    "contact": {"email": ("email", "email"), "phone": ("phone", "phone"), "first_name": ("text", "firstName"),
+                "last_name": ("text", "lastName"), "company_name": ("text", "companyName"),
+                "lead_source": ("text", "source"), "tags": ("tags", "tags")},
+    "task": {"title": ("text", "title"), "body": ("text", "body"), "due_date": ("datetime", "dueDate"),
+             "completed": ("bool", "completed"), "assignee": ("text", "assignedTo")},
+    "note": {"body": ("text", "body"), "date": ("datetime", "dateAdded")},
+    "appointment": {"title": ("text", "title"), "start": ("datetime", "startTime"), "end": ("datetime", "endTime"),
+                    "status": ("text", "appointmentStatus")},
+}
+CONTACT_FIELDS = tuple(CANONICAL["contact"])
+# Fields GHL sets itself: read from GHL, never written to it.
+GHL_READ_ONLY = {("note", "date")}
+# What GHL calls each entity's id and updated-at (tasks and notes carry no updated-at).
+GHL_RECORD_FIELDS = {"contact": ("id", "dateUpdated"), "task": ("id", "dateAdded"), "note": ("id", "dateAdded"),
+                     "appointment": ("id", "dateUpdated")}
 
 
 class ProfileError(ValueError):
@@ -29,35 +51,102 @@ class Strict(BaseModel):
 
 
 class Pagination(Strict):
-    style: Literal["page"] = "page"
+    """How a list is paged. ``page``: page number (ends on ``has_more`` false, or a short page when
+    the app has no such flag); ``offset``: offset/limit; ``cursor``: the body names the next cursor;
+    ``next_link``: the body carries the next page's URL; ``none``: one call returns everything."""
+
+    style: Literal["page", "offset", "cursor", "next_link", "none"] = "page"
+    size: int = Field(100, ge=1, le=1000, description="records asked for per call")
+    size_param: str | None = Field("per_page", description="query parameter for the page size; null: fixed by the app")
     page_param: str = "page"
-    size_param: str = "per_page"
-    size: int = Field(100, ge=1, le=1000)
-    has_more: str = Field("meta.has_more", description="dotted path to the has-more flag in a list body")
+    has_more: str | None = Field(None, description="dotted path to a has-more flag in a list body")
+    offset_param: str = "offset"
+    cursor_param: str = "cursor"
+    next_cursor: str = Field("next_cursor", description="dotted path to the next cursor in a list body")
+    next_link: str = Field("next", description="dotted path to the next page's URL in a list body")
 
 
-class AppAuth(Strict):
-    type: Literal["api_key_header", "bearer"]
-    header: str = "Authorization"
+class ChangedSince(Strict):
+    """The filter that makes extraction incremental. ``format``: iso, unix (seconds), unix_ms, or
+    a strftime pattern such as ``%d-%b-%Y`` for an app that filters by day."""
+
+    param: str | None = Field(None, description="null: the app has no such filter (see newest_first)")
+    before_param: str | None = None
+    format: str = "iso"
+
+
+class Operation(Strict):
+    """One write: HTTP method and path; ``{id}`` is the record's id on the app."""
+
+    method: Literal["POST", "PUT", "PATCH", "DELETE"]
+    path: str = Field(pattern=r"^/")
+    id_in_body: str | None = Field(None, description="the app takes the record's id in the body, under this key")
+
+
+class DeletedMarker(Strict):
+    """A record the app lists as deleted: ``field`` holds one of ``values`` (soft delete)."""
+
+    field: str
+    values: list[Any]
 
 
 class AppEntityApi(Strict):
-    path: str = Field(pattern=r"^/")
+    path: str = Field(pattern=r"^/", description="the collection")
+    list_path: str | None = Field(None, description="where changed records are listed, when not the collection")
+    list_params: dict[str, str | int] = Field(default_factory=dict, description="fixed query parameters of the list")
+    list_key: str | None = Field(None, description="key holding records in a list body; null: a bare array")
+    item_key: str | None = Field(None, description="key wrapping one record in a response body")
+    send_key: str | None = Field(None, description="key wrapping one record in a request body")
     id_field: str = "id"
     updated_at_field: str = "updated_at"
-    envelope: str | None = Field(None, description="key wrapping records in request and response bodies")
-    changed_since_param: str
-    changed_before_param: str | None = None
-    lookup_param: str = Field("email", description="query parameter that finds a record by email")
-    update_method: Literal["PUT", "PATCH"] = "PATCH"
+    contact_field: str | None = Field(None, description="tasks, notes, appointments: field with the contact's id")
+    changed_since: ChangedSince = ChangedSince()
+    newest_first: bool = Field(False, description="the list is newest first: paging stops at the watermark")
     pagination: Pagination = Pagination()
+    lookup_param: str | None = Field(None, description="query parameter that finds a record by email")
+    create: Operation | None = None
+    update: Operation | None = None
+    delete: Operation | None = None
+    deleted: DeletedMarker | None = None
+
+
+class AppAuth(Strict):
+    """``api_key_header``: the key as the header's whole value; ``bearer``: ``Bearer <key>``;
+    ``oauth_client_credentials``: client id and secret (connection extras) exchanged at
+    ``token_path`` for an access token, renewed with the rotated refresh token."""
+
+    type: Literal["api_key_header", "bearer", "oauth_client_credentials"]
+    header: str = "Authorization"
+    token_path: str = "/oauth/token"
 
 
 class AppApi(Strict):
-    conn_id: str
-    auth: AppAuth
+    kind: Literal["rest", "csv"] = "rest"
+    conn_id: str | None = None
+    auth: AppAuth | None = None
     rate_limit_per_second: float = Field(10.0, gt=0)
-    entities: dict[Literal["contact"], AppEntityApi]
+    csv: CsvSource | None = None
+    entities: dict[Entity, AppEntityApi] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _kind_needs(self) -> AppApi:
+        if self.kind == "rest" and (self.conn_id is None or self.auth is None):
+            raise ValueError("a rest app needs conn_id and auth")
+        if self.kind == "csv" and self.csv is None:
+            raise ValueError("a csv app needs a csv section")
+        return self
+
+
+class CsvSource(Strict):
+    """Contacts from CSV files dropped in a folder: each file is imported once."""
+
+    folder: str = Field(description="folder of *.csv files, relative to CRM_SYNC_HOME")
+    delimiter: str = Field(",", min_length=1, max_length=1)
+    encoding: str = "utf-8"
+    key_column: str = Field("email", description="column that identifies a row's person")
+    notes_column: str | None = None
+    tags_column: str | None = None
+    tags_separator: str = Field(";", min_length=1)
 
 
 class GhlApi(Strict):
@@ -66,19 +155,57 @@ class GhlApi(Strict):
 
 
 class FieldMap(Strict):
-    ghl: str
-    app: str
-    fallback: str | None = Field(None, description="value written when both sides are empty")
+    """Where one canonical field lives on each side, and how to read and write it there."""
+
+    app: str | None = Field(None, description="dotted path on the app record; null: the app does not hold it")
+    ghl: str | None = Field(None, description="GHL field; defaults to the canonical model's")
+    part: Literal["first", "last"] | None = Field(None, description="the app field is a full name; this part of it")
+    time_field: str | None = Field(None, description="datetime split on the app: date in `app`, time here")
+    format: str = Field("iso", description="datetime on the app: iso, unix, unix_ms, or a strftime pattern")
+    values: dict[str, Any] | None = Field(None, description="canonical value -> app value(s), first one written")
+    item_key: str | None = Field(None, description="tags: key of the name in tag objects ({id, name})")
+    fallback: Any = Field(None, description="value written when both sides are empty")
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _yaml_keys(cls, values: Any) -> Any:  # YAML reads `true:` as a bool key
+        return {str(k).lower(): v for k, v in values.items()} if isinstance(values, dict) else values
+
+
+class NewContactTask(Strict):
+    """A task created in GHL with each contact the app brings in (a lead's first call, a reminder)."""
+
+    title: str
+    body: str | None = None
+    due_in_hours: float = Field(24, ge=0)
+    only_if: str | None = Field(None, description="canonical contact field that must be non-empty")
 
 
 class EntityMapping(Strict):
     direction: Literal["both", "ghl_to_app", "app_to_ghl", "off"] = "both"
     conflict: Literal["latest_wins", "ghl", "app"] = Field(
         "latest_wins", description="who wins a field both sides changed: latest updated-at, or a source of truth")
-    fields: dict[str, FieldMap]
+    fields: dict[str, FieldMap | str]
+    on_delete: Literal["archive", "delete", "ignore"] = Field(
+        "archive", description="a record deleted on one side: archive (soft) on the other, delete it, or ignore")
+    archive_tag: str = Field("archived", description="contacts: the GHL tag that marks an archived contact")
+    new_contact_tasks: list[NewContactTask] = Field(default_factory=list)
+
+    @field_validator("direction", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:  # YAML 1.1 reads a bare `off` as false
+        return "off" if value is False else value
+
+    @field_validator("fields", mode="after")
+    @classmethod
+    def _shorthand(cls, fields: dict[str, FieldMap | str]) -> dict[str, FieldMap | str]:
+        return {name: FieldMap(app=spec) if isinstance(spec, str) else spec for name, spec in fields.items()}
 
     def writes_to(self, side: Side) -> bool:
         return self.direction == "both" or self.direction == ("app_to_ghl" if side == "ghl" else "ghl_to_app")
+
+    def reads_from(self, side: Side) -> bool:
+        return self.direction != "off"
 
 
 class Profile(Strict):
@@ -93,22 +220,71 @@ class Profile(Strict):
     quality_threshold: float = Field(0.05, ge=0, le=1, description="share of bad rows that fails the run")
     ghl: GhlApi = GhlApi()
     app: AppApi
-    entities: dict[Literal["contact"], EntityMapping]
+    entities: dict[Entity, EntityMapping]
+
+    def synced(self) -> list[str]:
+        """Entities this profile syncs, contacts first (children link through them)."""
+        return [e for e in ENTITIES if e in self.entities and self.entities[e].direction != "off"]
+
+    def fields(self, entity: str) -> dict[str, FieldMap]:
+        """The entity's field mapping with GHL field names filled in from the canonical model."""
+        return {name: spec.model_copy(update={"ghl": spec.ghl or CANONICAL[entity][name][1]})
+                for name, spec in self.entities[entity].fields.items()}
 
     def contact_fields(self) -> dict[str, FieldMap]:
-        return self.entities["contact"].fields
+        return self.fields("contact")
 
-    def record_fields(self, side: Side) -> tuple[str, str]:
-        """The names of a contact's id and updated-at fields on one side."""
+    def contact_field(self, entity: str) -> str:
+        """The field of an app's task, note or appointment that holds its contact's id."""
+        return "_contact" if self.app.kind == "csv" else self.app.entities[entity].contact_field
+
+    def record_fields(self, side: Side, entity: str = "contact") -> tuple[str, str]:
+        """The names of a record's id and updated-at fields on one side."""
         if side == "ghl":
-            return "id", "dateUpdated"
-        api = self.app.entities["contact"]
+            return GHL_RECORD_FIELDS[entity]
+        if self.app.kind == "csv":
+            return "_key", "_imported_at"
+        api = self.app.entities[entity]
         return api.id_field, api.updated_at_field
+
+
+AppApi.model_rebuild()
 
 
 def _describe(err: dict) -> str:
     key = ".".join(str(part) for part in err["loc"]) or "<top level>"
     return f"key '{key}': {err['msg']}" + (f" (got {err['input']!r})" if err["type"] != "missing" else "")
+
+
+def _problems(profile: Profile) -> list[str]:
+    """Rules across sections that pydantic cannot see field by field."""
+    problems = []
+    for entity, mapping in profile.entities.items():
+        unknown = set(mapping.fields) - set(CANONICAL[entity])
+        if unknown:
+            problems.append(f"key 'entities.{entity}.fields': unknown canonical field(s) {sorted(unknown)}; "
+                            f"expected some of {list(CANONICAL[entity])}")
+        if mapping.direction == "off":
+            continue
+        if entity != "contact" and "contact" not in profile.synced():
+            problems.append(f"key 'entities.{entity}': {entity}s link through contacts; sync contacts too")
+        if profile.app.kind == "rest":
+            api = profile.app.entities.get(entity)
+            if api is None:
+                problems.append(f"key 'app.entities.{entity}': missing; entities.{entity} is synced "
+                                f"({mapping.direction}) so the app's {entity} API must be described")
+            elif entity != "contact" and not api.contact_field:
+                problems.append(f"key 'app.entities.{entity}.contact_field': missing; a {entity} must name its contact")
+            elif mapping.writes_to("app") and (api.create is None or api.update is None):
+                problems.append(f"key 'app.entities.{entity}': direction {mapping.direction} writes to the app, "
+                                "so create and update operations are needed")
+        elif entity not in ("contact", "note") or mapping.direction != "app_to_ghl":
+            problems.append(f"key 'entities.{entity}': a csv source only feeds contacts and their notes to GHL "
+                            "(direction app_to_ghl)")
+        if entity == "appointment" and mapping.writes_to("ghl"):
+            problems.append("key 'entities.appointment.direction': writing appointments to GHL is not supported; "
+                            "use ghl_to_app or off")
+    return problems
 
 
 def parse_profile(text: str, source: str) -> Profile:
@@ -121,12 +297,9 @@ def parse_profile(text: str, source: str) -> Profile:
     try:
         profile = Profile.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(_describe(e) for e in exc.errors())
-        raise ProfileError(f"{source}: {problems}") from None
-    unknown = set(profile.contact_fields()) - set(CONTACT_FIELDS)
-    if unknown:
-        raise ProfileError(f"{source}: key 'entities.contact.fields': unknown canonical field(s) {sorted(unknown)}; "
-                           f"expected some of {list(CONTACT_FIELDS)}")
+        raise ProfileError(f"{source}: " + "; ".join(_describe(e) for e in exc.errors())) from None
+    if problems := _problems(profile):
+        raise ProfileError(f"{source}: " + "; ".join(problems))
     return profile
 
 

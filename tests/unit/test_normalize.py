@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from crm_sync.pipeline.normalize import RuleBroken, canonical_contact, content_hash, email, phone, text, timestamp
+from crm_sync.pipeline.normalize import (
+    RuleBroken,
+    canonical_contact,
+    canonical_record,
+    content_hash,
+    email,
+    format_moment,
+    phone,
+    text,
+    timestamp,
+    to_side,
+)
 from crm_sync.profile import profile_by_name
 
 
@@ -51,3 +62,54 @@ def test_the_same_person_in_both_formats_has_one_hash():
     a = canonical_contact(ghl, "ghl", fields, "US")
     b = canonical_contact(desk, "app", fields, "US")
     assert a == b and content_hash(a) == content_hash(b)
+
+
+def test_a_full_name_field_splits_into_first_and_last_and_is_written_back_whole():
+    fields = profile_by_name("gist").contact_fields()
+    values = canonical_contact({"name": "  Ana  María Pérez ", "email": "ana@example.com"}, "app", fields, "US")
+    assert (values["first_name"], values["last_name"]) == ("Ana María", "Pérez")
+    # A patch of the last name alone still writes the whole name.
+    assert to_side("contact", {"last_name": "Lopez"}, "app", fields, full=values) == {"name": "Ana María Lopez"}
+
+
+def test_an_app_status_maps_to_the_canonical_value_both_ways():
+    fields = profile_by_name("mygadgetrepairs").fields("task")
+    app_task = {"title": "Replace screen", "dueDate": "2026-12-01", "status": "Completed", "description": None}
+    values = canonical_record("task", app_task, "app", fields, "US")
+    assert values["completed"] is True and values["due_date"] == "2026-12-01"
+    assert to_side("task", {"completed": False}, "app", fields) == {"status": "Pending"}
+    assert to_side("task", {"completed": True, "due_date": "2026-12-01"}, "ghl", fields) == {
+        "completed": True, "dueDate": "2026-12-01"}
+
+
+def test_an_unmapped_status_is_refused_naming_the_profile_key():
+    fields = profile_by_name("mygadgetrepairs").fields("task")
+    with pytest.raises(RuleBroken) as broken:
+        canonical_record("task", {"title": "x", "status": "Someday"}, "app", fields, "US")
+    assert broken.value.broken.rule == "value_unmapped"
+    assert "entities.task.fields.completed (app field 'status')" in broken.value.broken.detail
+
+
+def test_a_date_and_a_time_field_make_one_moment_and_split_again():
+    fields = profile_by_name("mygadgetrepairs").fields("appointment")
+    app = {"date": "05-Dec-2026", "time": "14:30", "status": "Booked", "title": "Drop-off"}
+    values = canonical_record("appointment", app, "app", fields, "US")
+    assert values["start"] == "2026-12-05T14:30:00Z" and values["status"] == "confirmed"
+    assert to_side("appointment", values, "app", fields) == {
+        "title": "Drop-off", "date": "05-Dec-2026", "time": "14:30", "status": "Booked"}
+
+
+def test_tags_are_a_sorted_set_from_strings_or_objects():
+    fields = profile_by_name("gymflow").contact_fields()
+    values = canonical_contact({"tags": ["vip", " Trial ", "vip"]}, "app", fields, "US")
+    assert values["tags"] == ["Trial", "vip"]
+    with pytest.raises(RuleBroken) as broken:
+        canonical_contact({"first_name": {"nested": 1}}, "app", fields, "US")
+    assert broken.value.broken.rule == "type"
+
+
+def test_unix_seconds_and_day_patterns_are_read_and_written():
+    assert timestamp(1764590400) == datetime(2025, 12, 1, 12, tzinfo=UTC)
+    assert timestamp("05-Dec-2026", "%d-%b-%Y") == datetime(2026, 12, 5, tzinfo=UTC)
+    assert format_moment(datetime(2026, 12, 5, 9, tzinfo=UTC), "%d-%b-%Y") == "05-Dec-2026"
+    assert format_moment(datetime(2026, 12, 5, 9, tzinfo=UTC), "unix") == 1796461200

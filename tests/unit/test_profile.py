@@ -26,7 +26,7 @@ def test_a_wrong_value_says_what_was_expected():
 
 
 def test_an_unknown_canonical_field_is_refused():
-    text = (PROFILES_DIR / "gymdesk.yaml").read_text().replace("first_name: {ghl", "nickname: {ghl")
+    text = (PROFILES_DIR / "gymdesk.yaml").read_text().replace("first_name: first_name", "nickname: first_name")
     with pytest.raises(ProfileError, match="unknown canonical field.*nickname"):
         parse_profile(text, "my.yaml")
 
@@ -34,3 +34,36 @@ def test_an_unknown_canonical_field_is_refused():
 def test_broken_yaml_is_reported_with_the_file():
     with pytest.raises(ProfileError, match="my.yaml: not valid YAML"):
         parse_profile("name: [unclosed", "my.yaml")
+
+
+def test_every_built_in_app_has_a_profile_and_one_dag_id():
+    profiles = load_profiles()
+    assert {p.name for p in profiles} >= {"gymdesk", "gymflow", "mygadgetrepairs", "gist", "generic", "csv_import"}
+    assert len({p.dag_id for p in profiles}) == len(profiles)
+
+
+def test_a_synced_entity_without_its_app_api_is_refused_before_any_run():
+    text = (PROFILES_DIR / "gymflow.yaml").read_text().replace("    note:\n      <<: *gymflow", "    notes:\n      <<: *gymflow")
+    with pytest.raises(ProfileError, match=r"key 'app\.entities\.notes.\[key\]': Input should be 'contact', 'task', 'note'"):
+        parse_profile(text, "my.yaml")
+
+
+def test_writing_to_the_app_needs_its_create_and_update_operations():
+    text = (PROFILES_DIR / "generic.yaml").read_text().replace(
+        '      create: {method: POST, path: /api/notes}\n', '')
+    with pytest.raises(ProfileError, match=r"key 'app\.entities\.note': direction both writes to the app"):
+        parse_profile(text, "my.yaml")
+
+
+def test_direction_is_per_entity_so_a_profile_can_start_read_only():
+    text = (PROFILES_DIR / "gymflow.yaml").read_text().replace("direction: both", "direction: off")
+    profile = parse_profile(text, "my.yaml")
+    assert profile.synced() == []
+    assert not profile.entities["contact"].writes_to("ghl") and not profile.entities["contact"].writes_to("app")
+
+
+def test_appointments_cannot_be_written_to_ghl():
+    text = (PROFILES_DIR / "gymdesk.yaml").read_text().replace(
+        "  appointment:\n    direction: ghl_to_app", "  appointment:\n    direction: both")
+    with pytest.raises(ProfileError, match="writing appointments to GHL is not supported"):
+        parse_profile(text, "my.yaml")

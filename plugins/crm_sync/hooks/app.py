@@ -1,7 +1,8 @@
 """Any business app's REST API, driven entirely by the profile's ``app`` section.
 
-The profile names the paths, the auth header, the paging and the "changed since"
-parameter; this client only follows it, so a new app is a profile file, not new code.
+The profile names the auth, the paths, the envelopes, the paging style and the
+"changed since" filter of each entity; this client only follows it, so a new app is a
+profile file, not new code.
 """
 
 from __future__ import annotations
@@ -9,9 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
 
 from crm_sync.hooks.base import HookBase
-from crm_sync.http import ApiClient
+from crm_sync.hooks.oauth import AirflowVariableTokenStore, OAuthClient, RotatingOAuth, TokenStore
+from crm_sync.http import ApiClient, ApiError
+from crm_sync.pipeline.normalize import RuleBroken, format_moment, timestamp
 from crm_sync.profile import AppApi, AppEntityApi
 
 
@@ -22,76 +28,155 @@ def dig(body: Any, dotted: str) -> Any:
 
 
 class AppClient(ApiClient):
-    def __init__(self, base_url: str, secret: str, api: AppApi):
-        header = api.auth.header
-        value = secret if api.auth.type == "api_key_header" else f"Bearer {secret}"
-        super().__init__(base_url, headers={header: value, "Accept": "application/json"},
-                         per_second=api.rate_limit_per_second, burst=max(1, int(api.rate_limit_per_second)))
+    def __init__(self, base_url: str, api: AppApi, *, secret: str | None = None, auth: httpx.Auth | None = None):
+        headers = {"Accept": "application/json"}
+        if secret is not None:
+            headers[api.auth.header] = secret if api.auth.type == "api_key_header" else f"Bearer {secret}"
+        rate = api.rate_limit_per_second
+        super().__init__(base_url, headers=headers, auth=auth, per_second=rate, burst=max(1, int(rate)))
         self.api = api
 
-    def _unwrap(self, spec: AppEntityApi, body: Any) -> Any:
-        return body.get(spec.envelope) if spec.envelope and isinstance(body, dict) else body
-
-    def _wrap(self, spec: AppEntityApi, record: dict[str, Any]) -> Any:
-        return {spec.envelope: record} if spec.envelope else record
+    @staticmethod
+    def _unwrap(key: str | None, body: Any) -> Any:
+        return body.get(key) if key and isinstance(body, dict) else body
 
     def list_changed(self, entity: str, since: datetime | None, until: datetime | None) -> Iterator[dict[str, Any]]:
-        """Records changed in [since, until), every page."""
+        """Records changed in [since, until), every page, whatever the app's paging style."""
         spec = self.api.entities[entity]
-        paging = spec.pagination
-        params: dict[str, Any] = {paging.size_param: paging.size}
-        if since is not None:
-            params[spec.changed_since_param] = since.isoformat()
-        if until is not None and spec.changed_before_param:
-            params[spec.changed_before_param] = until.isoformat()
-        page = 1
-        while True:
-            body = self.request("GET", spec.path, params={**params, paging.page_param: page}, retry=True).json()
-            records = self._unwrap(spec, body) or []
+        filt = spec.changed_since
+        params: dict[str, Any] = dict(spec.list_params)
+        if since is not None and filt.param:
+            params[filt.param] = format_moment(since, filt.format)
+        if until is not None and filt.before_param:
+            params[filt.before_param] = format_moment(until, filt.format)
+        for records in self._pages(spec, spec.list_path or spec.path, params):
+            older = False
             for record in records:
-                # An app without an "updated before" filter still gets a bounded window.
-                updated = record.get(spec.updated_at_field)
-                if until is not None and not spec.changed_before_param and updated and _after(updated, until):
+                updated = _moment(dig(record, spec.updated_at_field))
+                # Filters by day, or none at all: the exact window is enforced here.
+                if updated is not None and until is not None and updated >= until:
+                    continue
+                if updated is not None and since is not None and updated < since:
+                    older = True
                     continue
                 yield record
-            if not records or not dig(body, paging.has_more):
+            if older and spec.newest_first:
                 return
-            page += 1
+
+    def _pages(self, spec: AppEntityApi, path: str, params: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+        paging = spec.pagination
+        if paging.size_param:
+            params[paging.size_param] = paging.size
+        position = {"page": 1, "offset": 0}.get(paging.style)
+        url: str | None = path
+        while url is not None:
+            if paging.style == "page":
+                params[paging.page_param] = position
+            elif paging.style == "offset":
+                params[paging.offset_param] = position
+            body = self.request("GET", url, params=params, retry=True).json()
+            records = self._unwrap(spec.list_key, body) or []
+            yield records
+            if not records or paging.style == "none":
+                return
+            if paging.style in ("page", "offset"):
+                more = dig(body, paging.has_more) if paging.has_more else len(records) >= paging.size
+                if not more:
+                    return
+                position += 1 if paging.style == "page" else len(records)
+            elif paging.style == "cursor":
+                cursor = dig(body, paging.next_cursor)
+                if not cursor:
+                    return
+                params[paging.cursor_param] = cursor
+            else:  # next_link: the URL carries every parameter
+                link = dig(body, paging.next_link)
+                url, params = (_relative(link), {}) if link else (None, params)
 
     def lookup(self, entity: str, email: str) -> dict[str, Any] | None:
+        """The record with this email, found by the app's own search, or None."""
         spec = self.api.entities[entity]
-        body = self.request("GET", spec.path, params={spec.lookup_param: email}, retry=True).json()
-        found = self._unwrap(spec, body) or []
-        return found[0] if found else None
+        if not spec.lookup_param:
+            return None
+        try:
+            body = self.request("GET", spec.path, params={spec.lookup_param: email}, retry=True).json()
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        found = self._unwrap(spec.list_key if isinstance(self._unwrap(spec.list_key, body), list) else spec.item_key,
+                             body)
+        if isinstance(found, list):
+            return found[0] if found else None
+        return found or None
+
+    def _write(self, entity: str, op: str, record_id: str | None, fields: dict[str, Any] | None,
+               retry: bool) -> dict[str, Any]:
+        spec = self.api.entities[entity]
+        operation = getattr(spec, op)
+        if operation is None:
+            raise ValueError(f"the profile describes no {op} operation for the app's {entity}s")
+        path = operation.path.replace("{id}", str(record_id))
+        if fields is not None and operation.id_in_body and record_id is not None:
+            fields = {**fields, operation.id_in_body: typed_id(str(record_id))}
+        body = None if fields is None else ({spec.send_key: fields} if spec.send_key else fields)
+        response = self.request(operation.method, path, json=body, retry=retry)
+        return self._unwrap(spec.item_key, response.json()) if response.content else {}
 
     def create(self, entity: str, fields: dict[str, Any]) -> dict[str, Any]:
-        spec = self.api.entities[entity]
-        return self._unwrap(spec, self.request("POST", spec.path, json=self._wrap(spec, fields), retry=False).json())
+        return self._write(entity, "create", None, fields, retry=False)
 
     def update(self, entity: str, record_id: str, fields: dict[str, Any]) -> dict[str, Any]:
-        spec = self.api.entities[entity]
-        response = self.request(spec.update_method, f"{spec.path}/{record_id}", json=self._wrap(spec, fields),
-                                retry=True)
-        return self._unwrap(spec, response.json())
+        return self._write(entity, "update", record_id, fields, retry=True)
+
+    def delete(self, entity: str, record_id: str) -> dict[str, Any]:
+        return self._write(entity, "delete", record_id, None, retry=True)
 
 
-def _after(value: str, moment: datetime) -> bool:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) >= moment
+def typed_id(value: str) -> Any:
+    """Apps with integer ids want them back as integers."""
+    return int(value) if value.isdigit() else value
+
+
+def _moment(value: Any) -> datetime | None:
+    try:
+        return timestamp(value)
+    except RuleBroken:
+        return None  # stage quarantines it with the rule
+
+
+def _relative(link: str) -> str:
+    """A next-page link, as a path on our base URL (the host is the one we already trust)."""
+    parts = urlsplit(link)
+    return f"{parts.path}?{parts.query}" if parts.query else parts.path
 
 
 class AppHook(HookBase):
-    """Connection: host = the app's API base URL, password = API key or token."""
+    """Connection: host = the app's API base URL; password = API key or token; for OAuth apps,
+    extras client_id and client_secret (and optionally refresh_token)."""
 
     default_conn_name = "app_default"
     conn_type = "crm_sync_app"
     hook_name = "crm-sync business app"
 
-    def __init__(self, api: AppApi):
+    def __init__(self, api: AppApi, token_store: TokenStore | None = None):
         super().__init__(api.conn_id)
         self.api = api
+        self.token_store = token_store
 
     def get_conn(self) -> AppClient:
         conn = self.connection()
-        if not conn.host or not conn.password:
-            raise ValueError(f"connection '{self.conn_id}' needs a host (API base URL) and a password (API key)")
-        return AppClient(self.base_url(conn, ""), conn.password, self.api)
+        if not conn.host:
+            raise ValueError(f"connection '{self.conn_id}' needs a host (the app's API base URL)")
+        base_url = self.base_url(conn, "")
+        if self.api.auth.type != "oauth_client_credentials":
+            if not conn.password:
+                raise ValueError(f"connection '{self.conn_id}' needs a password (the API key or token)")
+            return AppClient(base_url, self.api, secret=conn.password)
+        extra = self.extras(conn)
+        if not extra.get("client_id") or not extra.get("client_secret"):
+            raise ValueError(f"connection '{self.conn_id}' uses OAuth and needs extra.client_id and extra.client_secret")
+        client = OAuthClient(extra["client_id"], extra["client_secret"], f"{base_url}{self.api.auth.token_path}",
+                             user_type=None, client_credentials=True)
+        store = self.token_store or AirflowVariableTokenStore(self.conn_id, prefix="crm_sync_app_refresh_token")
+        return AppClient(base_url, self.api, auth=RotatingOAuth(client, store, extra.get("refresh_token")))

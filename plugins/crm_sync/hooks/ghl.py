@@ -122,11 +122,22 @@ class GHLClient(ApiClient):
     def contact_notes(self, contact_id: str) -> list[dict[str, Any]]:
         return self.request("GET", f"/contacts/{contact_id}/notes", retry=True).json().get("notes", [])
 
-    def notes_for(self, contact_ids: list[str], workers: int = 4) -> dict[str, list[dict[str, Any]]]:
-        """Notes of the contacts known to have changed; GHL has no location-wide notes listing, so
-        the per-contact calls run concurrently (bounded), paced by the shared rate limiter."""
+    def contact_appointments(self, contact_id: str) -> list[dict[str, Any]]:
+        return self.request("GET", f"/contacts/{contact_id}/appointments", retry=True).json().get("events", [])
+
+    def _per_contact(self, fetch, contact_ids: list[str], workers: int) -> dict[str, list[dict[str, Any]]]:
+        # GHL has no location-wide listing of these: the per-contact calls run concurrently
+        # (bounded), paced by the shared rate limiter.
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            return dict(zip(contact_ids, pool.map(self.contact_notes, contact_ids), strict=True))
+            return dict(zip(contact_ids, pool.map(fetch, contact_ids), strict=True))
+
+    def notes_for(self, contact_ids: list[str], workers: int = 4) -> dict[str, list[dict[str, Any]]]:
+        """Notes of the contacts known to have changed."""
+        return self._per_contact(self.contact_notes, contact_ids, workers)
+
+    def appointments_for(self, contact_ids: list[str], workers: int = 4) -> dict[str, list[dict[str, Any]]]:
+        """Appointments of the contacts known to have changed."""
+        return self._per_contact(self.contact_appointments, contact_ids, workers)
 
     def upsert_contact(self, fields: dict[str, Any]) -> dict[str, Any]:
         body = {"locationId": self.location_id, **fields}
@@ -134,6 +145,42 @@ class GHLClient(ApiClient):
 
     def update_contact(self, contact_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         return self.request("PUT", f"/contacts/{contact_id}", json=fields, retry=True).json()["contact"]
+
+    def delete_contact(self, contact_id: str) -> None:
+        self.request("DELETE", f"/contacts/{contact_id}", retry=True)
+
+    def add_tags(self, contact_id: str, tags: list[str]) -> None:
+        self.request("POST", f"/contacts/{contact_id}/tags", json={"tags": tags}, retry=True)
+
+    def remove_tags(self, contact_id: str, tags: list[str]) -> None:
+        self.request("DELETE", f"/contacts/{contact_id}/tags", json={"tags": tags}, retry=True)
+
+    def get_contact(self, contact_id: str) -> dict[str, Any]:
+        return self.request("GET", f"/contacts/{contact_id}", retry=True).json()["contact"]
+
+    def create_child(self, entity: str, contact_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """Create a task or note under a contact (not retried: a resend could duplicate it)."""
+        body = self.request("POST", f"/contacts/{contact_id}/{entity}s", json=fields, retry=False).json()
+        return body[entity]
+
+    def update_child(self, entity: str, contact_id: str, child_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        if entity == "task" and set(fields) == {"completed"}:  # GHL's own call for (un)completing
+            path = f"/contacts/{contact_id}/tasks/{child_id}/completed"
+        else:
+            path = f"/contacts/{contact_id}/{entity}s/{child_id}"
+        return self.request("PUT", path, json=fields, retry=True).json()[entity]
+
+    def delete_child(self, entity: str, contact_id: str, child_id: str) -> None:
+        self.request("DELETE", f"/contacts/{contact_id}/{entity}s/{child_id}", retry=True)
+
+    def find_child(self, entity: str, contact_id: str, fields: dict[str, Any]) -> dict[str, Any] | None:
+        """A task or note under the contact with these exact fields: a create that may have
+        reached GHL before a crash is found here instead of being sent twice."""
+        listed = self.request("GET", f"/contacts/{contact_id}/{entity}s", retry=True).json().get(f"{entity}s", [])
+        for child in listed:
+            if all(child.get(k) == v for k, v in fields.items() if k in ("title", "body")):
+                return child
+        return None
 
 
 def _flatten(items: list[Any]) -> list[dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""GHL OAuth 2.0: access tokens refreshed lazily, rotated refresh tokens never lost.
+"""OAuth 2.0 (GHL, and apps using client credentials): access tokens refreshed lazily,
+rotated refresh tokens never lost.
 
 GHL rotates the refresh token on every use: the old one dies the moment the new one is
 issued. So the new refresh token is written to the token store *before* the new access
@@ -34,8 +35,8 @@ class AirflowVariableTokenStore:
     """Keeps the refresh token in an Airflow Variable (encrypted at rest with Fernet; its key
     contains "token", so Airflow masks the value in every log)."""
 
-    def __init__(self, conn_id: str):
-        self.key = f"crm_sync_ghl_refresh_token__{conn_id}"
+    def __init__(self, conn_id: str, prefix: str = "crm_sync_ghl_refresh_token"):
+        self.key = f"{prefix}__{conn_id}"
 
     def load(self) -> str | None:
         from airflow.sdk import Variable
@@ -45,7 +46,7 @@ class AirflowVariableTokenStore:
     def save(self, refresh_token: str) -> None:
         from airflow.sdk import Variable
 
-        Variable.set(self.key, refresh_token, description="GHL OAuth refresh token, rotated by crm-sync")
+        Variable.set(self.key, refresh_token, description="OAuth refresh token, rotated by crm-sync")
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,8 @@ class OAuthClient:
     client_id: str
     client_secret: str
     token_url: str
-    user_type: str = "Location"
+    user_type: str | None = "Location"  # GHL's token endpoint asks for it; other apps do not
+    client_credentials: bool = False  # without a refresh token, ask for a token with the client's own grant
 
     def __repr__(self) -> str:
         return f"OAuthClient(client_id={self.client_id!r}, client_secret=***, token_url={self.token_url!r})"
@@ -63,7 +65,7 @@ class TokenRefreshError(RuntimeError):
     """GHL refused the refresh token; a new authorisation (install) is needed."""
 
 
-class GHLOAuth(httpx.Auth):
+class RotatingOAuth(httpx.Auth):
     """httpx auth that holds the access token and refreshes it through the token store."""
 
     def __init__(self, client: OAuthClient, store: TokenStore, initial_refresh_token: str | None):
@@ -77,26 +79,39 @@ class GHLOAuth(httpx.Auth):
                                     max_attempts=TOKEN_ATTEMPTS)
 
     def __repr__(self) -> str:
-        return "GHLOAuth(***)"
+        return f"{type(self).__name__}(***)"
 
     def _refresh(self, stale: str | None) -> None:
         with self._lock:
             if self.access_token != stale:  # another thread refreshed meanwhile
                 return
-            refresh_token = self.store.load() or self.initial_refresh_token
-            if not refresh_token:
-                raise TokenRefreshError("no refresh token: install the app again to get one")
+            form = self._grant()
             requested_at = time.monotonic()
-            form = {"client_id": self.client.client_id, "client_secret": self.client.client_secret,
-                    "grant_type": "refresh_token", "refresh_token": refresh_token, "user_type": self.client.user_type}
-            try:  # retried like any call while GHL rate-limits (Retry-After) or is briefly down
+            try:  # retried like any call while the server rate-limits (Retry-After) or is briefly down
                 body = self._token_api.request("POST", self.client.token_url, data=form, retry=True).json()
-            except ApiError as exc:  # the status only: GHL's message could quote what we sent
-                raise TokenRefreshError(f"token refresh refused with HTTP {exc.status or 'no response'}") from None
-            self.store.save(body["refresh_token"])  # before anything uses the new access token
+            except ApiError as exc:  # the status only: the server's message could quote what we sent
+                if not (self.client.client_credentials and form["grant_type"] == "refresh_token" and not exc.retriable):
+                    raise TokenRefreshError(f"token refresh refused with HTTP {exc.status or 'no response'}") from None
+                # A refused refresh token: the client's own credentials still get a fresh pair.
+                form = {**form, "grant_type": "client_credentials"}
+                form.pop("refresh_token")
+                body = self._token_api.request("POST", self.client.token_url, data=form, retry=True).json()
+            if body.get("refresh_token"):
+                self.store.save(body["refresh_token"])  # before anything uses the new access token
             self.access_token = body["access_token"]
             self.expires_at = requested_at + float(body.get("expires_in", 3600)) - EXPIRY_MARGIN_S
             self.refreshes += 1
+
+    def _grant(self) -> dict[str, str]:
+        form = {"client_id": self.client.client_id, "client_secret": self.client.client_secret}
+        if self.client.user_type:
+            form["user_type"] = self.client.user_type
+        refresh_token = self.store.load() or self.initial_refresh_token
+        if refresh_token:
+            return {**form, "grant_type": "refresh_token", "refresh_token": refresh_token}
+        if self.client.client_credentials:
+            return {**form, "grant_type": "client_credentials"}
+        raise TokenRefreshError("no refresh token: install the app again to get one")
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         if self.access_token is None or time.monotonic() >= self.expires_at:
@@ -107,3 +122,6 @@ class GHLOAuth(httpx.Auth):
             self._refresh(request.headers["Authorization"].removeprefix("Bearer "))
             request.headers["Authorization"] = f"Bearer {self.access_token}"
             yield request
+
+
+GHLOAuth = RotatingOAuth  # GHL's refresh-token flow is the general one with user_type=Location

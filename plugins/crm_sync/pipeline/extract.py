@@ -1,53 +1,102 @@
-"""Extract: land one side's changed contacts, as received, in raw_record."""
+"""Extract: land one side's changed records of every synced entity, as received, in raw_record.
+
+Contacts (and the app's tasks, notes and appointments) come from each API's incremental
+listing over the run's window. GHL has no "changed since" listing for the others: its
+tasks come from the location-wide task search (a few paged calls), its notes and
+appointments from the contacts this window found changed (every contact on the first sync).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from typing import Any
 
-from crm_sync.hooks.app import AppHook
-from crm_sync.hooks.ghl import GHLHook
-from crm_sync.pipeline.context import RunContext, extraction_window, log_step, utcnow
+import sqlalchemy as sa
+
+from crm_sync.hooks.app import AppHook, dig
+from crm_sync.hooks.ghl import GHLClient, GHLHook
+from crm_sync.pipeline.context import RunContext, Window, extraction_window, log_step, utcnow
+from crm_sync.pipeline.csv_source import read_csv_folder
 from crm_sync.pipeline.normalize import RuleBroken, timestamp
 from crm_sync.profile import Side
 from crm_sync.warehouse.db import engine
 from crm_sync.warehouse.ops import insert_ignore
 from crm_sync.warehouse.tables import raw_record
 
-ENTITY = "contact"
 
-
-def _raw_row(ctx: RunContext, side: Side, payload: dict[str, Any], id_field: str, updated_field: str,
-             extracted_at) -> dict[str, Any]:
-    source_id = payload.get(id_field)
+def raw_row(ctx: RunContext, side: Side, entity: str, payload: dict[str, Any], extracted_at) -> dict[str, Any]:
+    id_field, updated_field = ctx.profile.record_fields(side, entity)
+    source_id = dig(payload, id_field)
     source_id = str(source_id) if source_id not in (None, "") else None
     try:
-        updated = timestamp(payload.get(updated_field))
+        updated = timestamp(dig(payload, updated_field))
     except RuleBroken:
         updated = None  # stage quarantines it with the rule; raw keeps the payload as received
     key = source_id or "sha256:" + hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:40]
-    return {"profile": ctx.profile.name, "run_id": ctx.run_id, "side": side, "entity": ENTITY, "record_key": key,
+    return {"profile": ctx.profile.name, "run_id": ctx.run_id, "side": side, "entity": entity, "record_key": key,
             "source_id": source_id, "source_updated_at": updated, "payload": payload, "extracted_at": extracted_at}
+
+
+def _ghl_children(client: GHLClient, ctx: RunContext, contact_ids: list[str]) -> Iterable[tuple[str, dict]]:
+    synced = ctx.profile.synced()
+    if "task" in synced:
+        yield from (("task", task) for task in client.search_tasks())
+    if "note" in synced:
+        for notes in client.notes_for(contact_ids).values():
+            yield from (("note", note) for note in notes)
+    if "appointment" in synced:
+        for events in client.appointments_for(contact_ids).values():
+            yield from (("appointment", event) for event in events)
+
+
+def _linked_ghl_contacts(conn: sa.Connection, ctx: RunContext) -> list[str]:
+    from crm_sync.warehouse.tables import xref
+
+    return [r.ghl_id for r in conn.execute(sa.select(xref.c.ghl_id).where(
+        xref.c.profile == ctx.profile.name, xref.c.entity == "contact", xref.c.ghl_id.is_not(None)))]
+
+
+def _extract_ghl(ctx: RunContext, window: Window, conn: sa.Connection) -> tuple[list[tuple[str, dict]], Any]:
+    client = GHLHook(ctx.profile.ghl.conn_id).get_conn(page_limit=ctx.profile.ghl.page_limit)
+    try:
+        contacts = list(client.search_contacts(window.since, window.until))
+        ids = [c["id"] for c in contacts]
+        if window.mode == "initial":  # the first sync of children covers every known contact
+            ids = sorted(set(ids) | set(_linked_ghl_contacts(conn, ctx)))
+        return [("contact", c) for c in contacts] + list(_ghl_children(client, ctx, ids)), client.metrics
+    finally:
+        client.close()
+
+
+def _extract_app(ctx: RunContext, conn: sa.Connection) -> tuple[list[tuple[str, dict]], Any, dict[str, Window]]:
+    windows = {entity: extraction_window(conn, ctx, "app", entity) for entity in ctx.profile.synced()}
+    if ctx.profile.app.kind == "csv":
+        return read_csv_folder(ctx.profile), None, windows
+    client = AppHook(ctx.profile.app).get_conn()
+    try:
+        records = [(entity, record) for entity, window in windows.items()
+                   for record in client.list_changed(entity, window.since, window.until)]
+        return records, client.metrics, windows
+    finally:
+        client.close()
 
 
 def extract(ctx: RunContext, side: Side) -> dict[str, Any]:
     eng = engine()
     with eng.connect() as conn:
-        window = extraction_window(conn, ctx, side, ENTITY)
-    if side == "ghl":
-        client = GHLHook(ctx.profile.ghl.conn_id).get_conn(page_limit=ctx.profile.ghl.page_limit)
-        records = client.search_contacts(window.since, window.until)
-    else:
-        client = AppHook(ctx.profile.app).get_conn()
-        records = client.list_changed(ENTITY, window.since, window.until)
-    id_field, updated_field = ctx.profile.record_fields(side)
-    try:
-        extracted_at = utcnow()
-        rows = [_raw_row(ctx, side, record, id_field, updated_field, extracted_at) for record in records]
-    finally:
-        client.close()
-    stats = {"extracted": len(rows), "window_mode": window.mode, "api": client.metrics.as_dict()}
+        window = extraction_window(conn, ctx, side, "contact")
+        if side == "ghl":
+            records, metrics = _extract_ghl(ctx, window, conn)
+        else:
+            records, metrics, windows = _extract_app(ctx, conn)
+            window = windows["contact"]
+    extracted_at = utcnow()
+    rows = [raw_row(ctx, side, entity, record, extracted_at) for entity, record in records]
+    per_entity = {entity: sum(1 for e, _ in records if e == entity) for entity in ctx.profile.synced()}
+    stats = {"extracted": len(rows), "by_entity": per_entity, "window_mode": window.mode,
+             "api": metrics.as_dict() if metrics else {}}
     with eng.begin() as conn:
         insert_ignore(conn, raw_record, rows, keys=["profile", "run_id", "side", "entity", "record_key"])
         log_step(conn, ctx, "extract", stats, side=side, window=window)

@@ -4,9 +4,11 @@ Load reads only the outbox. A row is claimed with a conditional update (pending 
 sending) so two runs can never send it both; it ends ``sent``, ``failed`` (the server
 refused it: the message is kept and the batch goes on) or back to ``pending`` when the
 failure was transient, for the task's retry or the next run. Creates cannot duplicate:
-GHL creates go through ``/contacts/upsert`` and app creates look the email up first.
-After a write, the side's response is staged and its hash stored on the link, so the
-echo of our own write is recognised on the next extraction.
+GHL contacts go through ``/contacts/upsert``, GHL tasks and notes are looked up under
+their contact first, and app contacts are looked up by email first. After a write, the
+side's response is staged and its hash stored on the link, so the echo of our own write
+is recognised on the next extraction. Rows run in outbox order: a contact's create is
+sent before the tasks and notes that need its new id.
 """
 
 from __future__ import annotations
@@ -16,60 +18,145 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from crm_sync.hooks.app import AppClient, AppHook
+from crm_sync.hooks.app import AppClient, AppHook, dig, typed_id
 from crm_sync.hooks.ghl import GHLClient, GHLHook
 from crm_sync.http import ApiError
 from crm_sync.pipeline.context import RunContext, advance_watermark, log_step, utcnow
-from crm_sync.pipeline.normalize import RuleBroken, canonical_contact, content_hash, side_fields, timestamp
+from crm_sync.pipeline.normalize import RuleBroken, canonical_record, timestamp, to_side
+from crm_sync.pipeline.stage import record_hash
 from crm_sync.profile import Side
 from crm_sync.warehouse.db import engine
 from crm_sync.warehouse.ops import upsert
-from crm_sync.warehouse.tables import outbox, run_log, staging_contact, xref
+from crm_sync.warehouse.tables import outbox, run_log, staging_contact, staging_record, xref
 
 log = logging.getLogger(__name__)
-ENTITY = "contact"
 
 
 class TransientLoadError(RuntimeError):
     """Some writes failed transiently; they stay pending for the retry or the next run."""
 
 
-def send(row: sa.Row, ctx: RunContext, ghl: GHLClient, app: AppClient) -> dict[str, Any]:
-    """Perform one outbox write and return the record the side now holds."""
-    fields = side_fields(row.payload, row.side, ctx.profile.contact_fields())
-    if row.side == "ghl":
-        return ghl.upsert_contact(fields) if row.op == "create" else ghl.update_contact(row.target_id, fields)
-    if row.op == "create":
+class ContactNotReady(ApiError):
+    """A child's contact has no id on the target side yet (its create is still pending)."""
+
+    def __init__(self, row: sa.Row):
+        super().__init__(424, row.op, f"{row.entity} of contact link {row.contact_xref_id}",
+                         "the contact is not created on that side yet")
+
+
+class Sender:
+    """Performs outbox writes against both sides; returns the record the side now holds."""
+
+    def __init__(self, ctx: RunContext, conn_factory, ghl: GHLClient, app: AppClient | None):
+        self.ctx, self.profile = ctx, ctx.profile
+        self.conn_factory, self.ghl, self.app = conn_factory, ghl, app
+
+    def contact_id(self, row: sa.Row, side: Side) -> str:
+        with self.conn_factory() as conn:
+            found = conn.execute(sa.select(getattr(xref.c, f"{side}_id")).where(
+                xref.c.id == row.contact_xref_id)).scalar_one_or_none()
+        if found is None:
+            raise ContactNotReady(row)
+        return found
+
+    def send(self, row: sa.Row) -> dict[str, Any] | None:
+        fields = self.profile.fields(row.entity)
+        body = to_side(row.entity, row.payload, row.side, fields, full=row.merged)
+        if row.side == "ghl":
+            return self._ghl(row, body)
+        return self._app(row, body)
+
+    def _ghl(self, row: sa.Row, body: dict[str, Any]) -> dict[str, Any] | None:
+        ghl = self.ghl
+        if row.entity == "contact":
+            if row.op == "create":
+                return ghl.upsert_contact(body)
+            if row.op == "delete":
+                ghl.delete_contact(row.target_id)
+                return None
+            if row.op == "archive":
+                ghl.add_tags(row.target_id, row.payload["tags"])
+                return ghl.get_contact(row.target_id)
+            tags = body.pop("tags", None) if "tags" in row.payload else None
+            held = ghl.update_contact(row.target_id, body) if body else None
+            if "tags" in row.payload:
+                self._retag(row, tags or [])
+                held = ghl.get_contact(row.target_id)
+            return held
+        contact_id = self.contact_id(row, "ghl")
+        if row.op == "create":
+            return ghl.find_child(row.entity, contact_id, body) or ghl.create_child(row.entity, contact_id, body)
+        if row.op == "delete":
+            ghl.delete_child(row.entity, contact_id, row.target_id)
+            return None
+        return ghl.update_child(row.entity, contact_id, row.target_id, body)
+
+    def _retag(self, row: sa.Row, wanted: list[str]) -> None:
+        """Only the tags that changed: adding and removing leaves tags someone set meanwhile alone."""
+        with self.conn_factory() as conn:
+            current = conn.execute(sa.select(staging_contact.c.tags).where(
+                staging_contact.c.profile == self.profile.name, staging_contact.c.side == "ghl",
+                staging_contact.c.source_id == row.target_id)).scalar_one_or_none() or []
+        if added := sorted(set(wanted) - set(current)):
+            self.ghl.add_tags(row.target_id, added)
+        if removed := sorted(set(current) - set(wanted)):
+            self.ghl.remove_tags(row.target_id, removed)
+
+    def _app(self, row: sa.Row, body: dict[str, Any]) -> dict[str, Any] | None:
+        app, entity = self.app, row.entity
+        if row.op == "delete":
+            app.delete(entity, row.target_id)
+            return None
+        if row.op != "create":
+            return app.update(entity, row.target_id, body)
+        if entity != "contact":
+            field = self.profile.contact_field(entity)
+            contact_id = self.contact_id(row, "app")
+            top, _, rest = field.partition(".")
+            body[top] = {rest: typed_id(contact_id)} if rest else typed_id(contact_id)
+            return app.create(entity, body)
         email = row.payload.get("email")
-        existing = app.lookup(ENTITY, email) if email else None
+        existing = app.lookup(entity, email) if email else None
         if existing is None:
-            return app.create(ENTITY, fields)
-        id_field, _ = ctx.profile.record_fields("app")
-        return app.update(ENTITY, str(existing[id_field]), fields)
-    return app.update(ENTITY, row.target_id, fields)
+            return app.create(entity, body)
+        id_field, _ = self.profile.record_fields("app")
+        return app.update(entity, str(dig(existing, id_field)), body)
 
 
-def record_success(conn: sa.Connection, ctx: RunContext, row: sa.Row, held: dict[str, Any]) -> None:
+def record_success(conn: sa.Connection, ctx: RunContext, row: sa.Row, held: dict[str, Any] | None) -> None:
     side: Side = row.side
     profile = ctx.profile
-    id_field, updated_field = profile.record_fields(side)
-    target_id = str(held[id_field])
+    if held is None:  # a delete: nothing to stage
+        conn.execute(sa.update(outbox).where(outbox.c.id == row.id).values(status="sent", sent_at=utcnow(),
+                                                                          last_error=None))
+        return
+    id_field, updated_field = profile.record_fields(side, row.entity)
+    target_id = str(dig(held, id_field))
     try:
-        values = canonical_contact(held, side, profile.contact_fields(), profile.default_region)
-        updated = timestamp(held.get(updated_field))
+        values = canonical_record(row.entity, held, side, profile.fields(row.entity), profile.default_region)
+        updated = timestamp(dig(held, updated_field))
     except RuleBroken:  # the side reformatted a value beyond our rules: keep what we sent
         values, updated = dict(row.merged), utcnow()
-    held_hash = content_hash(values)
-    upsert(conn, staging_contact, [{"profile": profile.name, "side": side, "source_id": target_id, **values,
-                                    "updated_at": updated, "content_hash": held_hash, "raw_id": None,
-                                    "run_id": ctx.run_id}], keys=["profile", "side", "source_id"])
+    held_hash = record_hash(values, row.entity, False)
+    staged = {"profile": profile.name, "side": side, "source_id": target_id, "updated_at": updated,
+              "content_hash": held_hash, "raw_id": None, "run_id": ctx.run_id, "deleted": False}
+    if row.entity == "contact":
+        upsert(conn, staging_contact, [{**staged, **values}], keys=["profile", "side", "source_id"])
+    else:
+        contact_id = held.get("contactId") if side == "ghl" else dig(held, profile.contact_field(row.entity))
+        upsert(conn, staging_record, [{**staged, "entity": row.entity, "fields": values,
+                                       "contact_id": None if contact_id is None else str(contact_id)}],
+               keys=["profile", "entity", "side", "source_id"])
     link = {f"{side}_id": target_id, f"{side}_hash": held_hash, "base": row.merged, "updated_at": utcnow()}
-    other = "app" if side == "ghl" else "ghl"
-    sibling = conn.execute(sa.select(outbox.c.id).where(  # the other side's own write records its hash
-        outbox.c.xref_id == row.xref_id, outbox.c.run_id == row.run_id, outbox.c.side == other)).first()
-    if sibling is None:
-        link[f"{other}_hash"] = row.source_hash
-    conn.execute(sa.update(xref).where(xref.c.id == row.xref_id).values(link))
+    if row.xref_id == 0:  # a profile template task: its link is born with it
+        conn.execute(sa.insert(xref).values(profile=profile.name, entity=row.entity, **link))
+    else:
+        other = "app" if side == "ghl" else "ghl"
+        sibling = conn.execute(sa.select(outbox.c.id).where(  # the other side's own write records its hash
+            outbox.c.xref_id == row.xref_id, outbox.c.run_id == row.run_id, outbox.c.side == other)).first()
+        if sibling is None and row.source_hash:
+            link[f"{other}_hash"] = row.source_hash
+        conn.execute(sa.update(xref).where(xref.c.id == row.xref_id).values(link))
     conn.execute(sa.update(outbox).where(outbox.c.id == row.id).values(
         status="sent", target_id=target_id, sent_at=utcnow(), last_error=None))
 
@@ -93,18 +180,19 @@ def load(ctx: RunContext) -> dict[str, Any]:
             conn.execute(sa.update(outbox).where(outbox.c.id.in_([r.id for r in rows])).values(status="dry_run"))
     counts = {"sent": 0, "failed": 0, "transient": 0, "dry_run": len(rows) if ctx.dry_run else 0}
     ghl = GHLHook(ctx.profile.ghl.conn_id).get_conn(page_limit=ctx.profile.ghl.page_limit)
-    app = AppHook(ctx.profile.app).get_conn()
+    app = AppHook(ctx.profile.app).get_conn() if ctx.profile.app.kind == "rest" else None
+    sender = Sender(ctx, eng.connect, ghl, app)
     try:
         for row in ([] if ctx.dry_run else rows):
             with eng.begin() as conn:
                 if not _claim(conn, row.id):
                     continue
             try:
-                held = send(row, ctx, ghl, app)
+                held = sender.send(row)
             except ApiError as exc:
                 status = "pending" if exc.retriable else "failed"
                 counts["transient" if exc.retriable else "failed"] += 1
-                log.warning("outbox row %s (%s %s %s xref %s) %s: %s", row.id, row.op, row.side, ENTITY,
+                log.warning("outbox row %s (%s %s %s xref %s) %s: %s", row.id, row.op, row.side, row.entity,
                             row.xref_id, status, exc)
                 with eng.begin() as conn:
                     conn.execute(sa.update(outbox).where(outbox.c.id == row.id).values(
@@ -115,8 +203,10 @@ def load(ctx: RunContext) -> dict[str, Any]:
             counts["sent"] += 1
     finally:
         ghl.close()
-        app.close()
-    stats = {**counts, "api": {"ghl": ghl.metrics.as_dict(), "app": app.metrics.as_dict()}}
+        if app is not None:
+            app.close()
+    api = {"ghl": ghl.metrics.as_dict(), "app": app.metrics.as_dict() if app else {}}
+    stats = {**counts, "api": api}
     with eng.begin() as conn:
         log_step(conn, ctx, "load", stats)
         if not counts["transient"]:
@@ -131,4 +221,5 @@ def _advance_watermarks(conn: sa.Connection, ctx: RunContext) -> None:
         run_log.c.profile == ctx.profile.name, run_log.c.run_id == ctx.run_id, run_log.c.step == "extract")).all()
     for side, window_end in windows:
         if window_end is not None:
-            advance_watermark(conn, ctx.profile.name, side, ENTITY, window_end)
+            for entity in ctx.profile.synced():
+                advance_watermark(conn, ctx.profile.name, side, entity, window_end)

@@ -4,7 +4,8 @@ For each mapped field: equal values need nothing; a field only one side changed 
 base takes that side's value (so a write never undoes an edit we have not seen yet); a
 field empty on one side takes the other's (keep non-empty); a field both sides changed
 goes to the profile's rule, ``latest_wins`` by each side's updated-at, or a source of
-truth; an empty result takes the field's fallback. Every decision names its reason.
+truth; tags merge as sets (a tag added or removed on either side since the base is added or
+removed); an empty result takes the field's fallback. Every decision names its reason.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from crm_sync.profile import FieldMap
+from crm_sync.profile import CANONICAL, FieldMap
 
 
 @dataclass
@@ -32,13 +33,27 @@ def _later(ghl_at: datetime | None, app_at: datetime | None) -> str:
     return "ghl" if ghl_at >= app_at else "app"
 
 
+def merge_sets(g: list | None, a: list | None, base: list | None) -> list | None:
+    """Three-way set merge: what either side added since the base is in, what either removed is out."""
+    mine, theirs = set(g or []), set(a or [])
+    if base is None:
+        merged = mine | theirs
+    else:
+        old = set(base)
+        merged = (old | (mine - old) | (theirs - old)) - (old - mine) - (old - theirs)
+    return sorted(merged) or None
+
+
 def merge(ghl: dict[str, Any], app: dict[str, Any], base: dict[str, Any] | None, fields: dict[str, FieldMap],
-          rule: str) -> Merged:
+          rule: str, entity: str = "contact") -> Merged:
     result = Merged(values={})
     for name, spec in fields.items():
         g, a = ghl.get(name), app.get(name)
         if g == a:
             value, winner, why = g, None, None
+        elif CANONICAL[entity][name][0] == "tags":
+            value, winner = merge_sets(g, a, (base or {}).get(name) if base else None), "both"
+            why = "tags merged as sets: additions and removals from either side"
         elif base is not None and g == base.get(name):
             value, winner, why = a, "app", "only the app changed it since the last sync"
         elif base is not None and a == base.get(name):

@@ -1,19 +1,26 @@
 """Reconcile: decide every write, and put it in the outbox. Nothing is sent from here.
 
+Contacts first, then tasks, notes and appointments (they link through their contact):
+
 1. Candidates: staged records with no identity link, or whose hash differs from the one
    the link last recorded for their side (our own echoes match it, so they drop out).
-2. Identity for unlinked records: normalised email, then E.164 phone (only when the
+2. Identity for unlinked contacts: normalised email, then E.164 phone (only when the
    emails do not contradict each other). A record that matches more than one, or is
    matched by more than one, is quarantined as ``ambiguous_match``, never guessed.
+   Unlinked children pair up under the same linked contact by their natural key (a task's
+   title, a note's body, an appointment's start) when that is unique on both sides.
 3. Each linked or newly matched pair is merged field by field (crm_sync.pipeline.merge);
    each side gets a patch of just the fields it lacks. Unmatched records are created on
-   the other side. Links with writes still pending wait for load to finish them.
+   the other side; a child whose contact is not linked yet waits for a later run. A record
+   deleted on the app follows the profile's ``on_delete``. Links with writes still pending
+   wait for load to finish them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from datetime import timedelta
 from typing import Any
 
 import pandas as pd
@@ -23,22 +30,31 @@ from crm_sync.pipeline.context import RunContext, log_step, utcnow
 from crm_sync.pipeline.merge import merge
 from crm_sync.pipeline.normalize import Broken
 from crm_sync.pipeline.stage import quarantine_row
-from crm_sync.profile import CONTACT_FIELDS, Side
-from crm_sync.warehouse.db import engine
+from crm_sync.profile import CANONICAL, GHL_READ_ONLY, Side
 from crm_sync.warehouse.ops import insert_ignore
-from crm_sync.warehouse.tables import outbox, quarantine, raw_record, staging_contact, xref
+from crm_sync.warehouse.tables import outbox, quarantine, raw_record, staging_contact, staging_record, xref
 
-ENTITY = "contact"
 OTHER: dict[Side, Side] = {"ghl": "app", "app": "ghl"}
-RECORD_FIELDS = (*CONTACT_FIELDS, "updated_at")
+NATURAL_KEY = {"task": "title", "note": "body", "appointment": "start"}
 
 
-def _record(row: pd.Series) -> dict[str, Any]:
-    return {name: (None if pd.isna(row[name]) else row[name]) for name in RECORD_FIELDS}
+def _value(value: Any) -> Any:
+    if isinstance(value, list | dict):
+        return value
+    return None if pd.isna(value) else value
 
 
-def _idempotency_key(ctx: RunContext, side: Side, op: str, ids: tuple, hashes: tuple, payload: dict) -> str:
-    material = json.dumps([ctx.profile.name, ENTITY, side, op, ids, hashes, payload], sort_keys=True, default=str)
+def _record(row: pd.Series, entity: str) -> dict[str, Any]:
+    if entity == "contact":
+        values = {name: _value(row[name]) for name in CANONICAL["contact"]}
+    else:
+        values = dict(row["fields"])
+    return {**values, "updated_at": _value(row["updated_at"])}
+
+
+def _idempotency_key(ctx: RunContext, entity: str, side: Side, op: str, ids: tuple, hashes: tuple,
+                     payload: dict) -> str:
+    material = json.dumps([ctx.profile.name, entity, side, op, ids, hashes, payload], sort_keys=True, default=str)
     return hashlib.sha256(material.encode()).hexdigest()
 
 
@@ -65,122 +81,254 @@ def find_matches(ghl: pd.DataFrame, app: pd.DataFrame) -> tuple[list[tuple[str, 
 
 
 class Planner:
-    """Collects the outbox rows and link changes of one reconcile."""
+    """Collects the outbox rows and link changes of one entity's reconcile."""
 
-    def __init__(self, ctx: RunContext):
-        self.ctx = ctx
-        self.mapping = ctx.profile.entities[ENTITY]
-        self.fields = ctx.profile.contact_fields()
+    def __init__(self, ctx: RunContext, entity: str):
+        self.ctx, self.entity = ctx, entity
+        self.mapping = ctx.profile.entities[entity]
+        self.fields = ctx.profile.fields(entity)
         self.outbox: list[dict[str, Any]] = []
         self.link_updates: list[dict[str, Any]] = []
 
     def write(self, side: Side, op: str, xref_id: int, target_id: str | None, payload: dict, merged: dict,
-              source_hash: str, ids: tuple, hashes: tuple, decisions: list) -> None:
-        if not payload or not self.mapping.writes_to(side):
+              source_hash: str | None, ids: tuple, hashes: tuple, decisions: list,
+              contact_xref_id: int | None = None) -> None:
+        if op in ("create", "update"):  # only fields that side holds and accepts
+            payload = {k: v for k, v in payload.items() if k in self.fields and getattr(self.fields[k], side)
+                       and (side == "app" or (self.entity, k) not in GHL_READ_ONLY)}
+            if not payload:
+                return
+        if not self.mapping.writes_to(side):
             return
         self.outbox.append({
-            "profile": self.ctx.profile.name, "run_id": self.ctx.run_id, "entity": ENTITY, "side": side, "op": op,
-            "xref_id": xref_id, "target_id": target_id, "payload": payload, "merged": merged,
-            "source_hash": source_hash, "decisions": decisions, "status": "pending", "attempts": 0,
-            "idempotency_key": _idempotency_key(self.ctx, side, op, ids, hashes, payload), "created_at": utcnow(),
+            "profile": self.ctx.profile.name, "run_id": self.ctx.run_id, "entity": self.entity, "side": side,
+            "op": op, "xref_id": xref_id, "contact_xref_id": contact_xref_id, "target_id": target_id,
+            "payload": payload, "merged": merged, "source_hash": source_hash, "decisions": decisions,
+            "status": "pending", "attempts": 0, "created_at": utcnow(),
+            "idempotency_key": _idempotency_key(self.ctx, self.entity, side, op, ids, hashes, payload),
         })
 
-    def pair(self, xref_id: int, g: pd.Series, a: pd.Series, base: dict | None) -> None:
-        ghl_rec, app_rec = _record(g), _record(a)
-        merged = merge(ghl_rec, app_rec, base, self.fields, self.mapping.conflict)
-        ghl_patch, app_patch = merged.patch_for(ghl_rec), merged.patch_for(app_rec)
+    def pair(self, xref_id: int, g: pd.Series, a: pd.Series, base: dict | None,
+             contact_xref_id: int | None = None) -> None:
+        ghl_rec, app_rec = _record(g, self.entity), _record(a, self.entity)
         ids, hashes = (g.source_id, a.source_id), (g.content_hash, a.content_hash)
+        if a.deleted:
+            self.deleted(xref_id, g, a, contact_xref_id)
+            return
+        merged = merge(ghl_rec, app_rec, base, self.fields, self.mapping.conflict, self.entity)
+        ghl_patch, app_patch = merged.patch_for(ghl_rec), merged.patch_for(app_rec)
+        ghl_patch = {k: v for k, v in ghl_patch.items() if (self.entity, k) not in GHL_READ_ONLY}
         if not ghl_patch and not app_patch:
             self.link_updates.append({"id": xref_id, "ghl_hash": g.content_hash, "app_hash": a.content_hash,
                                       "base": merged.values})
             return
         self.write("ghl", "update", xref_id, g.source_id, ghl_patch, merged.values, a.content_hash, ids, hashes,
-                   merged.decisions)
+                   merged.decisions, contact_xref_id)
         self.write("app", "update", xref_id, a.source_id, app_patch, merged.values, g.content_hash, ids, hashes,
-                   merged.decisions)
+                   merged.decisions, contact_xref_id)
 
-    def create(self, xref_id: int, source: Side, row: pd.Series) -> None:
-        record = _record(row)
-        merged = merge(record, record, None, self.fields, self.mapping.conflict)
+    def deleted(self, xref_id: int, g: pd.Series, a: pd.Series, contact_xref_id: int | None) -> None:
+        """Deleted or archived on the app: archive (soft) or delete on GHL, as the profile says."""
+        action = self.mapping.on_delete
+        ids, hashes = (g.source_id, a.source_id), (g.content_hash, a.content_hash)
+        decision = [{"field": "*", "winner": "app", "reason": f"deleted on the app: on_delete {action}",
+                     "ghl": "", "app": "deleted", "value": action}]
+        if action == "ignore" or (action == "archive" and self.entity != "contact"):
+            self.link_updates.append({"id": xref_id, "ghl_hash": g.content_hash, "app_hash": a.content_hash,
+                                      "base": _record(g, self.entity)})
+            return
+        payload = {"tags": [self.mapping.archive_tag]} if action == "archive" else {"deleted": True}
+        self.write("ghl", action, xref_id, g.source_id, payload, _record(g, self.entity), a.content_hash, ids,
+                   hashes, decision, contact_xref_id)
+
+    def create(self, xref_id: int, source: Side, row: pd.Series, contact_xref_id: int | None = None) -> None:
+        if row.deleted:
+            return  # never bring a deleted record to life on the other side
+        record = _record(row, self.entity)
+        merged = merge(record, record, None, self.fields, self.mapping.conflict, self.entity)
         payload = {k: v for k, v in merged.values.items() if v is not None}
         ids, hashes = (source, row.source_id), (row.content_hash,)
         self.write(OTHER[source], "create", xref_id, None, payload, merged.values, row.content_hash, ids, hashes,
-                   merged.decisions)
+                   merged.decisions, contact_xref_id)
         # Fallback values reach the source side too, so both end up holding the same record.
         self.write(source, "update", xref_id, row.source_id, merged.patch_for(record), merged.values,
-                   row.content_hash, ids, hashes, merged.decisions)
+                   row.content_hash, ids, hashes, merged.decisions, contact_xref_id)
+
+    def template_tasks(self, contact_xref_id: int, record: dict[str, Any], tasks_planner: Planner) -> None:
+        """The profile's tasks for a person the app brings to GHL (a lead's first call, a reminder).
+        Their link is made when load creates them (xref_id 0)."""
+        for index, template in enumerate(self.mapping.new_contact_tasks):
+            if template.only_if and not record.get(template.only_if):
+                continue
+            due = (utcnow() + timedelta(hours=template.due_in_hours)).replace(microsecond=0)
+            payload = {"title": template.title, "body": template.body, "completed": False,
+                       "due_date": due.strftime("%Y-%m-%dT%H:%M:%SZ")}
+            payload = {k: v for k, v in payload.items() if v is not None and k in tasks_planner.fields}
+            tasks_planner.outbox.append({
+                "profile": self.ctx.profile.name, "run_id": self.ctx.run_id, "entity": "task", "side": "ghl",
+                "op": "create", "xref_id": 0, "contact_xref_id": contact_xref_id, "target_id": None,
+                "payload": payload, "merged": payload, "source_hash": None, "status": "pending", "attempts": 0,
+                "decisions": [{"field": "*", "winner": "profile", "reason": "new_contact_tasks template",
+                               "ghl": "", "app": "", "value": template.title}],
+                "created_at": utcnow(),
+                "idempotency_key": _idempotency_key(self.ctx, "task", "ghl", "template", (contact_xref_id, index),
+                                                    (), {}),
+            })
 
 
-def _load(conn: sa.Connection, ctx: RunContext):
-    profile = ctx.profile.name
-    staged = pd.read_sql(sa.select(staging_contact).where(staging_contact.c.profile == profile), conn)
-    links = pd.read_sql(sa.select(xref).where(xref.c.profile == profile, xref.c.entity == ENTITY), conn)
-    busy = {r.xref_id for r in conn.execute(sa.select(outbox.c.xref_id).where(
-        outbox.c.profile == profile, outbox.c.status == "pending"))}
-    extracted = pd.read_sql(sa.select(raw_record.c.side, raw_record.c.source_id).where(
-        raw_record.c.profile == profile, raw_record.c.run_id == ctx.run_id), conn)
-    return staged, links, busy, extracted
+def _links(conn: sa.Connection, ctx: RunContext, entity: str) -> pd.DataFrame:
+    return pd.read_sql(sa.select(xref).where(xref.c.profile == ctx.profile.name, xref.c.entity == entity), conn)
+
+
+def _busy(conn: sa.Connection, ctx: RunContext) -> set[int]:
+    return {r.xref_id for r in conn.execute(sa.select(outbox.c.xref_id).where(
+        outbox.c.profile == ctx.profile.name, outbox.c.status == "pending"))}
+
+
+def _insert_links(conn: sa.Connection, ctx: RunContext, entity: str, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(sa.insert(xref), [{"profile": ctx.profile.name, "entity": entity, "ghl_id": None,
+                                        "app_id": None, "updated_at": utcnow(), **row} for row in rows])
+
+
+def _link_ids(conn: sa.Connection, ctx: RunContext, entity: str) -> dict[tuple, int]:
+    return {(r.ghl_id, r.app_id): r.id for r in conn.execute(sa.select(xref.c.id, xref.c.ghl_id, xref.c.app_id)
+                                                             .where(xref.c.profile == ctx.profile.name,
+                                                                    xref.c.entity == entity))}
+
+
+def _changed_links(links: pd.DataFrame, ghl: pd.DataFrame, app: pd.DataFrame, busy: set[int]) -> pd.DataFrame:
+    """Links where either side moved past the hash we last recorded."""
+    by_ghl = links.dropna(subset=["ghl_id"]).set_index("ghl_id")
+    by_app = links.dropna(subset=["app_id"]).set_index("app_id")
+    changed_ghl = ghl.join(by_ghl[["id", "ghl_hash"]], how="inner")
+    changed_app = app.join(by_app[["id", "app_hash"]], how="inner")
+    touched = set(changed_ghl["id"][changed_ghl.content_hash != changed_ghl.ghl_hash]) | \
+        set(changed_app["id"][changed_app.content_hash != changed_app.app_hash])
+    return links[links.id.isin(touched - busy)]
+
+
+def _contacts(conn: sa.Connection, ctx: RunContext, plan: Planner, tasks: Planner | None) -> dict[str, int]:
+    staged = pd.read_sql(sa.select(staging_contact).where(staging_contact.c.profile == ctx.profile.name), conn)
+    links, busy = _links(conn, ctx, "contact"), _busy(conn, ctx)
+    ghl = staged[staged.side == "ghl"].set_index("source_id", drop=False)
+    app = staged[staged.side == "app"].set_index("source_id", drop=False)
+    for link in _changed_links(links, ghl, app, busy).itertuples():
+        if link.ghl_id in ghl.index and link.app_id in app.index:
+            base = link.base if isinstance(link.base, dict) else None  # never synced yet: no base
+            plan.pair(int(link.id), ghl.loc[link.ghl_id], app.loc[link.app_id], base)
+
+    lone_ghl = ghl[~ghl.source_id.isin(links.ghl_id.dropna())]
+    lone_app = app[~app.source_id.isin(links.app_id.dropna()) & ~app.deleted.astype(bool)]
+    pairs, ambiguous = find_matches(lone_ghl, lone_app)
+    new_links = [{"ghl_id": g, "app_id": a} for g, a in pairs]
+    matched = {("ghl", g) for g, _ in pairs} | {("app", a) for _, a in pairs}
+    for side, lone in (("ghl", lone_ghl), ("app", lone_app)):
+        for source_id in lone.source_id:
+            if (side, source_id) not in matched and (side, source_id) not in ambiguous \
+                    and plan.mapping.writes_to(OTHER[side]):
+                new_links.append({f"{side}_id": source_id})
+    _insert_links(conn, ctx, "contact", new_links)
+    link_ids = _link_ids(conn, ctx, "contact")
+    for g, a in pairs:
+        plan.pair(link_ids[(g, a)], ghl.loc[g], app.loc[a], None)
+    for (g, a), link_id in link_ids.items():
+        if (g is None) != (a is None) and link_id not in busy:
+            side, source_id = ("ghl", g) if a is None else ("app", a)
+            frame = ghl if side == "ghl" else app
+            if source_id in frame.index:
+                before = len(plan.outbox)
+                plan.create(link_id, side, frame.loc[source_id])
+                created_in_ghl = any(r["side"] == "ghl" and r["op"] == "create" for r in plan.outbox[before:])
+                if created_in_ghl and tasks is not None:
+                    plan.template_tasks(link_id, _record(frame.loc[source_id], "contact"), tasks)
+
+    # An ambiguous record is quarantined again only when it changed; it stays unlinked until fixed.
+    quarantined = [quarantine_row(ctx, side, int(row.raw_id or 0), source_id, Broken(
+        "ambiguous_match", f"{side}:{source_id} matches more than one record: {', '.join(sorted(set(c)))}"))
+        for (side, source_id), c in ambiguous.items()
+        for row in [(ghl if side == "ghl" else app).loc[source_id]] if row.run_id == ctx.run_id]
+    insert_ignore(conn, quarantine, quarantined, keys=["profile", "run_id", "raw_id", "rule"])
+    return {"new_matches": len(pairs), "ambiguous": len(ambiguous)}
+
+
+def _children(conn: sa.Connection, ctx: RunContext, plan: Planner) -> dict[str, int]:
+    entity = plan.entity
+    staged = pd.read_sql(sa.select(staging_record).where(
+        staging_record.c.profile == ctx.profile.name, staging_record.c.entity == entity), conn)
+    if staged.empty:
+        return {"waiting_for_contact": 0}
+    contacts = _links(conn, ctx, "contact")
+    contact_link = {**{("ghl", g): i for g, i in zip(contacts.ghl_id, contacts.id, strict=True) if g},
+                    **{("app", a): i for a, i in zip(contacts.app_id, contacts.id, strict=True) if a}}
+    staged["contact_link"] = [contact_link.get((s, c)) for s, c in zip(staged.side, staged.contact_id, strict=True)]
+    links, busy = _links(conn, ctx, entity), _busy(conn, ctx)
+    ghl = staged[staged.side == "ghl"].set_index("source_id", drop=False)
+    app = staged[staged.side == "app"].set_index("source_id", drop=False)
+    for link in _changed_links(links, ghl, app, busy).itertuples():
+        if link.ghl_id in ghl.index and link.app_id in app.index:
+            base = link.base if isinstance(link.base, dict) else None
+            g = ghl.loc[link.ghl_id]
+            plan.pair(int(link.id), g, app.loc[link.app_id], base, _int(g.contact_link))
+
+    lone_ghl = ghl[~ghl.source_id.isin(links.ghl_id.dropna()) & ghl.contact_link.notna()]
+    lone_app = app[~app.source_id.isin(links.app_id.dropna()) & app.contact_link.notna() & ~app.deleted.astype(bool)]
+    pairs = _natural_pairs(lone_ghl, lone_app, NATURAL_KEY[entity])
+    paired = {g for g, _ in pairs} | {a for _, a in pairs}
+    new_links = [{"ghl_id": g, "app_id": a} for g, a in pairs]
+    new_links += [{f"{side}_id": s} for side, lone in (("ghl", lone_ghl), ("app", lone_app))
+                  for s in lone.source_id if s not in paired and plan.mapping.writes_to(OTHER[side])]
+    _insert_links(conn, ctx, entity, new_links)
+    link_ids = _link_ids(conn, ctx, entity)
+    for g, a in pairs:
+        plan.pair(link_ids[(g, a)], ghl.loc[g], app.loc[a], None, _int(ghl.loc[g].contact_link))
+    for (g, a), link_id in link_ids.items():
+        if (g is None) != (a is None) and link_id not in busy:
+            side, source_id = ("ghl", g) if a is None else ("app", a)
+            frame = ghl if side == "ghl" else app
+            if source_id in frame.index:
+                plan.create(link_id, side, frame.loc[source_id], _int(frame.loc[source_id].contact_link))
+    waiting = int(staged.contact_link.isna().sum())
+    return {"waiting_for_contact": waiting}
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None or pd.isna(value) else int(value)
+
+
+def _natural_pairs(ghl: pd.DataFrame, app: pd.DataFrame, key: str) -> list[tuple[str, str]]:
+    """Unlinked children under the same contact with the same natural key, unique on both sides."""
+    if ghl.empty or app.empty:
+        return []
+    left = pd.DataFrame({"g": ghl.source_id.values, "link": ghl.contact_link.values,
+                         "key": [f.get(key) for f in ghl["fields"]]}).dropna()
+    right = pd.DataFrame({"a": app.source_id.values, "link": app.contact_link.values,
+                          "key": [f.get(key) for f in app["fields"]]}).dropna()
+    joined = left.merge(right, on=["link", "key"])
+    unique = joined[~joined.g.duplicated(keep=False) & ~joined.a.duplicated(keep=False)]
+    return list(zip(unique.g, unique.a, strict=True))
 
 
 def reconcile(ctx: RunContext) -> dict[str, Any]:
+    from crm_sync.warehouse.db import engine
+
     eng = engine()
-    plan = Planner(ctx)
+    planners = {entity: Planner(ctx, entity) for entity in ctx.profile.synced()}
+    now = utcnow()
     with eng.begin() as conn:
-        staged, links, busy, extracted = _load(conn, ctx)
-        ghl = staged[staged.side == "ghl"].set_index("source_id", drop=False)
-        app = staged[staged.side == "app"].set_index("source_id", drop=False)
-        by_ghl = links.dropna(subset=["ghl_id"]).set_index("ghl_id")
-        by_app = links.dropna(subset=["app_id"]).set_index("app_id")
-
-        # 1. Linked pairs where either side moved past the hash we last recorded.
-        changed_ghl = ghl.join(by_ghl[["id", "ghl_hash"]], how="inner")
-        changed_ghl = changed_ghl[changed_ghl.content_hash != changed_ghl.ghl_hash]
-        changed_app = app.join(by_app[["id", "app_hash"]], how="inner")
-        changed_app = changed_app[changed_app.content_hash != changed_app.app_hash]
-        touched = (set(changed_ghl["id"]) | set(changed_app["id"])) - busy
-        for link in links[links.id.isin(touched)].itertuples():
-            if link.ghl_id in ghl.index and link.app_id in app.index:
-                base = link.base if isinstance(link.base, dict) else None  # never synced yet: no base
-                plan.pair(int(link.id), ghl.loc[link.ghl_id], app.loc[link.app_id], base)
-
-        # 2. Unlinked records: match, quarantine the ambiguous, create the rest on the other side.
-        lone_ghl = ghl[~ghl.source_id.isin(by_ghl.index)]
-        lone_app = app[~app.source_id.isin(by_app.index)]
-        pairs, ambiguous = find_matches(lone_ghl, lone_app)
-        now = utcnow()
-        new_links = [{"profile": ctx.profile.name, "entity": ENTITY, "ghl_id": g, "app_id": a, "updated_at": now}
-                     for g, a in pairs]
-        matched = {("ghl", g) for g, _ in pairs} | {("app", a) for _, a in pairs}
-        for side, lone in (("ghl", lone_ghl), ("app", lone_app)):
-            for source_id in lone.source_id:
-                if (side, source_id) not in matched and (side, source_id) not in ambiguous \
-                        and plan.mapping.writes_to(OTHER[side]):
-                    new_links.append({"profile": ctx.profile.name, "entity": ENTITY, "ghl_id": None,
-                                      "app_id": None, f"{side}_id": source_id, "updated_at": now})
-        if new_links:
-            conn.execute(sa.insert(xref), new_links)
-        link_ids = {(r.ghl_id, r.app_id): r.id for r in conn.execute(
-            sa.select(xref.c.id, xref.c.ghl_id, xref.c.app_id).where(xref.c.profile == ctx.profile.name))}
-        for g, a in pairs:
-            plan.pair(link_ids[(g, a)], ghl.loc[g], app.loc[a], None)
-        for (g, a), link_id in link_ids.items():
-            if (g is None) != (a is None) and link_id not in busy:
-                side, source_id = ("ghl", g) if a is None else ("app", a)
-                frame = ghl if side == "ghl" else app
-                if source_id in frame.index:
-                    plan.create(link_id, side, frame.loc[source_id])
-
-        # An ambiguous record is quarantined again only when it changed; it stays unlinked until fixed.
-        quarantined = [quarantine_row(ctx, side, int(row.raw_id or 0), source_id, Broken(
-            "ambiguous_match", f"{side}:{source_id} matches more than one record: {', '.join(sorted(set(c)))}"))
-            for (side, source_id), c in ambiguous.items()
-            for row in [(ghl if side == "ghl" else app).loc[source_id]] if row.run_id == ctx.run_id]
-        insert_ignore(conn, quarantine, quarantined, keys=["profile", "run_id", "raw_id", "rule"])
-        for update in plan.link_updates:
-            conn.execute(sa.update(xref).where(xref.c.id == update["id"]).values(
-                ghl_hash=update["ghl_hash"], app_hash=update["app_hash"], base=update["base"], updated_at=now))
-        _queue(conn, ctx, plan.outbox)
-        stats = _stats(plan.outbox, extracted, len(pairs), len(ambiguous))
+        stats = _contacts(conn, ctx, planners["contact"], planners.get("task"))
+        for entity, plan in planners.items():
+            if entity != "contact":
+                stats[f"{entity}_waiting_for_contact"] = _children(conn, ctx, plan)["waiting_for_contact"]
+        rows = [row for plan in planners.values() for row in plan.outbox]
+        for plan in planners.values():
+            for update in plan.link_updates:
+                conn.execute(sa.update(xref).where(xref.c.id == update["id"]).values(
+                    ghl_hash=update["ghl_hash"], app_hash=update["app_hash"], base=update["base"], updated_at=now))
+        _queue(conn, ctx, rows)
+        extracted = pd.read_sql(sa.select(raw_record.c.side, raw_record.c.entity).where(
+            raw_record.c.profile == ctx.profile.name, raw_record.c.run_id == ctx.run_id), conn)
+        stats = {**_stats(rows, extracted), **stats}
         log_step(conn, ctx, "reconcile", stats)
     return stats
 
@@ -188,10 +336,11 @@ def reconcile(ctx: RunContext) -> dict[str, Any]:
 def _queue(conn: sa.Connection, ctx: RunContext, rows: list[dict[str, Any]]) -> None:
     """Add the writes; an older unsent write for the same record and side is superseded."""
     for row in rows:
-        conn.execute(sa.update(outbox).where(
-            outbox.c.xref_id == row["xref_id"], outbox.c.side == row["side"],
-            outbox.c.status.in_(["pending", "dry_run"]), outbox.c.idempotency_key != row["idempotency_key"],
-        ).values(status="superseded"))
+        if row["xref_id"]:
+            conn.execute(sa.update(outbox).where(
+                outbox.c.xref_id == row["xref_id"], outbox.c.entity == row["entity"], outbox.c.side == row["side"],
+                outbox.c.status.in_(["pending", "dry_run"]), outbox.c.idempotency_key != row["idempotency_key"],
+            ).values(status="superseded"))
     insert_ignore(conn, outbox, rows, keys=["idempotency_key"])
     keys = [row["idempotency_key"] for row in rows]
     if keys and not ctx.dry_run:  # a write first planned in a dry run is now due
@@ -199,9 +348,12 @@ def _queue(conn: sa.Connection, ctx: RunContext, rows: list[dict[str, Any]]) -> 
                      .values(status="pending"))
 
 
-def _stats(rows: list[dict[str, Any]], extracted: pd.DataFrame, matched: int, ambiguous: int) -> dict[str, Any]:
-    planned = {f"{side}_{op}": 0 for side in ("ghl", "app") for op in ("create", "update")}
+def _stats(rows: list[dict[str, Any]], extracted: pd.DataFrame) -> dict[str, Any]:
+    planned: dict[str, int] = {f"{side}_{op}": 0 for side in ("ghl", "app") for op in ("create", "update")}
+    by_entity: dict[str, int] = {}
     for row in rows:
-        planned[f"{row['side']}_{row['op']}"] += 1
-    return {"planned": planned, "new_matches": matched, "ambiguous": ambiguous,
+        key = f"{row['side']}_{row['op']}"
+        planned[key] = planned.get(key, 0) + 1
+        by_entity[row["entity"]] = by_entity.get(row["entity"], 0) + 1
+    return {"planned": planned, "planned_by_entity": by_entity,
             "extracted_ghl": int((extracted.side == "ghl").sum()), "extracted_app": int((extracted.side == "app").sum())}

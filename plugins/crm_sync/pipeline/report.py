@@ -31,13 +31,14 @@ def _steps(conn: sa.Connection, profile: str, run_id: str) -> dict[tuple[str, st
 def summarize(conn: sa.Connection, profile: str, run_id: str) -> dict[str, Any]:
     """Per side: extracted, quarantined, created, updated, unchanged, failed writes, API calls."""
     steps = _steps(conn, profile, run_id)
-    writes = conn.execute(sa.select(outbox, xref.c.ghl_id, xref.c.app_id).join(xref, xref.c.id == outbox.c.xref_id)
+    writes = conn.execute(sa.select(outbox, xref.c.ghl_id, xref.c.app_id).outerjoin(xref, xref.c.id == outbox.c.xref_id)
                           .where(outbox.c.profile == profile, outbox.c.run_id == run_id)
                           .order_by(outbox.c.id)).all()
     bad = conn.execute(sa.select(quarantine).where(quarantine.c.profile == profile, quarantine.c.run_id == run_id)
                        .order_by(quarantine.c.id)).all()
-    extracted = conn.execute(sa.select(raw_record.c.side, raw_record.c.source_id).where(
+    raws = conn.execute(sa.select(raw_record.c.side, raw_record.c.source_id, raw_record.c.entity).where(
         raw_record.c.profile == profile, raw_record.c.run_id == run_id)).all()
+    extracted = [(r.side, r.source_id) for r in raws]
     load = steps.get(("load", "-"))
     sides = {}
     for side in ("ghl", "app"):
@@ -55,8 +56,8 @@ def summarize(conn: sa.Connection, profile: str, run_id: str) -> dict[str, Any]:
             "unchanged": sum(1 for i in ids if i is not None and i not in touched and i not in bad_ids),
             "failed": sum(w.status == "failed" for w in mine),
             "planned": sum(w.status in ("pending", "dry_run") for w in mine),
-            "api_calls": (extract.stats["api"]["calls"] if extract else 0)
-            + (load.stats["api"][side]["calls"] if load else 0),
+            "api_calls": (extract.stats["api"].get("calls", 0) if extract else 0)
+            + (load.stats["api"][side].get("calls", 0) if load else 0),
         }
     return {
         "profile": profile, "run_id": run_id,
@@ -66,11 +67,25 @@ def summarize(conn: sa.Connection, profile: str, run_id: str) -> dict[str, Any]:
         "quarantined": len({q.raw_id for q in bad}),
         "validate": steps[("validate", "-")].stats if ("validate", "-") in steps else {},
         "failed_at": _failed_at(steps),
-        "quarantine": [{"side": q.side, "source_id": q.source_id, "rule": q.rule, "detail": q.detail,
+        "entities": _by_entity(raws, writes, bad),
+        "quarantine": [{"entity": q.entity, "side": q.side, "source_id": q.source_id, "rule": q.rule, "detail": q.detail,
                         "raw_id": q.raw_id} for q in bad],
-        "writes": [{"side": w.side, "op": w.op, "target_id": w.target_id, "status": w.status,
+        "writes": [{"entity": w.entity, "side": w.side, "op": w.op, "target_id": w.target_id, "status": w.status,
                     "last_error": w.last_error, "payload": w.payload, "decisions": w.decisions} for w in writes],
     }
+
+
+def _by_entity(raws, writes, bad) -> dict[str, dict[str, int]]:
+    """Per entity: records read from each side, writes sent to each side, rows quarantined."""
+    counts: dict[str, dict[str, int]] = {}
+    for entity in dict.fromkeys([r.entity for r in raws] + [w.entity for w in writes]):
+        counts[entity] = {
+            **{f"extracted_{side}": sum(r.entity == entity and r.side == side for r in raws) for side in ("ghl", "app")},
+            **{f"sent_to_{side}": sum(w.entity == entity and w.side == side and w.status == "sent" for w in writes)
+               for side in ("ghl", "app")},
+            "quarantined": sum(q.entity == entity for q in bad),
+        }
+    return counts
 
 
 def _failed_at(steps: dict[tuple[str, str], Any]) -> str | None:

@@ -1,64 +1,103 @@
-"""Stage: normalise this run's raw contacts into staging_contact; quarantine what breaks a rule.
+"""Stage: normalise this run's raw records into staging; quarantine what breaks a rule.
 
-Staging holds the newest good version of every record of each side. A row is
-rewritten only when its content hash changes, so echoes of our own writes (which
-load already recorded) leave it untouched.
+People go to staging_contact (typed columns: matched and validated in bulk); tasks, notes
+and appointments to staging_record (canonical fields as JSON, with their contact's id on
+that side). Staging holds the newest good version of every record of each side. A row is
+rewritten only when its content hash changes, so echoes of our own writes (which load
+already recorded) leave it untouched.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import sqlalchemy as sa
 
+from crm_sync.hooks.app import dig
 from crm_sync.pipeline.context import RunContext, log_step, utcnow
-from crm_sync.pipeline.normalize import Broken, RuleBroken, canonical_contact, content_hash, timestamp
+from crm_sync.pipeline.normalize import Broken, RuleBroken, canonical_record, content_hash, timestamp
 from crm_sync.warehouse.db import engine
 from crm_sync.warehouse.ops import insert_ignore, upsert
-from crm_sync.warehouse.tables import quarantine, raw_record, staging_contact
-
-ENTITY = "contact"
+from crm_sync.warehouse.tables import quarantine, raw_record, staging_contact, staging_record
 
 
-def quarantine_row(ctx: RunContext, side: str, raw_id: int, source_id: str | None, broken: Broken) -> dict[str, Any]:
-    return {"profile": ctx.profile.name, "run_id": ctx.run_id, "side": side, "entity": ENTITY,
+def quarantine_row(ctx: RunContext, side: str, raw_id: int, source_id: str | None, broken: Broken,
+                   entity: str = "contact") -> dict[str, Any]:
+    return {"profile": ctx.profile.name, "run_id": ctx.run_id, "side": side, "entity": entity,
             "source_id": source_id, "rule": broken.rule, "detail": broken.detail, "raw_id": raw_id,
             "created_at": utcnow()}
 
 
+def record_hash(values: dict[str, Any], entity: str, deleted: bool) -> str:
+    """The content hash, marked when the record is deleted there (a delete is a change too)."""
+    digest = content_hash(values, entity)
+    return hashlib.sha256(f"{digest}:deleted".encode()).hexdigest() if deleted else digest
+
+
+def is_deleted(ctx: RunContext, side: str, entity: str, payload: dict[str, Any]) -> bool:
+    if side == "ghl" or ctx.profile.app.kind == "csv":
+        return False
+    marker = ctx.profile.app.entities[entity].deleted
+    return marker is not None and dig(payload, marker.field) in marker.values
+
+
 def stage_one(ctx: RunContext, raw: sa.Row) -> dict[str, Any]:
     """One raw record to a staging row; raises RuleBroken with the first rule it breaks."""
-    profile = ctx.profile
+    profile, entity, payload = ctx.profile, raw.entity, raw.payload
+    if payload.get("_error"):  # a CSV line that could not be read
+        raise RuleBroken(Broken("csv_format", f"{payload['_file']} line {payload['_line']}: {payload['_error']}"))
     if raw.source_id is None:
-        raise RuleBroken(Broken("id_missing", f"{ctx.side_name(raw.side)} record has no id field"))
-    _, updated_field = profile.record_fields(raw.side)
-    values = canonical_contact(raw.payload, raw.side, profile.contact_fields(), profile.default_region)
-    return {"profile": profile.name, "side": raw.side, "source_id": raw.source_id, **values,
-            "updated_at": timestamp(raw.payload.get(updated_field)), "content_hash": content_hash(values),
-            "raw_id": raw.id, "run_id": ctx.run_id}
+        id_field, _ = profile.record_fields(raw.side, entity)
+        raise RuleBroken(Broken("id_missing", f"{ctx.side_name(raw.side)} {entity} has no id field '{id_field}'"))
+    _, updated_field = profile.record_fields(raw.side, entity)
+    values = canonical_record(entity, payload, raw.side, profile.fields(entity), profile.default_region)
+    deleted = is_deleted(ctx, raw.side, entity, payload)
+    row = {"profile": profile.name, "side": raw.side, "source_id": raw.source_id, "deleted": deleted,
+           "updated_at": timestamp(dig(payload, updated_field)), "content_hash": record_hash(values, entity, deleted),
+           "raw_id": raw.id, "run_id": ctx.run_id}
+    if entity == "contact":
+        return {**row, **values}
+    contact_id = payload.get("contactId") if raw.side == "ghl" else dig(payload, profile.contact_field(entity))
+    if contact_id in (None, ""):
+        raise RuleBroken(Broken("contact_missing", f"{ctx.side_name(raw.side)} {entity} {raw.source_id} names "
+                                                   "no contact"))
+    return {**row, "entity": entity, "contact_id": str(contact_id), "fields": values}
+
+
+def _where_csv(raw: sa.Row, broken: Broken) -> Broken:
+    """Errors on CSV lines say which line, so the user can fix the file."""
+    line = raw.payload.get("_line") if isinstance(raw.payload, dict) else None
+    if line is None or broken.rule == "csv_format":
+        return broken
+    return Broken(broken.rule, f"{raw.payload.get('_file')} line {line}: {broken.detail}")
 
 
 def stage(ctx: RunContext) -> dict[str, Any]:
     eng = engine()
+    name = ctx.profile.name
     with eng.connect() as conn:
         raws = conn.execute(sa.select(raw_record).where(
-            raw_record.c.profile == ctx.profile.name, raw_record.c.run_id == ctx.run_id,
-            raw_record.c.entity == ENTITY).order_by(raw_record.c.id)).all()
-        current = {(r.side, r.source_id): r.content_hash for r in conn.execute(
+            raw_record.c.profile == name, raw_record.c.run_id == ctx.run_id).order_by(raw_record.c.id)).all()
+        current = {("contact", r.side, r.source_id): r.content_hash for r in conn.execute(
             sa.select(staging_contact.c.side, staging_contact.c.source_id, staging_contact.c.content_hash)
-            .where(staging_contact.c.profile == ctx.profile.name))}
-    good, bad = [], []
+            .where(staging_contact.c.profile == name))}
+        current.update({(r.entity, r.side, r.source_id): r.content_hash for r in conn.execute(
+            sa.select(staging_record.c.entity, staging_record.c.side, staging_record.c.source_id,
+                      staging_record.c.content_hash).where(staging_record.c.profile == name))})
+    contacts, children, bad = [], [], []
     for raw in raws:
         try:
             row = stage_one(ctx, raw)
         except RuleBroken as exc:
-            bad.append(quarantine_row(ctx, raw.side, raw.id, raw.source_id, exc.broken))
+            bad.append(quarantine_row(ctx, raw.side, raw.id, raw.source_id, _where_csv(raw, exc.broken), raw.entity))
             continue
-        if current.get((row["side"], row["source_id"])) != row["content_hash"]:
-            good.append(row)
+        if current.get((raw.entity, row["side"], row["source_id"])) != row["content_hash"]:
+            (contacts if raw.entity == "contact" else children).append(row)
     with eng.begin() as conn:
-        upsert(conn, staging_contact, good, keys=["profile", "side", "source_id"])
+        upsert(conn, staging_contact, contacts, keys=["profile", "side", "source_id"])
+        upsert(conn, staging_record, children, keys=["profile", "entity", "side", "source_id"])
         insert_ignore(conn, quarantine, bad, keys=["profile", "run_id", "raw_id", "rule"])
-        stats = {"staged_changed": len(good), "quarantined": len(bad), "rows": len(raws)}
+        stats = {"staged_changed": len(contacts) + len(children), "quarantined": len(bad), "rows": len(raws)}
         log_step(conn, ctx, "stage", stats)
     return stats

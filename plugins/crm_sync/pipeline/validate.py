@@ -1,4 +1,8 @@
-"""Validate: Great Expectations checks this run's staged contacts before anything is written.
+"""Validate: Great Expectations checks this run's staged records before anything is written.
+
+Contacts: ids present and unique, email and E.164 formats, updated-at not in the future.
+Tasks, notes and appointments: ids present and unique, a contact named, appointment
+statuses in GHL's set, updated-at not in the future.
 
 Rows failing an expectation are quarantined (the expectation names the rule) and
 withdrawn from staging, so reconcile never sees them. When the share of bad rows in the
@@ -21,7 +25,7 @@ from crm_sync.pipeline.normalize import Broken
 from crm_sync.pipeline.stage import quarantine_row
 from crm_sync.warehouse.db import engine
 from crm_sync.warehouse.ops import insert_ignore
-from crm_sync.warehouse.tables import quarantine, raw_record, staging_contact
+from crm_sync.warehouse.tables import quarantine, raw_record, staging_contact, staging_record
 
 EMAIL_RE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 E164_RE = r"^\+[1-9]\d{6,14}$"
@@ -33,31 +37,38 @@ class DataQualityError(NoRetryError):
     """Too large a share of the run's rows failed validation; nothing is written."""
 
 
-def _suite(now_epoch: float):
+APPOINTMENT_STATUSES = ["new", "confirmed", "cancelled", "showed", "noshow", "invalid"]
+
+
+def _suite(now_epoch: float, table: str):
     import great_expectations as gx
 
-    suite = gx.ExpectationSuite(name="staging_contact")
-    for expectation in (
-        gx.expectations.ExpectColumnValuesToNotBeNull(column="source_id"),
-        gx.expectations.ExpectColumnValuesToBeUnique(column="record_key"),
-        gx.expectations.ExpectColumnValuesToMatchRegex(column="email", regex=EMAIL_RE),
-        gx.expectations.ExpectColumnValuesToMatchRegex(column="phone", regex=E164_RE),
-        gx.expectations.ExpectColumnValuesToBeBetween(column="updated_epoch", max_value=now_epoch),
-    ):
+    ex = gx.expectations
+    common = [ex.ExpectColumnValuesToNotBeNull(column="source_id"),
+              ex.ExpectColumnValuesToBeUnique(column="record_key"),
+              ex.ExpectColumnValuesToBeBetween(column="updated_epoch", max_value=now_epoch)]
+    if table == "staging_contact":
+        specific = [ex.ExpectColumnValuesToMatchRegex(column="email", regex=EMAIL_RE),
+                    ex.ExpectColumnValuesToMatchRegex(column="phone", regex=E164_RE)]
+    else:
+        specific = [ex.ExpectColumnValuesToNotBeNull(column="contact_id"),
+                    ex.ExpectColumnValuesToBeInSet(column="status", value_set=APPOINTMENT_STATUSES)]
+    suite = gx.ExpectationSuite(name=table)
+    for expectation in common + specific:
         suite.add_expectation(expectation)
     return suite
 
 
-def run_expectations(frame: pd.DataFrame) -> list[tuple[int, Broken]]:
+def run_expectations(frame: pd.DataFrame, table: str = "staging_contact") -> list[tuple[int, Broken]]:
     """(row position, broken rule) for every failed expectation, from GX's own results."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     import great_expectations as gx
 
     context = gx.get_context(mode="ephemeral")
-    asset = context.data_sources.add_pandas("staging").add_dataframe_asset("staging_contact")
+    asset = context.data_sources.add_pandas("staging").add_dataframe_asset(table)
     batch = asset.add_batch_definition_whole_dataframe("run").get_batch(batch_parameters={"dataframe": frame})
     limit = (utcnow() + CLOCK_SKEW).timestamp()
-    result = batch.validate(_suite(limit), result_format={"result_format": "COMPLETE"})
+    result = batch.validate(_suite(limit, table), result_format={"result_format": "COMPLETE"})
     failures = []
     for outcome in result.results:
         if outcome.success:
@@ -89,33 +100,58 @@ def _newly_bad(conn: sa.Connection, ctx: RunContext) -> int:
     return len(mine - earlier)
 
 
+def _frames(conn: sa.Connection, ctx: RunContext) -> dict[str, pd.DataFrame]:
+    """This run's staged rows per staging table, with the columns the suites check."""
+    frames = {}
+    for table in (staging_contact, staging_record):
+        frame = pd.read_sql(sa.select(table).where(table.c.profile == ctx.profile.name,
+                                                   table.c.run_id == ctx.run_id), conn)
+        if frame.empty:
+            continue
+        frame["entity"] = frame.get("entity", "contact")
+        frame["record_key"] = frame["entity"] + ":" + frame["side"] + ":" + frame["source_id"].astype(str)
+        frame["updated_epoch"] = pd.to_datetime(frame["updated_at"], utc=True).map(
+            lambda t: t.timestamp() if pd.notna(t) else None)
+        if table is staging_record:
+            frame["status"] = [f.get("status") if e == "appointment" else None
+                               for e, f in zip(frame["entity"], frame["fields"], strict=True)]
+        frames[table.name] = frame
+    return frames
+
+
+def _withdraw(conn: sa.Connection, ctx: RunContext, table: str, row: pd.Series) -> None:
+    """A row that failed validation leaves staging, so reconcile never sees it."""
+    target = staging_contact if table == "staging_contact" else staging_record
+    where = [target.c.profile == ctx.profile.name, target.c.side == row["side"], target.c.source_id == row["source_id"]]
+    if target is staging_record:
+        where.append(target.c.entity == row["entity"])
+    conn.execute(sa.delete(target).where(*where))
+
+
 def validate(ctx: RunContext) -> dict[str, Any]:
     eng = engine()
     with eng.connect() as conn:
-        staged = pd.read_sql(sa.select(staging_contact).where(
-            staging_contact.c.profile == ctx.profile.name, staging_contact.c.run_id == ctx.run_id), conn)
+        frames = _frames(conn, ctx)
         extracted = conn.execute(sa.select(sa.func.count()).select_from(raw_record).where(
             raw_record.c.profile == ctx.profile.name, raw_record.c.run_id == ctx.run_id)).scalar_one()
-    failures: list[tuple[int, Broken]] = []
-    if not staged.empty:
-        staged["record_key"] = staged["side"] + ":" + staged["source_id"].astype(str)
-        staged["updated_epoch"] = pd.to_datetime(staged["updated_at"], utc=True).map(
-            lambda t: t.timestamp() if pd.notna(t) else None)
-        failures = run_expectations(staged)
-    bad_rows = {index for index, _ in failures}
+    failures = {table: run_expectations(frame, table) for table, frame in frames.items()}
+    failed_rows = 0
     with eng.begin() as conn:
-        insert_ignore(conn, quarantine, [
-            quarantine_row(ctx, staged.at[i, "side"], int(staged.at[i, "raw_id"]), staged.at[i, "source_id"], broken)
-            for i, broken in failures], keys=["profile", "run_id", "raw_id", "rule"])
-        for index in bad_rows:
-            conn.execute(sa.delete(staging_contact).where(
-                staging_contact.c.profile == ctx.profile.name, staging_contact.c.side == staged.at[index, "side"],
-                staging_contact.c.source_id == staged.at[index, "source_id"]))
+        for table, broken_rows in failures.items():
+            frame = frames[table]
+            insert_ignore(conn, quarantine, [
+                quarantine_row(ctx, frame.at[i, "side"], int(frame.at[i, "raw_id"]), frame.at[i, "source_id"], broken,
+                               frame.at[i, "entity"])
+                for i, broken in broken_rows], keys=["profile", "run_id", "raw_id", "rule"])
+            bad_rows = {index for index, _ in broken_rows}
+            failed_rows += len(bad_rows)
+            for index in bad_rows:
+                _withdraw(conn, ctx, table, frame.loc[index])
         bad = _newly_bad(conn, ctx)
         share = bad / extracted if extracted else 0.0
         passed = extracted < MIN_ROWS_FOR_THRESHOLD or share <= ctx.profile.quality_threshold
-        stats = {"validated": len(staged), "failed": len(bad_rows), "newly_bad": bad, "bad_share": round(share, 4),
-                 "threshold": ctx.profile.quality_threshold, "passed": passed}
+        stats = {"validated": sum(len(f) for f in frames.values()), "failed": failed_rows, "newly_bad": bad,
+                 "bad_share": round(share, 4), "threshold": ctx.profile.quality_threshold, "passed": passed}
         log_step(conn, ctx, "validate", stats)
     if not passed:
         raise DataQualityError(f"{bad} of {extracted} rows ({share:.1%}) newly failed validation, over the "

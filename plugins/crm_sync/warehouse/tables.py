@@ -1,6 +1,7 @@
 """Warehouse tables (SQLAlchemy Core). The schema itself is created by the migrations.
 
-raw_record -> staging_contact -> (quarantine) -> xref / outbox -> sync_state, run_log.
+raw_record -> staging_contact (people) / staging_record (tasks, notes, appointments)
+-> (quarantine) -> xref / outbox -> sync_state, run_log.
 SQLite has no schemas, so the layers are table-name prefixes, the same on PostgreSQL.
 """
 
@@ -57,10 +58,27 @@ staging_contact = sa.Table(
     sa.Column("last_name", sa.Text),
     sa.Column("company_name", sa.Text),
     sa.Column("lead_source", sa.Text),
+    sa.Column("tags", sa.JSON, comment="sorted tag names"),
+    sa.Column("deleted", sa.Boolean, nullable=False, server_default=sa.false(), comment="deleted or archived there"),
     sa.Column("updated_at", TS),
     sa.Column("content_hash", sa.String(64), nullable=False),
     sa.Column("raw_id", sa.Integer, comment="raw_record row this version came from; null when written by load"),
     sa.Column("run_id", sa.String(250), nullable=False, comment="run that last changed this row"),
+)
+
+staging_record = sa.Table(
+    "staging_record", metadata,
+    sa.Column("profile", sa.String(64), primary_key=True),
+    sa.Column("entity", sa.String(32), primary_key=True),
+    sa.Column("side", sa.String(8), primary_key=True),
+    sa.Column("source_id", sa.String(128), primary_key=True),
+    sa.Column("contact_id", sa.String(128), comment="the side's id of the contact it belongs to"),
+    sa.Column("fields", sa.JSON, nullable=False, comment="canonical field values"),
+    sa.Column("deleted", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("updated_at", TS),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("raw_id", sa.Integer),
+    sa.Column("run_id", sa.String(250), nullable=False),
 )
 
 quarantine = sa.Table(
@@ -102,6 +120,7 @@ outbox = sa.Table(
     sa.Column("side", sa.String(8), nullable=False, comment="side written to"),
     sa.Column("op", sa.String(16), nullable=False),
     sa.Column("xref_id", sa.Integer, nullable=False),
+    sa.Column("contact_xref_id", sa.Integer, comment="tasks, notes, appointments: their contact's link"),
     sa.Column("target_id", sa.String(128)),
     sa.Column("payload", sa.JSON, nullable=False, comment="canonical fields to set"),
     sa.Column("merged", sa.JSON, nullable=False, comment="the merged record this write brings about"),
