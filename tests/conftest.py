@@ -16,12 +16,16 @@ import pytest
 import sqlalchemy as sa
 
 from include.demo_data import LOCATION_ID, DemoData, build
-from include.simulators import ghl, gymdesk
+from include.simulators import generic, ghl, gist, gymdesk, gymflow, mygadgetrepairs
 from include.simulators.base import ServerThread, SimState
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = os.environ.get("CRM_SYNC_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 GHL_TOKEN, GYMDESK_KEY = "pit-test-token", "gymdesk-test-key"
+APP_KEY, CLIENT_ID, CLIENT_SECRET = "app-test-key", "test-client", "test-client-secret"
+API_BASE_PATH = {"mygadgetrepairs": "/v1"}  # part of the app's documented base URL
+APP_SIMULATORS = {"gymdesk": gymdesk.create_app, "gymflow": gymflow.create_app,
+                  "mygadgetrepairs": mygadgetrepairs.create_app, "gist": gist.create_app}
 
 
 @pytest.fixture
@@ -60,6 +64,34 @@ def ghl_sim() -> Iterator[Sim]:
 def gymdesk_sim() -> Iterator[Sim]:
     with ServerThread(gymdesk.create_app(GYMDESK_KEY, SimState())) as server:
         yield Sim(server.url)
+
+
+@pytest.fixture
+def app_sim(request) -> Iterator[Sim]:
+    """The simulator of the app named by the test's parameter (``@pytest.mark.parametrize("app_sim",
+    ["gymflow"], indirect=True)``), with its key APP_KEY (or, for generic, the OAuth client)."""
+    name = request.param
+    app = (generic.create_app(CLIENT_ID, CLIENT_SECRET, SimState()) if name == "generic"
+           else APP_SIMULATORS[name](APP_KEY, SimState()))
+    with ServerThread(app) as server:
+        sim = Sim(server.url)
+        sim.name = name
+        yield sim
+
+
+def app_connection_env(profile_name: str, ghl_url: str, app_url: str) -> dict[str, str]:
+    """Airflow connections for GHL and the profile's app, as environment variables."""
+    from crm_sync.profile import profile_by_name
+
+    profile = profile_by_name(profile_name)
+    conn: dict = {"conn_type": "crm_sync_app", "host": app_url + API_BASE_PATH.get(profile_name, "")}
+    if profile.app.auth.type == "oauth_client_credentials":
+        conn["extra"] = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+    else:
+        conn["password"] = APP_KEY
+    return {"AIRFLOW_CONN_GHL_DEFAULT": json.dumps({"conn_type": "ghl", "host": ghl_url, "password": GHL_TOKEN,
+                                                    "extra": {"location_id": LOCATION_ID}}),
+            f"AIRFLOW_CONN_{profile.app.conn_id.upper()}": json.dumps(conn)}
 
 
 def _postgres_available() -> bool:
@@ -131,7 +163,9 @@ def run_dag(home: Path, dag_id: str, env: dict[str, str], *args: str, succeed: b
                             env=airflow_env(home, **env), capture_output=True, text=True, timeout=600)
     succeeded = result.returncode == 0 and "state=success" in result.stdout + result.stderr
     if succeeded != succeed:
-        tail = (result.stdout + result.stderr)[-6000:]
+        output = result.stdout + result.stderr
+        first_error = output.find("Traceback (most recent call last)")
+        tail = (output[first_error:first_error + 12000] + "\n...\n" if first_error >= 0 else "") + output[-3000:]
         pytest.fail(f"airflow dags test {dag_id}: expected the run to {'succeed' if succeed else 'fail'} "
                     f"(exit {result.returncode}):\n{tail}")
     return result

@@ -182,13 +182,17 @@ async def _hold(request: Request, seconds: float) -> bool:
     return not await request.is_disconnected()
 
 
-def install_common(app: FastAPI, state: SimState, fault_actions: dict[str, FaultAction] | None = None) -> None:
+def install_common(app: FastAPI, state: SimState, fault_actions: dict[str, FaultAction] | None = None,
+                   id_fields: dict[str, str] | None = None) -> None:
     """Mount the admin routes and the middleware that counts calls and injects faults.
 
     ``fault_actions`` adds simulator-specific faults to ``POST /_sim/faults``: a body key
     whose value, when truthy, is passed to the action (GHL: ``expire_tokens``).
+    ``id_fields`` names the id field of collections whose records do not call it ``id``
+    (``/_sim/seed`` keys records by it).
     """
     actions = fault_actions or {}
+    id_of = id_fields or {}
 
     @app.middleware("http")
     async def count_and_fault(request: Request, call_next):
@@ -224,7 +228,7 @@ def install_common(app: FastAPI, state: SimState, fault_actions: dict[str, Fault
             for collection, rows in body.items():
                 table = state.table(collection)
                 for row in rows:
-                    table[str(row["id"])] = dict(row)
+                    table[str(row[id_of.get(collection, "id")])] = dict(row)
         return {name: len(rows) for name, rows in body.items()}
 
     @admin.get("/calls")

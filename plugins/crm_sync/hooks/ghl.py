@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -159,7 +159,11 @@ class GHLClient(ApiClient):
         return self.request("GET", f"/contacts/{contact_id}", retry=True).json()["contact"]
 
     def create_child(self, entity: str, contact_id: str, fields: dict[str, Any]) -> dict[str, Any]:
-        """Create a task or note under a contact (not retried: a resend could duplicate it)."""
+        """Create a task or note under a contact (not retried: a resend could duplicate it).
+        GHL requires a task's due date and completed flag: a task with no due date is due when created."""
+        if entity == "task":
+            fields = {"completed": False, **fields}
+            fields["dueDate"] = fields.get("dueDate") or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = self.request("POST", f"/contacts/{contact_id}/{entity}s", json=fields, retry=False).json()
         return body[entity]
 

@@ -135,11 +135,12 @@ class Planner:
                      "ghl": "", "app": "deleted", "value": action}]
         if action == "ignore" or (action == "archive" and self.entity != "contact"):
             self.link_updates.append({"id": xref_id, "ghl_hash": g.content_hash, "app_hash": a.content_hash,
-                                      "base": _record(g, self.entity)})
+                                      "base": {k: v for k, v in _record(g, self.entity).items() if k in self.fields}})
             return
         payload = {"tags": [self.mapping.archive_tag]} if action == "archive" else {"deleted": True}
-        self.write("ghl", action, xref_id, g.source_id, payload, _record(g, self.entity), a.content_hash, ids,
-                   hashes, decision, contact_xref_id)
+        held = {name: value for name, value in _record(g, self.entity).items() if name in self.fields}
+        self.write("ghl", action, xref_id, g.source_id, payload, held, a.content_hash, ids, hashes, decision,
+                   contact_xref_id)
 
     def create(self, xref_id: int, source: Side, row: pd.Series, contact_xref_id: int | None = None) -> None:
         if row.deleted:

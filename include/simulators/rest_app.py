@@ -1,0 +1,701 @@
+"""One engine for the simulators of the REST business apps (Gymdesk, GymFlow, MyGadgetRepairs, Gist, generic).
+
+The apps differ in exactly the details a sync client must get right (auth header, envelopes,
+paging style, timestamp format, how a delete shows) and not in what a collection does. So an app
+module declares its API as data (``Api`` of ``Resource``s) and this module serves it: auth, rate
+limits, paging, filters, validation and errors are written once, answered in each app's shapes.
+
+Shared rules: lists are ordered by (updated-at, id) ascending unless a ``Listing`` says otherwise;
+every write stamps updated-at with the server clock (UTC) in the resource's wire format, while
+``POST /_sim/seed`` keeps seeded values verbatim; a write's unknown fields are ignored; a dict field
+is merged one level deep on update (partial updates of nested objects).
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import itertools
+import json
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping
+from copy import deepcopy
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from include.simulators.base import FaultAction, SimState, error, install_common, iso_z, utcnow
+
+# ------------------------------------------------------------------ wire formats
+
+
+@dataclass(frozen=True)
+class TimeFormat:
+    """How a moment is written on the wire, and read back (ValueError when it is not in this form)."""
+
+    name: str
+    render: Callable[[datetime], Any]
+    read: Callable[[Any], datetime]
+    wire_type: type = str  # what a record holds (a query string is read whatever this is)
+
+
+def _read_iso(value: Any) -> datetime:
+    if not isinstance(value, str) or "T" not in value:
+        raise ValueError(value)
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _read_unix(value: Any) -> datetime:
+    if isinstance(value, bool):
+        raise ValueError(value)
+    return datetime.fromtimestamp(int(value), UTC)
+
+
+def _strptime(pattern: str) -> Callable[[Any], datetime]:
+    return lambda value: datetime.strptime(str(value), pattern).replace(tzinfo=UTC)
+
+
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _render_dmy(moment: datetime) -> str:
+    return f"{moment.day:02d}-{MONTHS[moment.month - 1]}-{moment.year}"
+
+
+def _read_dmy(value: Any) -> datetime:
+    """``05-Nov-2026`` (month names in English whatever the locale, any letter case)."""
+    day, month, year = str(value).split("-")
+    return datetime(int(year), MONTHS.index(month.title()) + 1, int(day), tzinfo=UTC)
+
+
+ISO = TimeFormat("an ISO 8601 timestamp", iso_z, _read_iso)
+UNIX = TimeFormat("Unix seconds", lambda moment: int(moment.timestamp()), _read_unix, int)
+SQL = TimeFormat("YYYY-MM-DD HH:MM:SS", lambda moment: moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+                 _strptime("%Y-%m-%d %H:%M:%S"))
+DATE = TimeFormat("YYYY-MM-DD", lambda moment: moment.strftime("%Y-%m-%d"), _strptime("%Y-%m-%d"))
+DAY_DMY = TimeFormat("dd-mmm-yyyy", _render_dmy, _read_dmy)
+HH_MM = TimeFormat("HH:MM", lambda moment: moment.strftime("%H:%M"), _strptime("%H:%M"))
+EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+# ------------------------------------------------------------------ declarations
+
+
+@dataclass(frozen=True)
+class Field:
+    """A field a write may set. ``kind``: text | email | int | bool | strings | dict | any;
+    ``time`` makes it a timestamp/date in that format instead."""
+
+    name: str
+    kind: str = "text"
+    required: bool = False
+    choices: tuple[Any, ...] = ()
+    max_length: int | None = None
+    time: TimeFormat | None = None
+
+    def problem(self, value: Any) -> str | None:
+        if value is None:
+            return f"{self.name} is required" if self.required else None
+        if self.time is not None:
+            try:
+                if not isinstance(value, self.time.wire_type) or isinstance(value, bool):
+                    raise TypeError(value)
+                self.time.read(value)
+            except (ValueError, TypeError, OverflowError, OSError):
+                return f"{self.name} must be {self.time.name}"
+            return None
+        if self.kind == "email" and not (isinstance(value, str) and "@" in value):
+            return f"email '{value}' is not a valid address"
+        if not KINDS[self.kind](value):
+            return f"{self.name} must be {KIND_NAMES[self.kind]}"
+        if self.required and value == "":
+            return f"{self.name} is required"
+        if self.choices and value not in self.choices:
+            return f"{self.name} must be one of {', '.join(map(str, self.choices))}"
+        if self.max_length is not None and len(str(value)) > self.max_length:
+            return f"{self.name} must be at most {self.max_length} characters"
+        return None
+
+
+KINDS: dict[str, Callable[[Any], bool]] = {
+    "text": lambda v: isinstance(v, str), "email": lambda v: isinstance(v, str),
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool), "bool": lambda v: isinstance(v, bool),
+    "strings": lambda v: isinstance(v, list) and all(isinstance(i, str) for i in v),
+    "dict": lambda v: isinstance(v, dict), "any": lambda v: True,
+}
+KIND_NAMES = {"text": "a string", "email": "a string", "int": "an integer", "bool": "true or false",
+              "strings": "a list of strings", "dict": "an object", "any": "a value"}
+
+
+@dataclass(frozen=True)
+class Filter:
+    """``?param=value`` keeps records whose ``field`` (None: the updated-at field) is ``>=`` (or ``<``)
+    the value read in ``time``; ``whole_day`` makes a ``<`` bound the end of the named day."""
+
+    param: str
+    time: TimeFormat
+    op: str = ">="
+    field: str | None = None
+    whole_day: bool = False
+
+
+def since(param: str, time_format: TimeFormat, field_name: str | None = None) -> Filter:
+    return Filter(param, time_format, ">=", field_name)
+
+
+def before(param: str, time_format: TimeFormat, field_name: str | None = None, whole_day: bool = False) -> Filter:
+    return Filter(param, time_format, "<", field_name, whole_day)
+
+
+@dataclass(frozen=True)
+class Order:
+    """Sort by ``field`` (None: updated-at), then by id; both descending when ``descending``."""
+
+    field: str | None = None
+    descending: bool = False
+
+
+def ascending_by_update(query: Mapping[str, str]) -> Order:
+    return Order()
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One GET route over a resource's records. ``path`` "" is the resource's own path.
+
+    ``lookup`` params match a field of the same name exactly (case-insensitive); with
+    ``lookup_one`` a lookup answers the single record (item envelope) or 404 instead of a list.
+    ``order`` reads the request's query into an Order (ValueError: 400).
+    """
+
+    path: str = ""
+    filters: tuple[Filter, ...] = ()
+    lookup: tuple[str, ...] = ()
+    lookup_one: bool = False
+    order: Callable[[Mapping[str, str]], Order] = ascending_by_update
+
+
+@dataclass(frozen=True)
+class Ids:
+    """How a new record's id is made: ``prefix`` + a counter (``mem_50000``), a bare int counter, or a uuid4."""
+
+    style: str = "prefix"  # prefix | int | uuid
+    prefix: str = ""
+    start: int = 1
+
+
+@dataclass(frozen=True)
+class SoftDelete:
+    """DELETE sets ``marks``, stamps ``stamps`` with now, bumps updated-at and answers the record (200):
+    it stays listed, which is how an incremental sync learns about the delete."""
+
+    marks: dict[str, Any]
+    stamps: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class HardDelete:
+    """DELETE removes the record and answers 204 with no body."""
+
+
+@dataclass(frozen=True)
+class Parent:
+    """The field (a dotted path when nested: ``customer.internal_id``) holding the id of a record of
+    ``collection``; it is required on create and must name an existing record, else 422."""
+
+    field: str
+    collection: str
+
+
+class BadRequest(ValueError):
+    """A query the app refuses with 400."""
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One collection of records and the routes serving it."""
+
+    collection: str
+    path: str
+    item_path: str  # names its path parameter as the app does, so /_sim/calls keys read like the app's docs
+    fields: tuple[Field, ...]
+    ids: Ids
+    paging: Any  # one of PageMeta, Cursor, FixedPages, NextLink, OffsetTotal
+    id_field: str = "id"
+    updated: str = "updated_at"
+    created: str | None = "created_at"
+    clock: TimeFormat = ISO
+    list_key: str | None = "data"  # None: a bare JSON array (FixedPages)
+    item_key: str | None = None  # None: a single record is a bare object
+    body_key: str | None = None  # a write's body is {body_key: {...}} ...
+    body_key_optional: bool = False  # ... or may also come flat
+    lists: tuple[Listing, ...] = (Listing(),)
+    update: str | None = "PATCH"  # PATCH | PUT | None
+    upsert_by: tuple[str, ...] = ()  # POST updates the record matching these fields (first given wins)
+    delete: SoftDelete | HardDelete | None = None
+    parent: Parent | None = None
+    defaults: dict[str, Any] = field(default_factory=dict)
+    check: Callable[[dict[str, Any]], str | None] | None = None  # a rule over the whole record after a write
+    finish: Callable[[dict[str, Any]], None] | None = None  # fills derived fields after a write
+
+    @property
+    def noun(self) -> str:
+        return self.collection.removesuffix("s")
+
+
+@dataclass(frozen=True)
+class HeaderAuth:
+    """A credential in one header, after ``scheme`` when there is one (``Bearer``)."""
+
+    header: str
+    accepts: Callable[[str], bool]
+    scheme: str = ""
+
+    def credential(self, request: Request) -> str | None:
+        value = request.headers.get(self.header, "")
+        if self.scheme:
+            scheme, _, value = value.partition(" ")
+            if scheme.lower() != self.scheme.lower():
+                return None
+        value = value.strip()
+        return value if value and self.accepts(value) else None
+
+    @property
+    def refusal(self) -> str:
+        return f"missing or invalid {self.header}" + (f" ({self.scheme} token)" if self.scheme else "")
+
+
+def secret_is(secret: str) -> Callable[[str], bool]:
+    return lambda value: hmac.compare_digest(value.encode(), secret.encode())
+
+
+@dataclass(frozen=True)
+class Api:
+    """An app: its auth, its error body ``error(status, code, message)``, its resources, its rate limit.
+
+    Codes passed to ``error``: unauthorized, bad_request, not_found, validation_error, rate_limited.
+    """
+
+    title: str
+    auth: HeaderAuth
+    error: Callable[[int, str, str], Any]
+    resources: tuple[Resource, ...]
+    rate_limit_per_s: int | None = None
+
+
+# ------------------------------------------------------------------ paging styles
+
+
+def _int_param(query: Mapping[str, str], name: str, default: int, low: int, high: int | None = None) -> int:
+    raw = query.get(name)
+    try:
+        value = default if raw in (None, "") else int(raw)
+    except ValueError:
+        value = low - 1
+    if value < low or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise BadRequest(f"{name} must be an integer {bounds}")
+    return value
+
+
+def _envelope(key: str | None, rows: list[dict[str, Any]], **extra: Any) -> Any:
+    return rows if key is None else {key: rows, **extra}
+
+
+@dataclass(frozen=True)
+class PageMeta:
+    """``?page=1&per_page=N`` -> ``{key: [...], "meta": {page, per_page, total, has_more}}``."""
+
+    default_size: int = 50
+    max_size: int = 100
+
+    def page(self, rows: list[dict[str, Any]], request: Request, key: str | None, position: Callable) -> Any:
+        page = _int_param(request.query_params, "page", 1, 1)
+        size = _int_param(request.query_params, "per_page", self.default_size, 1, self.max_size)
+        start = (page - 1) * size
+        meta = {"page": page, "per_page": size, "total": len(rows), "has_more": start + size < len(rows)}
+        return _envelope(key, rows[start:start + size], meta=meta)
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """``?limit=N&cursor=<opaque>`` -> ``{key: [...], "next_cursor": str | None}``.
+
+    The cursor holds the position (sort key) of the last record served, not an offset, so a record
+    changed while a client pages moves to the end and is met again rather than shifting the pages
+    under the client. Ascending orders only.
+    """
+
+    default_size: int = 50
+    max_size: int = 200
+
+    def page(self, rows: list[dict[str, Any]], request: Request, key: str | None, position: Callable) -> Any:
+        size = _int_param(request.query_params, "limit", self.default_size, 1, self.max_size)
+        if cursor := request.query_params.get("cursor"):
+            after = _decode_cursor(cursor)
+            rows = [row for row in rows if position(row) > after]
+        chunk = rows[:size]
+        next_cursor = _encode_cursor(position(chunk[-1])) if len(rows) > size else None
+        return _envelope(key, chunk, next_cursor=next_cursor)
+
+
+def _encode_cursor(position: tuple[datetime, tuple[int, Any]]) -> str:
+    moment, (kind, record_id) = position
+    raw = json.dumps([moment.isoformat(), kind, record_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, tuple[int, Any]]:
+    try:
+        moment, kind, record_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return datetime.fromisoformat(moment), (int(kind), record_id)
+    except (ValueError, TypeError) as exc:
+        raise BadRequest("cursor is not one this API gave out") from exc
+
+
+@dataclass(frozen=True)
+class FixedPages:
+    """``?page=N`` of ``size`` records, a bare JSON array: a shorter page is the last, past the end is ``[]``."""
+
+    size: int = 25
+
+    def page(self, rows: list[dict[str, Any]], request: Request, key: str | None, position: Callable) -> Any:
+        start = (_int_param(request.query_params, "page", 1, 1) - 1) * self.size
+        return _envelope(key, rows[start:start + self.size])
+
+
+@dataclass(frozen=True)
+class NextLink:
+    """``?page&per_page`` -> ``{key: [...], "pages": {"next": absolute URL | None, page, per_page, total_pages}}``."""
+
+    default_size: int = 50
+    max_size: int = 50
+
+    def page(self, rows: list[dict[str, Any]], request: Request, key: str | None, position: Callable) -> Any:
+        page = _int_param(request.query_params, "page", 1, 1)
+        size = _int_param(request.query_params, "per_page", self.default_size, 1, self.max_size)
+        total_pages = -(-len(rows) // size)
+        next_url = str(request.url.include_query_params(page=page + 1)) if page < total_pages else None
+        pages = {"next": next_url, "page": page, "per_page": size, "total_pages": total_pages}
+        return _envelope(key, rows[(page - 1) * size:page * size], pages=pages)
+
+
+@dataclass(frozen=True)
+class OffsetTotal:
+    """``?offset=0&limit=N`` -> ``{key: [...], "total": N}``."""
+
+    default_size: int = 100
+    max_size: int = 100
+
+    def page(self, rows: list[dict[str, Any]], request: Request, key: str | None, position: Callable) -> Any:
+        offset = _int_param(request.query_params, "offset", 0, 0)
+        size = _int_param(request.query_params, "limit", self.default_size, 1, self.max_size)
+        return _envelope(key, rows[offset:offset + size], total=len(rows))
+
+
+# ------------------------------------------------------------------ the engine
+
+
+def _get_path(record: Mapping[str, Any], dotted: str) -> Any:
+    value: Any = record
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
+
+
+def _set_path(record: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    for part in parents:
+        record = record.setdefault(part, {})
+    record[last] = value
+
+
+def _id_key(record_id: Any) -> tuple[int, Any]:
+    """Ints sort as numbers, anything else as text."""
+    if isinstance(record_id, int) and not isinstance(record_id, bool):
+        return (0, record_id)
+    return (1, str(record_id))
+
+
+class RestSim:
+    """Serves an ``Api`` over a SimState. ``build()`` makes the FastAPI app; an app module may add
+    routes of its own to it, using ``guard`` and ``fail`` so they authenticate and answer alike."""
+
+    def __init__(self, api: Api, state: SimState | None = None):
+        self.api = api
+        self.state = state or SimState()
+        self._counters = {r.collection: itertools.count(r.ids.start) for r in api.resources}
+        self._recent: dict[str, deque[float]] = {}
+        self._id_fields = {r.collection: r.id_field for r in api.resources}
+
+    # -- answers
+
+    def fail(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+        return error(status, self.api.error(status, code, message), headers)
+
+    def guard(self, request: Request) -> JSONResponse | None:
+        """The refusal of a request that is not authenticated or over the rate limit, else None."""
+        credential = self.api.auth.credential(request)
+        if credential is None:
+            return self.fail(401, "unauthorized", self.api.auth.refusal)
+        limit = self.api.rate_limit_per_s
+        if limit and not self._admit(credential, limit):
+            return self.fail(429, "rate_limited", f"more than {limit} requests per second",
+                             headers={"Retry-After": "1"})
+        return None
+
+    def _admit(self, credential: str, limit: int) -> bool:
+        """A sliding one-second window of admitted requests per credential."""
+        now = time.monotonic()
+        with self.state.lock:
+            window = self._recent.setdefault(credential, deque())
+            while window and now - window[0] >= 1.0:
+                window.popleft()
+            if len(window) >= limit:
+                return False
+            window.append(now)
+            return True
+
+    def _item(self, resource: Resource, record: dict[str, Any], status: int = 200) -> JSONResponse:
+        body = record if resource.item_key is None else {resource.item_key: record}
+        return JSONResponse(status_code=status, content=body)
+
+    def _not_found(self, resource: Resource, record_id: Any) -> JSONResponse:
+        return self.fail(404, "not_found", f"{resource.noun} {record_id} not found")
+
+    # -- reading
+
+    def _moment(self, resource: Resource, record: Mapping[str, Any], field_name: str) -> datetime | None:
+        value = record.get(field_name)
+        try:
+            return None if value is None else resource.clock.read(value)
+        except (ValueError, TypeError, OverflowError, OSError):
+            return None
+
+    def _sort_key(self, resource: Resource, order: Order) -> Callable[[Mapping[str, Any]], tuple]:
+        field_name = order.field or resource.updated
+        return lambda record: (self._moment(resource, record, field_name) or EARLIEST,
+                               _id_key(record.get(resource.id_field)))
+
+    def _passes(self, resource: Resource, record: Mapping[str, Any], rule: Filter, bound: datetime) -> bool:
+        moment = self._moment(resource, record, rule.field or resource.updated)
+        return moment is not None and (moment >= bound if rule.op == ">=" else moment < bound)
+
+    def _select(self, resource: Resource, listing: Listing, query: Mapping[str, str], order: Order
+                ) -> list[dict[str, Any]]:
+        """The records a list request matches (copies, taken under the lock), in ``order``."""
+        bounds = []
+        for rule in listing.filters:
+            if raw := query.get(rule.param):
+                try:
+                    bound = rule.time.read(raw)
+                except (ValueError, TypeError, OverflowError, OSError) as exc:
+                    raise BadRequest(f"{rule.param} must be {rule.time.name}") from exc
+                bounds.append((rule, bound + timedelta(days=1) if rule.whole_day else bound))
+        lookups = [(name, query[name].lower()) for name in listing.lookup if query.get(name)]
+        with self.state.lock:
+            rows = [deepcopy(r) for r in self.state.table(resource.collection).values()]
+        rows = [r for r in rows
+                if all(str(r.get(name) or "").lower() == wanted for name, wanted in lookups)
+                and all(self._passes(resource, r, rule, bound) for rule, bound in bounds)]
+        rows.sort(key=self._sort_key(resource, order), reverse=order.descending)
+        return rows
+
+    # -- writing
+
+    async def _body(self, request: Request, resource: Resource) -> dict[str, Any] | JSONResponse:
+        try:
+            payload = await request.json()
+        except ValueError:
+            return self.fail(400, "bad_request", "the body must be JSON")
+        key = resource.body_key
+        if key is not None:
+            inner = payload.get(key) if isinstance(payload, dict) else None
+            if isinstance(inner, dict):
+                payload = inner
+            elif not resource.body_key_optional:
+                return self.fail(422, "validation_error", f'the body must be {{"{key}": {{...}}}}')
+        if not isinstance(payload, dict):
+            return self.fail(422, "validation_error", "the body must be a JSON object")
+        return payload
+
+    def _write(self, resource: Resource, body: dict[str, Any], existing: dict[str, Any] | None
+               ) -> dict[str, Any] | str:
+        """The record after this write (a new dict), or why the app refuses it. Call under the lock."""
+        creating = existing is None
+        for spec in resource.fields:
+            if spec.name in body:
+                if (problem := spec.problem(body[spec.name])) is not None:
+                    return problem
+            elif creating and spec.required:
+                return f"{spec.name} is required"
+        now = resource.clock.render(utcnow())
+        if creating:
+            record = {resource.id_field: None, **deepcopy(resource.defaults)}
+            if resource.created:
+                record[resource.created] = now
+        else:
+            record = deepcopy(existing)
+        parent_name = resource.parent.field.split(".")[0] if resource.parent else None
+        for name in [spec.name for spec in resource.fields] + ([parent_name] if parent_name else []):
+            if name in body:
+                old, new = record.get(name), deepcopy(body[name])
+                record[name] = {**old, **new} if isinstance(old, dict) and isinstance(new, dict) else new
+        # Checked when set, so a child outlives a parent deleted since.
+        relinks = resource.parent and (creating or parent_name in body)
+        if relinks and (problem := self._link_parent(resource.parent, record)):
+            return problem
+        record[resource.updated] = now
+        if creating:
+            record[resource.id_field] = self._new_id(resource)
+        if resource.finish:
+            resource.finish(record)
+        if resource.check and (problem := resource.check(record)):
+            return problem
+        return record
+
+    def _link_parent(self, parent: Parent, record: dict[str, Any]) -> str | None:
+        """Point the record at its parent's own id (so "12" becomes 12 for int ids), or say why not."""
+        value = _get_path(record, parent.field)
+        if value is None or value == "":
+            return f"{parent.field} is required"
+        found = self.state.table(parent.collection).get(str(value))
+        if found is None:
+            return f"{parent.field} {value} does not match any {parent.collection.removesuffix('s')}"
+        _set_path(record, parent.field, found.get(self._id_fields.get(parent.collection, "id"), value))
+        return None
+
+    def _new_id(self, resource: Resource) -> Any:
+        table = self.state.table(resource.collection)
+        if resource.ids.style == "uuid":
+            return str(uuid.uuid4())
+        while True:
+            n = next(self._counters[resource.collection])
+            record_id = n if resource.ids.style == "int" else f"{resource.ids.prefix}{n}"
+            if str(record_id) not in table:
+                return record_id
+
+    def _match(self, resource: Resource, body: dict[str, Any]) -> dict[str, Any] | None | JSONResponse:
+        """The record an upsert updates: the first of ``upsert_by`` given in the body decides."""
+        table = self.state.table(resource.collection)
+        for name in resource.upsert_by:
+            value = body.get(name)
+            if value is None or value == "":
+                continue
+            if name == resource.id_field:
+                return table.get(str(value)) or self._not_found(resource, value)
+            wanted = str(value).lower()
+            if found := next((r for r in table.values() if str(r.get(name) or "").lower() == wanted), None):
+                return found
+        return None
+
+    # -- routes
+
+    def _list_route(self, resource: Resource, listing: Listing) -> Callable:
+        async def list_records(request: Request):
+            if (refused := self.guard(request)) is not None:
+                return refused
+            query = request.query_params
+            try:
+                order = listing.order(query)
+                rows = self._select(resource, listing, query, order)
+                if listing.lookup_one and any(query.get(name) for name in listing.lookup):
+                    if not rows:
+                        asked = ", ".join(f"{n}={query[n]}" for n in listing.lookup if query.get(n))
+                        return self.fail(404, "not_found", f"no {resource.noun} with {asked}")
+                    return self._item(resource, rows[0])
+                return resource.paging.page(rows, request, resource.list_key, self._sort_key(resource, order))
+            except ValueError as exc:  # BadRequest, or an order the listing refuses
+                return self.fail(400, "bad_request", str(exc))
+        return list_records
+
+    def _create_route(self, resource: Resource) -> Callable:
+        async def create_record(request: Request):
+            if (refused := self.guard(request)) is not None:
+                return refused
+            body = await self._body(request, resource)
+            if isinstance(body, Response):
+                return body
+            with self.state.lock:
+                existing = self._match(resource, body) if resource.upsert_by else None
+                if isinstance(existing, Response):
+                    return existing
+                record = self._write(resource, body, existing)
+                if isinstance(record, str):
+                    return self.fail(422, "validation_error", record)
+                self.state.table(resource.collection)[str(record[resource.id_field])] = record
+                return self._item(resource, deepcopy(record), 201 if existing is None else 200)
+        return create_record
+
+    def _get_route(self, resource: Resource) -> Callable:
+        async def get_record(request: Request):
+            if (refused := self.guard(request)) is not None:
+                return refused
+            record_id = next(iter(request.path_params.values()))
+            with self.state.lock:
+                record = deepcopy(self.state.table(resource.collection).get(record_id))
+            return self._not_found(resource, record_id) if record is None else self._item(resource, record)
+        return get_record
+
+    def _update_route(self, resource: Resource) -> Callable:
+        async def update_record(request: Request):
+            if (refused := self.guard(request)) is not None:
+                return refused
+            record_id = next(iter(request.path_params.values()))
+            body = await self._body(request, resource)
+            if isinstance(body, Response):
+                return body
+            with self.state.lock:
+                table = self.state.table(resource.collection)
+                if (existing := table.get(record_id)) is None:
+                    return self._not_found(resource, record_id)
+                record = self._write(resource, body, existing)
+                if isinstance(record, str):
+                    return self.fail(422, "validation_error", record)
+                table[record_id] = record
+                return self._item(resource, deepcopy(record))
+        return update_record
+
+    def _delete_route(self, resource: Resource) -> Callable:
+        async def delete_record(request: Request):
+            if (refused := self.guard(request)) is not None:
+                return refused
+            record_id = next(iter(request.path_params.values()))
+            with self.state.lock:
+                table = self.state.table(resource.collection)
+                if (record := table.get(record_id)) is None:
+                    return self._not_found(resource, record_id)
+                if isinstance(resource.delete, HardDelete):
+                    del table[record_id]
+                    return Response(status_code=204)
+                soft = resource.delete
+                if any(record.get(k) != v for k, v in soft.marks.items()):  # deleting twice changes nothing
+                    now = resource.clock.render(utcnow())
+                    record = {**record, **soft.marks, **dict.fromkeys(soft.stamps, now), resource.updated: now}
+                    table[record_id] = record
+                return self._item(resource, deepcopy(record))
+        return delete_record
+
+    def build(self, fault_actions: dict[str, FaultAction] | None = None) -> FastAPI:
+        app = FastAPI(title=f"{self.api.title} simulator")
+        app.state.sim = self.state
+        app.state.id_fields = dict(self._id_fields)
+        install_common(app, self.state, fault_actions, id_fields=self._id_fields)
+        # Every list route first: /customers/updated must not be read as /customers/{id}.
+        for resource in self.api.resources:
+            for listing in resource.lists:
+                app.add_api_route(listing.path or resource.path, self._list_route(resource, listing),
+                                  methods=["GET"])
+        for resource in self.api.resources:
+            app.add_api_route(resource.path, self._create_route(resource), methods=["POST"])
+            app.add_api_route(resource.item_path, self._get_route(resource), methods=["GET"])
+            if resource.update:
+                app.add_api_route(resource.item_path, self._update_route(resource), methods=[resource.update])
+            if resource.delete is not None:
+                app.add_api_route(resource.item_path, self._delete_route(resource), methods=["DELETE"])
+        return app

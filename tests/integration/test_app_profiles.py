@@ -1,0 +1,237 @@
+"""Each built-in app profile, run by Airflow against GHL's and the app's simulators.
+
+Every test seeds both sides in their own formats, runs the profile's DAG (`airflow dags
+test`), changes records through the apps' own APIs as their users would, runs it again,
+and checks the records each simulator ends up holding: the behaviours the app's
+integration guide (shared/seeds) asks for.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from tests.conftest import APP_KEY, GHL_TOKEN, LOCATION_ID, app_connection_env, run_dag
+
+pytestmark = [pytest.mark.integration]
+PAST = "2026-11-01T09:00:00Z"
+
+
+def ghl_api(sim) -> httpx.Client:
+    return httpx.Client(base_url=sim.url, timeout=10,
+                        headers={"Authorization": f"Bearer {GHL_TOKEN}", "Version": "2021-07-28"})
+
+
+def ghl_contact(contact_id: str, email: str, first: str, last: str, **more) -> dict:
+    return {"id": contact_id, "locationId": LOCATION_ID, "email": email, "firstName": first, "lastName": last,
+            "tags": [], "dateAdded": PAST, "dateUpdated": PAST, **more}
+
+
+def environment(profile: str, ghl_sim, app_sim, tmp_path) -> dict[str, str]:
+    return {**app_connection_env(profile, ghl_sim.url, app_sim.url), "CRM_SYNC_HOME": str(tmp_path / "home"),
+            "WAREHOUSE_URL": f"sqlite:///{tmp_path / 'warehouse.db'}"}
+
+
+def by_email(records: list[dict], key: str = "email") -> dict[str, dict]:
+    return {(r.get(key) or "").lower(): r for r in records}
+
+
+@pytest.mark.parametrize("app_sim", ["gymflow"], indirect=True)
+def test_gymflow_contacts_tags_tasks_notes_and_deletes(airflow_home, tmp_path, ghl_sim, app_sim):
+    ghl_sim.seed("contacts", [ghl_contact("ghlBen0000000000001", "ben@example.com", "Ben", "Okafor",
+                                          tags=["member"])])
+    app_sim.seed("contacts", [
+        {"id": "gf-ava", "email": "ava@example.com", "phone": "+14152011001", "first_name": "Ava",
+         "last_name": "Garcia", "tags": ["vip"], "deleted": False, "deleted_at": None, "created_at": PAST,
+         "modified_at": PAST},
+        {"id": "gf-ben", "email": "Ben@Example.com", "phone": None, "first_name": "Ben", "last_name": "Okafor",
+         "tags": [], "deleted": False, "deleted_at": None, "created_at": PAST, "modified_at": PAST}])
+    app_sim.seed("tasks", [{"id": "gf-t1", "contact_id": "gf-ava", "title": "Book PT session", "status": "open",
+                            "due": "2026-12-01T17:00:00Z", "created_at": PAST, "modified_at": PAST}])
+    app_sim.seed("notes", [{"id": "gf-n1", "contact_id": "gf-ben", "text": "Prefers morning classes",
+                            "created_at": PAST, "modified_at": PAST}])
+    env = environment("gymflow", ghl_sim, app_sim, tmp_path)
+
+    run_dag(airflow_home, "ghl_gymflow", env)
+
+    people = by_email(ghl_sim.records("contacts"))
+    ava, ben = people["ava@example.com"], people["ben@example.com"]
+    assert ava["tags"] == ["vip"] and ava["source"] == "GymFlow" and ava["phone"] == "+14152011001"
+    assert sorted(by_email(app_sim.records("contacts"))["ben@example.com"]["tags"]) == ["member"]
+    assert [(t["contactId"], t["title"], t["completed"], t["dueDate"][:16]) for t in ghl_sim.records("tasks")] == [
+        (ava["id"], "Book PT session", False, "2026-12-01T17:00")]
+    assert [(n["contactId"], n["body"]) for n in ghl_sim.records("notes")] == [(ben["id"], "Prefers morning classes")]
+
+    # Between runs: GymFlow adds a tag to Ava, completes her task and deletes Ben; GHL removes Ava's "vip".
+    gymflow = httpx.Client(base_url=app_sim.url, headers={"Authorization": f"Bearer {APP_KEY}"}, timeout=10)
+    gymflow.put("/api/v2/contacts/gf-ava", json={"tags": ["vip", "trial"]}).raise_for_status()
+    gymflow.put("/api/v2/tasks/gf-t1", json={"status": "completed"}).raise_for_status()
+    gymflow.delete("/api/v2/contacts/gf-ben").raise_for_status()
+    ghl_api(ghl_sim).request("DELETE", f"/contacts/{ava['id']}/tags", json={"tags": ["vip"]}).raise_for_status()
+    ghl_sim.reset_calls()
+
+    run_dag(airflow_home, "ghl_gymflow", env)
+
+    people = by_email(ghl_sim.records("contacts"))
+    assert people["ava@example.com"]["tags"] == ["trial"]  # added in GymFlow, removed in GHL: both kept
+    assert by_email(app_sim.records("contacts"))["ava@example.com"]["tags"] == ["trial"]
+    assert "ben@example.com" in people, "a GymFlow delete must never hard-delete the GHL contact"
+    assert "gymflow-deleted" in people["ben@example.com"]["tags"]
+    assert [t["completed"] for t in ghl_sim.records("tasks")] == [True]
+    calls = ghl_sim.calls()
+    assert calls.get("PUT /contacts/{contact_id}/tasks/{task_id}/completed") == 1, calls
+    assert not calls.get("DELETE /contacts/{contact_id}"), calls
+
+
+@pytest.mark.parametrize("app_sim", ["mygadgetrepairs"], indirect=True)
+def test_mygadgetrepairs_tasks_notes_and_appointments(airflow_home, tmp_path, ghl_sim, app_sim):
+    stamp = "2026-11-01 09:00:00"
+    app_sim.seed("customers", [{"id": 101, "ref": "CUS-101", "email": "dana@example.com", "mobile": "415-201-1004",
+                                "phone": None, "company": "Fix-it Cafe",
+                                "name_parts": {"first_name": "Dana", "middle_name": None, "last_name": "Reyes"},
+                                "created_date": stamp, "last_updated": stamp}])
+    app_sim.seed("tasks", [{"id": 501, "customer": {"internal_id": 101}, "title": "Replace screen",
+                            "description": "iPhone 14, cracked", "dueDate": "2026-12-01", "status": "Pending",
+                            "created_date": stamp, "last_updated": stamp}])
+    ghl_sim.seed("contacts", [ghl_contact("ghlEli0000000000001", "eli@example.com", "Eli", "Park")])
+    ghl_sim.seed("notes", [{"id": "ghlNote000000000001", "contactId": "ghlEli0000000000001",
+                            "body": "Wants a quote for a battery", "dateAdded": PAST}])
+    ghl_sim.seed("appointments", [{"id": "ghlAppt000000000001", "locationId": LOCATION_ID, "calendarId": "cal1",
+                                   "contactId": "ghlEli0000000000001", "title": "Drop-off",
+                                   "startTime": "2026-12-05T14:30:00Z", "endTime": "2026-12-05T15:00:00Z",
+                                   "appointmentStatus": "confirmed", "dateAdded": PAST, "dateUpdated": PAST}])
+    env = environment("mygadgetrepairs", ghl_sim, app_sim, tmp_path)
+
+    run_dag(airflow_home, "ghl_mygadgetrepairs", env)
+
+    people = by_email(ghl_sim.records("contacts"))
+    dana = people["dana@example.com"]
+    assert (dana["firstName"], dana["lastName"], dana["phone"], dana["companyName"]) == (
+        "Dana", "Reyes", "+14152011004", "Fix-it Cafe")
+    assert [(t["contactId"], t["title"], t["body"], t["dueDate"][:10], t["completed"])
+            for t in ghl_sim.records("tasks")] == [(dana["id"], "Replace screen", "iPhone 14, cracked", "2026-12-01",
+                                                    False)]
+    eli = by_email(app_sim.records("customers"))["eli@example.com"]
+    assert eli["name_parts"]["first_name"] == "Eli" and eli["name_parts"]["last_name"] == "Park"
+    assert [(n["customer"]["internal_id"], n["comment"]) for n in app_sim.records("notes")] == [
+        (eli["id"], "Wants a quote for a battery")]
+    assert [(a["customer"]["internal_id"], a["title"], a["date"], a["time"], a["status"])
+            for a in app_sim.records("appointments")] == [(eli["id"], "Drop-off", "05-Dec-2026", "14:30", "Booked")]
+
+    # The repair is done: the shop completes the task in MyGadgetRepairs.
+    mgr = httpx.Client(base_url=app_sim.url, headers={"Authorization": APP_KEY}, timeout=10)
+    mgr.put("/v1/projectTask/501", json={"status": "Completed"}).raise_for_status()
+    ghl_sim.reset_calls()
+
+    run_dag(airflow_home, "ghl_mygadgetrepairs", env)
+
+    assert [t["completed"] for t in ghl_sim.records("tasks")] == [True]
+    assert ghl_sim.calls().get("PUT /contacts/{contact_id}/tasks/{task_id}/completed") == 1, ghl_sim.calls()
+
+
+@pytest.mark.parametrize("app_sim", ["gist"], indirect=True)
+def test_gist_new_contact_with_tasks_and_completion(airflow_home, tmp_path, ghl_sim, app_sim):
+    now = int(datetime.now(UTC).timestamp())
+    app_sim.seed("contacts", [{"id": 1, "type": "user", "name": "Ava María Garcia", "email": "ava@example.com",
+                               "user_id": "u1", "phone": None, "created_at": now - 3600, "updated_at": now - 3600,
+                               "last_seen_at": now - 3600, "tags": [], "custom_properties": {}}])
+    app_sim.seed("tasks", [{"id": 11, "contact_id": 1, "title": "Onboarding call", "status": "open",
+                            "due_at": now + 86_400, "created_at": now - 3600, "updated_at": now - 3600}])
+    ghl_sim.seed("contacts", [ghl_contact("ghlLeo0000000000001", "leo@example.com", "Leo", "Martin")])
+    env = environment("gist", ghl_sim, app_sim, tmp_path)
+
+    run_dag(airflow_home, "ghl_gist", env)
+
+    ava = by_email(ghl_sim.records("contacts"))["ava@example.com"]
+    assert (ava["firstName"], ava["lastName"]) == ("Ava María", "Garcia")
+    assert [(t["contactId"], t["title"], t["completed"]) for t in ghl_sim.records("tasks")] == [
+        (ava["id"], "Onboarding call", False)]
+    assert by_email(app_sim.records("contacts"))["leo@example.com"]["name"] == "Leo Martin"
+
+    gist = httpx.Client(base_url=app_sim.url, headers={"Authorization": f"Bearer {APP_KEY}"}, timeout=10)
+    gist.put("/tasks/11", json={"task": {"status": "completed"}}).raise_for_status()
+    ghl_sim.reset_calls()
+
+    run_dag(airflow_home, "ghl_gist", env)
+
+    assert [t["completed"] for t in ghl_sim.records("tasks")] == [True]
+    assert ghl_sim.calls().get("PUT /contacts/{contact_id}/tasks/{task_id}/completed") == 1, ghl_sim.calls()
+
+
+@pytest.mark.parametrize("app_sim", ["generic"], indirect=True)
+def test_generic_app_with_oauth_contacts_tasks_and_notes_both_ways(airflow_home, tmp_path, ghl_sim, app_sim):
+    app_sim.seed("contacts", [{"contactId": "c-1", "email": "ava@example.com", "name": "Ava Garcia",
+                               "phone": None, "lastUpdated": PAST}])
+    app_sim.seed("tasks", [{"taskId": "t-1", "contactId": "c-1", "title": "Call back", "status": "done",
+                            "dueDate": None, "lastUpdated": PAST}])
+    app_sim.seed("notes", [{"noteId": "n-1", "contactId": "c-1", "content": "Met at the expo",
+                            "timestamp": "2026-10-30T12:00:00Z", "lastUpdated": PAST}])
+    ghl_sim.seed("contacts", [ghl_contact("ghlLeo0000000000001", "leo@example.com", "Leo", "Martin")])
+    ghl_sim.seed("notes", [{"id": "ghlNote000000000001", "contactId": "ghlLeo0000000000001",
+                            "body": "VIP customer", "dateAdded": PAST}])
+    ghl_sim.seed("tasks", [{"id": "ghlTask000000000001", "contactId": "ghlLeo0000000000001", "title": "Renewal",
+                            "body": None, "dueDate": "2026-12-10T09:00:00Z", "completed": False, "dateAdded": PAST}])
+    env = environment("generic", ghl_sim, app_sim, tmp_path)
+
+    run_dag(airflow_home, "ghl_generic", env)
+
+    ava = by_email(ghl_sim.records("contacts"))["ava@example.com"]
+    leo = by_email(app_sim.records("contacts"))["leo@example.com"]
+    assert leo["name"] == "Leo Martin"
+    ghl_tasks = {t["title"]: t for t in ghl_sim.records("tasks")}
+    assert ghl_tasks["Call back"]["contactId"] == ava["id"] and ghl_tasks["Call back"]["completed"] is True
+    app_tasks = {t["title"]: t for t in app_sim.records("tasks")}
+    assert (app_tasks["Renewal"]["contactId"], app_tasks["Renewal"]["status"]) == (leo["contactId"], "open")
+    assert app_tasks["Renewal"]["dueDate"].startswith("2026-12-10T09:00")
+    assert {n["body"]: n["contactId"] for n in ghl_sim.records("notes")} == {
+        "VIP customer": "ghlLeo0000000000001", "Met at the expo": ava["id"]}
+    assert {n["content"]: n["contactId"] for n in app_sim.records("notes")} == {
+        "Met at the expo": "c-1", "VIP customer": leo["contactId"]}
+    assert app_sim.calls().get("POST /oauth/token", 0) >= 1
+
+
+@pytest.mark.parametrize("app_sim", ["gymdesk"], indirect=True)
+def test_gymdesk_lead_gets_tasks_and_ghl_notes_and_appointments_reach_the_calendar(
+        airflow_home, tmp_path, ghl_sim, app_sim):
+    app_sim.seed("members", [{"id": "mem_1", "first_name": "Lena", "last_name": "Silva", "email": "lena@example.com",
+                              "phone": None, "company": "Peak Physio", "lead_source": "Website form",
+                              "status": "lead", "created_at": PAST, "updated_at": PAST}])
+    ghl_sim.seed("contacts", [ghl_contact("ghlOmar000000000001", "omar@example.com", "Omar", "Khan",
+                                          source="Walk-in")])
+    ghl_sim.seed("notes", [{"id": "ghlNote000000000001", "contactId": "ghlOmar000000000001",
+                            "body": "Knee injury: no squats", "dateAdded": "2026-11-02T10:15:00Z"}])
+    ghl_sim.seed("appointments", [{"id": "ghlAppt000000000001", "locationId": LOCATION_ID, "calendarId": "cal1",
+                                   "contactId": "ghlOmar000000000001", "title": "Trial class",
+                                   "startTime": "2026-12-03T18:00:00Z", "endTime": "2026-12-03T19:00:00Z",
+                                   "appointmentStatus": "confirmed", "dateAdded": PAST, "dateUpdated": PAST}])
+    env = environment("gymdesk", ghl_sim, app_sim, tmp_path)
+    started = datetime.now(UTC)
+
+    run_dag(airflow_home, "ghl_gymdesk", env)
+
+    lena = by_email(ghl_sim.records("contacts"))["lena@example.com"]
+    assert (lena["source"], lena["companyName"]) == ("Website form", "Peak Physio")
+    tasks = sorted(ghl_sim.records("tasks"), key=lambda t: t["dueDate"])
+    assert [(t["contactId"], t["title"], t["completed"]) for t in tasks] == [
+        (lena["id"], "Call new lead", False), (lena["id"], "Follow-up reminder", False)]
+    due = [datetime.fromisoformat(t["dueDate"].replace("Z", "+00:00")) - started for t in tasks]
+    assert timedelta(hours=23) < due[0] < timedelta(hours=25) and timedelta(hours=71) < due[1] < timedelta(hours=73)
+    omar = by_email(app_sim.records("members"))["omar@example.com"]
+    assert [(n["member_id"], n["content"], n["noted_at"]) for n in app_sim.records("notes")] == [
+        (omar["id"], "Knee injury: no squats", "2026-11-02T10:15:00Z")]
+    assert [(b["member_id"], b["title"], b["starts_at"], b["ends_at"], b["status"])
+            for b in app_sim.records("bookings")] == [
+        (omar["id"], "Trial class", "2026-12-03T18:00:00Z", "2026-12-03T19:00:00Z", "booked")]
+    ghl_sim.reset_calls()
+    app_sim.reset_calls()
+    run_dag(airflow_home, "ghl_gymdesk", env)
+
+    # Tasks go both ways: the next run puts the lead's new GHL tasks on the Gymdesk member, once.
+    assert sorted((t["member_id"], t["title"]) for t in app_sim.records("tasks")) == [
+        ("mem_1", "Call new lead"), ("mem_1", "Follow-up reminder")]
+    assert len(ghl_sim.records("tasks")) == 2
+    writes = {k: v for k, v in {**ghl_sim.calls(), **app_sim.calls()}.items()
+              if k.split(" ")[0] in ("POST", "PUT", "PATCH", "DELETE") and "search" not in k}
+    assert writes == {"POST /v1/tasks": 2}, writes
