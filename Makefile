@@ -9,7 +9,7 @@ export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 PROFILE ?= gymdesk
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-all lint clean
+.PHONY: venv demo test test-slow clean
 
 venv: $(STAMP)
 
@@ -24,6 +24,9 @@ demo: venv
 
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-slow: venv
+	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
 clean:
 	rm -rf .demo .pytest_cache

@@ -1,6 +1,7 @@
-"""`make demo`: a real two-way sync through Airflow on the embedded defaults, from nothing.
+"""`make demo [PROFILE=<app>]`: a real two-way sync through Airflow on the embedded defaults, from nothing.
 
-1. starts the GHL and Gymdesk simulators on free localhost ports, seeded with demo data;
+1. starts the GHL simulator and the profile's app simulator on free localhost ports, seeded
+   with demo data (for csv_import, writes a CSV file to import instead);
 2. initialises Airflow (SQLite metadata) and the warehouse (SQLite file) under .demo/;
 3. backfills the profile's DAG over the last days (`airflow backfill create`, run by the
    scheduler), then runs it once more by hand with nothing changed;
@@ -20,15 +21,17 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from include.airflow_runner import airflow, run_backfill
+from include.demo_apps import app_seed, ghl_children
 from include.demo_data import LOCATION_ID, build
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_HOME = ROOT / ".demo"
-GHL_TOKEN, APP_KEY = "pit-demo-token", "gymdesk-demo-key"
+GHL_TOKEN, APP_KEY = "pit-demo-token", "demo-app-key"
+CLIENT_ID, CLIENT_SECRET = "demo-client", "demo-client-secret"  # the generic app's OAuth client
 
 
 @contextmanager
@@ -40,7 +43,8 @@ def simulator(name: str, seed: dict, home: Path) -> Iterator[str]:
     with log_file.open("w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "include.simulators", name, "--seed", str(seed_file), "--url-file", str(url_file),
-             "--token", GHL_TOKEN, "--location", LOCATION_ID, "--api-key", APP_KEY],
+             "--token", GHL_TOKEN, "--location", LOCATION_ID, "--api-key", APP_KEY,
+             *(["--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET] if name == "generic" else [])],
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": _pythonpath()})
     try:
         deadline = time.monotonic() + 30
@@ -61,7 +65,37 @@ def _pythonpath() -> str:
     return os.pathsep.join([str(ROOT / "plugins"), str(ROOT)])
 
 
-def demo_env(home: Path, ghl_url: str, app_url: str) -> dict[str, str]:
+def app_connection(profile, app_url: str) -> dict[str, str]:
+    """The Airflow connection of the profile's app, pointing at its simulator."""
+    if profile.app.kind == "csv":
+        return {}
+    conn: dict = {"conn_type": "crm_sync_app", "host": app_url + ("/v1" if profile.name == "mygadgetrepairs" else "")}
+    if profile.app.auth.type == "oauth_client_credentials":
+        conn["extra"] = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+    else:
+        conn["password"] = APP_KEY
+    return {f"AIRFLOW_CONN_{profile.app.conn_id.upper()}": json.dumps(conn)}
+
+
+def write_csv_import(profile, data, home: Path) -> Path:
+    """The demo people as a spreadsheet export, with the usual mistakes (a duplicate, a bad email)."""
+    import csv
+
+    folder = home / "imports" / profile.name
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "people.csv"
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["Email", "First Name", "Last Name", "Phone", "Company", "Tags", "Notes"])
+        members = [m for m in data.gymdesk_members if m["id"]]
+        for n, m in enumerate(members):
+            writer.writerow([m["email"], m["first_name"], m["last_name"], m["phone"] or "", m["company"] or "",
+                             "imported;vip" if n % 3 == 0 else "imported", "Met at the open day" if n % 4 == 0 else ""])
+        writer.writerow([members[0]["email"], "Duplicate", "Row", "", "", "", ""])
+    return path
+
+
+def demo_env(home: Path, ghl_url: str, app_env: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW") and k != "WAREHOUSE_URL"}
     env.update({
         "AIRFLOW_HOME": str(home / "airflow"),
@@ -73,10 +107,18 @@ def demo_env(home: Path, ghl_url: str, app_url: str) -> dict[str, str]:
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "AIRFLOW_CONN_GHL_DEFAULT": json.dumps({"conn_type": "ghl", "host": ghl_url, "password": GHL_TOKEN,
                                                 "extra": {"location_id": LOCATION_ID}}),
-        "AIRFLOW_CONN_GYMDESK_DEFAULT": json.dumps({"conn_type": "crm_sync_app", "host": app_url,
-                                                    "password": APP_KEY}),
+        **app_env,
     })
     return env
+
+
+def last_interval_starts(schedule: str, now: datetime, count: int) -> list[datetime]:
+    """Starts of the last ``count`` complete intervals of a cron schedule, oldest first."""
+    from croniter import croniter
+
+    moments = croniter(schedule, now)
+    moments.get_prev(datetime)  # the end of the last complete interval
+    return sorted(moments.get_prev(datetime) for _ in range(count))
 
 
 def print_run(title: str, summary: dict, report: str) -> None:
@@ -90,34 +132,42 @@ def print_run(title: str, summary: dict, report: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--profile", default="gymdesk")
-    parser.add_argument("--days", type=int, default=3, help="daily intervals to backfill")
+    parser.add_argument("--profile", default="gymdesk", help="a profile in include/profiles (file name)")
+    parser.add_argument("--intervals", type=int, default=3, help="the last intervals of the schedule to backfill")
     args = parser.parse_args()
-    if args.profile != "gymdesk":
-        parser.error(f"the demo has data and simulators for 'gymdesk' only so far, not {args.profile!r}")
 
-    from crm_sync.profile import profile_by_name
+    from crm_sync.profile import ProfileError, profile_by_name
 
-    profile = profile_by_name(args.profile)
+    try:
+        profile = profile_by_name(args.profile)
+    except (FileNotFoundError, ProfileError) as exc:
+        parser.error(f"no usable profile {args.profile!r}: {exc}")
     shutil.rmtree(DEMO_HOME, ignore_errors=True)
     DEMO_HOME.mkdir(parents=True)
-    today = datetime.now(UTC).date()
+    now = datetime.now(UTC)
+    today = now.date()
     data = build(today)
-    ghl_seed, app_seed = data.seeds()
-    print(f"demo: {len(data.ghl_contacts)} GHL contacts and {len(data.gymdesk_members)} Gymdesk members "
+    data.ghl_children = ghl_children(profile, data, now)
+    ghl_seed, _ = data.seeds()
+    print(f"demo: {len(data.ghl_contacts)} GHL contacts and {len(data.gymdesk_members)} {profile.name} people "
           f"({data.bad_records} of them bad or ambiguous) in {DEMO_HOME}")
     with ExitStack() as stack:
         ghl_url = stack.enter_context(simulator("ghl", ghl_seed, DEMO_HOME))
-        app_url = stack.enter_context(simulator("gymdesk", app_seed, DEMO_HOME))
-        print(f"demo: simulators up: GHL {ghl_url}, Gymdesk {app_url}")
-        env = demo_env(DEMO_HOME, ghl_url, app_url)
+        if profile.app.kind == "csv":
+            app_url = str(write_csv_import(profile, data, DEMO_HOME))
+        else:
+            app_url = stack.enter_context(simulator(profile.name, app_seed(profile, data, now), DEMO_HOME))
+        print(f"demo: simulators up: GHL {ghl_url}, {profile.name} {app_url}")
+        env = demo_env(DEMO_HOME, ghl_url, app_connection(profile, app_url))
         airflow(["db", "migrate"], env, DEMO_HOME / "airflow-db-migrate.log")
-        start, end = today - timedelta(days=args.days), today - timedelta(days=1)
-        print(f"demo: backfilling {profile.dag_id} over {args.days} daily intervals {start} .. {today} "
+        starts = last_interval_starts(profile.schedule, now, args.intervals)
+        print(f"demo: backfilling {profile.dag_id} over its last {args.intervals} intervals ({profile.schedule!r}) "
+              f"from {starts[0]:%Y-%m-%d %H:%M} UTC "
               "(scheduler, dag processor and API server start; this takes a minute or two)")
-        runs = run_backfill(profile.dag_id, start.isoformat(), end.isoformat(), env, DEMO_HOME / "backfill")
+        runs = run_backfill(profile.dag_id, starts[0].isoformat(), starts[-1].isoformat(), env,
+                            DEMO_HOME / "backfill")
         failed = [r for r in runs if r["state"] != "success"]
-        if failed or len(runs) < args.days:
+        if failed or len(runs) < args.intervals:
             print(f"demo: backfill did not succeed: {runs}; logs in {DEMO_HOME / 'backfill'}", file=sys.stderr)
             return 1
         print(f"demo: rerunning {profile.dag_id} by hand with nothing changed")

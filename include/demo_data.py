@@ -34,9 +34,10 @@ class DemoData:
     gymdesk_members: list[dict[str, Any]] = field(default_factory=list)
     expected: list[dict[str, Any]] = field(default_factory=list)
     bad_records: int = 0
+    ghl_children: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def seeds(self) -> tuple[dict[str, list], dict[str, list]]:
-        return {"contacts": self.ghl_contacts}, {"members": self.gymdesk_members}
+        return {"contacts": self.ghl_contacts, **self.ghl_children}, {"members": self.gymdesk_members}
 
 
 def _iso(moment: datetime) -> str:

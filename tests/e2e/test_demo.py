@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import ROOT, airflow_env
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e]
 LAST_LINE = re.compile(r"^demo: profile=(\S+) writes=(\d+) rerun_writes=(\d+) quarantined=(\d+) report=(\S+)$")
 
 
@@ -39,5 +39,25 @@ def test_make_demo_backfills_three_days_then_reruns_with_zero_writes():
     assert [windows[run] for run in backfills] == [{"initial"}, {"interval"}, {"interval"}]
     assert [modes for run, modes in windows.items() if run.startswith("manual__")] == [{"watermark"}]
     assert "  ghl  extracted=" in result.stdout and "api_calls=" in result.stdout
+    leftovers = subprocess.run(["pgrep", "-f", f"{ROOT}/.demo|include.simulators"], capture_output=True, text=True)
+    assert leftovers.stdout.strip() == "", "the demo left processes running"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("profile", ["gymflow", "mygadgetrepairs", "gist", "generic", "csv_import"])
+def test_make_demo_runs_every_built_in_profile(profile):
+    """`make demo PROFILE=<app>`: the backfill writes, the rerun writes nothing, and the bad rows
+    the demo seeds in every app's format are quarantined, not copied."""
+    env = airflow_env(Path("/nonexistent"))
+    env.pop("AIRFLOW_HOME")
+    result = subprocess.run([sys.executable, "-m", "include.demo", "--profile", profile], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    match = LAST_LINE.match(result.stdout.strip().splitlines()[-1])
+    assert match, result.stdout[-2000:]
+    dag_id, writes, rerun_writes, quarantined, _ = match.groups()
+    assert dag_id == f"ghl_{profile}"
+    assert int(writes) > 0 and int(rerun_writes) == 0
+    assert int(quarantined) >= 4  # the demo's bad email, bad phone, missing id and bad GHL phone at least
     leftovers = subprocess.run(["pgrep", "-f", f"{ROOT}/.demo|include.simulators"], capture_output=True, text=True)
     assert leftovers.stdout.strip() == "", "the demo left processes running"

@@ -198,6 +198,9 @@ def test_gymdesk_lead_gets_tasks_and_ghl_notes_and_appointments_reach_the_calend
     app_sim.seed("members", [{"id": "mem_1", "first_name": "Lena", "last_name": "Silva", "email": "lena@example.com",
                               "phone": None, "company": "Peak Physio", "lead_source": "Website form",
                               "status": "lead", "created_at": PAST, "updated_at": PAST}])
+    # Notes go one way only (direction ghl_to_app): this front-desk note stays in Gymdesk.
+    app_sim.seed("notes", [{"id": "note_1", "member_id": "mem_1", "content": "Desk only", "noted_at": PAST,
+                            "created_at": PAST, "updated_at": PAST}])
     ghl_sim.seed("contacts", [ghl_contact("ghlOmar000000000001", "omar@example.com", "Omar", "Khan",
                                           source="Walk-in")])
     ghl_sim.seed("notes", [{"id": "ghlNote000000000001", "contactId": "ghlOmar000000000001",
@@ -219,8 +222,9 @@ def test_gymdesk_lead_gets_tasks_and_ghl_notes_and_appointments_reach_the_calend
     due = [datetime.fromisoformat(t["dueDate"].replace("Z", "+00:00")) - started for t in tasks]
     assert timedelta(hours=23) < due[0] < timedelta(hours=25) and timedelta(hours=71) < due[1] < timedelta(hours=73)
     omar = by_email(app_sim.records("members"))["omar@example.com"]
-    assert [(n["member_id"], n["content"], n["noted_at"]) for n in app_sim.records("notes")] == [
-        (omar["id"], "Knee injury: no squats", "2026-11-02T10:15:00Z")]
+    assert sorted((n["member_id"], n["content"], n["noted_at"]) for n in app_sim.records("notes")) == [
+        ("mem_1", "Desk only", PAST), (omar["id"], "Knee injury: no squats", "2026-11-02T10:15:00Z")]
+    assert [n["body"] for n in ghl_sim.records("notes")] == ["Knee injury: no squats"]
     assert [(b["member_id"], b["title"], b["starts_at"], b["ends_at"], b["status"])
             for b in app_sim.records("bookings")] == [
         (omar["id"], "Trial class", "2026-12-03T18:00:00Z", "2026-12-03T19:00:00Z", "booked")]

@@ -232,7 +232,10 @@ def test_a_timeout_fault_holds_the_answer_past_the_client_timeout(sim):
     assert search(sim).status_code == 200
 
 
-@pytest.mark.parametrize(("kind", "raised"), [("drops", httpx.RemoteProtocolError), ("resets", httpx.ReadError)])
+# A reset reaches the client as ECONNRESET (ReadError) or, when the kernel delivers the close
+# before the read fails, as a connection closed without a response: both are "no response".
+@pytest.mark.parametrize(("kind", "raised"), [("drops", httpx.RemoteProtocolError),
+                                              ("resets", (httpx.ReadError, httpx.RemoteProtocolError))])
 def test_a_dropped_connection_gets_no_response_at_all(sim, kind, raised):
     fault(sim, **{kind: 1})
     with sim.api() as api, pytest.raises(raised):

@@ -17,7 +17,7 @@ import httpx
 from crm_sync.hooks.base import HookBase
 from crm_sync.hooks.oauth import AirflowVariableTokenStore, OAuthClient, RotatingOAuth, TokenStore
 from crm_sync.http import ApiClient, ApiError
-from crm_sync.pipeline.normalize import RuleBroken, format_moment, timestamp
+from crm_sync.pipeline.normalize import format_moment, moment_or_none
 from crm_sync.profile import AppApi, AppEntityApi
 
 
@@ -52,7 +52,7 @@ class AppClient(ApiClient):
         for records in self._pages(spec, spec.list_path or spec.path, params):
             older = False
             for record in records:
-                updated = _moment(dig(record, spec.updated_at_field))
+                updated = moment_or_none(dig(record, spec.updated_at_field))
                 # Filters by day, or none at all: the exact window is enforced here.
                 if updated is not None and until is not None and updated >= until:
                     continue
@@ -136,13 +136,6 @@ class AppClient(ApiClient):
 def typed_id(value: str) -> Any:
     """Apps with integer ids want them back as integers."""
     return int(value) if value.isdigit() else value
-
-
-def _moment(value: Any) -> datetime | None:
-    try:
-        return timestamp(value)
-    except RuleBroken:
-        return None  # stage quarantines it with the rule
 
 
 def _relative(link: str) -> str:

@@ -19,21 +19,18 @@ from crm_sync.hooks.app import AppHook, dig
 from crm_sync.hooks.ghl import GHLClient, GHLHook
 from crm_sync.pipeline.context import RunContext, Window, extraction_window, log_step, utcnow
 from crm_sync.pipeline.csv_source import read_csv_folder
-from crm_sync.pipeline.normalize import RuleBroken, timestamp
+from crm_sync.pipeline.normalize import moment_or_none
 from crm_sync.profile import Side
 from crm_sync.warehouse.db import engine
 from crm_sync.warehouse.ops import insert_ignore
-from crm_sync.warehouse.tables import raw_record
+from crm_sync.warehouse.tables import raw_record, xref
 
 
 def raw_row(ctx: RunContext, side: Side, entity: str, payload: dict[str, Any], extracted_at) -> dict[str, Any]:
     id_field, updated_field = ctx.profile.record_fields(side, entity)
     source_id = dig(payload, id_field)
     source_id = str(source_id) if source_id not in (None, "") else None
-    try:
-        updated = timestamp(dig(payload, updated_field))
-    except RuleBroken:
-        updated = None  # stage quarantines it with the rule; raw keeps the payload as received
+    updated = moment_or_none(dig(payload, updated_field))  # a bad one: stage quarantines it with the rule
     key = source_id or "sha256:" + hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:40]
     return {"profile": ctx.profile.name, "run_id": ctx.run_id, "side": side, "entity": entity, "record_key": key,
             "source_id": source_id, "source_updated_at": updated, "payload": payload, "extracted_at": extracted_at}
@@ -51,20 +48,31 @@ def _ghl_children(client: GHLClient, ctx: RunContext, contact_ids: list[str]) ->
             yield from (("appointment", event) for event in events)
 
 
-def _linked_ghl_contacts(conn: sa.Connection, ctx: RunContext) -> list[str]:
-    from crm_sync.warehouse.tables import xref
+def _last_synced(conn: sa.Connection, ctx: RunContext) -> dict[str, Any]:
+    """When each linked GHL contact was last synced (our write, or a reconcile that found it equal)."""
+    return {r.ghl_id: r.updated_at for r in conn.execute(sa.select(xref.c.ghl_id, xref.c.updated_at).where(
+        xref.c.profile == ctx.profile.name, xref.c.entity == "contact", xref.c.ghl_id.is_not(None)))}
 
-    return [r.ghl_id for r in conn.execute(sa.select(xref.c.ghl_id).where(
-        xref.c.profile == ctx.profile.name, xref.c.entity == "contact", xref.c.ghl_id.is_not(None)))]
+
+def _changed_since_sync(contacts: list[dict[str, Any]], synced: dict[str, Any]) -> list[str]:
+    """Contacts edited after we last synced them: the echo of our own write, or a contact seen again
+    in an overlapping window, needs no child reads."""
+    changed = []
+    for contact in contacts:
+        last, updated = synced.get(contact["id"]), moment_or_none(contact.get("dateUpdated"))
+        if last is None or updated is None or updated > last:
+            changed.append(contact["id"])
+    return changed
 
 
 def _extract_ghl(ctx: RunContext, window: Window, conn: sa.Connection) -> tuple[list[tuple[str, dict]], Any]:
     client = GHLHook(ctx.profile.ghl.conn_id).get_conn(page_limit=ctx.profile.ghl.page_limit)
     try:
         contacts = list(client.search_contacts(window.since, window.until))
-        ids = [c["id"] for c in contacts]
+        synced = _last_synced(conn, ctx)
+        ids = _changed_since_sync(contacts, synced)
         if window.mode == "initial":  # the first sync of children covers every known contact
-            ids = sorted(set(ids) | set(_linked_ghl_contacts(conn, ctx)))
+            ids = sorted(set(c["id"] for c in contacts) | set(synced))
         return [("contact", c) for c in contacts] + list(_ghl_children(client, ctx, ids)), client.metrics
     finally:
         client.close()

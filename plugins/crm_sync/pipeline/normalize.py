@@ -92,6 +92,14 @@ def timestamp(value: Any, pattern: str = "iso") -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def moment_or_none(value: Any) -> datetime | None:
+    """A timestamp for bookkeeping (windows, echo checks): unreadable is None, stage quarantines it."""
+    try:
+        return timestamp(value)
+    except RuleBroken:
+        return None
+
+
 def format_moment(moment: datetime, pattern: str) -> str | int:
     """A moment as an app wants it in a query or a body."""
     moment = moment.astimezone(UTC)
@@ -226,7 +234,7 @@ def _app_value(value: Any, spec: FieldMap, kind: str) -> Any:
     return value
 
 
-def _write(body: dict[str, Any], path: str, value: Any) -> None:
+def set_path(body: dict[str, Any], path: str, value: Any) -> None:
     *parents, last = path.split(".")
     for part in parents:
         body = body.setdefault(part, {})
@@ -255,14 +263,14 @@ def to_side(entity: str, values: dict[str, Any], side: Side, fields: dict[str, F
             continue
         if spec.time_field and value is not None:
             moment = timestamp(value)
-            _write(body, spec.app, format_moment(moment, spec.format))
-            _write(body, spec.time_field, moment.strftime("%H:%M"))
+            set_path(body, spec.app, format_moment(moment, spec.format))
+            set_path(body, spec.time_field, moment.strftime("%H:%M"))
             continue
-        _write(body, spec.app, _app_value(value, spec, kind))
+        set_path(body, spec.app, _app_value(value, spec, kind))
     source = {**(full or {}), **values}
     for path in names:
         parts = {spec.part: source.get(name) for name, spec in fields.items() if spec.app == path and spec.part}
-        _write(body, path, " ".join(p for p in (parts.get("first"), parts.get("last")) if p) or None)
+        set_path(body, path, " ".join(p for p in (parts.get("first"), parts.get("last")) if p) or None)
     return body
 
 
