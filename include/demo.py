@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -131,6 +132,8 @@ def print_run(title: str, summary: dict, report: str) -> None:
 
 
 def main() -> int:
+    # `kill` (SIGTERM) unwinds like Ctrl-C, so every simulator and Airflow process is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--profile", default="gymdesk", help="a profile in include/profiles (file name)")
     parser.add_argument("--intervals", type=int, default=3, help="the last intervals of the schedule to backfill")

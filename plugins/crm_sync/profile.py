@@ -165,6 +165,8 @@ class FieldMap(Strict):
     values: dict[str, Any] | None = Field(None, description="canonical value -> app value(s), first one written")
     item_key: str | None = Field(None, description="tags: key of the name in tag objects ({id, name})")
     fallback: Any = Field(None, description="value written when both sides are empty")
+    conflict: Literal["latest_wins", "ghl", "app"] | None = Field(
+        None, description="this field's own conflict rule, instead of the entity's")
 
     @field_validator("values", mode="before")
     @classmethod

@@ -8,6 +8,7 @@ integration guide (shared/seeds) asks for.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -41,7 +42,8 @@ def by_email(records: list[dict], key: str = "email") -> dict[str, dict]:
 @pytest.mark.parametrize("app_sim", ["gymflow"], indirect=True)
 def test_gymflow_contacts_tags_tasks_notes_and_deletes(airflow_home, tmp_path, ghl_sim, app_sim):
     ghl_sim.seed("contacts", [ghl_contact("ghlBen0000000000001", "ben@example.com", "Ben", "Okafor",
-                                          tags=["member"])])
+                                          tags=["member"]),
+                              ghl_contact("ghlCai0000000000001", "cai@example.com", "Cai", "Lin", tags=["lead"])])
     app_sim.seed("contacts", [
         {"id": "gf-ava", "email": "ava@example.com", "phone": "+14152011001", "first_name": "Ava",
          "last_name": "Garcia", "tags": ["vip"], "deleted": False, "deleted_at": None, "created_at": PAST,
@@ -59,7 +61,10 @@ def test_gymflow_contacts_tags_tasks_notes_and_deletes(airflow_home, tmp_path, g
     people = by_email(ghl_sim.records("contacts"))
     ava, ben = people["ava@example.com"], people["ben@example.com"]
     assert ava["tags"] == ["vip"] and ava["source"] == "GymFlow" and ava["phone"] == "+14152011001"
-    assert sorted(by_email(app_sim.records("contacts"))["ben@example.com"]["tags"]) == ["member"]
+    gymflow_people = by_email(app_sim.records("contacts"))
+    assert sorted(gymflow_people["ben@example.com"]["tags"]) == ["member"]
+    cai = gymflow_people["cai@example.com"]  # only in GHL: created in GymFlow
+    assert (cai["first_name"], cai["last_name"], cai["tags"]) == ("Cai", "Lin", ["lead"])
     assert [(t["contactId"], t["title"], t["completed"], t["dueDate"][:16]) for t in ghl_sim.records("tasks")] == [
         (ava["id"], "Book PT session", False, "2026-12-01T17:00")]
     assert [(n["contactId"], n["body"]) for n in ghl_sim.records("notes")] == [(ben["id"], "Prefers morning classes")]
@@ -94,6 +99,9 @@ def test_mygadgetrepairs_tasks_notes_and_appointments(airflow_home, tmp_path, gh
                                 "created_date": stamp, "last_updated": stamp}])
     app_sim.seed("tasks", [{"id": 501, "customer": {"internal_id": 101}, "title": "Replace screen",
                             "description": "iPhone 14, cracked", "dueDate": "2026-12-01", "status": "Pending",
+                            "created_date": stamp, "last_updated": stamp},
+                           # A status the profile does not map: quarantined, naming the profile key.
+                           {"id": 502, "customer": {"internal_id": 101}, "title": "Order part", "status": "On hold",
                             "created_date": stamp, "last_updated": stamp}])
     ghl_sim.seed("contacts", [ghl_contact("ghlEli0000000000001", "eli@example.com", "Eli", "Park")])
     ghl_sim.seed("notes", [{"id": "ghlNote000000000001", "contactId": "ghlEli0000000000001",
@@ -113,6 +121,9 @@ def test_mygadgetrepairs_tasks_notes_and_appointments(airflow_home, tmp_path, gh
     assert [(t["contactId"], t["title"], t["body"], t["dueDate"][:10], t["completed"])
             for t in ghl_sim.records("tasks")] == [(dana["id"], "Replace screen", "iPhone 14, cracked", "2026-12-01",
                                                     False)]
+    report = json.loads(next((tmp_path / "home" / "reports" / "ghl_mygadgetrepairs").glob("*.json")).read_text())
+    assert [(q["entity"], q["source_id"], q["rule"]) for q in report["quarantine"]] == [("task", "502", "value_unmapped")]
+    assert "entities.task.fields.completed (app field 'status')" in report["quarantine"][0]["detail"]
     eli = by_email(app_sim.records("customers"))["eli@example.com"]
     assert eli["name_parts"]["first_name"] == "Eli" and eli["name_parts"]["last_name"] == "Park"
     assert [(n["customer"]["internal_id"], n["comment"]) for n in app_sim.records("notes")] == [

@@ -55,3 +55,23 @@ def test_fallback_fills_a_field_empty_on_both_sides():
 def test_equal_records_need_no_patch_and_no_decision():
     merged = merge(rec(), rec(), None, FIELDS, "latest_wins")
     assert merged.decisions == [] and merged.patch_for(rec()) == {}
+
+
+def test_a_field_can_have_its_own_source_of_truth():
+    fields = {**FIELDS, "company_name": FieldMap(ghl="c", app="c", conflict="ghl")}
+    merged = merge(rec(company_name="G", email="g@x.com", updated_at=EARLY),
+                   rec(company_name="A", email="a@y.com", updated_at=LATE), rec(company_name="Old"), fields,
+                   "latest_wins")
+    assert merged.values["company_name"] == "G" and merged.values["email"] == "a@y.com"
+    reasons = {d["field"]: d["reason"] for d in merged.decisions}
+    assert reasons["company_name"] == "source_of_truth: ghl (this field's own rule)"
+    assert reasons["email"].startswith("latest_wins")
+
+
+def test_tags_merge_as_sets_against_the_base():
+    fields = {"tags": FieldMap(ghl="tags", app="tags")}
+    merged = merge({"tags": ["b", "new-in-ghl"]}, {"tags": ["a", "b", "new-in-app"]}, {"tags": ["a", "b"]}, fields,
+                   "latest_wins")
+    # "a" was removed in GHL, both additions are kept, "b" untouched.
+    assert merged.values["tags"] == ["b", "new-in-app", "new-in-ghl"]
+    assert merged.decisions[0]["winner"] == "both"

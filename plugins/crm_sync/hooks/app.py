@@ -63,17 +63,23 @@ class AppClient(ApiClient):
             if older and spec.newest_first:
                 return
 
-    def _pages(self, spec: AppEntityApi, path: str, params: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
+    def _pages(self, spec: AppEntityApi, path: str, params: dict[str, Any] | None) -> Iterator[list[dict[str, Any]]]:
         paging = spec.pagination
         if paging.size_param:
             params[paging.size_param] = paging.size
         position = {"page": 1, "offset": 0}.get(paging.style)
         url: str | None = path
+        asked: set[str] = set()
         while url is not None:
             if paging.style == "page":
                 params[paging.page_param] = position
             elif paging.style == "offset":
                 params[paging.offset_param] = position
+            request = f"{url} {sorted((params or {}).items())}"
+            if request in asked:  # a cursor or link that points back: stop rather than loop forever
+                raise ApiError(None, "GET", url, f"the app sent the same page twice ({paging.style} paging); "
+                                                 "check the profile's pagination settings")
+            asked.add(request)
             body = self.request("GET", url, params=params, retry=True).json()
             records = self._unwrap(spec.list_key, body) or []
             yield records
@@ -89,9 +95,9 @@ class AppClient(ApiClient):
                 if not cursor:
                     return
                 params[paging.cursor_param] = cursor
-            else:  # next_link: the URL carries every parameter
+            else:  # next_link: the URL carries every parameter (httpx would replace its query with ours)
                 link = dig(body, paging.next_link)
-                url, params = (_relative(link), {}) if link else (None, params)
+                url, params = (_relative(link), None) if link else (None, params)
 
     def lookup(self, entity: str, email: str) -> dict[str, Any] | None:
         """The record with this email, found by the app's own search, or None."""

@@ -49,6 +49,7 @@ def merge(ghl: dict[str, Any], app: dict[str, Any], base: dict[str, Any] | None,
     result = Merged(values={})
     for name, spec in fields.items():
         g, a = ghl.get(name), app.get(name)
+        field_rule = spec.conflict or rule
         if g == a:
             value, winner, why = g, None, None
         elif CANONICAL[entity][name][0] == "tags":
@@ -61,11 +62,12 @@ def merge(ghl: dict[str, Any], app: dict[str, Any], base: dict[str, Any] | None,
         elif g is None or a is None:
             winner = "app" if g is None else "ghl"
             value, why = (a if g is None else g), "keep non-empty"
-        elif rule == "latest_wins":
+        elif field_rule == "latest_wins":
             winner = _later(ghl.get("updated_at"), app.get("updated_at"))
             value, why = (g if winner == "ghl" else a), "latest_wins: updated more recently"
         else:
-            winner, value, why = rule, (g if rule == "ghl" else a), f"source_of_truth: {rule}"
+            winner, value = field_rule, (g if field_rule == "ghl" else a)
+            why = f"source_of_truth: {field_rule}" + (" (this field's own rule)" if spec.conflict else "")
         if value is None and spec.fallback is not None:
             value, winner, why = spec.fallback, "fallback", "both sides empty: profile fallback"
         result.values[name] = value
