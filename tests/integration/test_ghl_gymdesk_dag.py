@@ -83,6 +83,13 @@ def test_a_dry_run_plans_and_reports_every_write_but_sends_none(airflow_home, tm
     assert planned and all(w["status"] == "dry_run" for w in planned)
     conflict = next(w for w in planned if "(desk edit)" in str(w["payload"]) or "(GHL edit)" in str(w["payload"]))
     assert conflict["decisions"][0]["reason"].startswith("latest_wins")  # the diff says who won and why
+    # ...and shows, for the side it would change, the value there now and the value it would hold.
+    change = next(c for c in conflict["changes"] if c["field"] == "company_name")
+    decision = next(d for d in conflict["decisions"] if d["field"] == "company_name")
+    assert change["before"] == decision[conflict["side"]] and change["after"] == decision["value"]
+    assert change["before"] != change["after"] and change["after"]
+    page = next((home / "reports" / "ghl_gymdesk").glob("*.html")).read_text()
+    assert f"<del>{change['before']}</del> &rarr; <ins>{change['after']}</ins>" in page
 
     run_dag(airflow_home, "ghl_gymdesk", env)  # the real run sends what the dry run planned
 

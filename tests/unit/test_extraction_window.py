@@ -52,3 +52,16 @@ def test_the_watermark_never_moves_back(conn):
     advance_watermark(conn, "gymdesk", "ghl", "contact", MARK - timedelta(days=3))
     window = extraction_window(conn, ctx("manual"), "ghl", "contact")
     assert window.since == MARK - timedelta(minutes=5)
+
+
+def test_windows_from_airflow_pendulum_datetimes_stay_timezone_aware(conn):
+    """Airflow passes pendulum DateTimes; the window (interval start minus the overlap) must stay
+    aware, or comparing it with record timestamps fails the extract."""
+    import pendulum
+
+    advance_watermark(conn, "gymdesk", "app", "contact", MARK)
+    run = RunContext(profile_by_name("gymdesk"), "backfill__x", "backfill",
+                     pendulum.datetime(2026, 11, 20, tz="UTC"), pendulum.datetime(2026, 11, 21, tz="UTC"))
+    window = extraction_window(conn, run, "app", "contact")
+    assert window.since.tzinfo is not None and window.until.tzinfo is not None
+    assert window.since == START - timedelta(minutes=5) and window.until == END

@@ -56,7 +56,11 @@ class Window:
 
 
 def _as_utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    """A plain aware UTC datetime: Airflow hands out pendulum DateTimes, whose arithmetic with a
+    stdlib timezone drops the zone (interval_start - overlap came back naive)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return datetime.fromtimestamp(moment.timestamp(), UTC)
 
 
 def watermark(conn: sa.Connection, profile: str, side: Side, entity: str) -> datetime | None:

@@ -70,9 +70,17 @@ def summarize(conn: sa.Connection, profile: str, run_id: str) -> dict[str, Any]:
         "entities": _by_entity(raws, writes, bad),
         "quarantine": [{"entity": q.entity, "side": q.side, "source_id": q.source_id, "rule": q.rule, "detail": q.detail,
                         "raw_id": q.raw_id} for q in bad],
-        "writes": [{"entity": w.entity, "side": w.side, "op": w.op, "target_id": w.target_id, "status": w.status,
+        "writes": [{"entity": w.entity, "side": w.side, "op": w.op, "changes": _changes(w), "target_id": w.target_id, "status": w.status,
                     "last_error": w.last_error, "payload": w.payload, "decisions": w.decisions} for w in writes],
     }
+
+
+def _changes(write) -> list[dict[str, str]]:
+    """The write as a diff: each field it sets, what the target side holds now and what it will hold."""
+    held = {d["field"]: d.get(write.side, "") for d in write.decisions or []}
+    return [{"field": name, "before": "" if write.op == "create" else held.get(name, ""),
+             "after": "" if value is None else ", ".join(value) if isinstance(value, list) else str(value)}
+            for name, value in (write.payload or {}).items()]
 
 
 def _by_entity(raws, writes, bad) -> dict[str, dict[str, int]]:
