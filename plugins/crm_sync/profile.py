@@ -313,5 +313,16 @@ def load_profiles(directory: Path = PROFILES_DIR) -> list[Profile]:
     return [load_profile(path) for path in sorted(directory.glob("*.yaml"))]
 
 
+def usable_profiles(directory: Path = PROFILES_DIR) -> tuple[list[Profile], list[str]]:
+    """The valid profiles, and the error of each invalid one: one typo must not stop every other sync."""
+    good, errors = [], []
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            good.append(load_profile(path))
+        except ProfileError as exc:
+            errors.append(str(exc))
+    return good, errors
+
+
 def profile_by_name(name: str, directory: Path = PROFILES_DIR) -> Profile:
     return load_profile(directory / f"{name}.yaml")

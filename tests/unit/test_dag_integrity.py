@@ -71,3 +71,24 @@ def test_dags_extract_data_intervals_one_run_at_a_time_with_retries():
         chain = ["stage", "validate", "reconcile", "load", "report"]
         for upstream, downstream in zip(chain, chain[1:], strict=False):
             assert downstream in dag.get_task(upstream).downstream_task_ids
+
+
+def test_an_invalid_profile_is_an_import_error_and_the_other_profiles_still_load(tmp_path):
+    import shutil
+
+    from crm_sync.paths import PROFILES_DIR
+
+    profiles = tmp_path / "profiles"
+    shutil.copytree(PROFILES_DIR, profiles)
+    broken = (profiles / "gist.yaml").read_text().replace("direction: both", "direction: sideways", 1)
+    (profiles / "gist.yaml").write_text(broken)
+    home = tmp_path / "home"
+    env = {**airflow_env(home), "CRM_SYNC_PROFILES_DIR": str(profiles)}
+    script = PARSE_IN_A_SEALED_PROCESS.replace("DAGS_FOLDER", str(ROOT / "dags"))
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300,
+                            check=True)
+    parsed = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "ghl_gist" not in parsed["dags"] and "ghl_gymdesk" in parsed["dags"] and "ghl_gymflow" in parsed["dags"]
+    [(path, error)] = parsed["errors"].items()
+    assert path.endswith("crm_sync_profile_errors.py")
+    assert "gist.yaml" in error and "entities.contact.direction" in error and "sideways" in error
