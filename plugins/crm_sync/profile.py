@@ -122,6 +122,7 @@ class AppAuth(Strict):
 
 class AppApi(Strict):
     kind: Literal["rest", "csv"] = "rest"
+    base_url: str | None = Field(None, pattern=r"^https?://", description="used when the connection has no host")
     conn_id: str | None = None
     auth: AppAuth | None = None
     rate_limit_per_second: float = Field(10.0, gt=0)

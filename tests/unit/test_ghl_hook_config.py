@@ -55,3 +55,24 @@ def test_the_connection_types_and_their_form_fields_are_registered_with_airflow(
             "extra__ghl__refresh_token"} <= set(fields)
     assert fields["extra__ghl__client_secret"].is_sensitive and fields["extra__ghl__refresh_token"].is_sensitive
     assert "login" in manager.field_behaviours["ghl"]["hidden_fields"]
+
+
+def test_an_app_connection_without_a_host_uses_the_profile_base_url(monkeypatch):
+    from crm_sync.hooks.app import AppHook
+    from crm_sync.profile import profile_by_name
+
+    api = profile_by_name("mygadgetrepairs").app
+    monkeypatch.setenv(f"AIRFLOW_CONN_{api.conn_id.upper()}", json.dumps({"conn_type": "crm_sync_app",
+                                                                          "password": "mgr-key"}))
+    client = AppHook(api).get_conn()
+    try:
+        assert str(client.http.base_url) == "https://api.mygadgetrepairs.com/v1/"
+        assert client.http.headers["Authorization"] == "mgr-key"  # the raw key, as MyGadgetRepairs documents
+    finally:
+        client.close()
+    monkeypatch.setenv(f"AIRFLOW_CONN_{api.conn_id.upper()}", json.dumps({"conn_type": "crm_sync_app",
+                                                                          "host": "http://127.0.0.1:9/v1",
+                                                                          "password": "mgr-key"}))
+    client = AppHook(api).get_conn()
+    assert str(client.http.base_url) == "http://127.0.0.1:9/v1/"  # the connection's host wins
+    client.close()

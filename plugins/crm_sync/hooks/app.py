@@ -151,8 +151,8 @@ def _relative(link: str) -> str:
 
 
 class AppHook(HookBase):
-    """Connection: host = the app's API base URL; password = API key or token; for OAuth apps,
-    extras client_id and client_secret (and optionally refresh_token)."""
+    """Connection: host = the app's API base URL (else the profile's ``app.base_url``); password =
+    API key or token; for OAuth apps, extras client_id and client_secret (and optionally refresh_token)."""
 
     default_conn_name = "app_default"
     conn_type = "crm_sync_app"
@@ -165,9 +165,10 @@ class AppHook(HookBase):
 
     def get_conn(self) -> AppClient:
         conn = self.connection()
-        if not conn.host:
-            raise ValueError(f"connection '{self.conn_id}' needs a host (the app's API base URL)")
-        base_url = self.base_url(conn, "")
+        base_url = self.base_url(conn, self.api.base_url or "")
+        if not base_url:
+            raise ValueError(f"connection '{self.conn_id}' needs a host (the app's API base URL), "
+                             "or the profile an app.base_url")
         if self.api.auth.type != "oauth_client_credentials":
             if not conn.password:
                 raise ValueError(f"connection '{self.conn_id}' needs a password (the API key or token)")

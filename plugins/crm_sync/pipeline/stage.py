@@ -49,7 +49,8 @@ def stage_one(ctx: RunContext, raw: sa.Row) -> dict[str, Any]:
         raise RuleBroken(Broken("csv_format", f"{payload['_file']} line {payload['_line']}: {payload['_error']}"))
     if raw.source_id is None:
         id_field, _ = profile.record_fields(raw.side, entity)
-        raise RuleBroken(Broken("id_missing", f"{ctx.side_name(raw.side)} {entity} has no id field '{id_field}'"))
+        key = "" if raw.side == "ghl" else f" (profile key app.entities.{entity}.id_field)"
+        raise RuleBroken(Broken("id_missing", f"{ctx.side_name(raw.side)} {entity} has no id field '{id_field}'{key}"))
     _, updated_field = profile.record_fields(raw.side, entity)
     values = canonical_record(entity, payload, raw.side, profile.fields(entity), profile.default_region)
     deleted = is_deleted(ctx, raw.side, entity, payload)
