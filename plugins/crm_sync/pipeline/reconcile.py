@@ -27,6 +27,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from crm_sync.pipeline.context import RunContext, log_step, utcnow
+from crm_sync.pipeline.matching import find_matches
 from crm_sync.pipeline.merge import merge
 from crm_sync.pipeline.normalize import Broken
 from crm_sync.pipeline.stage import quarantine_row
@@ -56,28 +57,6 @@ def _idempotency_key(ctx: RunContext, entity: str, side: Side, op: str, ids: tup
                      payload: dict) -> str:
     material = json.dumps([ctx.profile.name, entity, side, op, ids, hashes, payload], sort_keys=True, default=str)
     return hashlib.sha256(material.encode()).hexdigest()
-
-
-def find_matches(ghl: pd.DataFrame, app: pd.DataFrame) -> tuple[list[tuple[str, str]], dict[tuple[Side, str], list]]:
-    """Pairs of unlinked records that are the same person, and the ambiguous ones with their candidates."""
-    pairs: list[tuple[str, str]] = []
-    ambiguous: dict[tuple[Side, str], list] = {}
-    left, right = ghl[["source_id", "email", "phone"]], app[["source_id", "email", "phone"]]
-    for key in ("email", "phone"):
-        taken_g = {g for g, _ in pairs} | {i for s, i in ambiguous if s == "ghl"}
-        taken_a = {a for _, a in pairs} | {i for s, i in ambiguous if s == "app"}
-        joined = left[~left.source_id.isin(taken_g) & left[key].notna()].merge(
-            right[~right.source_id.isin(taken_a) & right[key].notna()], on=key, suffixes=("_g", "_a"))
-        if key == "phone":  # a shared phone never overrides two different emails
-            joined = joined[joined.email_g.isna() | joined.email_a.isna() | (joined.email_g == joined.email_a)]
-        per_g = joined.groupby("source_id_g").source_id_a.transform("count")
-        per_a = joined.groupby("source_id_a").source_id_g.transform("count")
-        unique = joined[(per_g == 1) & (per_a == 1)]
-        pairs.extend(zip(unique.source_id_g, unique.source_id_a, strict=True))
-        for row in joined[(per_g > 1) | (per_a > 1)].itertuples():
-            ambiguous.setdefault(("ghl", row.source_id_g), []).append(f"app:{row.source_id_a} by {key}")
-            ambiguous.setdefault(("app", row.source_id_a), []).append(f"ghl:{row.source_id_g} by {key}")
-    return pairs, ambiguous
 
 
 class Planner:

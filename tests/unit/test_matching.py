@@ -1,0 +1,225 @@
+"""Bulk matching: the same canonical values, hashes, matches and quarantines as the per-row path."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pandas as pd
+import pytest
+from crm_sync.pipeline import matching, normalize
+
+from bench.reconcile import labelled_pairs, precision_recall
+
+SPACES = [" ", "  ", "\t", "\n", "\xa0", "\u2003", "\u3000", "\x1c", "\x85", "\u2028", "\u200b", ""]
+TRICKY_EMAILS = [
+    "Ava.Garcia@Example.COM", "  ava@example.com\t", "ava@@example.com", "ava@example", "ava@example.123",
+    "a..b@example.com", ".a@example.com", "a.@example.com", "a@-x.com", "a@x-.com", "a@x--y.com", "a@xn--bcher-kva.de",
+    "a@bücher.de", "a@BÜCHER.de", "a@münchen.de", "jörg@example.com", "李@example.com", "a@x.test", "a@x.local",
+    "a@sub.localhost", "a@x.onion", '"a b"@example.com', "Ava <ava@example.com>", "a@[1.2.3.4]", "a@example.com.",
+    "info@EXAMPLE.com", "\u212a@example.com", "\u0130@example.com", "a＠example.com", "a@" + "x" * 64 + ".com",
+    "a@" + "x" * 63 + ".com", "x" * 65 + "@example.com", "x" * 64 + "@example.com", "a@" + "b." * 125 + "com",
+    "😀@example.com", "a@😀.com", "ab--cd@example.com", "a@ab--cd.com", "a@x.c0m", "a b@example.com",
+    "e\u0301@example.com", "a@e\u0301.com", "a+tag@example.co.uk", "O'Brien@example.ie", "a@1.2.3.4",
+    "A@B.CO", "a@b.c", "a@x.com\x00", "\x00a@x.com", "a@x.com \x00", "user%x@example.org", "a@x_y.com", "  ", "",
+    "a@x.invalid", "a@arpa", "a@in-addr.arpa",
+]
+TRICKY_PHONES = [
+    "(415) 201-1001", "415.201.1001", "+1 415 201 1001", "+14152011001", "1-415-201-1001", "4152011001",
+    "(555) 010-2030", "555.010.2030", "+1 555 010 2030", "+44 20 7946 0958", "020 7946 0958", "+44 (0)20 7946 0958",
+    "+44 7911 123456", "07911 123456", "0044 20 7946 0958", "011 44 20 7946 0958", "415-201-1001 x123",
+    "415-201-1001 ext. 45", "415-201-1001#", "1-800-FLOWERS", "555-CALL-NOW", "415-2O1-1OO1", "+1 (415) 201-1001",
+    "٤١٥٢٠١١٠٠١", "４１５２０１１００１", "tel:+1-415-201-1001", "12", "123", "+1", "+12", "+123", "+0 415 201 1001",
+    "+800 1234 5678", "+49 30 1234567", "030 1234567", "+39 06 1234 5678", "+54 9 11 1234-5678", "+1 268 464 1234",
+    "+1 242 357 1234", "(242) 357-1234", "+12423571234", "+7 912 345 67 89", "+86 138 0013 8000", "  ", "",
+    "1 2 3 4 5 6 7 8 9 0", "4152011001\x00", "415201\x001001", "4152011001 \x00", "+1415201100\x00",
+    "4152011001\n", "++1 415 201 1001", "415 201 1001 / 415 201 1002", "415\t201\t1001", "(((415)))2011001",
+    "4152011001" * 2, "+" + "1" * 18, "011", "1 415 201 1001 1", "+1 415 201 10011", "201-1001", "+1 201 555 0123",
+]
+TRICKY_TEXT = ["  Mu\u0308ller \n ", "مرحبا بالعالم", "שלום  עולם", "\u202eevil\u202c", "😀 emoji 👨‍👩‍👧", "  ", "",
+               "e\u0301", "\u1e9b\u0323", "Ǆ", "ﬁ", "\u2000x\u2001", "a\u00a0b", "Zoë", "O'Brien", 'quote"back\\slash',
+               "\x00ctrl\x7f", "\ud800"]
+
+
+def _noisy(rng: random.Random, pool: list[str], alphabet: str) -> str | None:
+    """A tricky value, a mangled one, or a random one; sometimes missing."""
+    roll = rng.random()
+    if roll < 0.08:
+        return None
+    value = rng.choice(pool) if roll < 0.75 else "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 18)))
+    if rng.random() < 0.3:
+        value = value.upper() if rng.random() < 0.5 else value.title()
+    if rng.random() < 0.3:
+        value = rng.choice(SPACES) + value + rng.choice(SPACES)
+    if rng.random() < 0.1 and value:
+        i = rng.randrange(len(value))
+        value = value[:i] + rng.choice(SPACES + ["-", ".", "(", ")", "+", "x", "@"]) + value[i:]
+    return value
+
+
+def noisy_frame(n: int, seed: int) -> pd.DataFrame:
+    rng = random.Random(seed)
+    digits = "0123456789" * 4 + " ().-+x#/"
+    letters = "abcdefgxyzAZ019._+-@@@..éüß李ا😀 \t"
+    phones = TRICKY_PHONES + [f"{rng.choice(['', '+1 ', '1-', '+44 '])}({rng.randint(200, 999)}) "
+                              f"{rng.randint(200, 999)}-{rng.randint(0, 9999):04d}" for _ in range(200)]
+    emails = TRICKY_EMAILS + [f"{rng.choice(['ava', 'Bo', 'li.wei', 'zoë'])}{i}@"
+                              f"{rng.choice(['x.com', 'Ex.org', 'bücher.de'])}" for i in range(200)]
+    rows = []
+    for i in range(n):
+        row = {"source_id": f"s{i}", "email": _noisy(rng, emails, letters), "phone": _noisy(rng, phones, digits)}
+        for field in matching.TEXT_FIELDS:
+            row[field] = _noisy(rng, TRICKY_TEXT + ["Ava", "Garcia", "Acme Inc", "web"], letters)
+        rows.append(row)
+    rows.append({"source_id": "int", "email": None, "phone": 4152011001, "first_name": 12, "last_name": 1.5,
+                 "company_name": True, "lead_source": float("nan")})
+    rows.append({"source_id": "odd", "email": 7, "phone": 4152011001.0, "first_name": {"x": 1}, "last_name": ["y"]})
+    rows.append({"source_id": "list", "email": None, "phone": None, "company_name": ["Acme"]})
+    return pd.DataFrame(rows)
+
+
+def per_row(frame: pd.DataFrame, region: str) -> tuple[dict, dict]:
+    """The per-row path: normalize.py's functions field by field, first broken rule wins."""
+    good, bad = {}, {}
+    for row in frame.astype(object).to_dict("records"):
+        values = {}
+        try:
+            for field in matching.FIELDS:
+                raw = row.get(field)
+                raw = None if isinstance(raw, float) and math.isnan(raw) else raw
+                if field == "email":
+                    values[field] = normalize.email(raw)
+                elif field == "phone":
+                    values[field] = normalize.phone(raw, region)
+                else:
+                    values[field] = normalize.text(raw)
+        except normalize.RuleBroken as exc:
+            bad[row["source_id"]] = (exc.broken.rule, exc.broken.detail)
+            continue
+        good[row["source_id"]] = {**values, "content_hash": normalize.content_hash(values)}
+    return good, bad
+
+
+def bulk(frame: pd.DataFrame, region: str) -> tuple[dict, dict]:
+    good, bad = matching.normalize_contacts(frame, region)
+    columns = [*matching.FIELDS, "content_hash"]
+    good_rows = {r["source_id"]: {c: (None if pd.isna(r[c]) else r[c]) for c in columns}
+                 for r in good.astype(object).to_dict("records")}
+    return good_rows, {r.source_id: (r.rule, r.detail) for r in bad.itertuples()}
+
+
+@pytest.mark.parametrize(("region", "seed"), [("US", 1), ("US", 2), ("GB", 3), ("DE", 4)])
+def test_bulk_normalisation_equals_the_per_row_path(region, seed):
+    frame = noisy_frame(3000, seed)
+    expected_good, expected_bad = per_row(frame, region)
+    got_good, got_bad = bulk(frame, region)
+    assert got_bad == expected_bad
+    assert got_good == expected_good
+    assert len(expected_good) > 400 and len(expected_bad) > 400  # both paths really exercised
+
+
+def test_the_fast_path_decides_the_common_shapes():
+    """Only what it cannot decide may reach email-validator and phonenumbers."""
+    phones = pd.Series(["(415) 201-1001", "415.201.1001", "+1 415 201 1001", "4152011001", "+14152011001",
+                        "1-415-201-1001", " +44 20 7946 0958 "], dtype="str")
+    assert pd.notna(matching._fast_phone(phones, "US")).all()
+    assert pd.notna(matching._fast_phone(pd.Series(["020 7946 0958", "07911 123456"], dtype="str"), "GB")).all()
+    emails = pd.Series(["Ava.Garcia@Example.COM", "  o'brien+x@mail.co.uk ", "A_B-C@sub-1.x9.io"], dtype="str")
+    assert list(matching._fast_email(emails)) == ["ava.garcia@example.com", "o'brien+x@mail.co.uk",
+                                                     "a_b-c@sub-1.x9.io"]
+
+
+def test_tricky_values_one_by_one():
+    frame = pd.DataFrame({"source_id": [f"t{i}" for i in range(len(TRICKY_PHONES))], "phone": TRICKY_PHONES})
+    for region in ("US", "GB", "CA", "IT", "AR", "BR"):
+        assert bulk(frame, region) == per_row(frame, region), region
+    frame = pd.DataFrame({"source_id": [f"t{i}" for i in range(len(TRICKY_EMAILS))], "email": TRICKY_EMAILS})
+    assert bulk(frame, "US") == per_row(frame, "US")
+    frame = pd.DataFrame({"source_id": [f"t{i}" for i in range(len(TRICKY_TEXT))], "last_name": TRICKY_TEXT})
+    assert bulk(frame, "US") == per_row(frame, "US")
+
+
+def test_hash_covers_tags_like_the_per_row_hash():
+    frame = pd.DataFrame({"source_id": ["a", "b"], "email": ["A@x.com", None], "tags": [["vip", "zoë"], None]})
+    good, _ = matching.normalize_contacts(frame, "US")
+    assert good.content_hash.tolist() == [
+        normalize.content_hash({"email": "a@x.com", "tags": ["vip", "zoë"]}), normalize.content_hash({})]
+
+
+def straightforward_matches(ghl: pd.DataFrame, app: pd.DataFrame):
+    """The contract written plainly (a loop per pair), the reference the vectorised version must equal."""
+    pairs, ambiguous = [], {}
+    for key in ("email", "phone"):
+        taken = {("ghl", g) for g, _ in pairs} | {("app", a) for _, a in pairs} | set(ambiguous)
+        joined = [(g, a) for g in ghl.itertuples() for a in app.itertuples()
+                  if ("ghl", g.source_id) not in taken and ("app", a.source_id) not in taken
+                  and pd.notna(getattr(g, key)) and getattr(g, key) == getattr(a, key)
+                  and (key == "email" or pd.isna(g.email) or pd.isna(a.email) or g.email == a.email)]
+        per_g = pd.Series([g.source_id for g, _ in joined]).value_counts()
+        per_a = pd.Series([a.source_id for _, a in joined]).value_counts()
+        for g, a in joined:
+            if per_g[g.source_id] == 1 and per_a[a.source_id] == 1:
+                pairs.append((g.source_id, a.source_id))
+            else:
+                ambiguous.setdefault(("ghl", g.source_id), []).append(f"app:{a.source_id} by {key}")
+                ambiguous.setdefault(("app", a.source_id), []).append(f"ghl:{g.source_id} by {key}")
+    return pairs, ambiguous
+
+
+def random_side(rng: random.Random, side: str, n: int) -> pd.DataFrame:
+    """Few distinct keys, so one-to-one, one-to-many and many-to-many all occur."""
+    def pick(k: int) -> str | None:
+        return None if rng.random() < 0.25 else f"{side if rng.random() < 0.1 else ''}k{rng.randrange(k)}"
+
+    return pd.DataFrame({"source_id": [f"{side}{i}" for i in range(n)], "email": [pick(n) for _ in range(n)],
+                         "phone": [pick(n // 2 + 1) for _ in range(n)]})
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_find_matches_equals_the_plain_contract(seed):
+    rng = random.Random(seed)
+    ghl, app = random_side(rng, "g", rng.randint(0, 60)), random_side(rng, "a", rng.randint(0, 60))
+    pairs, ambiguous = matching.find_matches(ghl, app)
+    expected_pairs, expected_ambiguous = straightforward_matches(ghl, app)
+    assert pairs == expected_pairs
+    assert ambiguous == expected_ambiguous
+
+
+def labelled():
+    ghl_raw, app_raw, truth, families = labelled_pairs()
+    ghl, _ = matching.normalize_contacts(ghl_raw, "US")
+    app, _ = matching.normalize_contacts(app_raw, "US")
+    return ghl, app, truth, families
+
+
+def test_labelled_set_precision_is_perfect_and_recall_above_floor():
+    ghl, app, truth, _ = labelled()
+    pairs, _ = matching.find_matches(ghl, app)
+    precision, recall = precision_recall(pairs, truth)
+    assert precision == 1.0
+    # measured 42/63 = 0.667: the misses are right to miss (family members share one email, a typoed
+    # email with the same phone, two records with no identifier in common); 2 typos match by phone
+    assert recall >= 0.65
+
+
+def test_family_emails_are_quarantined_not_matched():
+    ghl, app, _, families = labelled()
+    pairs, ambiguous = matching.find_matches(ghl, app)
+    matched = {("ghl", g) for g, _ in pairs} | {("app", a) for _, a in pairs}
+    assert families and not families & matched
+    assert families <= set(ambiguous)
+    assert all(c.endswith("by email") for key in families for c in ambiguous[key])
+
+
+def test_diff_names_the_fields_each_side_lacks_or_disagrees_on():
+    ghl = pd.DataFrame({"source_id": ["g1", "g2", "g3"], "email": ["a@x.com", "b@x.com", "c@x.com"],
+                        "phone": [None, "+14152011001", None], "first_name": ["Ava", "Bo", None]})
+    app = pd.DataFrame({"source_id": ["a1", "a2", "a3"], "email": ["a@x.com", "b@x.com", "c@x.com"],
+                        "phone": ["+14152011002", "+14152011001", None], "first_name": ["Ava", "Bob", None]})
+    links = pd.DataFrame({"ghl_id": ["g1", "g2", "g3", "gone"], "app_id": ["a1", "a2", "a3", "a1"]})
+    result = matching.diff(ghl, app, links, ("email", "phone", "first_name"))
+    assert result.links.differs.tolist() == [True, True, False]
+    assert result.differ.to_dict("list") == {"email": [False] * 3, "phone": [True, False, False],
+                                             "first_name": [False, True, False]}
+    assert result.ghl_missing.phone.tolist() == [True, False, False]
+    assert not result.app_missing.to_numpy().any()
