@@ -46,3 +46,17 @@ def test_a_line_with_too_many_columns_is_bad_and_the_next_line_still_imports(tmp
     rows = read(tmp_path, HEADER + "a@example.com,A,B,C,D,E,F,G,H\nb@example.com,B,,,,,\n")
     assert "columns" in rows[0]["_error"] and rows[0]["_line"] == 2
     assert rows[1]["_key"] == "b@example.com" and "_error" not in rows[1]
+
+
+def test_the_same_person_in_two_files_is_a_reported_duplicate_not_a_silent_drop(tmp_path, monkeypatch):
+    from crm_sync.pipeline.csv_source import read_csv_folder
+
+    monkeypatch.setenv("CRM_SYNC_HOME", str(tmp_path))
+    folder = tmp_path / "imports" / "csv_import"
+    folder.mkdir(parents=True)
+    (folder / "a_2026-01.csv").write_text(HEADER + "ann@example.com,Ann,Lee,,,,\n")
+    (folder / "b_2026-02.csv").write_text(HEADER + "bob@example.com,Bob,,,,,\nAnn@example.com,Ann,Li,,,,\n")
+    rows = [row for _, row in read_csv_folder(profile_by_name("csv_import"))]
+    assert [(r["_file"], r["_line"], r.get("_error")) for r in rows] == [
+        ("a_2026-01.csv", 2, None), ("b_2026-02.csv", 2, None),
+        ("b_2026-02.csv", 3, "duplicate of a_2026-01.csv line 2 (Email ann@example.com)")]

@@ -99,7 +99,7 @@ class AppClient(ApiClient):
                 link = dig(body, paging.next_link)
                 url, params = (_relative(link), None) if link else (None, params)
 
-    def lookup(self, entity: str, email: str) -> dict[str, Any] | None:
+    def lookup(self, entity: str, email: str, email_field: str = "email") -> dict[str, Any] | None:
         """The record with this email, found by the app's own search, or None."""
         spec = self.api.entities[entity]
         if not spec.lookup_param:
@@ -112,9 +112,11 @@ class AppClient(ApiClient):
             raise
         found = self._unwrap(spec.list_key if isinstance(self._unwrap(spec.list_key, body), list) else spec.item_key,
                              body)
-        if isinstance(found, list):
-            return found[0] if found else None
-        return found or None
+        candidates = found if isinstance(found, list) else [found] if found else []
+        # Only an exact match: an app that ignores the filter, or searches by substring, must not
+        # hand us someone else's record to overwrite.
+        return next((c for c in candidates if str(dig(c, email_field) or "").strip().lower() == email.strip().lower()),
+                    None)
 
     def _write(self, entity: str, op: str, record_id: str | None, fields: dict[str, Any] | None,
                retry: bool) -> dict[str, Any]:

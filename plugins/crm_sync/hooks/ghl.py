@@ -177,12 +177,14 @@ class GHLClient(ApiClient):
     def delete_child(self, entity: str, contact_id: str, child_id: str) -> None:
         self.request("DELETE", f"/contacts/{contact_id}/{entity}s/{child_id}", retry=True)
 
-    def find_child(self, entity: str, contact_id: str, fields: dict[str, Any]) -> dict[str, Any] | None:
-        """A task or note under the contact with these exact fields: a create that may have
+    def find_child(self, entity: str, contact_id: str, fields: dict[str, Any],
+                   exclude: set[str] = frozenset()) -> dict[str, Any] | None:
+        """An unlinked task or note under the contact with this title and body: a create that may have
         reached GHL before a crash is found here instead of being sent twice."""
         listed = self.request("GET", f"/contacts/{contact_id}/{entity}s", retry=True).json().get(f"{entity}s", [])
         for child in listed:
-            if all(child.get(k) == v for k, v in fields.items() if k in ("title", "body")):
+            if child.get("id") not in exclude and all(
+                    child.get(k) == v for k, v in fields.items() if k in ("title", "body")):
                 return child
         return None
 

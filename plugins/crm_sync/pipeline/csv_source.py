@@ -28,8 +28,10 @@ def _bad(where: str, line: int, error: str, raw: str = "") -> dict[str, Any]:
     return {"_key": f"{where}:{line}", "_file": where, "_line": line, "_error": error, "_raw": raw[:500]}
 
 
-def read_file(path: Path, source: CsvSource, mapped: set[str]) -> list[dict[str, Any]]:
-    """The rows of one file, each good line a contact (plus its note), each bad one an error row."""
+def read_file(path: Path, source: CsvSource, mapped: set[str],
+              seen: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """The rows of one file, each good line a contact (plus its note), each bad one an error row.
+    ``seen`` (key -> "file line N") carries keys across the files of one import."""
     where = path.name
     imported_at = datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat()
     try:
@@ -44,7 +46,7 @@ def read_file(path: Path, source: CsvSource, mapped: set[str]) -> list[dict[str,
         return [_bad(where, 1, f"header has no column(s) {missing} (found {header}); check csv.delimiter "
                                f"({source.delimiter!r}) and the mapping", source.delimiter.join(header))]
     rows: list[dict[str, Any]] = []
-    first_line: dict[str, int] = {}
+    first_line = {} if seen is None else seen
     for record in reader:
         line = reader.line_num
         if None in record or any(v is None for v in record.values()):
@@ -56,10 +58,10 @@ def read_file(path: Path, source: CsvSource, mapped: set[str]) -> list[dict[str,
             rows.append(_bad(where, line, f"column {source.key_column!r} is empty", str(record)))
             continue
         if key in first_line:
-            rows.append(_bad(where, line, f"duplicate of line {first_line[key]} ({source.key_column} {key})",
+            rows.append(_bad(where, line, f"duplicate of {first_line[key]} ({source.key_column} {key})",
                              str(record)))
             continue
-        first_line[key] = line
+        first_line[key] = f"line {line}" if seen is None else f"{where} line {line}"
         contact = {**record, "_key": key, "_file": where, "_line": line, "_imported_at": imported_at}
         if source.tags_column:
             contact[source.tags_column] = [t for t in (record.get(source.tags_column) or "")
@@ -77,8 +79,8 @@ def read_csv_folder(profile) -> list[tuple[str, dict[str, Any]]]:
     source = profile.app.csv
     folder = csv_folder(source)
     mapped = {spec.app for spec in profile.fields("contact").values() if spec.app}
-    out = []
+    out, seen = [], {}
     for path in sorted(folder.glob("*.csv")) if folder.is_dir() else []:
-        for row in read_file(path, source, mapped):
+        for row in read_file(path, source, mapped, seen):
             out.append((row.pop("_entity", "contact"), row))
     return out

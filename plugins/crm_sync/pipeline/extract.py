@@ -36,15 +36,16 @@ def raw_row(ctx: RunContext, side: Side, entity: str, payload: dict[str, Any], e
             "source_id": source_id, "source_updated_at": updated, "payload": payload, "extracted_at": extracted_at}
 
 
-def _ghl_children(client: GHLClient, ctx: RunContext, contact_ids: list[str]) -> Iterable[tuple[str, dict]]:
+def _ghl_children(client: GHLClient, ctx: RunContext, ids: dict[str, list[str]]) -> Iterable[tuple[str, dict]]:
+    """``ids``: per entity, the contacts whose children to read."""
     synced = ctx.profile.synced()
     if "task" in synced:
         yield from (("task", task) for task in client.search_tasks())
     if "note" in synced:
-        for notes in client.notes_for(contact_ids).values():
+        for notes in client.notes_for(ids["note"]).values():
             yield from (("note", note) for note in notes)
     if "appointment" in synced:
-        for events in client.appointments_for(contact_ids).values():
+        for events in client.appointments_for(ids["appointment"]).values():
             yield from (("appointment", event) for event in events)
 
 
@@ -70,9 +71,11 @@ def _extract_ghl(ctx: RunContext, window: Window, conn: sa.Connection) -> tuple[
     try:
         contacts = list(client.search_contacts(window.since, window.until))
         synced = _last_synced(conn, ctx)
-        ids = _changed_since_sync(contacts, synced)
-        if window.mode == "initial":  # the first sync of children covers every known contact
-            ids = sorted(set(c["id"] for c in contacts) | set(synced))
+        changed = _changed_since_sync(contacts, synced)
+        everyone = sorted({c["id"] for c in contacts} | set(synced))
+        # The first sync of an entity (a new profile, or one switched on later) covers every known contact.
+        ids = {entity: everyone if extraction_window(conn, ctx, "ghl", entity).mode == "initial" else changed
+               for entity in ("note", "appointment")}
         return [("contact", c) for c in contacts] + list(_ghl_children(client, ctx, ids)), client.metrics
     finally:
         client.close()

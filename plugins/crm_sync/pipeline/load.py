@@ -36,12 +36,20 @@ class TransientLoadError(RuntimeError):
     """Some writes failed transiently; they stay pending for the retry or the next run."""
 
 
-class ContactNotReady(ApiError):
-    """A child's contact has no id on the target side yet (its create is still pending)."""
+class ContactNotReady(Exception):
+    """A child's contact has no id on the target side yet: the child waits (pending) for a later load."""
 
-    def __init__(self, row: sa.Row):
-        super().__init__(424, row.op, f"{row.entity} of contact link {row.contact_xref_id}",
-                         "the contact is not created on that side yet")
+
+class AmbiguousCreate(ApiError):
+    """A create with no lookup failed in a way that may have reached the app: never resent blindly."""
+
+    def __init__(self, exc: ApiError):
+        super().__init__(exc.status, exc.method, exc.path, f"{exc.message}; the record may have been created: "
+                         "check the app, then retry or discard this write from the outbox CLI")
+
+    @property
+    def retriable(self) -> bool:
+        return False
 
 
 class Sender:
@@ -56,8 +64,14 @@ class Sender:
             found = conn.execute(sa.select(getattr(xref.c, f"{side}_id")).where(
                 xref.c.id == row.contact_xref_id)).scalar_one_or_none()
         if found is None:
-            raise ContactNotReady(row)
+            raise ContactNotReady(f"{row.entity} of contact link {row.contact_xref_id}")
         return found
+
+    def linked(self, row: sa.Row) -> set[str]:
+        """GHL ids of this entity already linked: a lookup must never claim one of them."""
+        with self.conn_factory() as conn:
+            return {r.ghl_id for r in conn.execute(sa.select(xref.c.ghl_id).where(
+                xref.c.profile == self.profile.name, xref.c.entity == row.entity, xref.c.ghl_id.is_not(None)))}
 
     def send(self, row: sa.Row) -> dict[str, Any] | None:
         fields = self.profile.fields(row.entity)
@@ -85,7 +99,9 @@ class Sender:
             return held
         contact_id = self.contact_id(row, "ghl")
         if row.op == "create":
-            return ghl.find_child(row.entity, contact_id, body) or ghl.create_child(row.entity, contact_id, body)
+            # A resend (an earlier attempt may have reached GHL) first looks for what it created.
+            found = ghl.find_child(row.entity, contact_id, body, exclude=self.linked(row)) if row.attempts > 1 else None
+            return found or ghl.create_child(row.entity, contact_id, body)
         if row.op == "delete":
             ghl.delete_child(row.entity, contact_id, row.target_id)
             return None
@@ -108,19 +124,32 @@ class Sender:
             app.delete(entity, row.target_id)
             return None
         if row.op != "create":
-            return app.update(entity, row.target_id, body)
+            return app.update(entity, row.target_id, body) or None  # an empty answer: re-read next run
         if entity != "contact":
             field = self.profile.contact_field(entity)
             contact_id = self.contact_id(row, "app")
             top, _, rest = field.partition(".")
             body[top] = {rest: typed_id(contact_id)} if rest else typed_id(contact_id)
-            return app.create(entity, body)
+            try:
+                return self._created(row, app.create(entity, body))
+            except ApiError as exc:  # only a 429 surely did nothing
+                raise exc if exc.status == 429 or (exc.status and exc.status < 500) else AmbiguousCreate(exc) \
+                    from None
         email = row.payload.get("email")
-        existing = app.lookup(entity, email) if email else None
+        existing = app.lookup(entity, email, self.profile.fields(entity)["email"].app) if email else None
         if existing is None:
-            return app.create(entity, body)
+            return self._created(row, app.create(entity, body))
         id_field, _ = self.profile.record_fields("app")
         return app.update(entity, str(dig(existing, id_field)), body)
+
+    def _created(self, row: sa.Row, held: dict[str, Any] | None) -> dict[str, Any]:
+        """A create must answer with the record (its id is the link), else the profile's keys are wrong."""
+        id_field, _ = self.profile.record_fields("app", row.entity)
+        if not held or dig(held, id_field) in (None, ""):
+            api = self.profile.app.entities[row.entity]
+            raise ApiError(422, "POST", api.path, f"the app's answer holds no '{id_field}' under item_key "
+                                                  f"{api.item_key!r}: check app.entities.{row.entity} in the profile")
+        return held
 
 
 def record_success(conn: sa.Connection, ctx: RunContext, row: sa.Row, held: dict[str, Any] | None) -> None:
@@ -171,14 +200,15 @@ def load(ctx: RunContext) -> dict[str, Any]:
     eng = engine()
     name = ctx.profile.name
     with eng.begin() as conn:
-        # A crash between claim and result leaves "sending": resend is safe (upsert/lookup), so reclaim.
+        # A crash between claim and result leaves "sending": resend looks up what the first send may have
+        # created (GHL upsert, GHL child lookup, app email lookup), so reclaim.
         conn.execute(sa.update(outbox).where(outbox.c.profile == name, outbox.c.status == "sending")
                      .values(status="pending"))
         rows = conn.execute(sa.select(outbox).where(outbox.c.profile == name, outbox.c.status == "pending")
                             .order_by(outbox.c.id)).all()
         if ctx.dry_run:
             conn.execute(sa.update(outbox).where(outbox.c.id.in_([r.id for r in rows])).values(status="dry_run"))
-    counts = {"sent": 0, "failed": 0, "transient": 0, "dry_run": len(rows) if ctx.dry_run else 0}
+    counts = {"sent": 0, "failed": 0, "transient": 0, "waiting": 0, "dry_run": len(rows) if ctx.dry_run else 0}
     ghl = GHLHook(ctx.profile.ghl.conn_id).get_conn(page_limit=ctx.profile.ghl.page_limit)
     app = AppHook(ctx.profile.app).get_conn() if ctx.profile.app.kind == "rest" else None
     sender = Sender(ctx, eng.connect, ghl, app)
@@ -189,6 +219,13 @@ def load(ctx: RunContext) -> dict[str, Any]:
                     continue
             try:
                 held = sender.send(row)
+            except ContactNotReady as waiting:
+                counts["waiting"] += 1
+                log.info("outbox row %s waits: %s has no id on %s yet", row.id, waiting, row.side)
+                with eng.begin() as conn:
+                    conn.execute(sa.update(outbox).where(outbox.c.id == row.id).values(
+                        status="pending", last_error="waiting for its contact to be created"))
+                continue
             except ApiError as exc:
                 status = "pending" if exc.retriable else "failed"
                 counts["transient" if exc.retriable else "failed"] += 1

@@ -90,6 +90,7 @@ class Planner:
     def pair(self, xref_id: int, g: pd.Series, a: pd.Series, base: dict | None,
              contact_xref_id: int | None = None) -> None:
         ghl_rec, app_rec = _record(g, self.entity), _record(a, self.entity)
+        self.same_full_name(ghl_rec, app_rec)
         ids, hashes = (g.source_id, a.source_id), (g.content_hash, a.content_hash)
         if a.deleted:
             self.deleted(xref_id, g, a, contact_xref_id)
@@ -105,6 +106,17 @@ class Planner:
                    merged.decisions, contact_xref_id)
         self.write("app", "update", xref_id, a.source_id, app_patch, merged.values, g.content_hash, ids, hashes,
                    merged.decisions, contact_xref_id)
+
+    def same_full_name(self, ghl_rec: dict[str, Any], app_rec: dict[str, Any]) -> None:
+        """An app that keeps one full-name field cannot say where a first name ends ("Ludwig van"
+        / "Beethoven"); when both sides hold the same full name, GHL's split is kept."""
+        parts = [n for n in ("first_name", "last_name") if n in self.fields and self.fields[n].part]
+        if len(parts) == 2:
+            def full(rec: dict[str, Any]) -> str:
+                return " ".join(p for p in (rec.get("first_name"), rec.get("last_name")) if p)
+
+            if full(ghl_rec) == full(app_rec):
+                app_rec.update(first_name=ghl_rec.get("first_name"), last_name=ghl_rec.get("last_name"))
 
     def deleted(self, xref_id: int, g: pd.Series, a: pd.Series, contact_xref_id: int | None) -> None:
         """Deleted or archived on the app: archive (soft) or delete on GHL, as the profile says."""
