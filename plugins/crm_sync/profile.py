@@ -34,7 +34,6 @@ CANONICAL: dict[str, dict[str, tuple[Kind, str]]] = {
     "appointment": {"title": ("text", "title"), "start": ("datetime", "startTime"), "end": ("datetime", "endTime"),
                     "status": ("text", "appointmentStatus")},
 }
-CONTACT_FIELDS = tuple(CANONICAL["contact"])
 # Fields GHL sets itself: read from GHL, never written to it.
 GHL_READ_ONLY = {("note", "date")}
 # What GHL calls each entity's id and updated-at (tasks and notes carry no updated-at).
@@ -233,9 +232,6 @@ class Profile(Strict):
         """The entity's field mapping with GHL field names filled in from the canonical model."""
         return {name: spec.model_copy(update={"ghl": spec.ghl or CANONICAL[entity][name][1]})
                 for name, spec in self.entities[entity].fields.items()}
-
-    def contact_fields(self) -> dict[str, FieldMap]:
-        return self.fields("contact")
 
     def contact_field(self, entity: str) -> str:
         """The field of an app's task, note or appointment that holds its contact's id."""

@@ -56,7 +56,7 @@ def test_timestamps_become_utc():
 
 def test_the_same_person_in_both_formats_has_one_hash():
     profile = profile_by_name("gymdesk")
-    fields = profile.contact_fields()
+    fields = profile.fields("contact")
     ghl = {"email": "AVA@example.com", "phone": "+1 415-201-1001", "firstName": "Ava", "lastName": "Garcia"}
     desk = {"email": "ava@example.com", "phone": "(415) 201-1001", "first_name": " Ava ", "last_name": "Garcia"}
     a = canonical_contact(ghl, "ghl", fields, "US")
@@ -65,7 +65,7 @@ def test_the_same_person_in_both_formats_has_one_hash():
 
 
 def test_a_full_name_field_splits_into_first_and_last_and_is_written_back_whole():
-    fields = profile_by_name("gist").contact_fields()
+    fields = profile_by_name("gist").fields("contact")
     values = canonical_contact({"name": "  Ana  María Pérez ", "email": "ana@example.com"}, "app", fields, "US")
     assert (values["first_name"], values["last_name"]) == ("Ana María", "Pérez")
     # A patch of the last name alone still writes the whole name.
@@ -100,7 +100,7 @@ def test_a_date_and_a_time_field_make_one_moment_and_split_again():
 
 
 def test_tags_are_a_sorted_set_from_strings_or_objects():
-    fields = profile_by_name("gymflow").contact_fields()
+    fields = profile_by_name("gymflow").fields("contact")
     values = canonical_contact({"tags": ["vip", " Trial ", "vip"]}, "app", fields, "US")
     assert values["tags"] == ["Trial", "vip"]
     with pytest.raises(RuleBroken) as broken:

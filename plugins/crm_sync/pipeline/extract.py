@@ -41,12 +41,10 @@ def _ghl_children(client: GHLClient, ctx: RunContext, ids: dict[str, list[str]])
     synced = ctx.profile.synced()
     if "task" in synced:
         yield from (("task", task) for task in client.search_tasks())
-    if "note" in synced:
-        for notes in client.notes_for(ids["note"]).values():
-            yield from (("note", note) for note in notes)
-    if "appointment" in synced:
-        for events in client.appointments_for(ids["appointment"]).values():
-            yield from (("appointment", event) for event in events)
+    for entity, read in (("note", client.notes_for), ("appointment", client.appointments_for)):
+        if entity in synced:
+            for children in read(ids[entity]).values():
+                yield from ((entity, child) for child in children)
 
 
 def _last_synced(conn: sa.Connection, ctx: RunContext) -> dict[str, Any]:

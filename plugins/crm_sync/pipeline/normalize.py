@@ -272,7 +272,3 @@ def to_side(entity: str, values: dict[str, Any], side: Side, fields: dict[str, F
         parts = {spec.part: source.get(name) for name, spec in fields.items() if spec.app == path and spec.part}
         set_path(body, path, " ".join(p for p in (parts.get("first"), parts.get("last")) if p) or None)
     return body
-
-
-def side_fields(values: dict[str, Any], side: Side, fields: dict[str, FieldMap]) -> dict[str, Any]:
-    return to_side("contact", values, side, fields)

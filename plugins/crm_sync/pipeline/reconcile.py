@@ -224,16 +224,12 @@ def _contacts(conn: sa.Connection, ctx: RunContext, plan: Planner, tasks: Planne
     link_ids = _link_ids(conn, ctx, "contact")
     for g, a in pairs:
         plan.pair(link_ids[(g, a)], ghl.loc[g], app.loc[a], None)
-    for (g, a), link_id in link_ids.items():
-        if (g is None) != (a is None) and link_id not in busy:
-            side, source_id = ("ghl", g) if a is None else ("app", a)
-            frame = ghl if side == "ghl" else app
-            if source_id in frame.index:
-                before = len(plan.outbox)
-                plan.create(link_id, side, frame.loc[source_id])
-                created_in_ghl = any(r["side"] == "ghl" and r["op"] == "create" for r in plan.outbox[before:])
-                if created_in_ghl and tasks is not None:
-                    plan.template_tasks(link_id, _record(frame.loc[source_id], "contact"), tasks)
+    for link_id, side, row in _one_sided(link_ids, busy, ghl, app):
+        before = len(plan.outbox)
+        plan.create(link_id, side, row)
+        created_in_ghl = any(r["side"] == "ghl" and r["op"] == "create" for r in plan.outbox[before:])
+        if created_in_ghl and tasks is not None:
+            plan.template_tasks(link_id, _record(row, "contact"), tasks)
 
     # An ambiguous record is quarantined again only when it changed; it stays unlinked until fixed.
     quarantined = [quarantine_row(ctx, side, int(row.raw_id or 0), source_id, Broken(
@@ -274,14 +270,20 @@ def _children(conn: sa.Connection, ctx: RunContext, plan: Planner) -> dict[str, 
     link_ids = _link_ids(conn, ctx, entity)
     for g, a in pairs:
         plan.pair(link_ids[(g, a)], ghl.loc[g], app.loc[a], None, _int(ghl.loc[g].contact_link))
+    for link_id, side, row in _one_sided(link_ids, busy, ghl, app):
+        plan.create(link_id, side, row, _int(row.contact_link))
+    waiting = int(staged.contact_link.isna().sum())
+    return {"waiting_for_contact": waiting}
+
+
+def _one_sided(link_ids: dict[tuple, int], busy: set[int], ghl: pd.DataFrame, app: pd.DataFrame):
+    """(link id, side, staged row) of each link that has a record on one side only: a create to plan."""
     for (g, a), link_id in link_ids.items():
         if (g is None) != (a is None) and link_id not in busy:
             side, source_id = ("ghl", g) if a is None else ("app", a)
             frame = ghl if side == "ghl" else app
             if source_id in frame.index:
-                plan.create(link_id, side, frame.loc[source_id], _int(frame.loc[source_id].contact_link))
-    waiting = int(staged.contact_link.isna().sum())
-    return {"waiting_for_contact": waiting}
+                yield link_id, side, frame.loc[source_id]
 
 
 def _int(value: Any) -> int | None:
