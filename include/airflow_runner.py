@@ -27,15 +27,19 @@ TERMINAL = ("success", "failed")
 RUN_COLUMNS = ("run_id", "state", "data_interval_start", "data_interval_end", "run_type")
 
 
-def airflow(args: list[str], env: dict[str, str], log: Path, timeout: float = 600) -> None:
-    """Run one airflow CLI command, its output to ``log``; raise with the log's tail if it fails."""
+def run_logged(command: list[str], env: dict[str, str], log: Path, timeout: float = 600) -> None:
+    """Run one command, its output to ``log``; raise with the log's tail if it fails."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as out:
-        code = subprocess.run(["airflow", *args], env=env, stdout=out, stderr=subprocess.STDOUT,
+        code = subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT,
                               stdin=subprocess.DEVNULL, timeout=timeout).returncode
     if code:
         tail = log.read_text(errors="replace")[-3000:]
-        raise RuntimeError(f"airflow {' '.join(args)} failed with exit {code} (log: {log}):\n{tail}")
+        raise RuntimeError(f"{' '.join(command)} failed with exit {code} (log: {log}):\n{tail}")
+
+
+def airflow(args: list[str], env: dict[str, str], log: Path, timeout: float = 600) -> None:
+    run_logged(["airflow", *args], env, log, timeout)
 
 
 def _free_port() -> int:

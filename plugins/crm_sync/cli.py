@@ -1,12 +1,17 @@
-"""Operate the outbox by hand: list writes, retry failed ones, or discard them.
+"""Operate crm-sync by hand: the outbox (list writes, retry failed ones, discard them) and the pools.
 
     python -m crm_sync.cli outbox list --profile gymdesk [--status failed]
     python -m crm_sync.cli outbox retry --profile gymdesk (--id N ... | --all-failed)
     python -m crm_sync.cli outbox discard --profile gymdesk --id N ...
+    python -m crm_sync.cli pools
 
 A retried row goes back to ``pending`` and the next run's load sends it; a discarded row is
 never sent (the record is synced again only when it changes). Uses the same warehouse as the
 DAGs (WAREHOUSE_URL, the warehouse_default connection, or the embedded SQLite file).
+
+``pools`` creates the Airflow pool of each GHL location the profiles use (one slot: the
+location's writes take turns, so they share its rate budget); a pool that exists is left as
+it is. Run it where the Airflow CLI works (it writes Airflow's metadata database).
 """
 
 from __future__ import annotations
@@ -41,11 +46,29 @@ def move(conn: sa.Connection, profile: str, ids: Sequence[int] | None, to: str) 
     return conn.execute(query.values(status=to)).rowcount
 
 
+def create_pools() -> list[str]:
+    """The pool of every GHL connection the profiles use, created when missing."""
+    from airflow.models.pool import Pool
+
+    from crm_sync.profile import usable_profiles
+
+    profiles, _errors = usable_profiles()
+    pools = {profile.ghl.pool_name: profile.ghl.conn_id for profile in profiles}
+    created = []
+    for name, conn_id in sorted(pools.items()):
+        if Pool.get_pool(name) is None:
+            Pool.create_or_update_pool(name, slots=1, include_deferred=False,
+                                       description=f"crm-sync: writes to the GHL location of connection {conn_id}")
+            created.append(name)
+    return created
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m crm_sync.cli", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="area", required=True).add_parser("outbox").add_subparsers(
-        dest="command", required=True)
+    areas = parser.add_subparsers(dest="area", required=True)
+    areas.add_parser("pools", help="create each GHL location's Airflow pool")
+    commands = areas.add_parser("outbox").add_subparsers(dest="command", required=True)
     for name in ("list", "retry", "discard"):
         command = commands.add_parser(name)
         command.add_argument("--profile", required=True)
@@ -56,6 +79,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name == "retry":
             command.add_argument("--all-failed", action="store_true")
     args = parser.parse_args(argv)
+    if args.area == "pools":
+        created = create_pools()
+        print(f"created pools: {', '.join(created)}" if created else "every GHL location's pool exists")
+        return 0
     if args.command != "list" and not args.ids and not getattr(args, "all_failed", False):
         parser.error(f"outbox {args.command} needs --id" + (" or --all-failed" if args.command == "retry" else ""))
     with engine().begin() as conn:

@@ -43,9 +43,13 @@ STEPS = {
 }
 
 
-def _step_task(profile_name: str, step: str, doc: str):
+def _step_task(profile: Profile, step: str, doc: str):
     # The report runs whatever happened before it: a failed run is the one most worth reading.
-    @task(task_id=step, doc_md=doc, trigger_rule="all_done" if step == "report" else "all_success")
+    # Load writes to GHL: it takes a slot of the location's pool, shared by every profile on it.
+    pool = {"pool": profile.ghl.pool_name} if step == "load" else {}
+    profile_name = profile.name
+
+    @task(task_id=step, doc_md=doc, trigger_rule="all_done" if step == "report" else "all_success", **pool)
     def run_step(**context) -> dict:
         return _run(step, profile_name, context)
 
@@ -79,9 +83,9 @@ def build_dag(profile: Profile) -> DAG:
             """Land one side's changed contacts in raw_record."""
             return _run("extract", name, context, side)
 
-        steps = [_step_task(name, step, doc)() for step, doc in STEPS.items()]
+        steps = [_step_task(profile, step, doc)() for step, doc in STEPS.items()]
         ready = migrate_warehouse()
-        extracts = [extract.override(task_id="extract_ghl")("ghl"), extract.override(task_id=f"extract_{name}")("app")]
+        extracts = [extract.override(task_id="extract_ghl", pool=profile.ghl.pool_name)("ghl"), extract.override(task_id=f"extract_{name}")("app")]
         ready >> extracts
         extracts >> steps[0]
         for upstream, downstream in zip(steps, steps[1:], strict=False):

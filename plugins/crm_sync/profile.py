@@ -152,6 +152,12 @@ class CsvSource(Strict):
 class GhlApi(Strict):
     conn_id: str = "ghl_default"
     page_limit: int = Field(500, ge=1, le=500)
+    pool: str | None = Field(None, description="Airflow pool of this GHL location; default crm_sync_<conn_id>")
+
+    @property
+    def pool_name(self) -> str:
+        """One connection is one location: every profile on it shares this pool, so one rate budget."""
+        return self.pool or f"crm_sync_{self.conn_id}"
 
 
 class FieldMap(Strict):

@@ -92,3 +92,24 @@ def test_an_invalid_profile_is_an_import_error_and_the_other_profiles_still_load
     [(path, error)] = parsed["errors"].items()
     assert path.endswith("crm_sync_profile_errors.py")
     assert "gist.yaml" in error and "entities.contact.direction" in error and "sideways" in error
+
+
+def test_every_ghl_call_of_one_location_takes_a_slot_of_that_locations_pool():
+    from crm_sync.dag_factory import build_dag
+
+    for profile in load_profiles():
+        dag = build_dag(profile)
+        assert profile.ghl.pool_name == f"crm_sync_{profile.ghl.conn_id}"
+        assert {t.task_id for t in dag.tasks if t.pool == profile.ghl.pool_name} == {"extract_ghl", "load"}
+
+
+def test_the_pools_command_creates_each_locations_pool_once_and_keeps_a_users_size(airflow_home):
+    def cli(*args: str) -> str:
+        return subprocess.run([sys.executable, "-m", *args], env=airflow_env(airflow_home), capture_output=True,
+                              text=True, timeout=300, check=True).stdout
+
+    assert "created pools: crm_sync_ghl_default" in cli("crm_sync.cli", "pools")
+    cli("airflow", "pools", "set", "crm_sync_ghl_default", "3", "resized by the user")
+    assert "every GHL location's pool exists" in cli("crm_sync.cli", "pools")
+    pools = {p["pool"]: p for p in json.loads(cli("airflow", "pools", "list", "--output", "json"))}
+    assert int(pools["crm_sync_ghl_default"]["slots"]) == 3

@@ -26,6 +26,7 @@ from crm_sync.pipeline.normalize import RuleBroken, canonical_record, timestamp,
 from crm_sync.pipeline.stage import record_hash
 from crm_sync.profile import Side
 from crm_sync.warehouse.db import engine
+from crm_sync.warehouse.lock import profile_lock
 from crm_sync.warehouse.ops import upsert
 from crm_sync.warehouse.tables import outbox, run_log, staging_contact, staging_record, xref
 
@@ -198,6 +199,11 @@ def _claim(conn: sa.Connection, row_id: int) -> bool:
 
 def load(ctx: RunContext) -> dict[str, Any]:
     eng = engine()
+    with profile_lock(eng, ctx.profile.name, "load"):
+        return _send_outbox(ctx, eng)
+
+
+def _send_outbox(ctx: RunContext, eng: sa.Engine) -> dict[str, Any]:
     name = ctx.profile.name
     with eng.begin() as conn:
         # A crash between claim and result leaves "sending": resend looks up what the first send may have

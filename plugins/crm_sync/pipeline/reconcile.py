@@ -32,6 +32,7 @@ from crm_sync.pipeline.merge import merge
 from crm_sync.pipeline.normalize import Broken
 from crm_sync.pipeline.stage import quarantine_row
 from crm_sync.profile import CANONICAL, GHL_READ_ONLY, Side
+from crm_sync.warehouse.lock import profile_lock
 from crm_sync.warehouse.ops import insert_ignore
 from crm_sync.warehouse.tables import outbox, quarantine, raw_record, staging_contact, staging_record, xref
 
@@ -309,7 +310,7 @@ def reconcile(ctx: RunContext) -> dict[str, Any]:
     eng = engine()
     planners = {entity: Planner(ctx, entity) for entity in ctx.profile.synced()}
     now = utcnow()
-    with eng.begin() as conn:
+    with profile_lock(eng, ctx.profile.name, "reconcile"), eng.begin() as conn:
         stats = _contacts(conn, ctx, planners["contact"], planners.get("task"))
         for entity, plan in planners.items():
             if entity != "contact":

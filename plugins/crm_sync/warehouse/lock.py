@@ -1,0 +1,71 @@
+"""One reconcile or load of a profile at a time, whatever Airflow's run limits say.
+
+max_active_runs=1 keeps a DAG's scheduled runs apart, but a backfill started with
+``--max-active-runs 10`` does not, and two loads of one profile must never interleave: each
+takes rows left "sending" by a crash back to pending, so it would resend the other's rows in
+flight. The lock dies with its holder (a PostgreSQL advisory lock belongs to its session, an
+flock to its open file), so a task killed with SIGKILL never leaves it taken.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from crm_sync.paths import data_home
+
+
+class ProfileBusy(RuntimeError):
+    """Another run of the profile holds its lock; Airflow retries the task later."""
+
+
+def _key(profile: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"crm_sync:{profile}".encode()).digest()[:8], "big", signed=True)
+
+
+@contextmanager
+def profile_lock(eng: sa.Engine, profile: str, step: str, wait_s: float = 120.0) -> Iterator[None]:
+    """Hold the profile's lock for ``step``; wait up to ``wait_s`` for it, then raise ProfileBusy."""
+    deadline = time.monotonic() + wait_s
+    if eng.dialect.name == "postgresql":
+        with eng.connect() as conn:
+            while not conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": _key(profile)}).scalar_one():
+                conn.rollback()
+                _wait_or_give_up(deadline, profile, step)
+            conn.commit()  # the lock is the session's: no transaction stays open while the step runs
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _key(profile)})
+                conn.commit()
+        return
+    with _lock_file(eng, profile).open("w") as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                _wait_or_give_up(deadline, profile, step)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _lock_file(eng: sa.Engine, profile: str) -> Path:
+    """Beside the SQLite file: every process that opens that warehouse sees the same lock."""
+    if eng.dialect.name == "sqlite" and eng.url.database not in (None, "", ":memory:"):
+        return Path(eng.url.database).with_name(f"{Path(eng.url.database).name}.{profile}.lock")
+    return data_home() / f"{profile}.lock"
+
+
+def _wait_or_give_up(deadline: float, profile: str, step: str) -> None:
+    if time.monotonic() >= deadline:
+        raise ProfileBusy(f"another run of profile {profile} is in reconcile or load; {step} will be retried")
+    time.sleep(0.5)
