@@ -9,7 +9,6 @@ import sys
 import textwrap
 
 import pytest
-import sqlalchemy as sa
 from crm_sync.warehouse.db import create
 from crm_sync.warehouse.lock import ProfileBusy, profile_lock
 
@@ -42,9 +41,8 @@ def test_a_second_load_waits_for_the_lock_and_gets_it_when_the_holder_is_killed(
             pass
         holder.send_signal(signal.SIGKILL)  # a task killed mid-load: no cleanup code runs
         holder.wait(timeout=30)
-        with profile_lock(eng, "gymdesk", "load", wait_s=10):
-            with eng.connect() as conn:
-                assert conn.execute(sa.text("SELECT 1")).scalar_one() == 1
+        with profile_lock(eng, "gymdesk", "load", wait_s=10):  # raises ProfileBusy if the lock outlived its holder
+            pass
         eng.dispose()
     finally:
         holder.kill()

@@ -171,9 +171,9 @@ def _name_part(full: Any, part: str) -> str | None:
     return words[-1] if len(words) > 1 else None
 
 
-def field_value(entity: str, name: str, spec: FieldMap, payload: dict[str, Any], side: Side, region: str) -> Any:
-    """One canonical field's value read from one side's record."""
-    kind = CANONICAL[entity][name][0]
+def raw_value(spec: FieldMap, payload: dict[str, Any], side: Side) -> Any:
+    """One field as the side holds it, before normalising: read at its path, a name part taken,
+    a date joined to its time, an app's own value mapped to the canonical one."""
     raw = _read(payload, spec.ghl if side == "ghl" else spec.app)
     if side == "app":
         if spec.part:
@@ -182,6 +182,13 @@ def field_value(entity: str, name: str, spec: FieldMap, payload: dict[str, Any],
             raw = f"{raw} {_read(payload, spec.time_field) or '00:00'}"
         if spec.values is not None and raw not in (None, ""):
             raw = _from_values(raw, spec)
+    return raw
+
+
+def field_value(entity: str, name: str, spec: FieldMap, payload: dict[str, Any], side: Side, region: str) -> Any:
+    """One canonical field's value read from one side's record."""
+    kind = CANONICAL[entity][name][0]
+    raw = raw_value(spec, payload, side)
     if kind == "email":
         return email(raw)
     if kind == "phone":
@@ -206,9 +213,13 @@ def canonical_record(entity: str, payload: dict[str, Any], side: Side, fields: d
         try:
             values[name] = field_value(entity, name, spec, payload, side, region)
         except RuleBroken as exc:
-            key = f"entities.{entity}.fields.{name}" + ("" if side == "ghl" else f" (app field '{spec.app}')")
-            raise _broken(exc.broken.rule, f"{key}: {exc.broken.detail}") from None
+            raise _broken(exc.broken.rule, f"{field_key(entity, name, spec, side)}: {exc.broken.detail}") from None
     return values
+
+
+def field_key(entity: str, name: str, spec: FieldMap, side: Side) -> str:
+    """Where a broken value came from, as the profile names it."""
+    return f"entities.{entity}.fields.{name}" + ("" if side == "ghl" else f" (app field '{spec.app}')")
 
 
 def canonical_contact(payload: dict[str, Any], side: Side, fields: dict[str, FieldMap], region: str) -> dict[str, Any]:

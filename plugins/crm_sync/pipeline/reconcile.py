@@ -27,7 +27,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from crm_sync.pipeline.context import RunContext, log_step, utcnow
-from crm_sync.pipeline.matching import find_matches
+from crm_sync.pipeline.matching import diff, find_matches
 from crm_sync.pipeline.merge import merge
 from crm_sync.pipeline.normalize import Broken
 from crm_sync.pipeline.stage import quarantine_row
@@ -107,6 +107,27 @@ class Planner:
                    merged.decisions, contact_xref_id)
         self.write("app", "update", xref_id, a.source_id, app_patch, merged.values, g.content_hash, ids, hashes,
                    merged.decisions, contact_xref_id)
+
+    def settle_identical(self, links: pd.DataFrame, ghl: pd.DataFrame, app: pd.DataFrame) -> pd.DataFrame:
+        """Links whose two records hold the same value in every mapped field need no write: their
+        hashes and base are recorded here in bulk, column by column (matching.diff), so the per-pair
+        merge runs only for pairs that differ. Returns those links, whose records are both staged."""
+        links = links[links.ghl_id.isin(ghl.index) & links.app_id.isin(app.index)]
+        if links.empty:
+            return links
+        names = list(self.fields)
+        compared = diff(ghl, app, links, tuple(names)).links
+        differs = compared.differs.to_numpy() | app.deleted.astype(bool).loc[compared.app_id].to_numpy()
+        for name, spec in self.fields.items():  # both empty with a fallback: the fallback is written
+            if spec.fallback is not None:
+                differs |= ghl[name].loc[compared.ghl_id].isna().to_numpy() & app[name].loc[compared.app_id].isna().to_numpy()
+        same = compared[~differs]  # diff keeps the links' order: every link here has both records
+        held = ghl.loc[same.ghl_id, names].astype(object)
+        bases = held.where(held.notna(), None).to_dict("records")
+        self.link_updates += [{"id": int(i), "ghl_hash": gh, "app_hash": ah, "base": base} for i, gh, ah, base in zip(
+            links.id.to_numpy()[~differs], ghl.content_hash.loc[same.ghl_id], app.content_hash.loc[same.app_id],
+            bases, strict=True)]
+        return links[differs]
 
     def same_full_name(self, ghl_rec: dict[str, Any], app_rec: dict[str, Any]) -> None:
         """An app that keeps one full-name field cannot say where a first name ends ("Ludwig van"
@@ -206,10 +227,10 @@ def _contacts(conn: sa.Connection, ctx: RunContext, plan: Planner, tasks: Planne
     links, busy = _links(conn, ctx, "contact"), _busy(conn, ctx)
     ghl = staged[staged.side == "ghl"].set_index("source_id", drop=False)
     app = staged[staged.side == "app"].set_index("source_id", drop=False)
-    for link in _changed_links(links, ghl, app, busy).itertuples():
-        if link.ghl_id in ghl.index and link.app_id in app.index:
-            base = link.base if isinstance(link.base, dict) else None  # never synced yet: no base
-            plan.pair(int(link.id), ghl.loc[link.ghl_id], app.loc[link.app_id], base)
+    changed = _changed_links(links, ghl, app, busy)
+    for link in plan.settle_identical(changed, ghl, app).itertuples():
+        base = link.base if isinstance(link.base, dict) else None  # never synced yet: no base
+        plan.pair(int(link.id), ghl.loc[link.ghl_id], app.loc[link.app_id], base)
 
     lone_ghl = ghl[~ghl.source_id.isin(links.ghl_id.dropna())]
     lone_app = app[~app.source_id.isin(links.app_id.dropna()) & ~app.deleted.astype(bool)]
@@ -223,8 +244,10 @@ def _contacts(conn: sa.Connection, ctx: RunContext, plan: Planner, tasks: Planne
                 new_links.append({f"{side}_id": source_id})
     _insert_links(conn, ctx, "contact", new_links)
     link_ids = _link_ids(conn, ctx, "contact")
-    for g, a in pairs:
-        plan.pair(link_ids[(g, a)], ghl.loc[g], app.loc[a], None)
+    matched_links = pd.DataFrame({"id": [link_ids[p] for p in pairs], "ghl_id": [g for g, _ in pairs],
+                                  "app_id": [a for _, a in pairs]})
+    for link in plan.settle_identical(matched_links, ghl, app).itertuples():
+        plan.pair(int(link.id), ghl.loc[link.ghl_id], app.loc[link.app_id], None)
     for link_id, side, row in _one_sided(link_ids, busy, ghl, app):
         before = len(plan.outbox)
         plan.create(link_id, side, row)
@@ -316,10 +339,12 @@ def reconcile(ctx: RunContext) -> dict[str, Any]:
             if entity != "contact":
                 stats[f"{entity}_waiting_for_contact"] = _children(conn, ctx, plan)["waiting_for_contact"]
         rows = [row for plan in planners.values() for row in plan.outbox]
-        for plan in planners.values():
-            for update in plan.link_updates:
-                conn.execute(sa.update(xref).where(xref.c.id == update["id"]).values(
-                    ghl_hash=update["ghl_hash"], app_hash=update["app_hash"], base=update["base"], updated_at=now))
+        updates = [{"link": u["id"], "gh": u["ghl_hash"], "ah": u["app_hash"], "base": u["base"]}
+                   for plan in planners.values() for u in plan.link_updates]
+        if updates:  # one executemany, not a statement per link
+            conn.execute(sa.update(xref).where(xref.c.id == sa.bindparam("link")).values(
+                ghl_hash=sa.bindparam("gh"), app_hash=sa.bindparam("ah"), base=sa.bindparam("base"), updated_at=now),
+                updates)
         _queue(conn, ctx, rows)
         extracted = pd.read_sql(sa.select(raw_record.c.side, raw_record.c.entity).where(
             raw_record.c.profile == ctx.profile.name, raw_record.c.run_id == ctx.run_id), conn)
