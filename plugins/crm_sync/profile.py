@@ -189,6 +189,14 @@ class NewContactTask(Strict):
     only_if: str | None = Field(None, description="canonical contact field that must be non-empty")
 
 
+class ExternalId(Strict):
+    """Where a contact keeps the other side's id (left by an earlier integration or import): a
+    record that names its counterpart is linked to it before any email or phone match."""
+
+    app: str | None = Field(None, description="dotted path of the app field holding the GHL contact id")
+    ghl_custom_field: str | None = Field(None, description="id of the GHL custom field holding the app's id")
+
+
 class EntityMapping(Strict):
     direction: Literal["both", "ghl_to_app", "app_to_ghl", "off"] = "both"
     conflict: Literal["latest_wins", "ghl", "app"] = Field(
@@ -198,6 +206,7 @@ class EntityMapping(Strict):
         "archive", description="a record deleted on one side: archive (soft) on the other, delete it, or ignore")
     archive_tag: str = Field("archived", description="contacts: the GHL tag that marks an archived contact")
     new_contact_tasks: list[NewContactTask] = Field(default_factory=list)
+    external_id: ExternalId | None = Field(None, description="contacts: the other side's id kept on a record")
 
     @field_validator("direction", mode="before")
     @classmethod
@@ -286,6 +295,8 @@ def _problems(profile: Profile) -> list[str]:
         elif entity not in ("contact", "note") or mapping.direction != "app_to_ghl":
             problems.append(f"key 'entities.{entity}': a csv source only feeds contacts and their notes to GHL "
                             "(direction app_to_ghl)")
+        if entity != "contact" and mapping.external_id is not None:
+            problems.append(f"key 'entities.{entity}.external_id': only contacts are matched by external id")
         if entity == "appointment" and mapping.writes_to("ghl"):
             problems.append("key 'entities.appointment.direction': writing appointments to GHL is not supported; "
                             "use ghl_to_app or off")

@@ -250,3 +250,32 @@ def test_gymdesk_lead_gets_tasks_and_ghl_notes_and_appointments_reach_the_calend
     writes = {k: v for k, v in {**ghl_sim.calls(), **app_sim.calls()}.items()
               if k.split(" ")[0] in ("POST", "PUT", "PATCH", "DELETE") and "search" not in k}
     assert writes == {"POST /v1/tasks": 2}, writes
+
+
+@pytest.mark.parametrize("app_sim", ["generic"], indirect=True)
+def test_a_contact_that_keeps_the_other_sides_id_is_linked_to_it_before_any_email_match(
+        airflow_home, tmp_path, ghl_sim, app_sim):
+    # Mia changed her email in the app after an earlier integration tied her to GHL; two app
+    # records both claim Noor's GHL id: never guessed, quarantined with both candidates.
+    ghl_sim.seed("contacts", [ghl_contact("ghlMia0000000000001", "mia@work.example.com", "Mia", "Lopez"),
+                              ghl_contact("ghlNoor000000000001", "noor@example.com", "Noor", "Haddad")])
+    app_sim.seed("contacts", [
+        {"contactId": "c-1", "email": "mia@home.example.com", "name": "Mia Lopez", "phone": None,
+         "ghlContactId": "ghlMia0000000000001", "lastUpdated": "2026-11-02T09:00:00Z"},
+        {"contactId": "c-2", "email": "noor@example.com", "name": "Noor Haddad", "phone": None,
+         "ghlContactId": "ghlNoor000000000001", "lastUpdated": PAST},
+        {"contactId": "c-3", "email": "noor.h@example.com", "name": "Noor H", "phone": None,
+         "ghlContactId": "ghlNoor000000000001", "lastUpdated": PAST}])
+    env = environment("generic", ghl_sim, app_sim, tmp_path)
+
+    run_dag(airflow_home, "ghl_generic", env)
+
+    ghl_people = by_email(ghl_sim.records("contacts"))
+    assert sorted(ghl_people) == ["mia@home.example.com", "noor@example.com"]  # no duplicate Mia, no guess for Noor
+    assert ghl_people["mia@home.example.com"]["id"] == "ghlMia0000000000001"  # the app's newer email won
+    assert sorted(c["contactId"] for c in app_sim.records("contacts")) == ["c-1", "c-2", "c-3"]
+    report = json.loads(next((tmp_path / "home" / "reports" / "ghl_generic").glob("*.json")).read_text())
+    ambiguous = {(q["side"], q["source_id"]): q["detail"] for q in report["quarantine"] if q["rule"] == "ambiguous_match"}
+    assert set(ambiguous) == {("ghl", "ghlNoor000000000001"), ("app", "c-2"), ("app", "c-3")}
+    assert "app:c-2 by external id" in ambiguous[("ghl", "ghlNoor000000000001")]
+    assert "app:c-3 by external id" in ambiguous[("ghl", "ghlNoor000000000001")]

@@ -223,3 +223,19 @@ def test_diff_names_the_fields_each_side_lacks_or_disagrees_on():
                                              "first_name": [False, True, False]}
     assert result.ghl_missing.phone.tolist() == [True, False, False]
     assert not result.app_missing.to_numpy().any()
+
+
+def test_external_ids_pair_records_before_email_and_conflicts_are_ambiguous():
+    def frame(rows):
+        return pd.DataFrame(rows, columns=["source_id", "external_id"])
+
+    ghl = frame([("g1", None), ("g2", None), ("g6", "a6"), ("g7", None)])
+    app = frame([("a1", "g1"), ("a2", "g2"), ("a3", "g2"), ("a4", "g9"), ("a5", "gX"), ("a6", None), ("a7", None)])
+    linked = pd.DataFrame({"ghl_id": ["g9"], "app_id": ["a9"]})
+
+    pairs, ambiguous = matching.external_matches(ghl, app, linked)
+
+    assert sorted(pairs) == [("g1", "a1"), ("g6", "a6")]
+    assert ambiguous == {("ghl", "g2"): ["app:a2 by external id", "app:a3 by external id"],
+                         ("app", "a2"): ["ghl:g2 by external id"], ("app", "a3"): ["ghl:g2 by external id"],
+                         ("app", "a4"): ["ghl:g9 by external id, already linked to another record"]}

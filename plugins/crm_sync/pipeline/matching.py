@@ -352,6 +352,30 @@ def _by_owner(own: np.ndarray, text: np.ndarray) -> dict[int, list[str]]:
     return {key: text[b:e] for key, b, e in zip(own[starts].tolist(), starts.tolist(), ends.tolist(), strict=True)}
 
 
+def external_matches(ghl: pd.DataFrame, app: pd.DataFrame, linked: pd.DataFrame
+                     ) -> tuple[list[tuple[str, str]], dict[tuple[str, str], list]]:
+    """Pairs that a record names itself: the app record keeps the GHL id (or the GHL record the app
+    id) in its ``external_id``. Unlinked records on both sides (frames with source_id and
+    external_id); ``linked`` holds the links already made (ghl_id, app_id). A claim on a record
+    linked to another, or a record claimed by two, is ambiguous for every record it involves; a
+    claim naming a record we do not hold is ignored (email and phone may still match it)."""
+    claims = pd.concat([
+        pd.DataFrame({"g": app["external_id"].to_numpy(object), "a": app["source_id"].to_numpy(object), "by": "app"}),
+        pd.DataFrame({"g": ghl["source_id"].to_numpy(object), "a": ghl["external_id"].to_numpy(object), "by": "ghl"}),
+    ]).dropna(subset=["g", "a"]).drop_duplicates(["g", "a"])
+    ambiguous: dict[tuple[str, str], list] = {}
+    taken = claims.g.isin(linked.ghl_id.dropna()) | claims.a.isin(linked.app_id.dropna())
+    for g, a, by in claims[taken].itertuples(index=False):  # rare: a conflict to review
+        own, other = (("app", a), f"ghl:{g}") if by == "app" else (("ghl", g), f"app:{a}")
+        ambiguous.setdefault(own, []).append(f"{other} by external id, already linked to another record")
+    claims = claims[~taken & claims.g.isin(ghl.source_id) & claims.a.isin(app.source_id)]
+    single = ~claims.g.duplicated(keep=False) & ~claims.a.duplicated(keep=False)
+    for g, a in zip(claims.g[~single], claims.a[~single], strict=True):
+        ambiguous.setdefault(("ghl", g), []).append(f"app:{a} by external id")
+        ambiguous.setdefault(("app", a), []).append(f"ghl:{g} by external id")
+    return list(zip(claims.g[single], claims.a[single], strict=True)), ambiguous
+
+
 def find_matches(ghl: pd.DataFrame, app: pd.DataFrame) -> tuple[list[tuple[str, str]], dict[tuple[str, str], list]]:
     """reconcile.find_matches without a Python loop per row: pairs by email, then by phone among
     the rest (never across two different emails); one-to-many either way is ambiguous, with

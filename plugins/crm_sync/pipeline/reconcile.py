@@ -4,8 +4,9 @@ Contacts first, then tasks, notes and appointments (they link through their cont
 
 1. Candidates: staged records with no identity link, or whose hash differs from the one
    the link last recorded for their side (our own echoes match it, so they drop out).
-2. Identity for unlinked contacts: normalised email, then E.164 phone (only when the
-   emails do not contradict each other). A record that matches more than one, or is
+2. Identity for unlinked contacts: the other side's id a record keeps (the profile's
+   ``external_id``), then normalised email, then E.164 phone (only when the emails do not
+   contradict each other). A record that matches more than one, or is
    matched by more than one, is quarantined as ``ambiguous_match``, never guessed.
    Unlinked children pair up under the same linked contact by their natural key (a task's
    title, a note's body, an appointment's start) when that is unique on both sides.
@@ -27,7 +28,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from crm_sync.pipeline.context import RunContext, log_step, utcnow
-from crm_sync.pipeline.matching import diff, find_matches
+from crm_sync.pipeline.matching import diff, external_matches, find_matches
 from crm_sync.pipeline.merge import merge
 from crm_sync.pipeline.normalize import Broken
 from crm_sync.pipeline.stage import quarantine_row
@@ -234,7 +235,11 @@ def _contacts(conn: sa.Connection, ctx: RunContext, plan: Planner, tasks: Planne
 
     lone_ghl = ghl[~ghl.source_id.isin(links.ghl_id.dropna())]
     lone_app = app[~app.source_id.isin(links.app_id.dropna()) & ~app.deleted.astype(bool)]
-    pairs, ambiguous = find_matches(lone_ghl, lone_app)
+    pairs, ambiguous = external_matches(lone_ghl, lone_app, links)
+    decided = {*ambiguous, *(("ghl", g) for g, _ in pairs), *(("app", a) for _, a in pairs)}
+    by_email, ambiguous_by_email = find_matches(_undecided(lone_ghl, "ghl", decided), _undecided(lone_app, "app", decided))
+    pairs += by_email
+    ambiguous.update(ambiguous_by_email)
     new_links = [{"ghl_id": g, "app_id": a} for g, a in pairs]
     matched = {("ghl", g) for g, _ in pairs} | {("app", a) for _, a in pairs}
     for side, lone in (("ghl", lone_ghl), ("app", lone_app)):
@@ -262,6 +267,10 @@ def _contacts(conn: sa.Connection, ctx: RunContext, plan: Planner, tasks: Planne
         for row in [(ghl if side == "ghl" else app).loc[source_id]] if row.run_id == ctx.run_id]
     insert_ignore(conn, quarantine, quarantined, keys=["profile", "run_id", "raw_id", "rule"])
     return {"new_matches": len(pairs), "ambiguous": len(ambiguous)}
+
+
+def _undecided(frame: pd.DataFrame, side: Side, decided: set[tuple[str, str]]) -> pd.DataFrame:
+    return frame[~frame.source_id.isin({source_id for s, source_id in decided if s == side})]
 
 
 def _children(conn: sa.Connection, ctx: RunContext, plan: Planner) -> dict[str, int]:

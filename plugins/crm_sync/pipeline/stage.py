@@ -113,7 +113,7 @@ def stage_contacts(ctx: RunContext, raws: list[sa.Row]) -> tuple[list[dict[str, 
             bad.append((raw, exc.broken))
             continue
         read.append({"position": len(rows), **values})
-        rows.append(row)
+        rows.append({**row, "external_id": external_id(ctx, raw)})
         sources.append(raw)
     frame = pd.DataFrame(read, columns=["position", *CANONICAL["contact"]]).astype(object)
     good, broken = normalize_contacts(frame, ctx.profile.default_region)
@@ -130,6 +130,18 @@ def stage_contacts(ctx: RunContext, raws: list[sa.Row]) -> tuple[list[dict[str, 
     return staged, bad
 
 
+def external_id(ctx: RunContext, raw: sa.Row) -> str | None:
+    """The other side's id this contact keeps, where the profile says it keeps one."""
+    spec = ctx.profile.entities["contact"].external_id
+    value = None
+    if spec is not None and raw.side == "app" and spec.app:
+        value = dig(raw.payload, spec.app)
+    elif spec is not None and raw.side == "ghl" and spec.ghl_custom_field:
+        value = next((field.get("value") for field in raw.payload.get("customFields") or []
+                      if isinstance(field, dict) and field.get("id") == spec.ghl_custom_field), None)
+    return None if value in (None, "") or isinstance(value, dict | list) else str(value)
+
+
 def _where_csv(raw: sa.Row, broken: Broken) -> Broken:
     """Errors on CSV lines say which line, so the user can fix the file."""
     line = raw.payload.get("_line") if isinstance(raw.payload, dict) else None
@@ -144,9 +156,9 @@ def stage(ctx: RunContext) -> dict[str, Any]:
     with eng.connect() as conn:
         raws = conn.execute(sa.select(raw_record).where(
             raw_record.c.profile == name, raw_record.c.run_id == ctx.run_id).order_by(raw_record.c.id)).all()
-        current = {("contact", r.side, r.source_id): r.content_hash for r in conn.execute(
-            sa.select(staging_contact.c.side, staging_contact.c.source_id, staging_contact.c.content_hash)
-            .where(staging_contact.c.profile == name))}
+        current = {("contact", r.side, r.source_id): (r.content_hash, r.external_id) for r in conn.execute(
+            sa.select(staging_contact.c.side, staging_contact.c.source_id, staging_contact.c.content_hash,
+                      staging_contact.c.external_id).where(staging_contact.c.profile == name))}
         current.update({(r.entity, r.side, r.source_id): r.content_hash for r in conn.execute(
             sa.select(staging_record.c.entity, staging_record.c.side, staging_record.c.source_id,
                       staging_record.c.content_hash).where(staging_record.c.profile == name))})
@@ -160,7 +172,8 @@ def stage(ctx: RunContext) -> dict[str, Any]:
                 broken.append((raw, exc.broken))
     bad = [quarantine_row(ctx, raw.side, raw.id, raw.source_id, _where_csv(raw, rule), raw.entity)
            for raw, rule in sorted(broken, key=lambda item: item[0].id)]
-    contacts = [r for r in contacts if current.get(("contact", r["side"], r["source_id"])) != r["content_hash"]]
+    contacts = [r for r in contacts
+                if current.get(("contact", r["side"], r["source_id"])) != (r["content_hash"], r["external_id"])]
     children = [r for r in children if current.get((r["entity"], r["side"], r["source_id"])) != r["content_hash"]]
     with eng.begin() as conn:
         upsert(conn, staging_contact, contacts, keys=["profile", "side", "source_id"])

@@ -64,6 +64,7 @@ staging_contact = sa.Table(
     sa.Column("content_hash", sa.String(64), nullable=False),
     sa.Column("raw_id", sa.Integer, comment="raw_record row this version came from; null when written by load"),
     sa.Column("run_id", sa.String(250), nullable=False, comment="run that last changed this row"),
+    sa.Column("external_id", sa.String(128), comment="the other side's id this record keeps, per the profile's external_id"),
 )
 
 staging_record = sa.Table(
