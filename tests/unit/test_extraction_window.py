@@ -65,3 +65,12 @@ def test_windows_from_airflow_pendulum_datetimes_stay_timezone_aware(conn):
     window = extraction_window(conn, run, "app", "contact")
     assert window.since.tzinfo is not None and window.until.tzinfo is not None
     assert window.since == START - timedelta(minutes=5) and window.until == END
+
+
+def test_a_scheduled_run_after_downtime_reads_from_the_watermark_so_skipped_intervals_are_not_lost(conn):
+    behind = START - timedelta(days=2)  # the last synced interval ended two days before this one starts
+    advance_watermark(conn, "gymdesk", "ghl", "contact", behind)
+    window = extraction_window(conn, ctx("scheduled"), "ghl", "contact")
+    assert (window.since, window.until, window.mode) == (behind - timedelta(minutes=5), END, "interval")
+    backfill = extraction_window(conn, ctx("backfill"), "ghl", "contact")  # a backfill keeps to its interval
+    assert backfill.since == START - timedelta(minutes=5)

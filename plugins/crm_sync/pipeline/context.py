@@ -71,7 +71,9 @@ def watermark(conn: sa.Connection, profile: str, side: Side, entity: str) -> dat
 
 def extraction_window(conn: sa.Connection, ctx: RunContext, side: Side, entity: str) -> Window:
     """Scheduled and backfill runs read their data interval; manual runs resume from the
-    watermark; the very first sync of a side takes everything (there is nothing to diff against)."""
+    watermark; the very first sync of a side takes everything (there is nothing to diff against).
+    A scheduled run whose interval starts after the watermark (the scheduler was down, and
+    catchup is off) reads from the watermark, so the intervals it skipped are not lost."""
     now = utcnow()
     mark = watermark(conn, ctx.profile.name, side, entity)
     overlap = timedelta(minutes=ctx.profile.overlap_minutes)
@@ -80,7 +82,10 @@ def extraction_window(conn: sa.Connection, ctx: RunContext, side: Side, entity: 
     has_interval = ctx.interval_start is not None and ctx.interval_end is not None \
         and ctx.interval_start < ctx.interval_end
     if ctx.run_type in INTERVAL_RUN_TYPES and has_interval:
-        return Window(_as_utc(ctx.interval_start) - overlap, _as_utc(ctx.interval_end), "interval", now)
+        start = _as_utc(ctx.interval_start)
+        if ctx.run_type == "scheduled" and mark < start:
+            start = mark
+        return Window(start - overlap, _as_utc(ctx.interval_end), "interval", now)
     return Window(mark - overlap, None, "watermark", now)
 
 
