@@ -11,7 +11,7 @@ normalise both sides, match, and diff the matched pairs are timed together; memo
 process's peak resident set (ru_maxrss, so interpreter, pandas and the input data included; the
 growth over the peak before the timed part is reported too). At 10k the same process then runs
 the per-row Python path (normalize.canonical_contact + content_hash per row, a dict-based matcher
-with reconcile's rules, a per-pair diff), checks it gives the same rows, hashes and pairs, and
+with reconcile's rules (first names that contradict make a match ambiguous), a per-pair diff), checks it gives the same rows, hashes and pairs, and
 times it: speedup_vs_python_10k. Matching quality is measured on a labelled set (labelled_pairs).
 
 Prints one JSON object as its last line. Run: .venv/bin/python bench/reconcile.py
@@ -251,11 +251,14 @@ def python_path(ghl_raw: pd.DataFrame, app_raw: pd.DataFrame) -> dict:
                   or row["email"] == sides["app"][a]["email"]]
         per_g, per_a = Counter(g for g, _ in joined), Counter(a for _, a in joined)
         for g, a in joined:
-            if per_g[g] == 1 and per_a[a] == 1:
+            names = sides["ghl"][g]["first_name"], sides["app"][a]["first_name"]
+            other_name = None not in names and names[0].casefold() != names[1].casefold()
+            if per_g[g] == 1 and per_a[a] == 1 and not other_name:
                 pairs.append((g, a))
             else:
-                ambiguous.setdefault(("ghl", g), []).append(f"app:{a} by {key}")
-                ambiguous.setdefault(("app", a), []).append(f"ghl:{g} by {key}")
+                why = f" by {key}" + (", another first name" if other_name else "")
+                ambiguous.setdefault(("ghl", g), []).append(f"app:{a}{why}")
+                ambiguous.setdefault(("app", a), []).append(f"ghl:{g}{why}")
     differs = sum(any(sides["ghl"][g][f] != sides["app"][a][f] for f in matching.FIELDS) for g, a in pairs)
     return {"sides": sides, "pairs": pairs, "ambiguous": ambiguous, "differs": differs}
 

@@ -158,11 +158,14 @@ def straightforward_matches(ghl: pd.DataFrame, app: pd.DataFrame):
         per_g = pd.Series([g.source_id for g, _ in joined]).value_counts()
         per_a = pd.Series([a.source_id for _, a in joined]).value_counts()
         for g, a in joined:
-            if per_g[g.source_id] == 1 and per_a[a.source_id] == 1:
+            other_name = pd.notna(g.first_name) and pd.notna(a.first_name) \
+                and g.first_name.casefold() != a.first_name.casefold()
+            if per_g[g.source_id] == 1 and per_a[a.source_id] == 1 and not other_name:
                 pairs.append((g.source_id, a.source_id))
             else:
-                ambiguous.setdefault(("ghl", g.source_id), []).append(f"app:{a.source_id} by {key}")
-                ambiguous.setdefault(("app", a.source_id), []).append(f"ghl:{g.source_id} by {key}")
+                why = f" by {key}" + (", another first name" if other_name else "")
+                ambiguous.setdefault(("ghl", g.source_id), []).append(f"app:{a.source_id}{why}")
+                ambiguous.setdefault(("app", a.source_id), []).append(f"ghl:{g.source_id}{why}")
     return pairs, ambiguous
 
 
@@ -171,8 +174,10 @@ def random_side(rng: random.Random, side: str, n: int) -> pd.DataFrame:
     def pick(k: int) -> str | None:
         return None if rng.random() < 0.25 else f"{side if rng.random() < 0.1 else ''}k{rng.randrange(k)}"
 
+    names = ["Ann", "ann", "Bob", None, None, None]
     return pd.DataFrame({"source_id": [f"{side}{i}" for i in range(n)], "email": [pick(n) for _ in range(n)],
-                         "phone": [pick(n // 2 + 1) for _ in range(n)]})
+                         "phone": [pick(n // 2 + 1) for _ in range(n)],
+                         "first_name": [rng.choice(names) for _ in range(n)]})
 
 
 @pytest.mark.parametrize("seed", range(30))
@@ -208,7 +213,7 @@ def test_family_emails_are_quarantined_not_matched():
     matched = {("ghl", g) for g, _ in pairs} | {("app", a) for _, a in pairs}
     assert families and not families & matched
     assert families <= set(ambiguous)
-    assert all(c.endswith("by email") for key in families for c in ambiguous[key])
+    assert all(" by email" in c for key in families for c in ambiguous[key])
 
 
 def test_diff_names_the_fields_each_side_lacks_or_disagrees_on():
@@ -239,3 +244,14 @@ def test_external_ids_pair_records_before_email_and_conflicts_are_ambiguous():
     assert ambiguous == {("ghl", "g2"): ["app:a2 by external id", "app:a3 by external id"],
                          ("app", "a2"): ["ghl:g2 by external id"], ("app", "a3"): ["ghl:g2 by external id"],
                          ("app", "a4"): ["ghl:g9 by external id, already linked to another record"]}
+
+
+def test_a_shared_email_with_another_first_name_is_ambiguous_even_one_to_one():
+    ghl = pd.DataFrame({"source_id": ["g1", "g2"], "email": ["fam@x.com", "zoe@x.com"], "phone": [None, None],
+                        "first_name": ["Ann", "Zoë"]})
+    app = pd.DataFrame({"source_id": ["a1", "a2"], "email": ["fam@x.com", "zoe@x.com"], "phone": [None, None],
+                        "first_name": ["Bob", "ZOË"]})
+    pairs, ambiguous = matching.find_matches(ghl, app)
+    assert pairs == [("g2", "a2")]  # the same name in other case is the same person
+    assert ambiguous == {("ghl", "g1"): ["app:a1 by email, another first name"],
+                         ("app", "a1"): ["ghl:g1 by email, another first name"]}

@@ -376,18 +376,24 @@ def external_matches(ghl: pd.DataFrame, app: pd.DataFrame, linked: pd.DataFrame
     return list(zip(claims.g[single], claims.a[single], strict=True)), ambiguous
 
 
+def _codes(ghl: pd.DataFrame, app: pd.DataFrame, column: str, fold: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """A column of both sides as shared integer codes (-1 missing); ``fold`` ignores case."""
+    values = pd.concat([ghl.get(column, pd.Series(None, index=ghl.index, dtype=object)),
+                        app.get(column, pd.Series(None, index=app.index, dtype=object))], ignore_index=True)
+    codes, _ = pd.factorize(values.astype(object).str.casefold() if fold else values)
+    return codes[:len(ghl)], codes[len(ghl):]
+
+
 def find_matches(ghl: pd.DataFrame, app: pd.DataFrame) -> tuple[list[tuple[str, str]], dict[tuple[str, str], list]]:
-    """reconcile.find_matches without a Python loop per row: pairs by email, then by phone among
-    the rest (never across two different emails); one-to-many either way is ambiguous, with
-    candidates like "app:<id> by email". Ids and keys become integer codes, so the joins and the
-    counts are numpy work."""
+    """Pairs by email, then by phone among the rest (never across two different emails), without
+    a Python loop per row. One-to-many either way is ambiguous, and so is a one-to-one match whose
+    first names contradict each other (a family's shared email or phone), with candidates like
+    "app:<id> by email". Ids and keys become integer codes, so the joins and counts are numpy work."""
     g_id, g_ids = pd.factorize(ghl["source_id"])
     a_id, a_ids = pd.factorize(app["source_id"])
     g_ids, a_ids = np.asarray(g_ids, dtype=object), np.asarray(a_ids, dtype=object)
-    keys = {}
-    for key in ("email", "phone"):
-        codes, _ = pd.factorize(pd.concat([ghl[key], app[key]], ignore_index=True))
-        keys[key] = codes[:len(ghl)], codes[len(ghl):]
+    keys = {key: _codes(ghl, app, key) for key in ("email", "phone")}
+    g_first, a_first = _codes(ghl, app, "first_name", fold=True)
     taken_g, taken_a = np.zeros(len(g_ids), bool), np.zeros(len(a_ids), bool)
     pairs: list[tuple[str, str]] = []
     ambiguous: dict[tuple[str, str], list] = {}
@@ -395,16 +401,19 @@ def find_matches(ghl: pd.DataFrame, app: pd.DataFrame) -> tuple[list[tuple[str, 
         (gk, ak), (ge, ae) = keys[key], keys["email"]
         left = np.flatnonzero(~taken_g[g_id] & (gk >= 0))
         right = np.flatnonzero(~taken_a[a_id] & (ak >= 0))
-        joined = pd.DataFrame({"g": g_id[left], "k": gk[left], "g_email": ge[left]}).merge(
-            pd.DataFrame({"a": a_id[right], "k": ak[right], "a_email": ae[right]}), on="k")
+        joined = pd.DataFrame({"g": g_id[left], "k": gk[left], "g_email": ge[left], "g_first": g_first[left]}).merge(
+            pd.DataFrame({"a": a_id[right], "k": ak[right], "a_email": ae[right], "a_first": a_first[right]}), on="k")
         if key == "phone":  # a shared phone never overrides two different emails
             joined = joined[(joined.g_email < 0) | (joined.a_email < 0) | (joined.g_email == joined.a_email)]
         g, a = joined.g.to_numpy(), joined.a.to_numpy()
-        unique = (np.bincount(g, minlength=len(g_ids))[g] == 1) & (np.bincount(a, minlength=len(a_ids))[a] == 1)
+        other_name = ((joined.g_first >= 0) & (joined.a_first >= 0) & (joined.g_first != joined.a_first)).to_numpy()
+        unique = (np.bincount(g, minlength=len(g_ids))[g] == 1) & (np.bincount(a, minlength=len(a_ids))[a] == 1) \
+            & ~other_name
         pairs.extend(zip(g_ids[g[unique]].tolist(), a_ids[a[unique]].tolist(), strict=True))
+        why = np.where(other_name[~unique], f" by {key}, another first name", f" by {key}").astype(object)
         for side, own, own_ids, other, other_ids in (("ghl", g, g_ids, a, a_ids), ("app", a, a_ids, g, g_ids)):
             label = "app:" if side == "ghl" else "ghl:"
-            text = (label + pd.Series(other_ids[other[~unique]], dtype=object).astype(str) + f" by {key}")
+            text = label + pd.Series(other_ids[other[~unique]], dtype=object).astype(str) + why
             groups = _by_owner(own[~unique], text.to_numpy(object))
             ambiguous.update(zip(((side, i) for i in own_ids[list(groups)].tolist()), groups.values(), strict=True))
         taken_g[g], taken_a[a] = True, True
