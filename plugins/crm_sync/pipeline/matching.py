@@ -380,7 +380,10 @@ def _codes(ghl: pd.DataFrame, app: pd.DataFrame, column: str, fold: bool = False
     """A column of both sides as shared integer codes (-1 missing); ``fold`` ignores case."""
     values = pd.concat([ghl.get(column, pd.Series(None, index=ghl.index, dtype=object)),
                         app.get(column, pd.Series(None, index=app.index, dtype=object))], ignore_index=True)
-    codes, _ = pd.factorize(values.astype(object).str.casefold() if fold else values)
+    codes, uniques = pd.factorize(values)
+    if fold:  # names repeat: fold each distinct one once, then merge the codes of equal folds
+        folded, _ = pd.factorize(pd.Series(uniques, dtype=object).str.casefold())
+        codes = np.append(folded, -1)[codes]
     return codes[:len(ghl)], codes[len(ghl):]
 
 
