@@ -16,9 +16,26 @@ pytestmark = [pytest.mark.e2e]
 LAST_LINE = re.compile(r"^demo: profile=(\S+) writes=(\d+) rerun_writes=(\d+) quarantined=(\d+) report=(\S+)$")
 
 
+def demo_processes() -> dict[int, str]:
+    """Processes of the demo, whatever else runs on the machine: its simulators name the .demo folder
+    in their arguments, its Airflow processes have it as AIRFLOW_HOME."""
+    demo = str(ROOT / ".demo")
+    found = {}
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if demo in cmdline or any(v.startswith(f"AIRFLOW_HOME={demo}".encode()) for v in environ):
+            found[int(proc.name)] = cmdline
+    return found
+
+
 def test_make_demo_backfills_three_days_then_reruns_with_zero_writes():
     env = airflow_env(Path("/nonexistent"))  # the demo sets its own Airflow home; keep the test's out of it
     env.pop("AIRFLOW_HOME")
+    before = demo_processes()  # an Airflow the user runs on the demo's home is not the demo's leftover
     result = subprocess.run([sys.executable, "-m", "include.demo"], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
@@ -39,8 +56,8 @@ def test_make_demo_backfills_three_days_then_reruns_with_zero_writes():
     assert [windows[run] for run in backfills] == [{"initial"}, {"interval"}, {"interval"}]
     assert [modes for run, modes in windows.items() if run.startswith("manual__")] == [{"watermark"}]
     assert "  ghl  extracted=" in result.stdout and "api_calls=" in result.stdout
-    leftovers = subprocess.run(["pgrep", "-f", f"{ROOT}/.demo|include.simulators"], capture_output=True, text=True)
-    assert leftovers.stdout.strip() == "", "the demo left processes running"
+    left = {pid: cmd for pid, cmd in demo_processes().items() if pid not in before}
+    assert left == {}, "the demo left processes running"
 
 
 @pytest.mark.slow
@@ -50,6 +67,7 @@ def test_make_demo_runs_every_built_in_profile(profile):
     the demo seeds in every app's format are quarantined, not copied."""
     env = airflow_env(Path("/nonexistent"))
     env.pop("AIRFLOW_HOME")
+    before = demo_processes()
     result = subprocess.run([sys.executable, "-m", "include.demo", "--profile", profile], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
@@ -59,5 +77,5 @@ def test_make_demo_runs_every_built_in_profile(profile):
     assert dag_id == f"ghl_{profile}"
     assert int(writes) > 0 and int(rerun_writes) == 0
     assert int(quarantined) >= 4  # the demo's bad email, bad phone, missing id and bad GHL phone at least
-    leftovers = subprocess.run(["pgrep", "-f", f"{ROOT}/.demo|include.simulators"], capture_output=True, text=True)
-    assert leftovers.stdout.strip() == "", "the demo left processes running"
+    left = {pid: cmd for pid, cmd in demo_processes().items() if pid not in before}
+    assert left == {}, "the demo left processes running"
