@@ -117,6 +117,10 @@ def test_future_dates_non_boolean_completion_and_unknown_statuses_are_quarantine
     assert {("contact", "mem_1"), ("note", "n_ok"), ("task", "t_ok")} <= left and not {("note", "n_future")} & left
     assert stats["failed"] == 5 and stats["rows"] == {"staging_contact": 2, "staging_record": 6}
     assert outcome(stats, "completed_not_boolean")["samples"][0]["value"] == "'sometimes'"
+    # Times are shown as the user knows them, not as the epoch seconds GX compared.
+    assert bad["mem_2"][1] == ("contact app:mem_2: updated_at='9999-01-01T00:00:00+00:00' fails "
+                               "expect_column_values_to_be_between")
+    assert outcome(stats, "date_in_future")["samples"][0]["value"] == repr(FUTURE.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
 def test_the_report_page_shows_counts_failed_expectations_with_samples_and_decisions(warehouse):

@@ -75,10 +75,20 @@ def _suite(now_epoch: float, table: str):
     return suite
 
 
-def _short(value: Any) -> str:
-    """A value as the report shows it: repr, cut so a 100 kB note does not fill the page."""
+# Columns derived for a check, and the column a user knows the value by.
+SHOWN_AS = {"updated_epoch": "updated_at", "date_epoch": "note_date"}
+
+
+def _shown(frame: pd.DataFrame, index: int, column: str) -> tuple[str, str]:
+    """(column, value) as a user reads them: source column, ISO time, cut so a 100 kB note does not fill the page."""
+    column = SHOWN_AS.get(column, column)
+    value = frame.at[index, column]
+    if isinstance(value, datetime):
+        value = value.isoformat()
+    elif hasattr(value, "item"):  # a numpy scalar
+        value = value.item()
     shown = repr(value)
-    return shown if len(shown) <= 120 else shown[:117] + "..."
+    return column, shown if len(shown) <= 120 else shown[:117] + "..."
 
 
 def run_expectations(frame: pd.DataFrame, table: str = "staging_contact"
@@ -102,12 +112,12 @@ def run_expectations(frame: pd.DataFrame, table: str = "staging_contact"
         outcomes.append({"table": table, "rule": rule, "expectation": config.type, "column": column,
                          "success": bool(outcome.success), "unexpected_count": len(bad),
                          "samples": [{"side": frame.at[i, "side"], "entity": frame.at[i, "entity"],
-                                      "id": frame.at[i, "source_id"], "value": _short(frame.at[i, column])}
+                                      "id": frame.at[i, "source_id"], "value": _shown(frame, i, column)[1]}
                                      for i in bad[:SAMPLES]]})
         for index in bad:
-            value = frame.at[index, column]
+            shown_column, value = _shown(frame, index, column)
             record = f"{frame.at[index, 'entity']} {frame.at[index, 'side']}:{frame.at[index, 'source_id']}"
-            failures.append((index, Broken(rule, f"{record}: {column}={_short(value)} fails {config.type}")))
+            failures.append((index, Broken(rule, f"{record}: {shown_column}={value} fails {config.type}")))
     return failures, outcomes
 
 
@@ -170,8 +180,9 @@ def _frame(conn: sa.Connection, ctx: RunContext, table: sa.Table) -> pd.DataFram
                           for e, f in zip(frame["entity"], frame["fields"], strict=True)]
     frame["status"] = [f.get("status") if e == "appointment" else None
                        for e, f in zip(frame["entity"], frame["fields"], strict=True)]
-    frame["date_epoch"] = [_epoch(f.get("date")) if e == "note" else None
-                           for e, f in zip(frame["entity"], frame["fields"], strict=True)]
+    frame["note_date"] = [f.get("date") if e == "note" else None
+                          for e, f in zip(frame["entity"], frame["fields"], strict=True)]
+    frame["date_epoch"] = [_epoch(d) for d in frame["note_date"]]
     return frame
 
 
