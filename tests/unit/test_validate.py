@@ -70,13 +70,14 @@ def test_the_same_person_twice_on_one_side_is_quarantined_naming_the_other_id(wa
                       contact("mem_2", "ana@example.com", "ANA", "Lima"),
                       contact("mem_3", "ana@example.com", "Teo", "Lima"),  # same email, another person
                       contact("ghl_1", "ana@example.com", "Ana", "Lima", side="ghl"),  # the other side
-                      contact("mem_4", "ana@example.com", "Ana", "Lima", deleted=True, run_id="earlier")])
+                      contact("mem_4", "ana@example.com", "Ana", "Lima", deleted=True, run_id="earlier"),
+                      contact("mem_5", "ana@example.com", "Ana", "Lima", deleted=True)])  # archived: goes through
 
     stats, bad, left = run_validate(warehouse)
 
     assert bad == {"mem_2": ("duplicate_person", "contact app:mem_2: same_person_as='mem_1' fails "
                                                  "expect_column_values_to_be_null")}
-    assert ("contact", "mem_2") not in left and {("contact", "mem_1"), ("contact", "mem_3"), ("contact", "ghl_1")} <= left
+    assert ("contact", "mem_2") not in left and {("contact", "mem_1"), ("contact", "mem_3"), ("contact", "ghl_1"), ("contact", "mem_5")} <= left
     dup = outcome(stats, "duplicate_person")
     assert (dup["success"], dup["unexpected_count"]) == (False, 1)
     assert dup["samples"] == [{"side": "app", "entity": "contact", "id": "mem_2", "value": "'mem_1'"}]

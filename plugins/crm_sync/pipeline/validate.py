@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -125,9 +125,9 @@ def _epoch(moment: Any) -> float | None:
     """Seconds since the epoch, from a datetime or ISO text; years pandas cannot hold (9999) included."""
     if moment is None or (not isinstance(moment, str | datetime) and pd.isna(moment)):
         return None
-    if isinstance(moment, str):
+    if isinstance(moment, str):  # canonical text: UTC, to the second or to the day
         moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
-    return moment.timestamp()
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def _person(first: Any, last: Any, email: Any) -> tuple | None:
@@ -137,7 +137,8 @@ def _person(first: Any, last: Any, email: Any) -> tuple | None:
 
 
 def _same_person(conn: sa.Connection, ctx: RunContext, frame: pd.DataFrame) -> list[str | None]:
-    """For each of this run's contacts, the other ids on its side holding the same person, if any."""
+    """For each of this run's contacts, the other ids on its side holding the same person, if any.
+    A deleted record is no duplicate: the app's archive of one twin must go through."""
     ids: dict[tuple, list[str]] = {}
     for row in conn.execute(sa.select(staging_contact.c.side, staging_contact.c.source_id, staging_contact.c.email,
                                       staging_contact.c.first_name, staging_contact.c.last_name)
@@ -146,9 +147,9 @@ def _same_person(conn: sa.Connection, ctx: RunContext, frame: pd.DataFrame) -> l
         if person:
             ids.setdefault((row.side, *person), []).append(row.source_id)
     others = []
-    for side, source_id, first, last, email in zip(frame.side, frame.source_id, frame.first_name, frame.last_name,
-                                                   frame.email, strict=True):
-        person = _person(first, last, email)
+    for side, source_id, first, last, email, deleted in zip(frame.side, frame.source_id, frame.first_name,
+                                                            frame.last_name, frame.email, frame.deleted, strict=True):
+        person = None if deleted else _person(first, last, email)
         twins = sorted(set(ids.get((side, *person), [])) - {source_id}) if person else []
         others.append(", ".join(twins) or None)
     return others
