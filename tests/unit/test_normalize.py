@@ -54,6 +54,22 @@ def test_timestamps_become_utc():
         timestamp("yesterday")
 
 
+@pytest.mark.parametrize("raw", ["2026-13-45", "99999-01-01T00:00:00Z", 10**18, -(10**13)])
+def test_out_of_range_dates_break_the_timestamp_rule(raw):
+    with pytest.raises(RuleBroken) as broken:
+        timestamp(raw)
+    assert broken.value.broken.rule == "timestamp_format" and str(raw) in broken.value.broken.detail
+
+
+def test_a_note_body_keeps_its_line_breaks_and_spacing_while_names_are_tidied():
+    profile = profile_by_name("gymdesk")
+    body = "  Line one\n\tindented  twice\nשורה \U0001f680 "
+    note = canonical_record("note", {"content": body}, "app", profile.fields("note"), "US")
+    assert note["body"] == body.strip()
+    person = canonical_contact({"first_name": " Zoë  \U0001f680 "}, "app", profile.fields("contact"), "US")
+    assert person["first_name"] == "Zoë \U0001f680"
+
+
 def test_the_same_person_in_both_formats_has_one_hash():
     profile = profile_by_name("gymdesk")
     fields = profile.fields("contact")

@@ -1,10 +1,11 @@
 """From a side's raw record to our canonical record, or the rule it broke, and back.
 
 Emails are lower-cased and validated (email-validator), phones become E.164
-(phonenumbers, default region from the profile), text is NFC-normalised and trimmed,
-tags are a sorted set, timestamps are UTC ISO 8601 (to the second, or to the day when the
-app keeps only a date), and a content hash covers the mapped fields so an unchanged
-record is recognised without comparing field by field. ``to_side`` is the inverse: the
+(phonenumbers, default region from the profile), text is NFC-normalised and trimmed (note
+and task bodies keep their line breaks and spacing), tags are a sorted set, timestamps are
+UTC ISO 8601 (to the second, or to the day when the app keeps only a date), and a content
+hash covers the mapped fields so an unchanged record is recognised without comparing field
+by field. ``to_side`` is the inverse: the
 canonical values a write sets, in one side's field names and formats.
 """
 
@@ -50,6 +51,19 @@ def text(value: Any) -> str | None:
     return cleaned or None
 
 
+# Free text (a note's or task's body): line breaks and spacing are the user's content, kept as written.
+FREE_TEXT = {"body"}
+
+
+def free_text(value: Any) -> str | None:
+    """Text kept as written: NFC and outer whitespace trimmed only."""
+    if isinstance(value, dict | list):
+        return text(value)  # the type error
+    if value is None:
+        return None
+    return unicodedata.normalize("NFC", str(value)).strip() or None
+
+
 def email(value: Any) -> str | None:
     raw = text(value)
     if raw is None:
@@ -79,14 +93,14 @@ def timestamp(value: Any, pattern: str = "iso") -> datetime | None:
         return None
     if isinstance(value, bool):
         raise _broken("timestamp_format", f"timestamp {value!r} is a boolean")
-    if isinstance(value, int | float):
-        return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, UTC)
     try:
+        if isinstance(value, int | float):
+            return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, UTC)
         if pattern not in ("iso", "unix", "unix_ms"):
             moment = datetime.strptime(str(value), pattern)
         else:
             moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except (ValueError, OverflowError):
+    except (ValueError, OverflowError, OSError):
         expected = "an ISO 8601 timestamp" if pattern in ("iso", "unix", "unix_ms") else f"in the form {pattern}"
         raise _broken("timestamp_format", f"timestamp {value!r} is not {expected}") from None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
@@ -202,7 +216,7 @@ def field_value(entity: str, name: str, spec: FieldMap, payload: dict[str, Any],
         return _bool(raw)
     if kind == "tags":
         return _tags(raw, spec)
-    return text(raw)
+    return free_text(raw) if name in FREE_TEXT else text(raw)
 
 
 def canonical_record(entity: str, payload: dict[str, Any], side: Side, fields: dict[str, FieldMap],

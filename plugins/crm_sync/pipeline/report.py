@@ -1,12 +1,16 @@
 """Report: what a run did, per side, and why; written as HTML and JSON next to the warehouse.
 
-The same summary feeds the run report page, the run log and the demo's closing lines.
+The same summary feeds the run report page, the run log and the demo's closing lines. The
+page's data-quality section comes from the validation results validate keeps in run_log, so
+a run that failed validation still shows which expectations failed and on which rows.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +23,7 @@ from crm_sync.pipeline.context import RunContext, log_step, utcnow
 from crm_sync.warehouse.db import engine
 from crm_sync.warehouse.tables import outbox, quarantine, raw_record, run_log, xref
 
+log = logging.getLogger(__name__)
 TEMPLATES = PROJECT_ROOT / "include" / "templates"
 PIPELINE = ("extract", "stage", "validate", "reconcile", "load")
 
@@ -65,6 +70,7 @@ def summarize(conn: sa.Connection, profile: str, run_id: str) -> dict[str, Any]:
         "sides": sides,
         "writes_sent": sum(w.status == "sent" for w in writes),
         "quarantined": len({q.raw_id for q in bad}),
+        "quarantined_by_rule": dict(Counter(q.rule for q in bad).most_common()),
         "validate": steps[("validate", "-")].stats if ("validate", "-") in steps else {},
         "failed_at": _failed_at(steps),
         "entities": _by_entity(raws, writes, bad),
@@ -141,6 +147,7 @@ def report(ctx: RunContext) -> dict[str, Any]:
              "quarantined": summary["quarantined"], "failed_at": failed_at}
     with eng.begin() as conn:
         log_step(conn, ctx, "report", stats)
+    log.info("run report: %s (data quality: %s#data-quality)", path.as_uri(), path.as_uri())
     if failed_at:
         raise RunFailed(f"the run stopped at {failed_at}; its report is {path}")
     return stats

@@ -1,19 +1,25 @@
 """Validate: Great Expectations checks this run's staged records before anything is written.
 
-Contacts: ids present and unique, email and E.164 formats, updated-at not in the future.
-Tasks, notes and appointments: ids present and unique, a contact named, appointment
-statuses in GHL's set, updated-at not in the future.
+Contacts: ids present and unique, email and E.164 formats, updated-at not in the future, no
+duplicate person (same side, email, first and last name under another id). Tasks, notes and
+appointments: ids present and unique, a contact named and known on that side, a task's
+`completed` a boolean, appointment statuses in GHL's set, note dates and updated-at not in
+the future.
 
-Rows failing an expectation are quarantined (the expectation names the rule) and
-withdrawn from staging, so reconcile never sees them. When the share of bad rows in the
-run passes the profile's threshold, the run fails here and load writes nothing.
+Each expectation carries a short rule name (its ``meta``). Rows failing one are quarantined
+under that rule and withdrawn from staging, so reconcile never sees them; a child whose
+contact is not staged yet is not bad, it waits (reconcile reconsiders it every run) and is
+only reported. When the share of newly bad rows passes the profile's threshold, the run
+fails here and load writes nothing. The validation results go into run_log, so the run
+report's data-quality section exists for failed runs too.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -27,58 +33,185 @@ from crm_sync.warehouse.db import engine
 from crm_sync.warehouse.ops import insert_ignore
 from crm_sync.warehouse.tables import quarantine, raw_record, staging_contact, staging_record
 
+log = logging.getLogger(__name__)
 EMAIL_RE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 E164_RE = r"^\+[1-9]\d{6,14}$"
 CLOCK_SKEW = timedelta(minutes=5)
 MIN_ROWS_FOR_THRESHOLD = 20
+SAMPLES = 5
+WAITING = "waiting_for_contact"
+APPOINTMENT_STATUSES = ["new", "confirmed", "cancelled", "showed", "noshow", "invalid"]
 
 
 class DataQualityError(NoRetryError):
     """Too large a share of the run's rows failed validation; nothing is written."""
 
 
-APPOINTMENT_STATUSES = ["new", "confirmed", "cancelled", "showed", "noshow", "invalid"]
+def _checks(now_epoch: float, table: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """(rule, GX expectation class, its arguments) for one staging table."""
+    common = [("id_missing", "ExpectColumnValuesToNotBeNull", {"column": "source_id"}),
+              ("id_duplicate", "ExpectColumnValuesToBeUnique", {"column": "record_key"}),
+              ("updated_in_future", "ExpectColumnValuesToBeBetween", {"column": "updated_epoch",
+                                                                      "max_value": now_epoch})]
+    if table == "staging_contact":
+        return common + [
+            ("email_format", "ExpectColumnValuesToMatchRegex", {"column": "email", "regex": EMAIL_RE}),
+            ("phone_format", "ExpectColumnValuesToMatchRegex", {"column": "phone", "regex": E164_RE}),
+            ("duplicate_person", "ExpectColumnValuesToBeNull", {"column": "same_person_as"})]
+    return common + [
+        ("contact_missing", "ExpectColumnValuesToNotBeNull", {"column": "contact_id"}),
+        (WAITING, "ExpectColumnValuesToBeNull", {"column": "unknown_contact"}),
+        ("completed_not_boolean", "ExpectColumnValuesToBeInSet", {"column": "completed", "value_set": [True, False]}),
+        ("status_unknown", "ExpectColumnValuesToBeInSet", {"column": "status", "value_set": APPOINTMENT_STATUSES}),
+        ("date_in_future", "ExpectColumnValuesToBeBetween", {"column": "date_epoch", "max_value": now_epoch})]
 
 
 def _suite(now_epoch: float, table: str):
     import great_expectations as gx
 
-    ex = gx.expectations
-    common = [ex.ExpectColumnValuesToNotBeNull(column="source_id"),
-              ex.ExpectColumnValuesToBeUnique(column="record_key"),
-              ex.ExpectColumnValuesToBeBetween(column="updated_epoch", max_value=now_epoch)]
-    if table == "staging_contact":
-        specific = [ex.ExpectColumnValuesToMatchRegex(column="email", regex=EMAIL_RE),
-                    ex.ExpectColumnValuesToMatchRegex(column="phone", regex=E164_RE)]
-    else:
-        specific = [ex.ExpectColumnValuesToNotBeNull(column="contact_id"),
-                    ex.ExpectColumnValuesToBeInSet(column="status", value_set=APPOINTMENT_STATUSES)]
     suite = gx.ExpectationSuite(name=table)
-    for expectation in common + specific:
-        suite.add_expectation(expectation)
+    for rule, kind, kwargs in _checks(now_epoch, table):
+        suite.add_expectation(getattr(gx.expectations, kind)(meta={"rule": rule}, **kwargs))
     return suite
 
 
-def run_expectations(frame: pd.DataFrame, table: str = "staging_contact") -> list[tuple[int, Broken]]:
-    """(row position, broken rule) for every failed expectation, from GX's own results."""
+# Columns derived for a check, and the column a user knows the value by.
+SHOWN_AS = {"updated_epoch": "updated_at", "date_epoch": "note_date"}
+
+
+def _shown(frame: pd.DataFrame, index: int, column: str) -> tuple[str, str]:
+    """(column, value) as a user reads them: source column, ISO time, cut so a 100 kB note does not fill the page."""
+    column = SHOWN_AS.get(column, column)
+    value = frame.at[index, column]
+    if isinstance(value, datetime):
+        value = value.isoformat()
+    elif hasattr(value, "item"):  # a numpy scalar
+        value = value.item()
+    shown = repr(value)
+    return column, shown if len(shown) <= 120 else shown[:117] + "..."
+
+
+def run_expectations(frame: pd.DataFrame, table: str = "staging_contact"
+                     ) -> tuple[list[tuple[int, Broken]], list[dict[str, Any]]]:
+    """GX's verdict on one table: (row position, broken rule) for every failing row, and per
+    expectation its outcome, unexpected count and up to five sample rows for the report."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     import great_expectations as gx
 
+    frame = frame.reset_index(drop=True)
     context = gx.get_context(mode="ephemeral")
     asset = context.data_sources.add_pandas("staging").add_dataframe_asset(table)
     batch = asset.add_batch_definition_whole_dataframe("run").get_batch(batch_parameters={"dataframe": frame})
     limit = (utcnow() + CLOCK_SKEW).timestamp()
     result = batch.validate(_suite(limit, table), result_format={"result_format": "COMPLETE"})
-    failures = []
+    failures, outcomes = [], []
     for outcome in result.results:
-        if outcome.success:
-            continue
         config = outcome.expectation_config
-        column = config.kwargs.get("column")
-        for index in outcome.result.get("unexpected_index_list") or []:
-            value = frame.at[index, column]
-            failures.append((index, Broken(config.type, f"{column}={value!r} fails {config.type}")))
-    return failures
+        column, rule = config.kwargs.get("column"), config.meta["rule"]
+        bad = list(outcome.result.get("unexpected_index_list") or [])
+        outcomes.append({"table": table, "rule": rule, "expectation": config.type, "column": column,
+                         "success": bool(outcome.success), "unexpected_count": len(bad),
+                         "samples": [{"side": frame.at[i, "side"], "entity": frame.at[i, "entity"],
+                                      "id": frame.at[i, "source_id"], "value": _shown(frame, i, column)[1]}
+                                     for i in bad[:SAMPLES]]})
+        for index in bad:
+            shown_column, value = _shown(frame, index, column)
+            record = f"{frame.at[index, 'entity']} {frame.at[index, 'side']}:{frame.at[index, 'source_id']}"
+            failures.append((index, Broken(rule, f"{record}: {shown_column}={value} fails {config.type}")))
+    return failures, outcomes
+
+
+def _epoch(moment: Any) -> float | None:
+    """Seconds since the epoch, from a datetime or ISO text; years pandas cannot hold (9999) included."""
+    if moment is None or (not isinstance(moment, str | datetime) and pd.isna(moment)):
+        return None
+    if isinstance(moment, str):  # canonical text: UTC, to the second or to the day
+        moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def _person(first: Any, last: Any, email: Any) -> tuple | None:
+    if not email:
+        return None
+    return (email, (first or "").casefold(), (last or "").casefold())
+
+
+def _same_person(conn: sa.Connection, ctx: RunContext, frame: pd.DataFrame) -> list[str | None]:
+    """For each of this run's contacts, the other ids on its side holding the same person, if any.
+    A deleted record is no duplicate: the app's archive of one twin must go through."""
+    ids: dict[tuple, list[str]] = {}
+    for row in conn.execute(sa.select(staging_contact.c.side, staging_contact.c.source_id, staging_contact.c.email,
+                                      staging_contact.c.first_name, staging_contact.c.last_name)
+                            .where(staging_contact.c.profile == ctx.profile.name, ~staging_contact.c.deleted)):
+        person = _person(row.first_name, row.last_name, row.email)
+        if person:
+            ids.setdefault((row.side, *person), []).append(row.source_id)
+    others = []
+    for side, source_id, first, last, email, deleted in zip(frame.side, frame.source_id, frame.first_name,
+                                                            frame.last_name, frame.email, frame.deleted, strict=True):
+        person = None if deleted else _person(first, last, email)
+        twins = sorted(set(ids.get((side, *person), [])) - {source_id}) if person else []
+        others.append(", ".join(twins) or None)
+    return others
+
+
+def _known_contacts(conn: sa.Connection, ctx: RunContext) -> set[tuple[str, str]]:
+    return {(r.side, r.source_id) for r in conn.execute(sa.select(staging_contact.c.side, staging_contact.c.source_id)
+                                                        .where(staging_contact.c.profile == ctx.profile.name))}
+
+
+def _frame(conn: sa.Connection, ctx: RunContext, table: sa.Table) -> pd.DataFrame:
+    """This run's staged rows of one table, with the derived columns the suites check."""
+    rows = conn.execute(sa.select(table).where(table.c.profile == ctx.profile.name,
+                                               table.c.run_id == ctx.run_id)).mappings().all()
+    frame = pd.DataFrame([dict(r) for r in rows], dtype=object)
+    if frame.empty:
+        return frame
+    if "entity" not in frame:
+        frame["entity"] = "contact"
+    frame["record_key"] = frame["entity"] + ":" + frame["side"] + ":" + frame["source_id"].astype(str)
+    frame["updated_epoch"] = [_epoch(t) for t in frame["updated_at"]]
+    if table is staging_contact:
+        frame["same_person_as"] = _same_person(conn, ctx, frame)
+        return frame
+    known = _known_contacts(conn, ctx)
+    frame["unknown_contact"] = [None if c is None or (s, c) in known else c
+                                for s, c in zip(frame["side"], frame["contact_id"], strict=True)]
+    frame["completed"] = [f.get("completed") if e == "task" else None
+                          for e, f in zip(frame["entity"], frame["fields"], strict=True)]
+    frame["status"] = [f.get("status") if e == "appointment" else None
+                       for e, f in zip(frame["entity"], frame["fields"], strict=True)]
+    frame["note_date"] = [f.get("date") if e == "note" else None
+                          for e, f in zip(frame["entity"], frame["fields"], strict=True)]
+    frame["date_epoch"] = [_epoch(d) for d in frame["note_date"]]
+    return frame
+
+
+def _withdraw(conn: sa.Connection, ctx: RunContext, table: str, row: pd.Series) -> None:
+    """A row that failed validation leaves staging, so reconcile never sees it."""
+    target = staging_contact if table == "staging_contact" else staging_record
+    where = [target.c.profile == ctx.profile.name, target.c.side == row["side"], target.c.source_id == row["source_id"]]
+    if target is staging_record:
+        where.append(target.c.entity == row["entity"])
+    conn.execute(sa.delete(target).where(*where))
+
+
+def _check_table(conn: sa.Connection, ctx: RunContext, table: sa.Table) -> tuple[int, int, list[dict[str, Any]]]:
+    """Validate one staging table; quarantine and withdraw its bad rows. Returns (rows, bad rows, outcomes).
+
+    Contacts go first, so a child whose contact was just withdrawn waits instead of linking to it."""
+    frame = _frame(conn, ctx, table)
+    if frame.empty:
+        return 0, 0, []
+    broken_rows, outcomes = run_expectations(frame, table.name)
+    bad = [(i, broken) for i, broken in broken_rows if broken.rule != WAITING]
+    insert_ignore(conn, quarantine, [
+        quarantine_row(ctx, frame.at[i, "side"], int(frame.at[i, "raw_id"]), frame.at[i, "source_id"], broken,
+                       frame.at[i, "entity"]) for i, broken in bad], keys=["profile", "run_id", "raw_id", "rule"])
+    bad_rows = {i for i, _ in bad}
+    for index in bad_rows:
+        _withdraw(conn, ctx, table.name, frame.loc[index])
+    return len(frame), len(bad_rows), outcomes
 
 
 def _newly_bad(conn: sa.Connection, ctx: RunContext) -> int:
@@ -100,59 +233,28 @@ def _newly_bad(conn: sa.Connection, ctx: RunContext) -> int:
     return len(mine - earlier)
 
 
-def _frames(conn: sa.Connection, ctx: RunContext) -> dict[str, pd.DataFrame]:
-    """This run's staged rows per staging table, with the columns the suites check."""
-    frames = {}
-    for table in (staging_contact, staging_record):
-        frame = pd.read_sql(sa.select(table).where(table.c.profile == ctx.profile.name,
-                                                   table.c.run_id == ctx.run_id), conn)
-        if frame.empty:
-            continue
-        frame["entity"] = frame.get("entity", "contact")
-        frame["record_key"] = frame["entity"] + ":" + frame["side"] + ":" + frame["source_id"].astype(str)
-        frame["updated_epoch"] = pd.to_datetime(frame["updated_at"], utc=True).map(
-            lambda t: t.timestamp() if pd.notna(t) else None)
-        if table is staging_record:
-            frame["status"] = [f.get("status") if e == "appointment" else None
-                               for e, f in zip(frame["entity"], frame["fields"], strict=True)]
-        frames[table.name] = frame
-    return frames
-
-
-def _withdraw(conn: sa.Connection, ctx: RunContext, table: str, row: pd.Series) -> None:
-    """A row that failed validation leaves staging, so reconcile never sees it."""
-    target = staging_contact if table == "staging_contact" else staging_record
-    where = [target.c.profile == ctx.profile.name, target.c.side == row["side"], target.c.source_id == row["source_id"]]
-    if target is staging_record:
-        where.append(target.c.entity == row["entity"])
-    conn.execute(sa.delete(target).where(*where))
-
-
 def validate(ctx: RunContext) -> dict[str, Any]:
+    from crm_sync.pipeline.report import report_path
+
     eng = engine()
-    with eng.connect() as conn:
-        frames = _frames(conn, ctx)
+    with eng.begin() as conn:
         extracted = conn.execute(sa.select(sa.func.count()).select_from(raw_record).where(
             raw_record.c.profile == ctx.profile.name, raw_record.c.run_id == ctx.run_id)).scalar_one()
-    failures = {table: run_expectations(frame, table) for table, frame in frames.items()}
-    failed_rows = 0
-    with eng.begin() as conn:
-        for table, broken_rows in failures.items():
-            frame = frames[table]
-            insert_ignore(conn, quarantine, [
-                quarantine_row(ctx, frame.at[i, "side"], int(frame.at[i, "raw_id"]), frame.at[i, "source_id"], broken,
-                               frame.at[i, "entity"])
-                for i, broken in broken_rows], keys=["profile", "run_id", "raw_id", "rule"])
-            bad_rows = {index for index, _ in broken_rows}
-            failed_rows += len(bad_rows)
-            for index in bad_rows:
-                _withdraw(conn, ctx, table, frame.loc[index])
+        rows, failed, expectations = {}, 0, []
+        for table in (staging_contact, staging_record):
+            rows[table.name], bad_rows, outcomes = _check_table(conn, ctx, table)
+            failed += bad_rows
+            expectations += outcomes
         bad = _newly_bad(conn, ctx)
         share = bad / extracted if extracted else 0.0
         passed = extracted < MIN_ROWS_FOR_THRESHOLD or share <= ctx.profile.quality_threshold
-        stats = {"validated": sum(len(f) for f in frames.values()), "failed": failed_rows, "newly_bad": bad,
-                 "bad_share": round(share, 4), "threshold": ctx.profile.quality_threshold, "passed": passed}
+        stats = {"validated": sum(rows.values()), "rows": rows, "failed": failed,
+                 WAITING: sum(o["unexpected_count"] for o in expectations if o["rule"] == WAITING),
+                 "newly_bad": bad, "bad_share": round(share, 4), "threshold": ctx.profile.quality_threshold,
+                 "passed": passed, "expectations": expectations}
         log_step(conn, ctx, "validate", stats)
+    log.info("data-quality report (written by the report task): %s#data-quality",
+             report_path(ctx.profile.dag_id, ctx.run_id).as_uri())
     if not passed:
         raise DataQualityError(f"{bad} of {extracted} rows ({share:.1%}) newly failed validation, over the "
                                f"profile's threshold of {ctx.profile.quality_threshold:.0%}; nothing will be written")
