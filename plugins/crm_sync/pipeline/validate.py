@@ -130,29 +130,29 @@ def _epoch(moment: Any) -> float | None:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
-def _person(first: Any, last: Any, email: Any) -> tuple | None:
-    if not email:
-        return None
-    return (email, (first or "").casefold(), (last or "").casefold())
+def _person_key(frame: pd.DataFrame) -> pd.Series:
+    """side, email and case-folded names: one person, whatever the record ids."""
+    def folded(column: str) -> pd.Series:
+        return frame[column].fillna("").astype(str).str.casefold()
+
+    return frame["side"] + "\0" + frame["email"].astype(str) + "\0" + folded("first_name") + "\0" + folded("last_name")
 
 
 def _same_person(conn: sa.Connection, ctx: RunContext, frame: pd.DataFrame) -> list[str | None]:
-    """For each of this run's contacts, the other ids on its side holding the same person, if any.
-    A deleted record is no duplicate: the app's archive of one twin must go through."""
-    ids: dict[tuple, list[str]] = {}
-    for row in conn.execute(sa.select(staging_contact.c.side, staging_contact.c.source_id, staging_contact.c.email,
-                                      staging_contact.c.first_name, staging_contact.c.last_name)
-                            .where(staging_contact.c.profile == ctx.profile.name, ~staging_contact.c.deleted)):
-        person = _person(row.first_name, row.last_name, row.email)
-        if person:
-            ids.setdefault((row.side, *person), []).append(row.source_id)
-    others = []
-    for side, source_id, first, last, email, deleted in zip(frame.side, frame.source_id, frame.first_name,
-                                                            frame.last_name, frame.email, frame.deleted, strict=True):
-        person = None if deleted else _person(first, last, email)
-        twins = sorted(set(ids.get((side, *person), [])) - {source_id}) if person else []
-        others.append(", ".join(twins) or None)
-    return others
+    """For each of this run's contacts, the other ids on its side holding the same person, if any:
+    one join against every staged contact, not a loop. A deleted record is no duplicate: the
+    app's archive of one twin must go through."""
+    c = staging_contact.c
+    staged = pd.read_sql(sa.select(c.side, c.source_id, c.email, c.first_name, c.last_name).where(
+        c.profile == ctx.profile.name, ~c.deleted, c.email.is_not(None)), conn)
+    mine = frame[~frame["deleted"].astype(bool) & frame["email"].notna()]
+    if mine.empty or staged.empty:
+        return [None] * len(frame)
+    joined = pd.DataFrame({"row": mine.index, "id": mine["source_id"].to_numpy(), "key": _person_key(mine).to_numpy()}
+                          ).merge(pd.DataFrame({"key": _person_key(staged), "twin": staged["source_id"]}), on="key")
+    joined = joined[joined["id"] != joined["twin"]]
+    twins = joined.groupby("row")["twin"].agg(lambda ids: ", ".join(sorted(set(ids))))  # duplicates only: few
+    return [twins.get(i) for i in frame.index]
 
 
 def _known_contacts(conn: sa.Connection, ctx: RunContext) -> set[tuple[str, str]]:
