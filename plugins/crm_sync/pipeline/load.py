@@ -99,8 +99,9 @@ class Sender:
             return held
         contact_id = self.contact_id(row, "ghl")
         if row.op == "create":
-            # A resend (an earlier attempt may have reached GHL) first looks for what it created.
-            found = ghl.find_child(row.entity, contact_id, body, exclude=self.linked(row)) if row.attempts > 1 else None
+            # A resend (an earlier attempt may have reached GHL) first looks for what it created. ``row``
+            # was read before this send's claim, so any attempt it counts is an earlier one.
+            found = ghl.find_child(row.entity, contact_id, body, exclude=self.linked(row)) if row.attempts else None
             return found or ghl.create_child(row.entity, contact_id, body)
         if row.op == "delete":
             ghl.delete_child(row.entity, contact_id, row.target_id)
