@@ -30,15 +30,17 @@ def test_chaos_trials_find_no_duplicate_and_no_lost_record(tmp_path):
     assert len(trials) == 4 and all("met=yes" in line for line in trials), lines
     assert {re.search(r"(kill_before|kill_after|drop|lost)", line).group(1) for line in trials} == \
         {"kill_before", "kill_after", "drop", "lost"}
-    assert not processes_with(f"CRM_SYNC_HOME={tmp_path / 'chaos'}"), "the trials left processes running"
+    assert not processes_with(f"CRM_SYNC_HOME={tmp_path / 'chaos'}/"), "the trials left processes running"
 
 
-def processes_with(variable: str) -> list[int]:
-    """Processes whose environment holds ``variable`` (every Airflow process a lane starts has it)."""
+def processes_with(setting: str) -> list[int]:
+    """Processes with an environment variable set to a value starting so (every Airflow process a
+    lane starts has its lane's CRM_SYNC_HOME)."""
     found = []
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and variable.encode() in (entry / "environ").read_bytes().split(b"\0"):
+            variables = (entry / "environ").read_bytes().split(b"\0") if entry.name.isdigit() else []
+            if any(v.startswith(setting.encode()) for v in variables):
                 found.append(int(entry.name))
         except OSError:
             continue
