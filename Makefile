@@ -1,5 +1,6 @@
-# crm-sync: `make demo` runs a full sync on the embedded default, `make test` runs the tests.
-# Both create the virtual environment from requirements.txt when it is missing or stale.
+# crm-sync: `make demo` runs a full sync on the embedded default, `make test` runs the tests,
+# `make chaos` runs crash-safety trials of the load (CHAOS_ARGS, e.g. --trials 20 --seed 7).
+# All three create the virtual environment from requirements.txt when it is missing or stale.
 
 PYTHON ?= python3.11
 VENV := .venv
@@ -8,8 +9,9 @@ STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 PROFILE ?= gymdesk
 PYTEST_ARGS ?=
+CHAOS_ARGS ?= --trials 20
 
-.PHONY: venv demo test test-slow clean
+.PHONY: venv demo chaos test test-slow clean
 
 venv: $(STAMP)
 
@@ -22,6 +24,9 @@ $(STAMP): requirements.txt requirements.lock pyproject.toml
 demo: venv
 	$(BIN)/python -m include.demo --profile $(PROFILE)
 
+chaos: venv
+	$(BIN)/python -m include.chaos $(CHAOS_ARGS)
+
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -29,4 +34,4 @@ test-slow: venv
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
 clean:
-	rm -rf .demo .pytest_cache
+	rm -rf .demo .chaos .pytest_cache

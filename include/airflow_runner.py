@@ -18,7 +18,9 @@ import sqlite3
 import subprocess
 import time
 import urllib.request
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -42,7 +44,7 @@ def airflow(args: list[str], env: dict[str, str], log: Path, timeout: float = 60
     run_logged(["airflow", *args], env, log, timeout)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -85,12 +87,44 @@ def _stop(processes: list[subprocess.Popen], grace: float) -> None:
         _signal_session(process.pid, signal.SIGKILL)
 
 
-def run_backfill(dag_id: str, from_date: str, to_date: str, env: dict[str, str], log_dir: Path,
-                 timeout: float = 900) -> list[dict]:
-    """Backfill [from_date, to_date] (daily intervals, both ends' logical dates included); return the runs."""
+@dataclass
+class Services:
+    """A running api-server and scheduler, and the environment CLI calls beside them must use."""
+
+    env: dict[str, str]
+    processes: list[subprocess.Popen]
+    log_dir: Path
+
+    @property
+    def db(self) -> Path:
+        return Path(self.env["AIRFLOW_HOME"]) / "airflow.db"
+
+    def query(self, sql: str, *params) -> list[tuple]:
+        return _query(self.db, sql, *params)
+
+    def check(self) -> None:
+        if dead := [p.args[1] for p in self.processes if p.poll() is not None]:
+            raise RuntimeError(f"{dead} exited early; logs in {self.log_dir}")
+
+    def wait_for_runs(self, where: str, params: tuple, deadline: float) -> list[dict]:
+        """The DAG runs matching ``where``, once every one has finished; TimeoutError past ``deadline``."""
+        select = f"SELECT {', '.join(RUN_COLUMNS)} FROM dag_run WHERE {where} ORDER BY logical_date, run_after"
+        rows = self.query(select, *params)
+        while not rows or not all(row[1] in TERMINAL for row in rows):
+            self.check()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"DAG runs unfinished at the deadline: {rows}")
+            time.sleep(0.5)
+            rows = self.query(select, *params)
+        return [dict(zip(RUN_COLUMNS, row, strict=True)) for row in rows]
+
+
+@contextmanager
+def airflow_services(env: dict[str, str], log_dir: Path, timeout: float = 120) -> Iterator[Services]:
+    """A private api-server (execution API) and scheduler (LocalExecutor) on a free localhost port;
+    stops every process they started, task processes included, whatever happens."""
     deadline = time.monotonic() + timeout
-    port = _free_port()
-    db = Path(env["AIRFLOW_HOME"]) / "airflow.db"
+    port = free_port()
     env = {**env,
            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
            "AIRFLOW__CORE__PARALLELISM": "4",  # the default 32 pre-forks 32 idle workers
@@ -99,7 +133,7 @@ def run_backfill(dag_id: str, from_date: str, to_date: str, env: dict[str, str],
            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),  # the api-server and tasks share it
            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-           "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}  # only the backfill's runs, no scheduled one
+           "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}  # only the runs asked for, no scheduled one
     log_dir.mkdir(parents=True, exist_ok=True)
     processes: list[subprocess.Popen] = []
 
@@ -108,34 +142,39 @@ def run_backfill(dag_id: str, from_date: str, to_date: str, env: dict[str, str],
             processes.append(subprocess.Popen(["airflow", *args], env=env, stdout=out, stderr=subprocess.STDOUT,
                                               stdin=subprocess.DEVNULL, start_new_session=True))
 
-    select_runs = f"SELECT {', '.join(RUN_COLUMNS)} FROM dag_run WHERE backfill_id = ? ORDER BY logical_date"
     finished = False
     try:
         start("api-server", "api-server", "--apps", "execution", "-H", "127.0.0.1", "-p", str(port))
         start("scheduler", "scheduler", "--skip-serve-logs")
         airflow(["dags", "reserialize"], env, log_dir / "reserialize.log")
-        airflow(["dags", "unpause", dag_id], env, log_dir / "unpause.log")
         while not _healthy(port):
             if processes[0].poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the api-server did not come up; see {log_dir / 'api-server.log'}")
             time.sleep(0.2)
-        airflow(["backfill", "create", "--dag-id", dag_id, "--from-date", from_date, "--to-date", to_date,
-                 "--max-active-runs", "1"],  # one run at a time, in order, like the DAG itself
-                env, log_dir / "backfill-create.log")
-        backfill_id = _query(db, "SELECT max(id) FROM backfill WHERE dag_id = ?", dag_id)[0][0]
-        rows = _query(db, select_runs, backfill_id)
-        while not rows or not all(row[1] in TERMINAL for row in rows):
-            if dead := [p.args[1] for p in processes if p.poll() is not None]:
-                raise RuntimeError(f"{dead} exited early; logs in {log_dir}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"backfill {backfill_id} unfinished after {timeout:.0f} s: {rows}")
-            time.sleep(0.5)
-            rows = _query(db, select_runs, backfill_id)
+        services = Services(env, processes, log_dir)
+        yield services
+        services.check()
         finished = True
     finally:
         _stop(processes, grace=10 if finished else 3)
+
+
+def run_backfill(dag_id: str, from_date: str, to_date: str, env: dict[str, str], log_dir: Path,
+                 timeout: float = 900) -> list[dict]:
+    """Backfill [from_date, to_date] (daily intervals, both ends' logical dates included); return the runs."""
+    deadline = time.monotonic() + timeout
+    db = Path(env["AIRFLOW_HOME"]) / "airflow.db"
+    with airflow_services(env, log_dir) as services:
+        airflow(["dags", "unpause", dag_id], services.env, log_dir / "unpause.log")
+        airflow(["backfill", "create", "--dag-id", dag_id, "--from-date", from_date, "--to-date", to_date,
+                 "--max-active-runs", "1"],  # one run at a time, in order, like the DAG itself
+                services.env, log_dir / "backfill-create.log")
+        backfill_id = _query(db, "SELECT max(id) FROM backfill WHERE dag_id = ?", dag_id)[0][0]
+        rows = services.wait_for_runs("backfill_id = ?", (backfill_id,), deadline)
     # The scheduler marks a backfill complete only every 30 s; do it now so a later one may start.
     with closing(sqlite3.connect(db, timeout=30)) as conn, conn:
         conn.execute("UPDATE backfill SET completed_at = ? WHERE id = ? AND completed_at IS NULL",
                      (datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"), backfill_id))
-    return [dict(zip(RUN_COLUMNS, row, strict=True)) for row in rows]
+    return rows
+
+

@@ -50,8 +50,8 @@ def _phone_formats(n: int) -> tuple[str, str, str]:
     return f"+1415{area:03d}{line:04d}"[:12], f"+1 415-{area:03d}-{line:04d}", f"(415) {area:03d}-{line:04d}"
 
 
-def build(today: date, people: int = 60) -> DemoData:
-    rng = random.Random(20261123)
+def build(today: date, people: int = 60, seed: int = 20261123) -> DemoData:
+    rng = random.Random(seed)
     day0 = datetime.combine(today, time(), tzinfo=UTC)
 
     def moment(days_back: int) -> datetime:

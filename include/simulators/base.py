@@ -45,7 +45,9 @@ def parse_iso(text: str) -> datetime:
 
 MAX_FAULT_COUNT = 10_000
 MAX_HOLD_S = 120.0
-FAULT_KEYS = {"latency_ms", "statuses", "storm_429", "server_errors", "timeouts", "drops", "resets"}
+FAULT_KEYS = {"latency_ms", "statuses", "storm_429", "server_errors", "timeouts", "drops", "resets", "lost", "late",
+              "writes"}
+WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 @dataclass(frozen=True)
@@ -55,16 +57,20 @@ class Fault:
     kind: "status" answers ``status`` (with ``headers``); "hold" keeps the request ``seconds``
     before serving it, so a client with a shorter timeout sees a timeout; "drop" closes the
     connection without a response (httpx: RemoteProtocolError); "reset" aborts it (ReadError).
+    ``after``: the request is served first, then its answer is lost (dropped or held): the
+    write happened, but the client cannot know it.
     """
 
     kind: str
     status: int = 0
     seconds: float = 0.0
     headers: tuple[tuple[str, str], ...] = ()
+    after: bool = False
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, **({"status": self.status} if self.status else {}),
-                **({"seconds": self.seconds} if self.seconds else {}), **dict(self.headers)}
+                **({"seconds": self.seconds} if self.seconds else {}), **dict(self.headers),
+                **({"after": True} if self.after else {})}
 
 
 @dataclass
@@ -73,6 +79,25 @@ class Faults:
 
     latency_ms: float = 0.0
     queue: list[Fault] = field(default_factory=list)
+    write_queue: list[Fault] = field(default_factory=list)  # met by write requests only
+    writes_to_skip: int = 0  # writes served normally before write_queue applies
+
+    def next_for(self, write: bool) -> Fault | None:
+        """The fault this request meets, if any (call under the state's lock)."""
+        if self.queue:
+            return self.queue.pop(0)
+        if not write or not self.write_queue:
+            return None
+        if self.writes_to_skip:
+            self.writes_to_skip -= 1
+            return None
+        return self.write_queue.pop(0)
+
+
+def is_write(request: Request) -> bool:
+    """A call that changes records (searches by POST only read)."""
+    return request.method in WRITE_METHODS and not request.url.path.endswith("/search") \
+        and not request.url.path.startswith("/oauth/")
 
 
 def _count(value: Any) -> int:
@@ -86,7 +111,8 @@ def parse_faults(body: dict[str, Any]) -> list[Fault]:
     """The faults a ``POST /_sim/faults`` body asks for, in the order they will be met.
 
     ``statuses: [500, 429]``; ``storm_429: {count, retry_after_s}``; ``server_errors: {count, status}``;
-    ``timeouts: {count, hold_s}``; ``drops: n``; ``resets: n``.
+    ``timeouts: {count, hold_s}``; ``drops: n``; ``resets: n``; served, then the answer lost:
+    ``lost: n`` (dropped), ``late: {count, hold_s}`` (held).
     """
     faults = [Fault("status", int(status)) for status in body.get("statuses", [])]
     if storm := body.get("storm_429"):
@@ -97,13 +123,24 @@ def parse_faults(body: dict[str, Any]) -> list[Fault]:
         if not 500 <= status <= 599:
             raise ValueError("server_errors.status must be a 5xx")
         faults += [Fault("status", status)] * _count(errors["count"])
-    if timeouts := body.get("timeouts"):
-        hold = float(timeouts.get("hold_s", 30))
-        if not 0 < hold <= MAX_HOLD_S:
-            raise ValueError(f"timeouts.hold_s must be in (0, {MAX_HOLD_S}]")
-        faults += [Fault("hold", seconds=hold)] * _count(timeouts["count"])
+    for key, after in (("timeouts", False), ("late", True)):
+        if held := body.get(key):
+            hold = float(held.get("hold_s", 30))
+            if not 0 < hold <= MAX_HOLD_S:
+                raise ValueError(f"{key}.hold_s must be in (0, {MAX_HOLD_S}]")
+            faults += [Fault("hold", seconds=hold, after=after)] * _count(held["count"])
     faults += [Fault("drop")] * _count(body.get("drops", 0)) + [Fault("reset")] * _count(body.get("resets", 0))
-    return faults
+    return faults + [Fault("drop", after=True)] * _count(body.get("lost", 0))
+
+
+def parse_write_faults(body: dict[str, Any]) -> tuple[int, list[Fault]]:
+    """``writes: {skip: k, <faults as above>}``: faults met only by write requests, after ``k``
+    writes were served normally (a crash or fault at a chosen write)."""
+    if not isinstance(body, dict):
+        raise ValueError("writes must be an object")
+    if unknown := set(body) - FAULT_KEYS - {"skip"} | ({"latency_ms", "writes"} & set(body)):
+        raise ValueError(f"unknown write faults: {sorted(unknown)}")
+    return _count(body.get("skip", 0)), parse_faults(body)
 
 
 class Table(dict):
@@ -201,9 +238,10 @@ def install_common(app: FastAPI, state: SimState, fault_actions: dict[str, Fault
         if state.faults.latency_ms:
             await asyncio.sleep(state.faults.latency_ms / 1000)
         with state.lock:
-            fault = state.faults.queue.pop(0) if state.faults.queue else None
+            fault = state.faults.next_for(is_write(request))
         if fault is not None:
-            state.calls[f"fault {fault.status or fault.kind}"] += 1
+            state.calls[f"fault {fault.status or fault.kind}{' after' if fault.after else ''}"] += 1
+        if fault is not None and not fault.after:
             if fault.kind != "hold":
                 return _meet(fault, request)
             if not await _hold(request, fault.seconds):
@@ -213,6 +251,10 @@ def install_common(app: FastAPI, state: SimState, fault_actions: dict[str, Fault
         key = f"{request.method} {getattr(route, 'path', request.url.path)}"
         state.calls[key] += 1
         state.calls["total"] += 1
+        if fault is not None and fault.after:
+            if fault.kind != "hold":
+                return _meet(fault, request)
+            await asyncio.sleep(fault.seconds)  # served; the answer comes too late for a waiting client
         return response
 
     admin = APIRouter(prefix=ADMIN_PREFIX)
@@ -241,7 +283,9 @@ def install_common(app: FastAPI, state: SimState, fault_actions: dict[str, Fault
         return {}
 
     def fault_state() -> dict[str, Any]:
-        return {"latency_ms": state.faults.latency_ms, "queued": [f.describe() for f in state.faults.queue]}
+        return {"latency_ms": state.faults.latency_ms, "queued": [f.describe() for f in state.faults.queue],
+                "on_writes": {"skip": state.faults.writes_to_skip,
+                              "queued": [f.describe() for f in state.faults.write_queue]}}
 
     @admin.get("/faults")
     def get_faults() -> dict[str, Any]:
@@ -253,11 +297,15 @@ def install_common(app: FastAPI, state: SimState, fault_actions: dict[str, Fault
             return error(400, {"statusCode": 400, "message": f"unknown faults: {sorted(unknown)}"})
         try:
             queued = parse_faults(body)
+            skip, on_writes = parse_write_faults(body["writes"]) if "writes" in body else (0, [])
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             return error(400, {"statusCode": 400, "message": f"invalid faults: {exc}"})
         with state.lock:
             state.faults.latency_ms = float(body.get("latency_ms", state.faults.latency_ms))
             state.faults.queue.extend(queued)
+            if on_writes:
+                state.faults.writes_to_skip = skip
+                state.faults.write_queue.extend(on_writes)
         for name, action in actions.items():
             if body.get(name):
                 action(body[name])

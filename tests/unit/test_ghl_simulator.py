@@ -243,11 +243,45 @@ def test_a_dropped_connection_gets_no_response_at_all(sim, kind, raised):
     assert search(sim).status_code == 200
 
 
+def create(sim: RunningSim, email: str, timeout: float = 10) -> httpx.Response:
+    with sim.api(timeout=timeout) as api:
+        return api.post("/contacts/", json={"locationId": LOCATION, "firstName": "Ada", "email": email})
+
+
+def held_emails(sim: RunningSim) -> list[str]:
+    with sim.admin as admin:
+        return sorted(c["email"] for c in admin.get("/records/contacts").json())
+
+
+def test_write_faults_pass_reads_and_the_first_writes_then_meet_the_chosen_write(sim):
+    fault(sim, writes={"skip": 1, "server_errors": {"count": 1, "status": 502}})
+    assert search(sim).status_code == 200  # a search is a POST that only reads
+    statuses = [create(sim, f"w{n}@example.com").status_code for n in range(3)]
+    assert statuses == [201, 502, 201]
+    assert held_emails(sim) == ["w0@example.com", "w2@example.com"]  # the refused write did nothing
+
+
+def test_a_lost_write_is_applied_but_its_answer_never_arrives(sim):
+    fault(sim, writes={"lost": 1})
+    with pytest.raises(httpx.RemoteProtocolError):
+        create(sim, "lost@example.com")
+    assert held_emails(sim) == ["lost@example.com"]
+
+
+def test_a_late_write_is_applied_but_answered_after_the_client_gave_up(sim):
+    fault(sim, writes={"late": {"count": 1, "hold_s": 2}})
+    with pytest.raises(httpx.ReadTimeout):
+        create(sim, "late@example.com", timeout=0.5)
+    assert held_emails(sim) == ["late@example.com"]
+
+
 def test_fault_bodies_with_unbounded_counts_or_unknown_faults_are_refused(sim):
     with sim.admin as admin:
         assert admin.post("/faults", json={"drops": 10**9}).status_code == 400
         assert admin.post("/faults", json={"timeouts": {"count": 1, "hold_s": 3600}}).status_code == 400
         assert admin.post("/faults", json={"storm": {"count": 1}}).status_code == 400  # a typo is not ignored
+        assert admin.post("/faults", json={"writes": {"skip": 1, "storm": 1}}).status_code == 400
+        assert admin.post("/faults", json={"writes": {"skip": -1, "drops": 1}}).status_code == 400
 
 
 # ------------------------------------------------------------------ strict mode and the spec helpers

@@ -4,8 +4,8 @@ Load reads only the outbox. A row is claimed with a conditional update (pending 
 sending) so two runs can never send it both; it ends ``sent``, ``failed`` (the server
 refused it: the message is kept and the batch goes on) or back to ``pending`` when the
 failure was transient, for the task's retry or the next run. Creates cannot duplicate:
-GHL contacts go through ``/contacts/upsert``, GHL tasks and notes are looked up under
-their contact first, and app contacts are looked up by email first. After a write, the
+GHL contacts go through ``/contacts/upsert``, app contacts are looked up by email first,
+and a resent task, note or appointment is first looked up under its contact. After a write, the
 side's response is staged and its hash stored on the link, so the echo of our own write
 is recognised on the next extraction. Rows run in outbox order: a contact's create is
 sent before the tasks and notes that need its new id.
@@ -14,6 +14,7 @@ sent before the tasks and notes that need its new id.
 from __future__ import annotations
 
 import logging
+from datetime import UTC, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,6 +24,7 @@ from crm_sync.hooks.ghl import GHLClient, GHLHook
 from crm_sync.http import ApiError
 from crm_sync.pipeline.context import RunContext, advance_watermark, log_step, utcnow
 from crm_sync.pipeline.normalize import RuleBroken, canonical_record, timestamp, to_side
+from crm_sync.pipeline.reconcile import NATURAL_KEY
 from crm_sync.pipeline.stage import record_hash
 from crm_sync.profile import Side
 from crm_sync.warehouse.db import engine
@@ -41,18 +43,6 @@ class ContactNotReady(Exception):
     """A child's contact has no id on the target side yet: the child waits (pending) for a later load."""
 
 
-class AmbiguousCreate(ApiError):
-    """A create with no lookup failed in a way that may have reached the app: never resent blindly."""
-
-    def __init__(self, exc: ApiError):
-        super().__init__(exc.status, exc.method, exc.path, f"{exc.message}; the record may have been created: "
-                         "check the app, then retry or discard this write from the outbox CLI")
-
-    @property
-    def retriable(self) -> bool:
-        return False
-
-
 class Sender:
     """Performs outbox writes against both sides; returns the record the side now holds."""
 
@@ -68,11 +58,12 @@ class Sender:
             raise ContactNotReady(f"{row.entity} of contact link {row.contact_xref_id}")
         return found
 
-    def linked(self, row: sa.Row) -> set[str]:
-        """GHL ids of this entity already linked: a lookup must never claim one of them."""
+    def linked(self, row: sa.Row, side: Side = "ghl") -> set[str]:
+        """The side's ids of this entity already linked: a lookup must never claim one of them."""
+        column = getattr(xref.c, f"{side}_id")
         with self.conn_factory() as conn:
-            return {r.ghl_id for r in conn.execute(sa.select(xref.c.ghl_id).where(
-                xref.c.profile == self.profile.name, xref.c.entity == row.entity, xref.c.ghl_id.is_not(None)))}
+            return {r[0] for r in conn.execute(sa.select(column).where(
+                xref.c.profile == self.profile.name, xref.c.entity == row.entity, column.is_not(None)))}
 
     def send(self, row: sa.Row) -> dict[str, Any] | None:
         fields = self.profile.fields(row.entity)
@@ -100,8 +91,9 @@ class Sender:
             return held
         contact_id = self.contact_id(row, "ghl")
         if row.op == "create":
-            # A resend (an earlier attempt may have reached GHL) first looks for what it created.
-            found = ghl.find_child(row.entity, contact_id, body, exclude=self.linked(row)) if row.attempts > 1 else None
+            # A resend (an earlier attempt may have reached GHL) first looks for what it created. ``row``
+            # was read before this send's claim, so any attempt it counts is an earlier one.
+            found = ghl.find_child(row.entity, contact_id, body, exclude=self.linked(row)) if row.attempts else None
             return found or ghl.create_child(row.entity, contact_id, body)
         if row.op == "delete":
             ghl.delete_child(row.entity, contact_id, row.target_id)
@@ -131,17 +123,34 @@ class Sender:
             contact_id = self.contact_id(row, "app")
             top, _, rest = field.partition(".")
             body[top] = {rest: typed_id(contact_id)} if rest else typed_id(contact_id)
-            try:
-                return self._created(row, app.create(entity, body))
-            except ApiError as exc:  # only a 429 surely did nothing
-                raise exc if exc.status == 429 or (exc.status and exc.status < 500) else AmbiguousCreate(exc) \
-                    from None
+            # A resend (an earlier attempt may have reached the app) first looks for what it created.
+            found = self._app_child_sent(row, field, contact_id) if row.attempts else None
+            return found or self._created(row, app.create(entity, body))
         email = row.payload.get("email")
         existing = app.lookup(entity, email, self.profile.fields(entity)["email"].app) if email else None
         if existing is None:
             return self._created(row, app.create(entity, body))
         id_field, _ = self.profile.record_fields("app")
         return app.update(entity, str(dig(existing, id_field)), body)
+
+    def _app_child_sent(self, row: sa.Row, contact_field: str, contact_id: str) -> dict[str, Any] | None:
+        """An unlinked child of the contact with the write's natural key (a task's title, a note's body,
+        an appointment's start), changed since the write was planned: an earlier attempt's record."""
+        key = NATURAL_KEY[row.entity]
+        planned = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+        since = planned - timedelta(minutes=self.profile.overlap_minutes)  # the app's clock may run behind
+        id_field, _ = self.profile.record_fields("app", row.entity)
+        linked, fields = self.linked(row, "app"), self.profile.fields(row.entity)
+        for record in self.app.list_changed(row.entity, since, None):
+            if str(dig(record, contact_field)) != str(contact_id) or str(dig(record, id_field)) in linked:
+                continue
+            try:
+                values = canonical_record(row.entity, record, "app", fields, self.profile.default_region)
+            except RuleBroken:
+                continue
+            if values.get(key) == row.payload.get(key):
+                return record
+        return None
 
     def _created(self, row: sa.Row, held: dict[str, Any] | None) -> dict[str, Any]:
         """A create must answer with the record (its id is the link), else the profile's keys are wrong."""
