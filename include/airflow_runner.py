@@ -16,6 +16,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -42,6 +43,13 @@ def run_logged(command: list[str], env: dict[str, str], log: Path, timeout: floa
 
 def airflow(args: list[str], env: dict[str, str], log: Path, timeout: float = 600) -> None:
     run_logged(["airflow", *args], env, log, timeout)
+
+
+def prepare_metadata(env: dict[str, str], log_dir: Path, timeout: float = 600) -> None:
+    """Airflow's metadata database at the newest migration, with each GHL location's pool (a load
+    task waits forever for a pool that does not exist)."""
+    airflow(["db", "migrate"], env, log_dir / "airflow-db-migrate.log", timeout)
+    run_logged([sys.executable, "-m", "crm_sync.cli", "pools"], env, log_dir / "pools.log", timeout)
 
 
 def free_port() -> int:

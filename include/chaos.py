@@ -42,7 +42,7 @@ from typing import Any
 
 import httpx
 
-from include.airflow_runner import Services, airflow, airflow_services, free_port
+from include.airflow_runner import Services, airflow, airflow_services, free_port, prepare_metadata
 from include.demo import APP_KEY, GHL_TOKEN, ROOT, app_connection, demo_env
 from include.demo_apps import COLLECTIONS, app_seed, ghl_children
 from include.demo_data import LOCATION_ID, build
@@ -336,7 +336,7 @@ def lane(number: int, stop: threading.Event) -> Iterator[Lane]:
     ports = (free_port(), free_port())
     env = demo_env(home, f"http://127.0.0.1:{ports[0]}",
                    app_connection(profile_by_name(PROFILE), f"http://127.0.0.1:{ports[1]}"))
-    airflow(["db", "migrate"], env, home / "airflow-db-migrate.log", timeout=300)
+    prepare_metadata(env, home, timeout=300)
     with airflow_services(env, home / "services") as services:
         airflow(["dags", "unpause", DAG_ID], services.env, home / "unpause.log")
         yield Lane(number, services, ports, stop)

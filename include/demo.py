@@ -25,7 +25,7 @@ from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from include.airflow_runner import airflow, run_backfill, run_logged
+from include.airflow_runner import airflow, prepare_metadata, run_backfill
 from include.demo_apps import app_seed, ghl_children
 from include.demo_data import LOCATION_ID, build
 
@@ -162,8 +162,7 @@ def main() -> int:
             app_url = stack.enter_context(simulator(profile.name, app_seed(profile, data, now), DEMO_HOME))
         print(f"demo: simulators up: GHL {ghl_url}, {profile.name} {app_url}")
         env = demo_env(DEMO_HOME, ghl_url, app_connection(profile, app_url))
-        airflow(["db", "migrate"], env, DEMO_HOME / "airflow-db-migrate.log")
-        run_logged([sys.executable, "-m", "crm_sync.cli", "pools"], env, DEMO_HOME / "pools.log")
+        prepare_metadata(env, DEMO_HOME)
         starts = last_interval_starts(profile.schedule, now, args.intervals)
         print(f"demo: backfilling {profile.dag_id} over its last {args.intervals} intervals ({profile.schedule!r}) "
               f"from {starts[0]:%Y-%m-%d %H:%M} UTC "
