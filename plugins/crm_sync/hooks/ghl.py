@@ -125,6 +125,9 @@ class GHLClient(ApiClient):
     def contact_appointments(self, contact_id: str) -> list[dict[str, Any]]:
         return self.request("GET", f"/contacts/{contact_id}/appointments", retry=True).json().get("events", [])
 
+    def contact_tasks(self, contact_id: str) -> list[dict[str, Any]]:
+        return self.request("GET", f"/contacts/{contact_id}/tasks", retry=True).json().get("tasks", [])
+
     def _per_contact(self, fetch, contact_ids: list[str], workers: int) -> dict[str, list[dict[str, Any]]]:
         # GHL has no location-wide listing of these: the per-contact calls run concurrently
         # (bounded), paced by the shared rate limiter.
@@ -134,6 +137,10 @@ class GHLClient(ApiClient):
     def notes_for(self, contact_ids: list[str], workers: int = 4) -> dict[str, list[dict[str, Any]]]:
         """Notes of the contacts known to have changed."""
         return self._per_contact(self.contact_notes, contact_ids, workers)
+
+    def tasks_for(self, contact_ids: list[str], workers: int = 4) -> dict[str, list[dict[str, Any]]]:
+        """Complete task lists of these contacts (unpaged, unlike the location-wide search)."""
+        return self._per_contact(self.contact_tasks, contact_ids, workers)
 
     def appointments_for(self, contact_ids: list[str], workers: int = 4) -> dict[str, list[dict[str, Any]]]:
         """Appointments of the contacts known to have changed."""
@@ -181,7 +188,7 @@ class GHLClient(ApiClient):
                    exclude: set[str] = frozenset()) -> dict[str, Any] | None:
         """An unlinked task or note under the contact with this title and body: a create that may have
         reached GHL before a crash is found here instead of being sent twice."""
-        listed = self.request("GET", f"/contacts/{contact_id}/{entity}s", retry=True).json().get(f"{entity}s", [])
+        listed = (self.contact_tasks if entity == "task" else self.contact_notes)(contact_id)
         for child in listed:
             if child.get("id") not in exclude and all(
                     child.get(k) == v for k, v in fields.items() if k in ("title", "body")):
