@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from tests.conftest import APP_KEY, LOCATION_ID, run_dag
+from tests.conftest import APP_KEY, CLIENT_ID, CLIENT_SECRET, LOCATION_ID, run_dag
 from tests.integration.test_app_profiles import PAST, by_email, environment, ghl_api, ghl_contact
 
 pytestmark = [pytest.mark.integration]
@@ -31,7 +31,7 @@ def book(ghl_sim, **fields) -> None:
 
 
 @pytest.mark.parametrize("app_sim", ["gymdesk"], indirect=True)
-def test_gymdesk_task_edits_both_ways_note_edit_and_appointment_rescheduled_then_cancelled(
+def test_gymdesk_task_edits_both_ways_note_edit_and_appointments_rescheduled_cancelled_deleted(
         airflow_home, tmp_path, ghl_sim, app_sim):
     start = (datetime.now(UTC) + timedelta(days=10)).replace(hour=18, minute=0, second=0, microsecond=0)
     ghl_sim.seed("contacts", [ghl_contact(OMAR, "omar@example.com", "Omar", "Khan"),
@@ -42,6 +42,9 @@ def test_gymdesk_task_edits_both_ways_note_edit_and_appointment_rescheduled_then
     ghl_sim.seed("notes", [{"id": GHL_NOTE, "contactId": OMAR, "body": "Knee injury: no squats", "dateAdded": PAST}])
     book(ghl_sim, id=GHL_APPT, calendarId="cal1", contactId=PIA, title="Trial class", startTime=iso(start),
          endTime=iso(start + timedelta(hours=1)), appointmentStatus="confirmed")
+    book(ghl_sim, id="ghlAppt000000000002", calendarId="cal1", contactId=PIA, title="Intro call",
+         startTime=iso(start + timedelta(days=2)), endTime=iso(start + timedelta(days=2, hours=1)),
+         appointmentStatus="confirmed")
     app_sim.seed("members", [{"id": "mem_1", "first_name": "Lena", "last_name": "Silva", "email": "lena@example.com",
                               "phone": None, "company": None, "lead_source": None, "status": "active",
                               "created_at": PAST, "updated_at": PAST}])
@@ -58,8 +61,9 @@ def test_gymdesk_task_edits_both_ways_note_edit_and_appointment_rescheduled_then
         ("mem_1", "Renew membership", "user-ana"), (omar["id"], "Call Omar", "user-ana")]
     assert {t["title"]: (t["contactId"], t["assignedTo"]) for t in ghl_sim.records("tasks")}["Renew membership"] == (
         lena["id"], "user-ana")
-    [booking] = app_sim.records("bookings")
-    assert (booking["title"], booking["starts_at"], booking["status"]) == ("Trial class", iso(start), "booked")
+    bookings = {b["title"]: b for b in app_sim.records("bookings")}
+    assert (bookings["Trial class"]["starts_at"], bookings["Trial class"]["status"]) == (iso(start), "booked")
+    assert bookings["Intro call"]["status"] == "booked"
 
     # GHL: the task is reworded, moved and reassigned, the note corrected (a note edit is seen when
     # its contact next changes: Omar's phone), the class moved a day later. Gymdesk: Lena's task edited.
@@ -87,16 +91,20 @@ def test_gymdesk_task_edits_both_ways_note_edit_and_appointment_rescheduled_then
             ghl_tasks[lena["id"]]["assignedTo"]) == (
         "Renew yearly membership", "Offer 10% off", "2026-12-06T09:00", "user-cy")
     assert [n["content"] for n in app_sim.records("notes")] == ["Knee healed: squats are fine"]
-    [booking] = app_sim.records("bookings")
+    booking = {b["title"]: b for b in app_sim.records("bookings")}["Trial class"]
     assert (booking["starts_at"], booking["ends_at"], booking["status"]) == (
         iso(moved), iso(moved + timedelta(hours=1)), "booked")
 
+    # GHL cancels the class and deletes the intro call: on_delete archive is Gymdesk's soft form, cancelled.
     book(ghl_sim, id=GHL_APPT, contactId=PIA, appointmentStatus="cancelled")
+    httpx.delete(f"{ghl_sim.url}/_sim/appointments/ghlAppt000000000002", timeout=10).raise_for_status()
 
     run_dag(airflow_home, "ghl_gymdesk", env)
 
-    [booking] = app_sim.records("bookings")
-    assert (booking["starts_at"], booking["status"]) == (iso(moved), "cancelled")
+    bookings = {b["title"]: b for b in app_sim.records("bookings")}
+    assert (bookings["Trial class"]["starts_at"], bookings["Trial class"]["status"]) == (iso(moved), "cancelled")
+    assert bookings["Intro call"]["status"] == "cancelled"
+    assert len(app_sim.records("bookings")) == 2
 
 
 @pytest.mark.parametrize("app_sim", ["mygadgetrepairs"], indirect=True)
@@ -126,3 +134,73 @@ def test_mygadgetrepairs_task_and_comment_edits_reach_ghl(airflow_home, tmp_path
     assert [(t["title"], t["body"], t["dueDate"][:10], t["completed"]) for t in ghl_sim.records("tasks")] == [
         ("Replace screen and battery", "Battery at 71%", "2026-12-03", False)]
     assert [n["body"] for n in ghl_sim.records("notes")] == ["Phone collected from the desk"]
+
+
+def token(app_sim) -> str:
+    """An access token of the generic app, as its OAuth client gets one."""
+    answer = httpx.post(f"{app_sim.url}/oauth/token", data={"grant_type": "client_credentials", "client_id": CLIENT_ID,
+                                                            "client_secret": CLIENT_SECRET}, timeout=10)
+    return answer.raise_for_status().json()["access_token"]
+
+
+def writes(*sims) -> dict[str, int]:
+    return {k: v for sim in sims for k, v in sim.calls().items()
+            if k.split(" ")[0] in ("POST", "PUT", "PATCH", "DELETE") and "search" not in k and "oauth" not in k}
+
+
+@pytest.mark.parametrize("app_sim", ["generic"], indirect=True)
+def test_generic_deletes_of_tasks_and_notes_follow_on_delete_archive_both_ways(airflow_home, tmp_path, ghl_sim,
+                                                                                 app_sim):
+    leo = "ghlLeo0000000000001"
+    app_sim.seed("contacts", [{"contactId": "c-1", "email": "ava@example.com", "name": "Ava Garcia",
+                               "phone": None, "lastUpdated": PAST}])
+    app_sim.seed("tasks", [{"taskId": f"t-{i}", "contactId": "c-1", "title": title, "status": "open",
+                            "dueDate": None, "archived": False, "lastUpdated": PAST}
+                           for i, title in ((1, "Call back"), (2, "Send contract"))])
+    app_sim.seed("notes", [{"noteId": f"n-{i}", "contactId": "c-1", "content": content, "archived": False,
+                            "timestamp": PAST, "lastUpdated": PAST}
+                           for i, content in ((1, "Met at the expo"), (2, "Prefers email"))])
+    ghl_sim.seed("contacts", [ghl_contact(leo, "leo@example.com", "Leo", "Martin")])
+    ghl_sim.seed("tasks", [{"id": f"ghlTask00000000000{i}", "contactId": leo, "title": title, "body": None,
+                            "dueDate": "2026-12-10T09:00:00Z", "completed": False, "dateAdded": PAST}
+                           for i, title in ((1, "Renewal"), (2, "Upsell"))])
+    ghl_sim.seed("notes", [{"id": f"ghlNote00000000000{i}", "contactId": leo, "body": body, "dateAdded": PAST}
+                           for i, body in ((1, "VIP customer"), (2, "Pays yearly"))])
+    env = environment("generic", ghl_sim, app_sim, tmp_path)
+
+    run_dag(airflow_home, "ghl_generic", env)
+
+    assert sorted(t["title"] for t in ghl_sim.records("tasks")) == ["Call back", "Renewal", "Send contract", "Upsell"]
+    assert len(app_sim.records("notes")) == 4
+    # The app archives Ava's first task and note; GHL deletes Leo's first task and note (and edits Leo:
+    # GHL's deletes are seen where a contact's complete child lists are read, i.e. when it changed).
+    generic = httpx.Client(base_url=app_sim.url, timeout=10, headers={"Authorization": f"Bearer {token(app_sim)}"})
+    generic.delete("/api/tasks/t-1").raise_for_status()
+    generic.delete("/api/notes/n-1").raise_for_status()
+    ghl = ghl_api(ghl_sim)
+    ghl.delete(f"/contacts/{leo}/tasks/ghlTask000000000001").raise_for_status()
+    ghl.delete(f"/contacts/{leo}/notes/ghlNote000000000001").raise_for_status()
+    ghl.put(f"/contacts/{leo}", json={"companyName": "Martin & Co"}).raise_for_status()
+    ghl_sim.reset_calls()
+    app_sim.reset_calls()
+
+    run_dag(airflow_home, "ghl_generic", env)
+
+    # on_delete archive: GHL has no soft delete, so the task is completed and the note marked, not removed.
+    assert {t["title"]: t["completed"] for t in ghl_sim.records("tasks")} == {
+        "Call back": True, "Send contract": False, "Upsell": False}
+    assert sorted(n["body"] for n in ghl_sim.records("notes")) == [
+        "Pays yearly", "Prefers email", "[deleted in generic] Met at the expo"]
+    # The app archives (its own soft delete) what GHL deleted; nothing is recreated on either side.
+    assert {t["title"]: t["archived"] for t in app_sim.records("tasks")} == {
+        "Call back": True, "Send contract": False, "Renewal": True, "Upsell": False}
+    assert {n["content"]: n["archived"] for n in app_sim.records("notes")} == {
+        "Met at the expo": True, "Prefers email": False, "VIP customer": True, "Pays yearly": False}
+    assert not ghl_sim.calls().get("DELETE /contacts/{contact_id}/tasks/{task_id}"), ghl_sim.calls()
+    ghl_sim.reset_calls()
+    app_sim.reset_calls()
+
+    run_dag(airflow_home, "ghl_generic", env)
+
+    assert writes(ghl_sim, app_sim) == {}, "a delete is applied once and nothing deleted comes back"
+    assert len(ghl_sim.records("tasks")) == 3 and len(app_sim.records("tasks")) == 4
