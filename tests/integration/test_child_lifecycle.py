@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from crm_sync.paths import PROFILES_DIR
 
 from tests.conftest import APP_KEY, CLIENT_ID, CLIENT_SECRET, LOCATION_ID, run_dag
 from tests.integration.test_app_profiles import PAST, by_email, environment, ghl_api, ghl_contact
@@ -204,3 +205,33 @@ def test_generic_deletes_of_tasks_and_notes_follow_on_delete_archive_both_ways(a
 
     assert writes(ghl_sim, app_sim) == {}, "a delete is applied once and nothing deleted comes back"
     assert len(ghl_sim.records("tasks")) == 3 and len(app_sim.records("tasks")) == 4
+
+
+@pytest.mark.parametrize("app_sim", ["gymflow"], indirect=True)
+def test_on_delete_delete_calls_the_apps_delete_for_a_task_deleted_in_ghl(airflow_home, tmp_path, ghl_sim, app_sim):
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    text = (PROFILES_DIR / "gymflow.yaml").read_text()
+    (profiles / "gymflow.yaml").write_text(text.replace("  task:\n    direction: both\n",
+                                                        "  task:\n    direction: both\n    on_delete: delete\n"))
+    assert "on_delete: delete" in (profiles / "gymflow.yaml").read_text()
+    ben = "ghlBen0000000000001"
+    ghl_sim.seed("contacts", [ghl_contact(ben, "ben@example.com", "Ben", "Okafor")])
+    ghl_sim.seed("tasks", [{"id": f"ghlTask00000000000{i}", "contactId": ben, "title": title, "body": None,
+                            "dueDate": "2026-12-10T09:00:00Z", "completed": False, "dateAdded": PAST}
+                           for i, title in ((1, "Book PT session"), (2, "Send invoice"))])
+    env = {**environment("gymflow", ghl_sim, app_sim, tmp_path), "CRM_SYNC_PROFILES_DIR": str(profiles)}
+
+    run_dag(airflow_home, "ghl_gymflow", env)
+
+    assert sorted(t["title"] for t in app_sim.records("tasks")) == ["Book PT session", "Send invoice"]
+    ghl = ghl_api(ghl_sim)
+    ghl.delete(f"/contacts/{ben}/tasks/ghlTask000000000001").raise_for_status()
+    ghl.put(f"/contacts/{ben}", json={"companyName": "Okafor Ltd"}).raise_for_status()
+    app_sim.reset_calls()
+
+    run_dag(airflow_home, "ghl_gymflow", env)
+
+    assert [t["title"] for t in app_sim.records("tasks")] == ["Send invoice"]
+    assert app_sim.calls().get("DELETE /api/v2/tasks/{task_id}") == 1, app_sim.calls()
+    assert [t["title"] for t in ghl_sim.records("tasks")] == ["Send invoice"], "nothing deleted comes back"
