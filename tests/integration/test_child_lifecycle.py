@@ -17,7 +17,7 @@ from tests.conftest import APP_KEY, CLIENT_ID, CLIENT_SECRET, LOCATION_ID, run_d
 from tests.integration.test_app_profiles import PAST, by_email, environment, ghl_api, ghl_contact
 
 pytestmark = [pytest.mark.integration]
-OMAR, PIA = "ghlOmar000000000001", "ghlPia0000000000001"
+OMAR, PIA, RAJ = "ghlOmar000000000001", "ghlPia0000000000001", "ghlRaj0000000000001"
 GHL_TASK, GHL_NOTE, GHL_APPT = "ghlTask000000000001", "ghlNote000000000001", "ghlAppt000000000001"
 
 
@@ -36,7 +36,8 @@ def test_gymdesk_task_edits_both_ways_note_edit_and_appointments_rescheduled_can
         airflow_home, tmp_path, ghl_sim, app_sim):
     start = (datetime.now(UTC) + timedelta(days=10)).replace(hour=18, minute=0, second=0, microsecond=0)
     ghl_sim.seed("contacts", [ghl_contact(OMAR, "omar@example.com", "Omar", "Khan"),
-                              ghl_contact(PIA, "pia@example.com", "Pia", "Lund")])
+                              ghl_contact(PIA, "pia@example.com", "Pia", "Lund"),
+                              ghl_contact(RAJ, "raj@example.com", "Raj", "Rao")])
     ghl_sim.seed("tasks", [{"id": GHL_TASK, "contactId": OMAR, "title": "Call Omar", "body": "About the trial",
                             "dueDate": "2026-12-01T10:00:00Z", "completed": False, "assignedTo": "user-ana",
                             "dateAdded": PAST}])
@@ -46,6 +47,8 @@ def test_gymdesk_task_edits_both_ways_note_edit_and_appointments_rescheduled_can
     book(ghl_sim, id="ghlAppt000000000002", calendarId="cal1", contactId=PIA, title="Intro call",
          startTime=iso(start + timedelta(days=2)), endTime=iso(start + timedelta(days=2, hours=1)),
          appointmentStatus="confirmed")
+    book(ghl_sim, id="ghlAppt000000000003", calendarId="cal1", contactId=RAJ, title="Swim lesson",
+         startTime=iso(start), endTime=iso(start + timedelta(hours=1)), appointmentStatus="confirmed")
     app_sim.seed("members", [{"id": "mem_1", "first_name": "Lena", "last_name": "Silva", "email": "lena@example.com",
                               "phone": None, "company": None, "lead_source": None, "status": "active",
                               "created_at": PAST, "updated_at": PAST}])
@@ -97,15 +100,19 @@ def test_gymdesk_task_edits_both_ways_note_edit_and_appointments_rescheduled_can
         iso(moved), iso(moved + timedelta(hours=1)), "booked")
 
     # GHL cancels the class and deletes the intro call: on_delete archive is Gymdesk's soft form, cancelled.
+    # Raj is deleted in GHL: his appointments cannot be read, which must neither fail the run nor
+    # look like their deletion.
     book(ghl_sim, id=GHL_APPT, contactId=PIA, appointmentStatus="cancelled")
     httpx.delete(f"{ghl_sim.url}/_sim/appointments/ghlAppt000000000002", timeout=10).raise_for_status()
+    ghl.delete(f"/contacts/{RAJ}").raise_for_status()
 
     run_dag(airflow_home, "ghl_gymdesk", env)
 
     bookings = {b["title"]: b for b in app_sim.records("bookings")}
     assert (bookings["Trial class"]["starts_at"], bookings["Trial class"]["status"]) == (iso(moved), "cancelled")
     assert bookings["Intro call"]["status"] == "cancelled"
-    assert len(app_sim.records("bookings")) == 2
+    assert bookings["Swim lesson"]["status"] == "booked"
+    assert len(app_sim.records("bookings")) == 3
 
 
 @pytest.mark.parametrize("app_sim", ["mygadgetrepairs"], indirect=True)

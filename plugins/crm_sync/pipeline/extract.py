@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -38,19 +37,27 @@ def raw_row(ctx: RunContext, side: Side, entity: str, payload: dict[str, Any], e
             "source_id": source_id, "source_updated_at": updated, "payload": payload, "extracted_at": extracted_at}
 
 
-def _ghl_children(client: GHLClient, ctx: RunContext, ids: dict[str, list[str]]) -> Iterable[tuple[str, dict]]:
+def _ghl_children(client: GHLClient, ctx: RunContext, ids: dict[str, list[str]]
+                  ) -> tuple[list[tuple[str, dict]], dict[str, set[str]]]:
     """``ids``: per entity, the contacts whose complete list to read. Tasks also come from the
-    location-wide search (every run); their per-contact lists are read only to see deletes."""
+    location-wide search (every run); their per-contact lists are read only to see deletes.
+    Answers the children and, per entity, the contacts whose list was read."""
     synced = ctx.profile.synced()
+    records: list[tuple[str, dict]] = []
+    read: dict[str, set[str]] = {}
     if "task" in synced:
         tasks = {task["id"]: task for task in client.search_tasks()}
-        for listed in client.tasks_for(ids["task"]).values():
-            tasks.update((task["id"], task) for task in listed)
-        yield from (("task", task) for task in tasks.values())
-    for entity, read in (("note", client.notes_for), ("appointment", client.appointments_for)):
+        listed = client.tasks_for(ids["task"])
+        for children in listed.values():
+            tasks.update((task["id"], task) for task in children)
+        records += [("task", task) for task in tasks.values()]
+        read["task"] = set(listed)
+    for entity, fetch in (("note", client.notes_for), ("appointment", client.appointments_for)):
         if entity in synced:
-            for children in read(ids[entity]).values():
-                yield from ((entity, child) for child in children)
+            listed = fetch(ids[entity])
+            records += [(entity, child) for children in listed.values() for child in children]
+            read[entity] = set(listed)
+    return records, read
 
 
 def _last_synced(conn: sa.Connection, ctx: RunContext) -> dict[str, Any]:
@@ -70,7 +77,7 @@ def _changed_since_sync(contacts: list[dict[str, Any]], synced: dict[str, Any]) 
     return changed
 
 
-def holding_linked(conn: sa.Connection, ctx: RunContext, entity: str, upcoming: bool = False) -> set[str]:
+def _holding_linked(conn: sa.Connection, ctx: RunContext, entity: str, upcoming: bool = False) -> set[str]:
     """GHL contacts holding a child of this entity linked on both sides (``upcoming``: an appointment
     not over yet, whose reschedule or cancel GHL does not show on its contact)."""
     rows = conn.execute(sa.select(staging_record.c.contact_id, staging_record.c.fields).join(xref, sa.and_(
@@ -94,17 +101,16 @@ def _extract_ghl(ctx: RunContext, window: Window, conn: sa.Connection
         # The first sync of an entity (a new profile, or one switched on later) covers every known contact.
         first = {entity: extraction_window(conn, ctx, "ghl", entity).mode == "initial"
                  for entity in ("task", "note", "appointment")}
-        linked = {entity: holding_linked(conn, ctx, entity) for entity in ("task", "note", "appointment")}
-        upcoming = holding_linked(conn, ctx, "appointment", upcoming=True)
+        linked = {entity: _holding_linked(conn, ctx, entity) for entity in ("task", "note", "appointment")}
+        upcoming = _holding_linked(conn, ctx, "appointment", upcoming=True)
         ids = {"task": [] if first["task"] else sorted(set(changed) & linked["task"]),
                "note": everyone if first["note"] else changed,
                "appointment": everyone if first["appointment"] else sorted(set(changed) | upcoming)}
-        records = [("contact", c) for c in contacts] + list(_ghl_children(client, ctx, ids))
+        children, read = _ghl_children(client, ctx, ids)
         # Contacts whose complete list of an entity this run read (unpaged, every call succeeded):
         # a linked child missing from one was deleted in GHL. Only those holding linked children matter.
-        complete = {entity: sorted(set(ids[entity]) & linked[entity]) for entity in ids
-                    if entity in ctx.profile.synced()}
-        return records, client.metrics, complete
+        complete = {entity: sorted(contact_ids & linked[entity]) for entity, contact_ids in read.items()}
+        return [("contact", c) for c in contacts] + children, client.metrics, complete
     finally:
         client.close()
 
