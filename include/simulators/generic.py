@@ -15,7 +15,9 @@ field not called ``id``, camelCase fields.
 - base ``/api``; lists ``GET /api/<res>?offset=0&limit=100&updatedSince=<ISO>`` (limit 1..100,
   ``updatedSince`` is ``>=``, no "before") answer ``{"data": [...], "total": N}`` ordered by
   ``lastUpdated`` then id; contacts also take ``?email=``; ``POST`` (201), ``GET|PUT|DELETE
-  /api/<res>/{id}`` (PUT partial, DELETE removes: 204); bodies bare objects; timestamps ISO ``Z``.
+  /api/<res>/{id}`` (PUT partial; DELETE removes a contact: 204, and archives a task or note:
+  ``archived: true``, ``lastUpdated`` bumped, still listed, answered 200); bodies bare objects;
+  timestamps ISO ``Z``.
 - contacts (``contactId`` ``c-<n>``): email, name, phone, lastUpdated; tasks (``taskId`` ``t-<n>``):
   contactId, title (required), status ``open|done``, dueDate (ISO or null), lastUpdated; notes
   (``noteId`` ``n-<n>``): contactId, content (required), timestamp (ISO; defaults to the write time),
@@ -46,11 +48,13 @@ from include.simulators.rest_app import (
     Parent,
     Resource,
     RestSim,
+    SoftDelete,
     since,
 )
 
 DEFAULT_ACCESS_TOKEN_TTL_S = 3600
 LISTING = Listing(filters=(since("updatedSince", ISO),))
+ARCHIVE = SoftDelete({"archived": True})
 
 
 def _error(status: int, code: str, message: str) -> dict[str, Any]:
@@ -61,7 +65,7 @@ def _resource(collection: str, id_field: str, prefix: str, fields: tuple[Field, 
     path = f"/api/{collection}"
     return Resource(collection=collection, path=path, item_path=f"{path}/{{{id_field}}}", fields=fields,
                     ids=Ids("prefix", prefix), paging=OffsetTotal(100, 100), id_field=id_field,
-                    updated="lastUpdated", created=None, list_key="data", update="PUT", delete=HardDelete(), **more)
+                    updated="lastUpdated", created=None, list_key="data", update="PUT", **{"delete": HardDelete(), **more})
 
 
 def _written_now(note: dict[str, Any]) -> None:
@@ -72,9 +76,11 @@ CONTACTS = _resource("contacts", "contactId", "c-", (Field("email", "email"), Fi
                      lists=(Listing(filters=LISTING.filters, lookup=("email",)),))
 TASKS = _resource("tasks", "taskId", "t-", (Field("title", required=True), Field("status", choices=("open", "done")),
                                             Field("dueDate", time=ISO)),
-                  lists=(LISTING,), parent=Parent("contactId", "contacts"), defaults={"status": "open", "dueDate": None})
+                  lists=(LISTING,), parent=Parent("contactId", "contacts"),
+                  defaults={"status": "open", "dueDate": None, "archived": False}, delete=ARCHIVE)
 NOTES = _resource("notes", "noteId", "n-", (Field("content", required=True), Field("timestamp", time=ISO)),
-                  lists=(LISTING,), parent=Parent("contactId", "contacts"), finish=_written_now)
+                  lists=(LISTING,), parent=Parent("contactId", "contacts"), finish=_written_now,
+                  defaults={"archived": False}, delete=ARCHIVE)
 
 
 class Tokens:

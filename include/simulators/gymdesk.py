@@ -11,7 +11,7 @@ ASSUMPTION: the conventional REST API that include/profiles/gymdesk.yaml describ
   "total", "has_more"}}`` ordered by ``updated_at`` then ``id``; members also take ``?email=``;
 - ``POST /v1/<res>`` (201), ``GET|PATCH|DELETE /v1/<res>/{id}``, bodies ``{"data": record}`` both ways;
 - resources: members (``mem_<n>``; DELETE archives: ``status: archived``, answers the member),
-  tasks (``tsk_<n>``) and notes (``note_<n>``) (DELETE removes: 204), bookings (``bk_<n>``; DELETE
+  tasks (``tsk_<n>``; ``assignee`` holds the staff member's GHL user id) and notes (``note_<n>``) (DELETE removes: 204), bookings (``bk_<n>``; DELETE
   cancels: ``status: cancelled``, answers the booking). Timestamps ISO 8601 with ``Z``.
 """
 
@@ -77,7 +77,7 @@ MEMBERS = _resource(
 TASKS = _resource(
     "tasks", "task_id", "tsk_",
     (Field("title", required=True), Field("description"), Field("due_at", time=ISO),
-     Field("status", choices=("open", "done"))),
+     Field("status", choices=("open", "done")), Field("assignee")),
     lists=(Listing(filters=FILTERS),), defaults={"status": "open"}, delete=HardDelete(),
     parent=Parent("member_id", "members"))
 NOTES = _resource(

@@ -292,6 +292,10 @@ def _problems(profile: Profile) -> list[str]:
             elif mapping.writes_to("app") and (api.create is None or api.update is None):
                 problems.append(f"key 'app.entities.{entity}': direction {mapping.direction} writes to the app, "
                                 "so create and update operations are needed")
+            elif mapping.writes_to("app") and mapping.on_delete == "delete" and entity != "contact" \
+                    and api.delete is None:
+                problems.append(f"key 'app.entities.{entity}.delete': missing; entities.{entity}.on_delete is "
+                                "delete and the direction writes to the app")
         elif entity not in ("contact", "note") or mapping.direction != "app_to_ghl":
             problems.append(f"key 'entities.{entity}': a csv source only feeds contacts and their notes to GHL "
                             "(direction app_to_ghl)")

@@ -67,3 +67,11 @@ def test_appointments_cannot_be_written_to_ghl():
         "  appointment:\n    direction: ghl_to_app", "  appointment:\n    direction: both")
     with pytest.raises(ProfileError, match="writing appointments to GHL is not supported"):
         parse_profile(text, "my.yaml")
+
+
+def test_deleting_children_on_the_app_needs_its_delete_operation():
+    text = (PROFILES_DIR / "mygadgetrepairs.yaml").read_text().replace(
+        "  note:\n    direction: both\n", "  note:\n    direction: both\n    on_delete: delete\n")
+    with pytest.raises(ProfileError, match=r"key 'app\.entities\.note\.delete': missing; entities\.note\.on_delete "
+                                           "is delete"):
+        parse_profile(text, "my.yaml")

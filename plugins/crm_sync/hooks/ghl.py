@@ -8,6 +8,7 @@ creates (GHL matches by email/phone, so a retried create cannot duplicate) and
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,11 +19,12 @@ import httpx
 
 from crm_sync.hooks.base import HookBase
 from crm_sync.hooks.oauth import AirflowVariableTokenStore, GHLOAuth, OAuthClient, TokenStore
-from crm_sync.http import ApiClient
+from crm_sync.http import ApiClient, ApiError
 
 API_VERSION = "2021-07-28"
 CALENDARS_API_VERSION = "2021-04-15"  # calendars.json pins its own Version
 DEFAULT_BASE_URL = "https://services.leadconnectorhq.com"
+log = logging.getLogger(__name__)
 
 
 class BearerToken(httpx.Auth):
@@ -125,15 +127,33 @@ class GHLClient(ApiClient):
     def contact_appointments(self, contact_id: str) -> list[dict[str, Any]]:
         return self.request("GET", f"/contacts/{contact_id}/appointments", retry=True).json().get("events", [])
 
+    def contact_tasks(self, contact_id: str) -> list[dict[str, Any]]:
+        return self.request("GET", f"/contacts/{contact_id}/tasks", retry=True).json().get("tasks", [])
+
     def _per_contact(self, fetch, contact_ids: list[str], workers: int) -> dict[str, list[dict[str, Any]]]:
-        # GHL has no location-wide listing of these: the per-contact calls run concurrently
-        # (bounded), paced by the shared rate limiter.
+        """GHL has no location-wide listing of these: the per-contact calls run concurrently (bounded),
+        paced by the shared rate limiter. A contact GHL no longer has (deleted since we linked it) is
+        left out of the answer: its children were not read, which is not the same as none."""
+        def read(contact_id: str) -> list[dict[str, Any]] | None:
+            try:
+                return fetch(contact_id)
+            except ApiError as exc:
+                if exc.status in (400, 404) and "not found" in exc.message.lower():
+                    log.warning("GHL contact %s not found: its children were not read", contact_id)
+                    return None
+                raise
+
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            return dict(zip(contact_ids, pool.map(fetch, contact_ids), strict=True))
+            answers = dict(zip(contact_ids, pool.map(read, contact_ids), strict=True))
+        return {contact_id: listed for contact_id, listed in answers.items() if listed is not None}
 
     def notes_for(self, contact_ids: list[str], workers: int = 4) -> dict[str, list[dict[str, Any]]]:
         """Notes of the contacts known to have changed."""
         return self._per_contact(self.contact_notes, contact_ids, workers)
+
+    def tasks_for(self, contact_ids: list[str], workers: int = 4) -> dict[str, list[dict[str, Any]]]:
+        """Complete task lists of these contacts (unpaged, unlike the location-wide search)."""
+        return self._per_contact(self.contact_tasks, contact_ids, workers)
 
     def appointments_for(self, contact_ids: list[str], workers: int = 4) -> dict[str, list[dict[str, Any]]]:
         """Appointments of the contacts known to have changed."""
@@ -181,7 +201,7 @@ class GHLClient(ApiClient):
                    exclude: set[str] = frozenset()) -> dict[str, Any] | None:
         """An unlinked task or note under the contact with this title and body: a create that may have
         reached GHL before a crash is found here instead of being sent twice."""
-        listed = self.request("GET", f"/contacts/{contact_id}/{entity}s", retry=True).json().get(f"{entity}s", [])
+        listed = (self.contact_tasks if entity == "task" else self.contact_notes)(contact_id)
         for child in listed:
             if child.get("id") not in exclude and all(
                     child.get(k) == v for k, v in fields.items() if k in ("title", "body")):

@@ -3,14 +3,15 @@
 Contacts (and the app's tasks, notes and appointments) come from each API's incremental
 listing over the run's window. GHL has no "changed since" listing for the others: its
 tasks come from the location-wide task search (a few paged calls), its notes and
-appointments from the contacts this window found changed (every contact on the first sync).
+appointments from the contacts this window found changed (every contact on the first sync),
+plus the appointments of contacts with a linked appointment still to come. The run log keeps
+which contacts' complete child lists were read: reconcile sees GHL deletes only there.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,7 +24,7 @@ from crm_sync.pipeline.normalize import moment_or_none
 from crm_sync.profile import Side
 from crm_sync.warehouse.db import engine
 from crm_sync.warehouse.ops import insert_ignore
-from crm_sync.warehouse.tables import raw_record, xref
+from crm_sync.warehouse.tables import raw_record, staging_record, xref
 
 
 def raw_row(ctx: RunContext, side: Side, entity: str, payload: dict[str, Any], extracted_at) -> dict[str, Any]:
@@ -36,15 +37,27 @@ def raw_row(ctx: RunContext, side: Side, entity: str, payload: dict[str, Any], e
             "source_id": source_id, "source_updated_at": updated, "payload": payload, "extracted_at": extracted_at}
 
 
-def _ghl_children(client: GHLClient, ctx: RunContext, ids: dict[str, list[str]]) -> Iterable[tuple[str, dict]]:
-    """``ids``: per entity, the contacts whose children to read."""
+def _ghl_children(client: GHLClient, ctx: RunContext, ids: dict[str, list[str]]
+                  ) -> tuple[list[tuple[str, dict]], dict[str, set[str]]]:
+    """``ids``: per entity, the contacts whose complete list to read. Tasks also come from the
+    location-wide search (every run); their per-contact lists are read only to see deletes.
+    Answers the children and, per entity, the contacts whose list was read."""
     synced = ctx.profile.synced()
+    records: list[tuple[str, dict]] = []
+    read: dict[str, set[str]] = {}
     if "task" in synced:
-        yield from (("task", task) for task in client.search_tasks())
-    for entity, read in (("note", client.notes_for), ("appointment", client.appointments_for)):
+        tasks = {task["id"]: task for task in client.search_tasks()}
+        listed = client.tasks_for(ids["task"])
+        for children in listed.values():
+            tasks.update((task["id"], task) for task in children)
+        records += [("task", task) for task in tasks.values()]
+        read["task"] = set(listed)
+    for entity, fetch in (("note", client.notes_for), ("appointment", client.appointments_for)):
         if entity in synced:
-            for children in read(ids[entity]).values():
-                yield from ((entity, child) for child in children)
+            listed = fetch(ids[entity])
+            records += [(entity, child) for children in listed.values() for child in children]
+            read[entity] = set(listed)
+    return records, read
 
 
 def _last_synced(conn: sa.Connection, ctx: RunContext) -> dict[str, Any]:
@@ -64,7 +77,21 @@ def _changed_since_sync(contacts: list[dict[str, Any]], synced: dict[str, Any]) 
     return changed
 
 
-def _extract_ghl(ctx: RunContext, window: Window, conn: sa.Connection) -> tuple[list[tuple[str, dict]], Any]:
+def _holding_linked(conn: sa.Connection, ctx: RunContext, entity: str, upcoming: bool = False) -> set[str]:
+    """GHL contacts holding a child of this entity linked on both sides (``upcoming``: an appointment
+    not over yet, whose reschedule or cancel GHL does not show on its contact)."""
+    rows = conn.execute(sa.select(staging_record.c.contact_id, staging_record.c.fields).join(xref, sa.and_(
+        xref.c.profile == staging_record.c.profile, xref.c.entity == staging_record.c.entity,
+        xref.c.ghl_id == staging_record.c.source_id)).where(
+        staging_record.c.profile == ctx.profile.name, staging_record.c.entity == entity,
+        staging_record.c.side == "ghl", xref.c.app_id.is_not(None)))
+    now = utcnow()
+    return {r.contact_id for r in rows if not upcoming or (moment_or_none(
+        (r.fields or {}).get("end") or (r.fields or {}).get("start")) or now) >= now}
+
+
+def _extract_ghl(ctx: RunContext, window: Window, conn: sa.Connection
+                 ) -> tuple[list[tuple[str, dict]], Any, dict[str, list[str]]]:
     client = GHLHook(ctx.profile.ghl.conn_id).get_conn(page_limit=ctx.profile.ghl.page_limit)
     try:
         contacts = list(client.search_contacts(window.since, window.until))
@@ -72,9 +99,18 @@ def _extract_ghl(ctx: RunContext, window: Window, conn: sa.Connection) -> tuple[
         changed = _changed_since_sync(contacts, synced)
         everyone = sorted({c["id"] for c in contacts} | set(synced))
         # The first sync of an entity (a new profile, or one switched on later) covers every known contact.
-        ids = {entity: everyone if extraction_window(conn, ctx, "ghl", entity).mode == "initial" else changed
-               for entity in ("note", "appointment")}
-        return [("contact", c) for c in contacts] + list(_ghl_children(client, ctx, ids)), client.metrics
+        first = {entity: extraction_window(conn, ctx, "ghl", entity).mode == "initial"
+                 for entity in ("task", "note", "appointment")}
+        linked = {entity: _holding_linked(conn, ctx, entity) for entity in ("task", "note", "appointment")}
+        upcoming = _holding_linked(conn, ctx, "appointment", upcoming=True)
+        ids = {"task": [] if first["task"] else sorted(set(changed) & linked["task"]),
+               "note": everyone if first["note"] else changed,
+               "appointment": everyone if first["appointment"] else sorted(set(changed) | upcoming)}
+        children, read = _ghl_children(client, ctx, ids)
+        # Contacts whose complete list of an entity this run read (unpaged, every call succeeded):
+        # a linked child missing from one was deleted in GHL. Only those holding linked children matter.
+        complete = {entity: sorted(contact_ids & linked[entity]) for entity, contact_ids in read.items()}
+        return [("contact", c) for c in contacts] + children, client.metrics, complete
     finally:
         client.close()
 
@@ -96,8 +132,9 @@ def extract(ctx: RunContext, side: Side) -> dict[str, Any]:
     eng = engine()
     with eng.connect() as conn:
         window = extraction_window(conn, ctx, side, "contact")
+        complete: dict[str, list[str]] = {}
         if side == "ghl":
-            records, metrics = _extract_ghl(ctx, window, conn)
+            records, metrics, complete = _extract_ghl(ctx, window, conn)
         else:
             records, metrics, windows = _extract_app(ctx, conn)
             window = windows["contact"]
@@ -108,5 +145,5 @@ def extract(ctx: RunContext, side: Side) -> dict[str, Any]:
              "api": metrics.as_dict() if metrics else {}}
     with eng.begin() as conn:
         insert_ignore(conn, raw_record, rows, keys=["profile", "run_id", "side", "entity", "record_key"])
-        log_step(conn, ctx, "extract", stats, side=side, window=window)
+        log_step(conn, ctx, "extract", {**stats, "complete_lists": complete}, side=side, window=window)
     return stats

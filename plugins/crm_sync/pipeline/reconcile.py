@@ -13,8 +13,9 @@ Contacts first, then tasks, notes and appointments (they link through their cont
 3. Each linked or newly matched pair is merged field by field (crm_sync.pipeline.merge);
    each side gets a patch of just the fields it lacks. Unmatched records are created on
    the other side; a child whose contact is not linked yet waits for a later run. A record
-   deleted on the app follows the profile's ``on_delete``. Links with writes still pending
-   wait for load to finish them.
+   deleted on the app (its soft-delete marker), or a linked child missing from a complete list
+   of its GHL contact's children, follows the profile's ``on_delete``. Links with writes still
+   pending wait for load to finish them.
 """
 
 from __future__ import annotations
@@ -35,7 +36,15 @@ from crm_sync.pipeline.stage import quarantine_row
 from crm_sync.profile import CANONICAL, GHL_READ_ONLY, Side
 from crm_sync.warehouse.lock import profile_lock
 from crm_sync.warehouse.ops import insert_ignore
-from crm_sync.warehouse.tables import outbox, quarantine, raw_record, staging_contact, staging_record, xref
+from crm_sync.warehouse.tables import (
+    outbox,
+    quarantine,
+    raw_record,
+    run_log,
+    staging_contact,
+    staging_record,
+    xref,
+)
 
 OTHER: dict[Side, Side] = {"ghl": "app", "app": "ghl"}
 NATURAL_KEY = {"task": "title", "note": "body", "appointment": "start"}
@@ -141,20 +150,41 @@ class Planner:
             if full(ghl_rec) == full(app_rec):
                 app_rec.update(first_name=ghl_rec.get("first_name"), last_name=ghl_rec.get("last_name"))
 
-    def deleted(self, xref_id: int, g: pd.Series, a: pd.Series, contact_xref_id: int | None) -> None:
-        """Deleted or archived on the app: archive (soft) or delete on GHL, as the profile says."""
-        action = self.mapping.on_delete
+    def deleted(self, xref_id: int, g: pd.Series, a: pd.Series, contact_xref_id: int | None,
+                gone: Side = "app") -> None:
+        """Deleted on one side (the app's soft-delete marker, or a child missing from GHL's complete list):
+        the other side archives it (its soft form), deletes it, or keeps it, as ``on_delete`` says."""
+        action, target = self.mapping.on_delete, OTHER[gone]
         ids, hashes = (g.source_id, a.source_id), (g.content_hash, a.content_hash)
-        decision = [{"field": "*", "winner": "app", "reason": f"deleted on the app: on_delete {action}",
-                     "ghl": "", "app": "deleted", "value": action}]
-        if action == "ignore" or (action == "archive" and self.entity != "contact"):
+        kept = a if gone == "ghl" else g
+        held = {name: value for name, value in _record(kept, self.entity).items() if name in self.fields}
+        decision = [{"field": "*", "winner": gone, "reason": f"deleted on {self.ctx.side_name(gone)}: "
+                     f"on_delete {action}", gone: "deleted", target: "", "value": action}]
+        op, payload = ("delete", {"deleted": True}) if action == "delete" else \
+            self.archived(target, held, gone) if action == "archive" else (None, {})
+        if op is None or not self.mapping.writes_to(target):
             self.link_updates.append({"id": xref_id, "ghl_hash": g.content_hash, "app_hash": a.content_hash,
-                                      "base": {k: v for k, v in _record(g, self.entity).items() if k in self.fields}})
+                                      "base": held})
             return
-        payload = {"tags": [self.mapping.archive_tag]} if action == "archive" else {"deleted": True}
-        held = {name: value for name, value in _record(g, self.entity).items() if name in self.fields}
-        self.write("ghl", action, xref_id, g.source_id, payload, held, a.content_hash, ids, hashes, decision,
-                   contact_xref_id)
+        source = (a if gone == "app" else g).content_hash
+        self.write(target, op, xref_id, kept.source_id, payload, {**held, **payload} if op == "update" else held,
+                   source, ids, hashes, decision, contact_xref_id)
+
+    def archived(self, target: Side, held: dict[str, Any], gone: Side) -> tuple[str | None, dict[str, Any]]:
+        """The soft form of a delete on ``target``: GHL's archive tag for a contact; the app's own delete
+        when the profile says it is soft (a ``deleted`` marker); else a task completed, an appointment
+        cancelled, a note's body marked. None: ``target`` has no soft form (an app's contact)."""
+        if self.entity == "contact":
+            return ("archive", {"tags": [self.mapping.archive_tag]}) if target == "ghl" else (None, {})
+        api = self.ctx.profile.app.entities.get(self.entity) if self.ctx.profile.app.kind == "rest" else None
+        if target == "app" and api is not None and api.deleted is not None and api.delete is not None:
+            return "delete", {"deleted": True}
+        mark = f"[deleted in {self.ctx.side_name(gone)}]"
+        form = {"task": {"completed": True}, "appointment": {"status": "cancelled"},
+                "note": {"body": f"{mark} {held.get('body') or ''}".strip()}}[self.entity]
+        if self.entity == "note" and str(held.get("body") or "").startswith(mark):
+            return None, {}
+        return "update", form
 
     def create(self, xref_id: int, source: Side, row: pd.Series, contact_xref_id: int | None = None) -> None:
         if row.deleted:
@@ -286,6 +316,7 @@ def _children(conn: sa.Connection, ctx: RunContext, plan: Planner) -> dict[str, 
     links, busy = _links(conn, ctx, entity), _busy(conn, ctx)
     ghl = staged[staged.side == "ghl"].set_index("source_id", drop=False)
     app = staged[staged.side == "app"].set_index("source_id", drop=False)
+    ghl = _deleted_in_ghl(conn, ctx, plan, links, ghl, app)
     for link in _changed_links(links, ghl, app, busy).itertuples():
         if link.ghl_id in ghl.index and link.app_id in app.index:
             base = link.base if isinstance(link.base, dict) else None
@@ -307,6 +338,33 @@ def _children(conn: sa.Connection, ctx: RunContext, plan: Planner) -> dict[str, 
         plan.create(link_id, side, row, _int(row.contact_link))
     waiting = int(staged.contact_link.isna().sum())
     return {"waiting_for_contact": waiting}
+
+
+def _deleted_in_ghl(conn: sa.Connection, ctx: RunContext, plan: Planner, links: pd.DataFrame, ghl: pd.DataFrame,
+                    app: pd.DataFrame) -> pd.DataFrame:
+    """Linked children missing from a complete list this run read of their GHL contact's children were
+    deleted in GHL: each follows ``on_delete`` and leaves GHL's staging, so its link goes quiet (never
+    recreated, never updated). Only complete lists count: a failed read fails extract before this."""
+    logged = conn.execute(sa.select(run_log.c.stats).where(
+        run_log.c.profile == ctx.profile.name, run_log.c.run_id == ctx.run_id, run_log.c.step == "extract",
+        run_log.c.side == "ghl")).scalar_one_or_none() or {}
+    complete = set((logged.get("complete_lists") or {}).get(plan.entity, []))
+    if not complete or ghl.empty:
+        return ghl
+    seen = {r.source_id for r in conn.execute(sa.select(raw_record.c.source_id).where(
+        raw_record.c.profile == ctx.profile.name, raw_record.c.run_id == ctx.run_id, raw_record.c.side == "ghl",
+        raw_record.c.entity == plan.entity))}
+    both = links.dropna(subset=["ghl_id", "app_id"])
+    gone = both[both.ghl_id.isin(ghl.index[ghl.contact_id.isin(complete)]) & ~both.ghl_id.isin(seen)
+                & both.app_id.isin(app.index)]
+    for link in gone.itertuples():
+        g = ghl.loc[link.ghl_id]
+        plan.deleted(int(link.id), g, app.loc[link.app_id], _int(g.contact_link), gone="ghl")
+    if not gone.empty:
+        conn.execute(sa.delete(staging_record).where(
+            staging_record.c.profile == ctx.profile.name, staging_record.c.entity == plan.entity,
+            staging_record.c.side == "ghl", staging_record.c.source_id.in_(list(gone.ghl_id))))
+    return ghl.drop(index=list(gone.ghl_id))
 
 
 def _one_sided(link_ids: dict[tuple, int], busy: set[int], ghl: pd.DataFrame, app: pd.DataFrame):
