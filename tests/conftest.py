@@ -169,3 +169,20 @@ def run_dag(home: Path, dag_id: str, env: dict[str, str], *args: str, succeed: b
         pytest.fail(f"airflow dags test {dag_id}: expected the run to {'succeed' if succeed else 'fail'} "
                     f"(exit {result.returncode}):\n{tail}")
     return result
+
+
+def processes(environment: str, in_arguments: str | None = None) -> dict[int, str]:
+    """Running processes (pid: command line) with an environment variable set to a value that starts
+    as ``environment`` says ("NAME=value"), or with ``in_arguments`` in their command line."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            variables = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if any(v.startswith(environment.encode()) for v in variables) or (in_arguments and in_arguments in cmdline):
+            found[int(entry.name)] = cmdline
+    return found

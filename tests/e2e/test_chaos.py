@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, airflow_env
+from tests.conftest import ROOT, airflow_env, processes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -30,18 +30,6 @@ def test_chaos_trials_find_no_duplicate_and_no_lost_record(tmp_path):
     assert len(trials) == 4 and all("met=yes" in line for line in trials), lines
     assert {re.search(r"(kill_before|kill_after|drop|lost)", line).group(1) for line in trials} == \
         {"kill_before", "kill_after", "drop", "lost"}
-    assert not processes_with(f"CRM_SYNC_HOME={tmp_path / 'chaos'}/"), "the trials left processes running"
+    # every Airflow process a lane starts has its lane's CRM_SYNC_HOME
+    assert not processes(f"CRM_SYNC_HOME={tmp_path / 'chaos'}/"), "the trials left processes running"
 
-
-def processes_with(setting: str) -> list[int]:
-    """Processes with an environment variable set to a value starting so (every Airflow process a
-    lane starts has its lane's CRM_SYNC_HOME)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            variables = (entry / "environ").read_bytes().split(b"\0") if entry.name.isdigit() else []
-            if any(v.startswith(setting.encode()) for v in variables):
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found

@@ -10,26 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, airflow_env
+from tests.conftest import ROOT, airflow_env, processes
 
 pytestmark = [pytest.mark.e2e]
 LAST_LINE = re.compile(r"^demo: profile=(\S+) writes=(\d+) rerun_writes=(\d+) quarantined=(\d+) report=(\S+)$")
 
 
 def demo_processes() -> dict[int, str]:
-    """Processes of the demo, whatever else runs on the machine: its simulators name the .demo folder
+    """The demo's processes, whatever else runs on the machine: its simulators name the .demo folder
     in their arguments, its Airflow processes have it as AIRFLOW_HOME."""
     demo = str(ROOT / ".demo")
-    found = {}
-    for proc in Path("/proc").glob("[0-9]*"):
-        try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            environ = (proc / "environ").read_bytes().split(b"\0")
-        except OSError:  # gone meanwhile, or not ours to read
-            continue
-        if demo in cmdline or any(v.startswith(f"AIRFLOW_HOME={demo}".encode()) for v in environ):
-            found[int(proc.name)] = cmdline
-    return found
+    return processes(f"AIRFLOW_HOME={demo}", in_arguments=demo)
 
 
 def test_make_demo_backfills_three_days_then_reruns_with_zero_writes():
