@@ -213,9 +213,14 @@ def _meet(fault: Fault, request: Request) -> Response:
 
 
 async def _hold(request: Request, seconds: float) -> bool:
-    """Keep a request waiting; True when its client is still there to be served."""
+    """Keep a request waiting; True when its client is still there to be served. Asks the server
+    for the client's connection where it can (ServerThread): Starlette's is_disconnected, behind
+    the middleware, can miss a client killed meanwhile, and its write would then land late."""
     await request.body()  # read it now: a client that gives up meanwhile leaves nothing to read later
     await asyncio.sleep(seconds)
+    connected = getattr(request.app.state, "client_connected", None)
+    if connected is not None:
+        return connected(tuple(request.scope["client"]))
     return not await request.is_disconnected()
 
 
@@ -337,6 +342,7 @@ class ServerThread:
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
         app.state.drop_connection = self.drop_connection
+        app.state.client_connected = self.client_connected
 
     def drop_connection(self, client: tuple[str, int], abort: bool = False) -> None:
         """Close (or reset) the connection of one client; runs on the server's event loop.
@@ -352,6 +358,11 @@ class ServerThread:
                     connection.transport.abort()
                 else:
                     connection.transport.close()
+
+    def client_connected(self, client: tuple[str, int]) -> bool:
+        """Whether the client's connection is still open (uvicorn forgets a connection once lost)."""
+        return any(getattr(connection, "client", None) == client and not connection.transport.is_closing()
+                   for connection in list(self._server.server_state.connections))
 
     def __enter__(self) -> ServerThread:
         self._thread.start()

@@ -275,6 +275,16 @@ def test_a_late_write_is_applied_but_answered_after_the_client_gave_up(sim):
     assert held_emails(sim) == ["late@example.com"]
 
 
+def test_a_write_held_before_it_is_applied_is_dropped_when_its_client_is_gone(sim):
+    """A load killed while its write waits at the server: the write must not land later, behind the
+    retry's back (make chaos's kill_before)."""
+    fault(sim, writes={"timeouts": {"count": 1, "hold_s": 1.5}})
+    with pytest.raises(httpx.ReadTimeout):
+        create(sim, "gone@example.com", timeout=0.3)  # the client closes its connection on the timeout
+    time.sleep(2)
+    assert held_emails(sim) == []
+
+
 def test_fault_bodies_with_unbounded_counts_or_unknown_faults_are_refused(sim):
     with sim.admin as admin:
         assert admin.post("/faults", json={"drops": 10**9}).status_code == 400
