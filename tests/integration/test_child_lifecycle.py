@@ -31,6 +31,7 @@ def book(ghl_sim, **fields) -> None:
                timeout=10).raise_for_status()
 
 
+@pytest.mark.slow  # about two minutes: in CI's test-slow
 @pytest.mark.parametrize("app_sim", ["gymdesk"], indirect=True)
 def test_gymdesk_task_edits_both_ways_note_edit_and_appointments_rescheduled_cancelled_deleted(
         airflow_home, tmp_path, ghl_sim, app_sim):
@@ -156,6 +157,7 @@ def writes(*sims) -> dict[str, int]:
             if k.split(" ")[0] in ("POST", "PUT", "PATCH", "DELETE") and "search" not in k and "oauth" not in k}
 
 
+@pytest.mark.slow  # about two minutes: in CI's test-slow
 @pytest.mark.parametrize("app_sim", ["generic"], indirect=True)
 def test_generic_deletes_of_tasks_and_notes_follow_on_delete_archive_both_ways(airflow_home, tmp_path, ghl_sim,
                                                                                  app_sim):
