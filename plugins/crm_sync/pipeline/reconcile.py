@@ -6,8 +6,9 @@ Contacts first, then tasks, notes and appointments (they link through their cont
    the link last recorded for their side (our own echoes match it, so they drop out).
 2. Identity for unlinked contacts: the other side's id a record keeps (the profile's
    ``external_id``), then normalised email, then E.164 phone (only when the emails do not
-   contradict each other). A record that matches more than one, or is
-   matched by more than one, is quarantined as ``ambiguous_match``, never guessed.
+   contradict each other). A record that matches more than one, or is matched by more than
+   one, or whose match names another first name, is quarantined as ``ambiguous_match``,
+   never guessed.
    Unlinked children pair up under the same linked contact by their natural key (a task's
    title, a note's body, an appointment's start) when that is unique on both sides.
 3. Each linked or newly matched pair is merged field by field (crm_sync.pipeline.merge);
@@ -292,7 +293,8 @@ def _contacts(conn: sa.Connection, ctx: RunContext, plan: Planner, tasks: Planne
 
     # An ambiguous record is quarantined again only when it changed; it stays unlinked until fixed.
     quarantined = [quarantine_row(ctx, side, int(row.raw_id or 0), source_id, Broken(
-        "ambiguous_match", f"{side}:{source_id} matches more than one record: {', '.join(sorted(set(c)))}"))
+        "ambiguous_match", f"{side}:{source_id} has no unambiguous match, so it stays unlinked until fixed; "
+                           f"candidates: {', '.join(sorted(set(c)))}"))
         for (side, source_id), c in ambiguous.items()
         for row in [(ghl if side == "ghl" else app).loc[source_id]] if row.run_id == ctx.run_id]
     insert_ignore(conn, quarantine, quarantined, keys=["profile", "run_id", "raw_id", "rule"])
