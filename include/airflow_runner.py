@@ -167,6 +167,23 @@ def airflow_services(env: dict[str, str], log_dir: Path, timeout: float = 120) -
         _stop(processes, grace=10 if finished else 3)
 
 
+def _create_backfill(services: Services, dag_id: str, from_date: str, to_date: str, log_dir: Path,
+                     attempts: int = 3) -> None:
+    """``airflow backfill create``, asked again when SQLite was locked by the scheduler meanwhile:
+    Airflow then removes the half-made backfill itself, so that a retry can make it whole."""
+    for attempt in range(1, attempts + 1):
+        try:
+            airflow(["backfill", "create", "--dag-id", dag_id, "--from-date", from_date, "--to-date", to_date,
+                     "--max-active-runs", "1"],  # one run at a time, in order, like the DAG itself
+                    services.env, log_dir / f"backfill-create-{attempt}.log")
+            return
+        except RuntimeError as exc:
+            left = services.query("SELECT id FROM backfill WHERE dag_id = ? AND completed_at IS NULL", dag_id)
+            if attempt == attempts or "database is locked" not in str(exc) or left:
+                raise
+            time.sleep(2 * attempt)
+
+
 def run_backfill(dag_id: str, from_date: str, to_date: str, env: dict[str, str], log_dir: Path,
                  timeout: float = 900) -> list[dict]:
     """Backfill [from_date, to_date] (daily intervals, both ends' logical dates included); return the runs."""
@@ -174,9 +191,7 @@ def run_backfill(dag_id: str, from_date: str, to_date: str, env: dict[str, str],
     db = Path(env["AIRFLOW_HOME"]) / "airflow.db"
     with airflow_services(env, log_dir) as services:
         airflow(["dags", "unpause", dag_id], services.env, log_dir / "unpause.log")
-        airflow(["backfill", "create", "--dag-id", dag_id, "--from-date", from_date, "--to-date", to_date,
-                 "--max-active-runs", "1"],  # one run at a time, in order, like the DAG itself
-                services.env, log_dir / "backfill-create.log")
+        _create_backfill(services, dag_id, from_date, to_date, log_dir)
         backfill_id = _query(db, "SELECT max(id) FROM backfill WHERE dag_id = ?", dag_id)[0][0]
         rows = services.wait_for_runs("backfill_id = ?", (backfill_id,), deadline)
     # The scheduler marks a backfill complete only every 30 s; do it now so a later one may start.
