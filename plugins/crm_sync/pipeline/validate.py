@@ -155,15 +155,16 @@ def _same_person(conn: sa.Connection, ctx: RunContext, frame: pd.DataFrame) -> l
     return [twins.get(i) for i in frame.index]
 
 
-def _known_contacts(conn: sa.Connection, ctx: RunContext) -> set[tuple[str, str]]:
-    return {(r.side, r.source_id) for r in conn.execute(sa.select(staging_contact.c.side, staging_contact.c.source_id)
-                                                        .where(staging_contact.c.profile == ctx.profile.name))}
-
-
 def _frame(conn: sa.Connection, ctx: RunContext, table: sa.Table) -> pd.DataFrame:
-    """This run's staged rows of one table, with the derived columns the suites check."""
-    rows = conn.execute(sa.select(table).where(table.c.profile == ctx.profile.name,
-                                               table.c.run_id == ctx.run_id)).mappings().all()
+    """This run's staged rows of one table, with the derived columns the suites check. A child's
+    contact is looked up by a join in the warehouse, not by loading every staged contact."""
+    query = sa.select(table).where(table.c.profile == ctx.profile.name, table.c.run_id == ctx.run_id)
+    if table is staging_record:
+        contact = staging_contact.alias("contact")
+        query = query.add_columns(contact.c.source_id.label("known_contact")).outerjoin(contact, sa.and_(
+            contact.c.profile == table.c.profile, contact.c.side == table.c.side,
+            contact.c.source_id == table.c.contact_id))
+    rows = conn.execute(query).mappings().all()
     frame = pd.DataFrame([dict(r) for r in rows], dtype=object)
     if frame.empty:
         return frame
@@ -174,9 +175,7 @@ def _frame(conn: sa.Connection, ctx: RunContext, table: sa.Table) -> pd.DataFram
     if table is staging_contact:
         frame["same_person_as"] = _same_person(conn, ctx, frame)
         return frame
-    known = _known_contacts(conn, ctx)
-    frame["unknown_contact"] = [None if c is None or (s, c) in known else c
-                                for s, c in zip(frame["side"], frame["contact_id"], strict=True)]
+    frame["unknown_contact"] = frame["contact_id"].where(frame["known_contact"].isna(), None)
     frame["completed"] = [f.get("completed") if e == "task" else None
                           for e, f in zip(frame["entity"], frame["fields"], strict=True)]
     frame["status"] = [f.get("status") if e == "appointment" else None
