@@ -77,17 +77,21 @@ def _changed_since_sync(contacts: list[dict[str, Any]], synced: dict[str, Any]) 
     return changed
 
 
-def _holding_linked(conn: sa.Connection, ctx: RunContext, entity: str, upcoming: bool = False) -> set[str]:
-    """GHL contacts holding a child of this entity linked on both sides (``upcoming``: an appointment
-    not over yet, whose reschedule or cancel GHL does not show on its contact)."""
-    rows = conn.execute(sa.select(staging_record.c.contact_id, staging_record.c.fields).join(xref, sa.and_(
+def _linked_children(conn: sa.Connection, ctx: RunContext, entity: str) -> list[sa.Row]:
+    """(GHL contact id, fields) of each GHL child of this entity linked on both sides."""
+    return conn.execute(sa.select(staging_record.c.contact_id, staging_record.c.fields).join(xref, sa.and_(
         xref.c.profile == staging_record.c.profile, xref.c.entity == staging_record.c.entity,
         xref.c.ghl_id == staging_record.c.source_id)).where(
         staging_record.c.profile == ctx.profile.name, staging_record.c.entity == entity,
-        staging_record.c.side == "ghl", xref.c.app_id.is_not(None)))
+        staging_record.c.side == "ghl", xref.c.app_id.is_not(None))).all()
+
+
+def _upcoming(appointments: list[sa.Row]) -> set[str]:
+    """Contacts holding a linked appointment not over yet, whose reschedule or cancel GHL does not
+    show on its contact."""
     now = utcnow()
-    return {r.contact_id for r in rows if not upcoming or (moment_or_none(
-        (r.fields or {}).get("end") or (r.fields or {}).get("start")) or now) >= now}
+    return {r.contact_id for r in appointments
+            if (moment_or_none((r.fields or {}).get("end") or (r.fields or {}).get("start")) or now) >= now}
 
 
 def _extract_ghl(ctx: RunContext, window: Window, conn: sa.Connection
@@ -101,8 +105,9 @@ def _extract_ghl(ctx: RunContext, window: Window, conn: sa.Connection
         # The first sync of an entity (a new profile, or one switched on later) covers every known contact.
         first = {entity: extraction_window(conn, ctx, "ghl", entity).mode == "initial"
                  for entity in ("task", "note", "appointment")}
-        linked = {entity: _holding_linked(conn, ctx, entity) for entity in ("task", "note", "appointment")}
-        upcoming = _holding_linked(conn, ctx, "appointment", upcoming=True)
+        linked_rows = {entity: _linked_children(conn, ctx, entity) for entity in ("task", "note", "appointment")}
+        linked = {entity: {r.contact_id for r in rows} for entity, rows in linked_rows.items()}
+        upcoming = _upcoming(linked_rows["appointment"])
         ids = {"task": [] if first["task"] else sorted(set(changed) & linked["task"]),
                "note": everyone if first["note"] else changed,
                "appointment": everyone if first["appointment"] else sorted(set(changed) | upcoming)}
