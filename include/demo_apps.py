@@ -45,10 +45,10 @@ def _contact_id(app: str, member: dict[str, Any]) -> Any:
     return _app_id(app, int(member["id"].split("_")[-1]), "c")
 
 
-def _stamp(app: str, iso: str) -> Any:
+def _stamp(profile, iso: str) -> Any:
     from crm_sync.pipeline.normalize import format_moment, timestamp
 
-    return format_moment(timestamp(iso), UPDATED_FORMAT.get(app, "iso"))
+    return format_moment(timestamp(iso), UPDATED_FORMAT.get(profile.name, "iso"), profile.zone)
 
 
 def _record(profile, entity: str, values: dict[str, Any], record_id: Any, updated_iso: str,
@@ -57,9 +57,9 @@ def _record(profile, entity: str, values: dict[str, Any], record_id: Any, update
 
     api = profile.app.entities[entity]
     defaults = DEFAULTS.get(profile.name, {}) if entity == "contact" else {}
-    record = {**defaults, **to_side(entity, values, "app", profile.fields(entity), full=values)}
+    record = {**defaults, **to_side(entity, values, "app", profile.fields(entity), full=values, zone=profile.zone)}
     set_path(record, api.id_field, record_id)  # a bad row may have none: the sync must quarantine it
-    set_path(record, api.updated_at_field, _stamp(profile.name, updated_iso))
+    set_path(record, api.updated_at_field, _stamp(profile, updated_iso))
     if contact_id is not None:
         set_path(record, api.contact_field, contact_id)
     return record

@@ -31,7 +31,8 @@ def make_app(args: argparse.Namespace, state: SimState):
     if args.app == "generic":
         ttl = args.access_token_ttl or generic.DEFAULT_ACCESS_TOKEN_TTL_S
         return generic.create_app(args.client_id, args.client_secret, state, access_token_ttl_s=ttl)
-    return KEYED_APPS[args.app](args.api_key or f"{args.app}-demo-key", state)
+    zoned = {"zone": args.zone} if args.app == "mygadgetrepairs" else {}
+    return KEYED_APPS[args.app](args.api_key or f"{args.app}-demo-key", state, **zoned)
 
 
 def build_app(args: argparse.Namespace):
@@ -61,6 +62,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--api-key", default=None,
                         help="gymdesk, gymflow, mygadgetrepairs, gist: the accepted key or token "
                              "(default <app>-demo-key)")
+    parser.add_argument("--zone", default="UTC",
+                        help="mygadgetrepairs: the shop's IANA time zone, which its dates and times are in")
     parser.add_argument("--client-id", default="generic-demo-client", help="generic: OAuth client id")
     parser.add_argument("--client-secret", default="generic-demo-secret", help="generic: OAuth client secret")
     return parser.parse_args(argv)

@@ -13,9 +13,10 @@ ASSUMPTIONS (not published):
 - pages hold 25 records: a shorter page ends the list, a page past the end is ``[]``;
   ``sort`` is ``newest`` (created_date descending) or ``oldest``; ``createdDateTo`` includes its day;
 - ``/<res>/updated?updatedDateFrom=dd-mmm-yyyy&page=N`` lists records whose ``last_updated`` is on or
-  after that UTC day (day granularity), oldest first, paged the same way (also for projectTask and
+  after that local day (day granularity), oldest first, paged the same way (also for projectTask and
   ticketComment);
-- ``created_date`` / ``last_updated`` are "YYYY-MM-DD HH:MM:SS" in UTC;
+- ``created_date`` / ``last_updated`` are "YYYY-MM-DD HH:MM:SS" in the shop's local time, with no
+  zone, like every date and time here; the shop's zone is ``create_app(zone=...)`` (default UTC);
 - ``GET /customers?email=`` exact, case-insensitive lookup (an array); ``POST /<res>`` creates (201,
   answers the bare object), ``PUT /<res>/{id}`` updates partially (nested objects merged); no DELETE;
 - errors ``{"success": false, "message": "..."}`` with 400/401/404/422 (a child whose
@@ -123,7 +124,9 @@ APPOINTMENTS = _child(
     defaults={"status": "Booked"})
 
 
-def create_app(api_key: str, state: SimState | None = None, rate_limit_per_s: int = RATE_LIMIT_PER_S) -> FastAPI:
+def create_app(api_key: str, state: SimState | None = None, rate_limit_per_s: int = RATE_LIMIT_PER_S,
+               zone: str = "UTC") -> FastAPI:
+    """``zone``: the shop's IANA time zone, which every date and time it serves is in."""
     api = Api("MyGadgetRepairs", HeaderAuth("Authorization", secret_is(api_key)), _error,
               (CUSTOMERS, TASKS, NOTES, APPOINTMENTS), rate_limit_per_s=rate_limit_per_s)
-    return RestSim(api, state).build()
+    return RestSim(api, state, zone).build()

@@ -6,9 +6,13 @@ module declares its API as data (``Api`` of ``Resource``s) and this module serve
 limits, paging, filters, validation and errors are written once, answered in each app's shapes.
 
 Shared rules: lists are ordered by (updated-at, id) ascending unless a ``Listing`` says otherwise;
-every write stamps updated-at with the server clock (UTC) in the resource's wire format, while
+every write stamps updated-at with the server clock in the resource's wire format, while
 ``POST /_sim/seed`` keeps seeded values verbatim; a write's unknown fields are ignored; a dict field
 is merged one level deep on update (partial updates of nested objects).
+
+Shop zone: formats without an offset (``SQL``, ``DATE``, ``DAY_DMY``, ``HH_MM``) are wall-clock
+times in the simulator's ``zone`` (UTC unless given), as a shop app keeps them: the updated-at
+stamps are its local time and a day filter such as ``updatedDateFrom`` names a local day.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from copy import deepcopy
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -36,7 +41,8 @@ from include.simulators.base import FaultAction, SimState, error, install_common
 
 @dataclass(frozen=True)
 class TimeFormat:
-    """How a moment is written on the wire, and read back (ValueError when it is not in this form)."""
+    """How a moment is written on the wire, and read back (ValueError when it is not in this form).
+    A format without an offset reads a naive datetime, which the engine places in its shop zone."""
 
     name: str
     render: Callable[[datetime], Any]
@@ -58,7 +64,7 @@ def _read_unix(value: Any) -> datetime:
 
 
 def _strptime(pattern: str) -> Callable[[Any], datetime]:
-    return lambda value: datetime.strptime(str(value), pattern).replace(tzinfo=UTC)
+    return lambda value: datetime.strptime(str(value), pattern)
 
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -71,12 +77,12 @@ def _render_dmy(moment: datetime) -> str:
 def _read_dmy(value: Any) -> datetime:
     """``05-Nov-2026`` (month names in English whatever the locale, any letter case)."""
     day, month, year = str(value).split("-")
-    return datetime(int(year), MONTHS.index(month.title()) + 1, int(day), tzinfo=UTC)
+    return datetime(int(year), MONTHS.index(month.title()) + 1, int(day))
 
 
 ISO = TimeFormat("an ISO 8601 timestamp", iso_z, _read_iso)
 UNIX = TimeFormat("Unix seconds", lambda moment: int(moment.timestamp()), _read_unix, int)
-SQL = TimeFormat("YYYY-MM-DD HH:MM:SS", lambda moment: moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+SQL = TimeFormat("YYYY-MM-DD HH:MM:SS", lambda moment: moment.strftime("%Y-%m-%d %H:%M:%S"),
                  _strptime("%Y-%m-%d %H:%M:%S"))
 DATE = TimeFormat("YYYY-MM-DD", lambda moment: moment.strftime("%Y-%m-%d"), _strptime("%Y-%m-%d"))
 DAY_DMY = TimeFormat("dd-mmm-yyyy", _render_dmy, _read_dmy)
@@ -426,9 +432,10 @@ class RestSim:
     """Serves an ``Api`` over a SimState. ``build()`` makes the FastAPI app; an app module may add
     routes of its own to it, using ``guard`` and ``fail`` so they authenticate and answer alike."""
 
-    def __init__(self, api: Api, state: SimState | None = None):
+    def __init__(self, api: Api, state: SimState | None = None, zone: tzinfo | str = UTC):
         self.api = api
         self.state = state or SimState()
+        self.zone = ZoneInfo(zone) if isinstance(zone, str) else zone
         self._counters = {r.collection: itertools.count(r.ids.start) for r in api.resources}
         self._recent: dict[str, deque[float]] = {}
         self._id_fields = {r.collection: r.id_field for r in api.resources}
@@ -473,9 +480,16 @@ class RestSim:
     def _moment(self, resource: Resource, record: Mapping[str, Any], field_name: str) -> datetime | None:
         value = record.get(field_name)
         try:
-            return None if value is None else resource.clock.read(value)
+            return None if value is None else self._placed(resource.clock.read(value))
         except (ValueError, TypeError, OverflowError, OSError):
             return None
+
+    def _placed(self, moment: datetime) -> datetime:
+        """A wall-clock time read from the wire, placed in the shop's zone (PEP 495: fold 0)."""
+        return moment.replace(tzinfo=self.zone) if moment.tzinfo is None else moment
+
+    def _now(self) -> datetime:
+        return utcnow().astimezone(self.zone)
 
     def _sort_key(self, resource: Resource, order: Order) -> Callable[[Mapping[str, Any]], tuple]:
         field_name = order.field or resource.updated
@@ -493,7 +507,7 @@ class RestSim:
         for rule in listing.filters:
             if raw := query.get(rule.param):
                 try:
-                    bound = rule.time.read(raw)
+                    bound = self._placed(rule.time.read(raw))
                 except (ValueError, TypeError, OverflowError, OSError) as exc:
                     raise BadRequest(f"{rule.param} must be {rule.time.name}") from exc
                 bounds.append((rule, bound + timedelta(days=1) if rule.whole_day else bound))
@@ -534,7 +548,7 @@ class RestSim:
                     return problem
             elif creating and spec.required:
                 return f"{spec.name} is required"
-        now = resource.clock.render(utcnow())
+        now = resource.clock.render(self._now())
         if creating:
             record = {resource.id_field: None, **deepcopy(resource.defaults)}
             if resource.created:
@@ -675,7 +689,7 @@ class RestSim:
                     return Response(status_code=204)
                 soft = resource.delete
                 if any(record.get(k) != v for k, v in soft.marks.items()):  # deleting twice changes nothing
-                    now = resource.clock.render(utcnow())
+                    now = resource.clock.render(self._now())
                     record = {**record, **soft.marks, **dict.fromkeys(soft.stamps, now), resource.updated: now}
                     table[record_id] = record
                 return self._item(resource, deepcopy(record))

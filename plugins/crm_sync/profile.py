@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from zoneinfo import ZoneInfo
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from crm_sync.paths import PROFILES_DIR
+from crm_sync.timezones import zone
 
 Side = Literal["ghl", "app"]
 Entity = Literal["contact", "task", "note", "appointment"]
@@ -232,12 +234,28 @@ class Profile(Strict):
     schedule: str = "0 0 * * *"
     start_date: date
     default_region: str = Field("US", pattern=r"^[A-Z]{2}$")
+    timezone: str = Field("UTC", description="IANA zone of the app's values that carry none (dates, wall-clock times)")
     overlap_minutes: int = Field(5, ge=0)
     dry_run: bool = False
     quality_threshold: float = Field(0.05, ge=0, le=1, description="share of bad rows that fails the run")
     ghl: GhlApi = GhlApi()
     app: AppApi
     entities: dict[Entity, EntityMapping]
+
+    @field_validator("timezone")
+    @classmethod
+    def _iana(cls, name: str) -> str:
+        zone(name)
+        return name
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The profile's zone, applied to every app date and time without an offset."""
+        return zone(self.timezone)
+
+    def side_zone(self, side: Side) -> ZoneInfo:
+        """Where a side's values without an offset are read: GHL's are UTC, the app's the profile's zone."""
+        return zone("UTC") if side == "ghl" else self.zone
 
     def synced(self) -> list[str]:
         """Entities this profile syncs, contacts first (children link through them)."""

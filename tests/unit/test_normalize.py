@@ -95,7 +95,7 @@ def test_an_app_status_maps_to_the_canonical_value_both_ways():
     assert values["completed"] is True and values["due_date"] == "2026-12-01"
     assert to_side("task", {"completed": False}, "app", fields) == {"status": "Pending"}
     assert to_side("task", {"completed": True, "due_date": "2026-12-01"}, "ghl", fields) == {
-        "completed": True, "dueDate": "2026-12-01"}
+        "completed": True, "dueDate": "2026-12-01T12:00:00Z"}  # a local day is noon in the profile's zone
 
 
 def test_an_unmapped_status_is_refused_naming_the_profile_key():

@@ -8,7 +8,7 @@ profile file, not new code.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,6 +19,7 @@ from crm_sync.hooks.oauth import AirflowVariableTokenStore, OAuthClient, Rotatin
 from crm_sync.http import ApiClient, ApiError
 from crm_sync.pipeline.normalize import format_moment, moment_or_none
 from crm_sync.profile import AppApi, AppEntityApi
+from crm_sync.timezones import day_start
 
 
 def dig(body: Any, dotted: str) -> Any:
@@ -40,19 +41,22 @@ class AppClient(ApiClient):
     def _unwrap(key: str | None, body: Any) -> Any:
         return body.get(key) if key and isinstance(body, dict) else body
 
-    def list_changed(self, entity: str, since: datetime | None, until: datetime | None) -> Iterator[dict[str, Any]]:
-        """Records changed in [since, until), every page, whatever the app's paging style."""
+    def list_changed(self, entity: str, since: datetime | None, until: datetime | None,
+                     zone: tzinfo = UTC) -> Iterator[dict[str, Any]]:
+        """Records changed in [since, until), every page, whatever the app's paging style. ``zone``:
+        where the app's dates and times without an offset are (its filter's and its updated-at's)."""
         spec = self.api.entities[entity]
         filt = spec.changed_since
         params: dict[str, Any] = dict(spec.list_params)
-        if since is not None and filt.param:
-            params[filt.param] = format_moment(since, filt.format)
+        if since is not None and filt.param:  # a filter by day asks from the start of the local day
+            asked = since if filt.format in ("iso", "unix", "unix_ms") or "%H" in filt.format else day_start(since, zone)
+            params[filt.param] = format_moment(asked, filt.format, zone)
         if until is not None and filt.before_param:
-            params[filt.before_param] = format_moment(until, filt.format)
+            params[filt.before_param] = format_moment(until, filt.format, zone)
         for records in self._pages(spec, spec.list_path or spec.path, params):
             older = False
             for record in records:
-                updated = moment_or_none(dig(record, spec.updated_at_field))
+                updated = moment_or_none(dig(record, spec.updated_at_field), zone)
                 # Filters by day, or none at all: the exact window is enforced here.
                 if updated is not None and until is not None and updated >= until:
                     continue

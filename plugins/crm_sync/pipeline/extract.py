@@ -31,7 +31,7 @@ def raw_row(ctx: RunContext, side: Side, entity: str, payload: dict[str, Any], e
     id_field, updated_field = ctx.profile.record_fields(side, entity)
     source_id = dig(payload, id_field)
     source_id = str(source_id) if source_id not in (None, "") else None
-    updated = moment_or_none(dig(payload, updated_field))  # a bad one: stage quarantines it with the rule
+    updated = moment_or_none(dig(payload, updated_field), ctx.profile.side_zone(side))  # a bad one: stage quarantines it with the rule
     key = source_id or "sha256:" + hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:40]
     return {"profile": ctx.profile.name, "run_id": ctx.run_id, "side": side, "entity": entity, "record_key": key,
             "source_id": source_id, "source_updated_at": updated, "payload": payload, "extracted_at": extracted_at}
@@ -127,7 +127,7 @@ def _extract_app(ctx: RunContext, conn: sa.Connection) -> tuple[list[tuple[str, 
     client = AppHook(ctx.profile.app).get_conn()
     try:
         records = [(entity, record) for entity, window in windows.items()
-                   for record in client.list_changed(entity, window.since, window.until)]
+                   for record in client.list_changed(entity, window.since, window.until, ctx.profile.zone)]
         return records, client.metrics, windows
     finally:
         client.close()

@@ -67,7 +67,7 @@ class Sender:
 
     def send(self, row: sa.Row) -> dict[str, Any] | None:
         fields = self.profile.fields(row.entity)
-        body = to_side(row.entity, row.payload, row.side, fields, full=row.merged)
+        body = to_side(row.entity, row.payload, row.side, fields, full=row.merged, zone=self.profile.zone)
         if row.side == "ghl":
             return self._ghl(row, body)
         return self._app(row, body)
@@ -141,11 +141,12 @@ class Sender:
         since = planned - timedelta(minutes=self.profile.overlap_minutes)  # the app's clock may run behind
         id_field, _ = self.profile.record_fields("app", row.entity)
         linked, fields = self.linked(row, "app"), self.profile.fields(row.entity)
-        for record in self.app.list_changed(row.entity, since, None):
+        for record in self.app.list_changed(row.entity, since, None, self.profile.zone):
             if str(dig(record, contact_field)) != str(contact_id) or str(dig(record, id_field)) in linked:
                 continue
             try:
-                values = canonical_record(row.entity, record, "app", fields, self.profile.default_region)
+                values = canonical_record(row.entity, record, "app", fields, self.profile.default_region,
+                                          self.profile.zone)
             except RuleBroken:
                 continue
             if values.get(key) == row.payload.get(key):
@@ -172,8 +173,9 @@ def record_success(conn: sa.Connection, ctx: RunContext, row: sa.Row, held: dict
     id_field, updated_field = profile.record_fields(side, row.entity)
     target_id = str(dig(held, id_field))
     try:
-        values = canonical_record(row.entity, held, side, profile.fields(row.entity), profile.default_region)
-        updated = timestamp(dig(held, updated_field))
+        values = canonical_record(row.entity, held, side, profile.fields(row.entity), profile.default_region,
+                                  profile.zone)
+        updated = timestamp(dig(held, updated_field), zone=profile.side_zone(side))
     except RuleBroken:  # the side reformatted a value beyond our rules: keep what we sent
         values, updated = dict(row.merged), utcnow()
     held_hash = record_hash(values, row.entity, False)

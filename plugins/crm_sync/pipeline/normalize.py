@@ -15,13 +15,14 @@ import hashlib
 import json
 import unicodedata
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 from crm_sync.profile import CANONICAL, GHL_READ_ONLY, FieldMap, Side
+from crm_sync.timezones import day_instant, local_day, span_end, to_instant, to_wall, wall_end
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,9 @@ def phone(value: Any, region: str) -> str | None:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
-def timestamp(value: Any, pattern: str = "iso") -> datetime | None:
-    """A moment in UTC from ISO 8601, Unix seconds or milliseconds, or an strftime pattern."""
+def timestamp(value: Any, pattern: str = "iso", zone: tzinfo = UTC) -> datetime | None:
+    """A moment in UTC from ISO 8601, Unix seconds or milliseconds, or an strftime pattern; a value
+    without an offset is a wall-clock time in ``zone`` (crm_sync.timezones has the DST rule)."""
     if value in (None, ""):
         return None
     if isinstance(value, bool):
@@ -96,46 +98,72 @@ def timestamp(value: Any, pattern: str = "iso") -> datetime | None:
     try:
         if isinstance(value, int | float):
             return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, UTC)
-        if pattern not in ("iso", "unix", "unix_ms"):
-            moment = datetime.strptime(str(value), pattern)
-        else:
-            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        return to_instant(_parse(value, pattern), zone)
     except (ValueError, OverflowError, OSError):
         expected = "an ISO 8601 timestamp" if pattern in ("iso", "unix", "unix_ms") else f"in the form {pattern}"
         raise _broken("timestamp_format", f"timestamp {value!r} is not {expected}") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def moment_or_none(value: Any) -> datetime | None:
+def _parse(value: Any, pattern: str) -> datetime:
+    """The datetime a text holds: naive (a wall-clock time) when it carries no offset."""
+    if pattern not in ("iso", "unix", "unix_ms"):
+        return datetime.strptime(str(value), pattern)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def moment_or_none(value: Any, zone: tzinfo = UTC) -> datetime | None:
     """A timestamp for bookkeeping (windows, echo checks): unreadable is None, stage quarantines it."""
     try:
-        return timestamp(value)
+        return timestamp(value, zone=zone)
     except RuleBroken:
         return None
 
 
-def format_moment(moment: datetime, pattern: str) -> str | int:
-    """A moment as an app wants it in a query or a body."""
-    moment = moment.astimezone(UTC)
+def format_moment(moment: datetime, pattern: str, zone: tzinfo = UTC) -> str | int:
+    """A moment as an app wants it in a query or a body: ISO 8601 and Unix times in UTC (they
+    carry their offset), a strftime pattern as the wall clock of ``zone``."""
     if pattern == "unix":
         return int(moment.timestamp())
     if pattern == "unix_ms":
         return int(moment.timestamp() * 1000)
     if pattern == "iso":
-        return moment.isoformat().replace("+00:00", "Z")
-    return moment.strftime(pattern)
+        return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return to_wall(moment, zone).strftime(pattern)
 
 
 def _date_only(spec: FieldMap) -> bool:
     return spec.format not in ("iso", "unix", "unix_ms") and "%H" not in spec.format and not spec.time_field
 
 
-def _canonical_moment(moment: datetime | None, spec: FieldMap) -> str | None:
+def _wall_clock(spec: FieldMap) -> bool:
+    """The app keeps this datetime as a local date and time, with no offset."""
+    return spec.format not in ("iso", "unix", "unix_ms") and not _date_only(spec)
+
+
+def _canonical_moment(moment: datetime | None, spec: FieldMap, zone: tzinfo = UTC) -> str | None:
+    """A date-only field is the local day of the instant; anything else the instant in UTC."""
     if moment is None:
         return None
     if _date_only(spec):
-        return moment.strftime("%Y-%m-%d")
-    return moment.replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return local_day(moment, zone).isoformat()
+    return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _app_pattern(spec: FieldMap) -> str:
+    return f"{spec.format} %H:%M" if spec.time_field else spec.format
+
+
+def _keep_duration(values: dict[str, Any], payload: dict[str, Any], fields: dict[str, FieldMap],
+                   zone: tzinfo) -> None:
+    """An app appointment's end as its start plus the duration its wall-clock times show, so a start
+    moved out of a nonexistent hour does not shorten it (crm_sync.timezones)."""
+    start, end = fields.get("start"), fields.get("end")
+    if not (start and end and _wall_clock(start) and _wall_clock(end) and values.get("start") and values.get("end")):
+        return
+    walls = [_parse(raw_value(spec, payload, "app"), _app_pattern(spec)) for spec in (start, end)]
+    if any(wall.tzinfo is not None for wall in walls):
+        return
+    values["end"] = _canonical_moment(span_end(timestamp(values["start"]), *walls), end)
 
 
 def _tags(value: Any, spec: FieldMap, separator: str = ";") -> list[str] | None:
@@ -199,8 +227,10 @@ def raw_value(spec: FieldMap, payload: dict[str, Any], side: Side) -> Any:
     return raw
 
 
-def field_value(entity: str, name: str, spec: FieldMap, payload: dict[str, Any], side: Side, region: str) -> Any:
-    """One canonical field's value read from one side's record."""
+def field_value(entity: str, name: str, spec: FieldMap, payload: dict[str, Any], side: Side, region: str,
+                zone: tzinfo = UTC) -> Any:
+    """One canonical field's value read from one side's record; ``zone``: the profile's, for app
+    values that carry no offset."""
     kind = CANONICAL[entity][name][0]
     raw = raw_value(spec, payload, side)
     if kind == "email":
@@ -208,10 +238,9 @@ def field_value(entity: str, name: str, spec: FieldMap, payload: dict[str, Any],
     if kind == "phone":
         return phone(raw, region)
     if kind == "datetime":
-        pattern = "iso" if side == "ghl" else spec.format
-        if side == "app" and spec.time_field:
-            pattern = f"{spec.format} %H:%M"
-        return _canonical_moment(timestamp(raw, pattern), spec)
+        if side == "ghl":
+            return _canonical_moment(timestamp(raw), spec, zone)
+        return _canonical_moment(timestamp(raw, _app_pattern(spec), zone), spec, zone)
     if kind == "bool":
         return _bool(raw)
     if kind == "tags":
@@ -220,14 +249,16 @@ def field_value(entity: str, name: str, spec: FieldMap, payload: dict[str, Any],
 
 
 def canonical_record(entity: str, payload: dict[str, Any], side: Side, fields: dict[str, FieldMap],
-                     region: str) -> dict[str, Any]:
+                     region: str, zone: tzinfo = UTC) -> dict[str, Any]:
     """Map one side's payload to canonical fields; raises RuleBroken naming the field and the rule."""
     values: dict[str, Any] = {name: None for name in CANONICAL[entity]}
     for name, spec in fields.items():
         try:
-            values[name] = field_value(entity, name, spec, payload, side, region)
+            values[name] = field_value(entity, name, spec, payload, side, region, zone)
         except RuleBroken as exc:
             raise _broken(exc.broken.rule, f"{field_key(entity, name, spec, side)}: {exc.broken.detail}") from None
+    if entity == "appointment" and side == "app":
+        _keep_duration(values, payload, fields, zone)
     return values
 
 
@@ -246,14 +277,14 @@ def content_hash(record: dict[str, Any], entity: str = "contact") -> str:
     return hashlib.sha256(json.dumps(canonical, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _app_value(value: Any, spec: FieldMap, kind: str) -> Any:
+def _app_value(value: Any, spec: FieldMap, kind: str, zone: tzinfo = UTC) -> Any:
     if value is None:
         return None
     if spec.values is not None:
         options = spec.values.get(str(value).lower(), value)
         return options[0] if isinstance(options, list) else options
-    if kind == "datetime":
-        return format_moment(timestamp(value), spec.format)
+    if kind == "datetime":  # a canonical local day is midnight in the zone, so the same day on the app
+        return format_moment(timestamp(value, zone=zone), spec.format, zone)
     if kind == "tags" and spec.item_key:
         return [{spec.item_key: tag} for tag in value]
     return value
@@ -266,10 +297,28 @@ def set_path(body: dict[str, Any], path: str, value: Any) -> None:
     body[last] = value
 
 
+def _ghl_value(value: Any, kind: str, zone: tzinfo) -> Any:
+    """A canonical local day becomes an instant on GHL: noon of that day in the profile's zone."""
+    if kind == "datetime" and isinstance(value, str) and len(value) == 10:
+        return format_moment(day_instant(date.fromisoformat(value), zone), "iso")
+    return value
+
+
+def _wall(entity: str, name: str, value: Any, source: dict[str, Any], fields: dict[str, FieldMap],
+          zone: tzinfo) -> datetime:
+    """The local date and time an app gets; an appointment's end is its local start plus its duration."""
+    moment = timestamp(value)
+    start = fields.get("start")
+    if entity == "appointment" and name == "end" and start and _wall_clock(start) and source.get("start"):
+        return wall_end(timestamp(source["start"]), moment, zone)
+    return to_wall(moment, zone)
+
+
 def to_side(entity: str, values: dict[str, Any], side: Side, fields: dict[str, FieldMap],
-            full: dict[str, Any] | None = None) -> dict[str, Any]:
+            full: dict[str, Any] | None = None, zone: tzinfo = UTC) -> dict[str, Any]:
     """Canonical values to one side's field names and formats, for a write. ``full`` is the
-    whole merged record: a name part written alone must not blank the other part."""
+    whole merged record: a name part written alone must not blank the other part. ``zone``: the
+    profile's, for app values that carry no offset."""
     body: dict[str, Any] = {}
     names: dict[str, dict[str, Any]] = {}
     for name, value in values.items():
@@ -279,19 +328,20 @@ def to_side(entity: str, values: dict[str, Any], side: Side, fields: dict[str, F
         kind = CANONICAL[entity][name][0]
         if side == "ghl":
             if spec.ghl and (entity, name) not in GHL_READ_ONLY:
-                body[spec.ghl] = value
+                body[spec.ghl] = _ghl_value(value, kind, zone)
             continue
         if spec.app is None:
             continue
         if spec.part:  # first and last name share one app field
             names.setdefault(spec.app, {})
             continue
-        if spec.time_field and value is not None:
-            moment = timestamp(value)
-            set_path(body, spec.app, format_moment(moment, spec.format))
-            set_path(body, spec.time_field, moment.strftime("%H:%M"))
+        if kind == "datetime" and _wall_clock(spec) and value is not None:
+            wall = _wall(entity, name, value, {**(full or {}), **values}, fields, zone)
+            set_path(body, spec.app, wall.strftime(spec.format))
+            if spec.time_field:
+                set_path(body, spec.time_field, wall.strftime("%H:%M"))
             continue
-        set_path(body, spec.app, _app_value(value, spec, kind))
+        set_path(body, spec.app, _app_value(value, spec, kind, zone))
     source = {**(full or {}), **values}
     for path in names:
         parts = {spec.part: source.get(name) for name, spec in fields.items() if spec.app == path and spec.part}

@@ -76,7 +76,7 @@ def _bookkeeping(ctx: RunContext, raw: sa.Row) -> dict[str, Any]:
         raise RuleBroken(Broken("id_missing", f"{ctx.side_name(raw.side)} {entity} has no id field '{id_field}'{key}"))
     _, updated_field = profile.record_fields(raw.side, entity)
     return {"profile": profile.name, "side": raw.side, "source_id": raw.source_id,
-            "deleted": is_deleted(ctx, raw.side, entity, payload), "updated_at": timestamp(dig(payload, updated_field)),
+            "deleted": is_deleted(ctx, raw.side, entity, payload), "updated_at": timestamp(dig(payload, updated_field), zone=profile.side_zone(raw.side)),
             "raw_id": raw.id, "run_id": ctx.run_id}
 
 
@@ -84,7 +84,8 @@ def stage_one(ctx: RunContext, raw: sa.Row) -> dict[str, Any]:
     """One raw task, note or appointment to a staging row; raises RuleBroken with the first rule it breaks."""
     row = _bookkeeping(ctx, raw)
     entity, payload = raw.entity, raw.payload
-    values = canonical_record(entity, payload, raw.side, ctx.profile.fields(entity), ctx.profile.default_region)
+    values = canonical_record(entity, payload, raw.side, ctx.profile.fields(entity), ctx.profile.default_region,
+                              ctx.profile.zone)
     contact_id = payload.get("contactId") if raw.side == "ghl" else dig(payload, ctx.profile.contact_field(entity))
     if contact_id in (None, ""):
         raise RuleBroken(Broken("contact_missing", f"{ctx.side_name(raw.side)} {entity} {raw.source_id} names "
@@ -105,7 +106,8 @@ def stage_contacts(ctx: RunContext, raws: list[sa.Row]) -> tuple[list[dict[str, 
             for name, spec in fields.items():
                 try:
                     values[name] = (raw_value(spec, raw.payload, raw.side) if name in BULK_FIELDS else
-                                    field_value("contact", name, spec, raw.payload, raw.side, ctx.profile.default_region))
+                                    field_value("contact", name, spec, raw.payload, raw.side, ctx.profile.default_region,
+                                                ctx.profile.zone))
                 except RuleBroken as exc:
                     raise RuleBroken(Broken(exc.broken.rule, f"{field_key('contact', name, spec, raw.side)}: "
                                                              f"{exc.broken.detail}")) from None
