@@ -192,10 +192,10 @@ def print_summary(profile, backfill_run_ids: list[str]) -> int:
         rerun_id = next(r for r in reversed(all_runs) if r not in backfill_run_ids)
         writes = 0
         for run_id in backfill_run_ids:
-            summary = summarize(conn, profile.name, run_id)
+            summary = summarize(conn, profile.name, run_id, profile.zone)
             writes += summary["writes_sent"]
             print_run("backfill run", summary, str(report_path(profile.dag_id, run_id)))
-        rerun = summarize(conn, profile.name, rerun_id)
+        rerun = summarize(conn, profile.name, rerun_id, profile.zone)
         report = report_path(profile.dag_id, rerun_id)
         print_run("rerun", rerun, str(report))
         quarantined = conn.execute(

@@ -11,6 +11,7 @@ import json
 import logging
 import re
 from collections import Counter
+from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ import sqlalchemy as sa
 from crm_sync.errors import NoRetryError
 from crm_sync.paths import PROJECT_ROOT, data_home
 from crm_sync.pipeline.context import RunContext, log_step, utcnow
+from crm_sync.profile import CANONICAL
+from crm_sync.timezones import show
 from crm_sync.warehouse.db import engine
 from crm_sync.warehouse.tables import outbox, quarantine, raw_record, run_log, xref
 
@@ -33,8 +36,9 @@ def _steps(conn: sa.Connection, profile: str, run_id: str) -> dict[tuple[str, st
         run_log.c.profile == profile, run_log.c.run_id == run_id))}
 
 
-def summarize(conn: sa.Connection, profile: str, run_id: str) -> dict[str, Any]:
-    """Per side: extracted, quarantined, created, updated, unchanged, failed writes, API calls."""
+def summarize(conn: sa.Connection, profile: str, run_id: str, zone: tzinfo = UTC) -> dict[str, Any]:
+    """Per side: extracted, quarantined, created, updated, unchanged, failed writes, API calls.
+    Times are shown in ``zone`` (the profile's), with the zone named."""
     steps = _steps(conn, profile, run_id)
     writes = conn.execute(sa.select(outbox, xref.c.ghl_id, xref.c.app_id).outerjoin(xref, xref.c.id == outbox.c.xref_id)
                           .where(outbox.c.profile == profile, outbox.c.run_id == run_id)
@@ -53,7 +57,7 @@ def summarize(conn: sa.Connection, profile: str, run_id: str) -> dict[str, Any]:
         mine = [w for w in writes if w.side == side]
         ids = [source_id for s, source_id in extracted if s == side]
         sides[side] = {
-            "window": _window(extract),
+            "window": _window(extract, zone),
             "extracted": len(ids),
             "quarantined": len({q.raw_id for q in bad if q.side == side}),
             "created": sum(w.op == "create" and w.status == "sent" for w in mine),
@@ -65,7 +69,7 @@ def summarize(conn: sa.Connection, profile: str, run_id: str) -> dict[str, Any]:
             + (load.stats["api"][side].get("calls", 0) if load else 0),
         }
     return {
-        "profile": profile, "run_id": run_id,
+        "profile": profile, "run_id": run_id, "timezone": str(zone),
         "run_type": next((s.run_type for s in steps.values()), None),
         "sides": sides,
         "writes_sent": sum(w.status == "sent" for w in writes),
@@ -76,17 +80,26 @@ def summarize(conn: sa.Connection, profile: str, run_id: str) -> dict[str, Any]:
         "entities": _by_entity(raws, writes, bad),
         "quarantine": [{"entity": q.entity, "side": q.side, "source_id": q.source_id, "rule": q.rule, "detail": q.detail,
                         "raw_id": q.raw_id} for q in bad],
-        "writes": [{"entity": w.entity, "side": w.side, "op": w.op, "changes": _changes(w), "target_id": w.target_id, "status": w.status,
+        "writes": [{"entity": w.entity, "side": w.side, "op": w.op, "changes": _changes(w, zone), "target_id": w.target_id, "status": w.status,
                     "last_error": w.last_error, "payload": w.payload, "decisions": w.decisions} for w in writes],
     }
 
 
-def _changes(write) -> list[dict[str, str]]:
+def _changes(write, zone: tzinfo = UTC) -> list[dict[str, str]]:
     """The write as a diff: each field it sets, what the target side holds now and what it will hold."""
     held = {d["field"]: d.get(write.side, "") for d in write.decisions or []}
-    return [{"field": name, "before": "" if write.op == "create" else held.get(name, ""),
-             "after": "" if value is None else ", ".join(value) if isinstance(value, list) else str(value)}
-            for name, value in (write.payload or {}).items()]
+    kinds = CANONICAL.get(write.entity, {})
+
+    def shown(name: str, value: Any) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, list):
+            return ", ".join(value)
+        instant = kinds.get(name, ("",))[0] == "datetime" and isinstance(value, str) and len(value) > 10
+        return show(value, zone) if instant else str(value)
+
+    return [{"field": name, "before": "" if write.op == "create" else shown(name, held.get(name)),
+             "after": shown(name, value)} for name, value in (write.payload or {}).items()]
 
 
 def _by_entity(raws, writes, bad) -> dict[str, dict[str, int]]:
@@ -108,11 +121,11 @@ def _failed_at(steps: dict[tuple[str, str], Any]) -> str | None:
     return next((step for step in PIPELINE if step not in done), None)
 
 
-def _window(extract) -> str:
+def _window(extract, zone: tzinfo = UTC) -> str:
     if extract is None:
         return ""
-    start = extract.window_start.isoformat() if extract.window_start else "beginning"
-    end = extract.window_end.isoformat() if extract.window_end else "now"
+    start = show(extract.window_start, zone) if extract.window_start else "beginning"
+    end = show(extract.window_end, zone) if extract.window_end else "now"
     return f"{extract.stats.get('window_mode', '')} [{start}, {end})"
 
 
@@ -137,9 +150,9 @@ def report(ctx: RunContext) -> dict[str, Any]:
     """Runs after the others whatever their outcome (trigger rule all_done), so a failed run has a report too."""
     eng = engine()
     with eng.connect() as conn:
-        summary = summarize(conn, ctx.profile.name, ctx.run_id)
+        summary = summarize(conn, ctx.profile.name, ctx.run_id, ctx.profile.zone)
     failed_at = summary["failed_at"]
-    summary.update(generated_at=utcnow().isoformat(timespec="seconds"), dry_run=ctx.dry_run)
+    summary.update(generated_at=show(utcnow(), ctx.profile.zone), dry_run=ctx.dry_run)
     path = report_path(ctx.profile.dag_id, ctx.run_id)
     path.write_text(render(summary), encoding="utf-8")
     path.with_suffix(".json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
