@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from crm_sync.hooks.app import AppClient
-from crm_sync.pipeline.normalize import canonical_record, to_side
+from crm_sync.pipeline.normalize import RuleBroken, canonical_record, to_side
 from crm_sync.profile import FieldMap, ProfileError, parse_profile, profile_by_name
 from crm_sync.timezones import show
 
@@ -150,3 +150,11 @@ def test_a_report_shows_a_moment_in_the_profiles_zone_and_names_it():
     assert show(datetime(2026, 7, 1, 14, tzinfo=UTC), NY) == "2026-07-01 10:00 EDT America/New_York"
     assert show("2026-12-01T14:00:00+00:00", ZoneInfo("UTC")) == "2026-12-01 14:00 UTC"
     assert show(None, NY) == ""
+
+
+def test_a_moment_the_zone_cannot_hold_breaks_the_timestamp_rule_naming_the_key():
+    fields = MGR.fields("task")
+    with pytest.raises(RuleBroken) as broken:
+        canonical_record("task", {"dueDate": "9999-12-31T23:00:00Z"}, "ghl", fields, "US", ZoneInfo("Asia/Tokyo"))
+    assert broken.value.broken.rule == "timestamp_format"
+    assert "entities.task.fields.due_date" in broken.value.broken.detail and "out of range" in broken.value.broken.detail

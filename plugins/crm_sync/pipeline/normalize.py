@@ -98,10 +98,14 @@ def timestamp(value: Any, pattern: str = "iso", zone: tzinfo = UTC) -> datetime 
     try:
         if isinstance(value, int | float):
             return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, UTC)
-        return to_instant(_parse(value, pattern), zone)
+        moment = _parse(value, pattern)
     except (ValueError, OverflowError, OSError):
         expected = "an ISO 8601 timestamp" if pattern in ("iso", "unix", "unix_ms") else f"in the form {pattern}"
         raise _broken("timestamp_format", f"timestamp {value!r} is not {expected}") from None
+    try:
+        return to_instant(moment, zone)
+    except OverflowError:
+        raise _broken("timestamp_format", f"timestamp {value!r} is out of range in {zone}") from None
 
 
 def _parse(value: Any, pattern: str) -> datetime:
@@ -144,8 +148,12 @@ def _canonical_moment(moment: datetime | None, spec: FieldMap, zone: tzinfo = UT
     """A date-only field is the local day of the instant; anything else the instant in UTC."""
     if moment is None:
         return None
+    try:
+        day = local_day(moment, zone)  # also proves the app can be written this moment in its zone
+    except OverflowError:
+        raise _broken("timestamp_format", f"timestamp {moment.isoformat()} is out of range in {zone}") from None
     if _date_only(spec):
-        return local_day(moment, zone).isoformat()
+        return day.isoformat()
     return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -160,10 +168,12 @@ def _keep_duration(values: dict[str, Any], payload: dict[str, Any], fields: dict
     start, end = fields.get("start"), fields.get("end")
     if not (start and end and _wall_clock(start) and _wall_clock(end) and values.get("start") and values.get("end")):
         return
-    walls = [_parse(raw_value(spec, payload, "app"), _app_pattern(spec)) for spec in (start, end)]
-    if any(wall.tzinfo is not None for wall in walls):
+    try:
+        walls = [_parse(raw_value(spec, payload, "app"), _app_pattern(spec)) for spec in (start, end)]
+        if all(wall.tzinfo is None for wall in walls):
+            values["end"] = _canonical_moment(span_end(timestamp(values["start"]), *walls), end)
+    except (ValueError, OverflowError):  # not wall-clock text after all (a Unix number): keep the end as read
         return
-    values["end"] = _canonical_moment(span_end(timestamp(values["start"]), *walls), end)
 
 
 def _tags(value: Any, spec: FieldMap, separator: str = ";") -> list[str] | None:
@@ -300,7 +310,10 @@ def set_path(body: dict[str, Any], path: str, value: Any) -> None:
 def _ghl_value(value: Any, kind: str, zone: tzinfo) -> Any:
     """A canonical local day becomes an instant on GHL: noon of that day in the profile's zone."""
     if kind == "datetime" and isinstance(value, str) and len(value) == 10:
-        return format_moment(day_instant(date.fromisoformat(value), zone), "iso")
+        try:
+            return format_moment(day_instant(date.fromisoformat(value), zone), "iso")
+        except (ValueError, OverflowError):
+            return value
     return value
 
 
