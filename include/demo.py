@@ -36,8 +36,9 @@ CLIENT_ID, CLIENT_SECRET = "demo-client", "demo-client-secret"  # the generic ap
 
 
 @contextmanager
-def simulator(name: str, seed: dict, home: Path) -> Iterator[str]:
-    """Run one simulator as its own process; yield its URL; stop it on the way out."""
+def simulator(name: str, seed: dict, home: Path, zone: str = "UTC") -> Iterator[str]:
+    """Run one simulator as its own process; yield its URL; stop it on the way out. ``zone``: the
+    shop's, for an app that keeps times without one (the profile's ``timezone``)."""
     seed_file, url_file, log_file = home / f"{name}.seed.json", home / f"{name}.url", home / f"{name}.log"
     seed_file.write_text(json.dumps(seed))
     url_file.unlink(missing_ok=True)
@@ -45,7 +46,8 @@ def simulator(name: str, seed: dict, home: Path) -> Iterator[str]:
         process = subprocess.Popen(
             [sys.executable, "-m", "include.simulators", name, "--seed", str(seed_file), "--url-file", str(url_file),
              "--token", GHL_TOKEN, "--location", LOCATION_ID, "--api-key", APP_KEY,
-             *(["--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET] if name == "generic" else [])],
+             *(["--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET] if name == "generic" else []),
+             *(["--zone", zone] if name == "mygadgetrepairs" else [])],
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": _pythonpath()})
     try:
         deadline = time.monotonic() + 30
@@ -159,7 +161,8 @@ def main() -> int:
         if profile.app.kind == "csv":
             app_url = str(write_csv_import(profile, data, DEMO_HOME))
         else:
-            app_url = stack.enter_context(simulator(profile.name, app_seed(profile, data, now), DEMO_HOME))
+            app_seed_rows = app_seed(profile, data, now)
+            app_url = stack.enter_context(simulator(profile.name, app_seed_rows, DEMO_HOME, profile.timezone))
         print(f"demo: simulators up: GHL {ghl_url}, {profile.name} {app_url}")
         env = demo_env(DEMO_HOME, ghl_url, app_connection(profile, app_url))
         prepare_metadata(env, DEMO_HOME)
