@@ -67,7 +67,8 @@ def test_ambiguous_matches_are_decided_with_the_cli_and_the_next_runs_honour_and
     assert "ghl:ghlDana" in cli("list", "--profile", "gymdesk")
     assert "no profile named 'gymdask'" in cli("list", "--profile", "gymdask", code=1)
 
-    link = cli("link", "--profile", "gymdesk", "--ghl", "ghlDana", "--app", "mem_dana", "--user", "ops").split()[1].rstrip(":")
+    linked = cli("link", "--profile", "gymdesk", "--ghl", "ghlDana", "--app", "mem_dana", "--user", "ops")
+    link = linked.split()[1].rstrip(":")  # "decision 1: link ..."
     cli("apart", "--profile", "gymdesk", "--ghl", "ghlDana", "--app", "mem_eli", "--user", "ops")
     cli("apart", "--profile", "gymdesk", "--ghl", "ghlAnn", "--app", "mem_bob", "--user", "ops")
     assert "already linked by decision" in cli("link", "--profile", "gymdesk", "--ghl", "ghlDana", "--app",
