@@ -181,7 +181,7 @@ def main() -> int:
 def print_summary(profile, backfill_run_ids: list[str]) -> int:
     os.environ["CRM_SYNC_HOME"] = str(DEMO_HOME)
     import sqlalchemy as sa
-    from crm_sync.pipeline.report import report_path, summarize
+    from crm_sync.pipeline.report import report_file, summarize
     from crm_sync.warehouse.db import engine
     from crm_sync.warehouse.tables import quarantine, raw_record, run_log
 
@@ -194,16 +194,16 @@ def print_summary(profile, backfill_run_ids: list[str]) -> int:
         for run_id in backfill_run_ids:
             summary = summarize(conn, profile.name, run_id)
             writes += summary["writes_sent"]
-            print_run("backfill run", summary, str(report_path(profile.dag_id, run_id)))
+            print_run("backfill run", summary, report_file(conn, profile.name, run_id))
         rerun = summarize(conn, profile.name, rerun_id)
-        report = report_path(profile.dag_id, rerun_id)
-        print_run("rerun", rerun, str(report))
+        print_run("rerun", rerun, report_file(conn, profile.name, rerun_id))
+        first_report = report_file(conn, profile.name, backfill_run_ids[0])
         quarantined = conn.execute(
             sa.select(sa.func.count(sa.distinct(raw_record.c.side + ":" + raw_record.c.record_key)))
             .select_from(quarantine.join(raw_record, raw_record.c.id == quarantine.c.raw_id))
             .where(quarantine.c.profile == profile.name)).scalar_one()
     print(f"\ndemo: profile={profile.dag_id} writes={writes} rerun_writes={rerun['writes_sent']} "
-          f"quarantined={quarantined} report={report_path(profile.dag_id, backfill_run_ids[0])}")
+          f"quarantined={quarantined} report={first_report}")
     return 0
 
 

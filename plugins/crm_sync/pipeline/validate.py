@@ -233,7 +233,7 @@ def _newly_bad(conn: sa.Connection, ctx: RunContext) -> int:
 
 
 def validate(ctx: RunContext) -> dict[str, Any]:
-    from crm_sync.pipeline.report import report_path
+    from crm_sync.pipeline.report import console_path, report_path
 
     eng = engine()
     with eng.begin() as conn:
@@ -252,8 +252,8 @@ def validate(ctx: RunContext) -> dict[str, Any]:
                  "newly_bad": bad, "bad_share": round(share, 4), "threshold": ctx.profile.quality_threshold,
                  "passed": passed, "expectations": expectations}
         log_step(conn, ctx, "validate", stats)
-    log.info("data-quality report (written by the report task): %s#data-quality",
-             report_path(ctx.profile.dag_id, ctx.run_id).as_uri())
+    log.info("data-quality report (written by the report task): %s#data-quality in the Airflow UI (crm-sync), "
+             "exported to %s", console_path(ctx.profile.dag_id, ctx.run_id), report_path(ctx).as_uri())
     if not passed:
         raise DataQualityError(f"{bad} of {extracted} rows ({share:.1%}) newly failed validation, over the "
                                f"profile's threshold of {ctx.profile.quality_threshold:.0%}; nothing will be written")
