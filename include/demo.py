@@ -37,13 +37,15 @@ CLIENT_ID, CLIENT_SECRET = "demo-client", "demo-client-secret"  # the generic ap
 
 @contextmanager
 def simulator(name: str, seed: dict, home: Path) -> Iterator[str]:
-    """Run one simulator as its own process; yield its URL; stop it on the way out."""
+    """Run one simulator as its own process; yield its URL; stop it on the way out. Its records are
+    saved to ``<name>.state.json`` when it stops and loaded from there when that file exists (`make ui`)."""
     seed_file, url_file, log_file = home / f"{name}.seed.json", home / f"{name}.url", home / f"{name}.log"
     seed_file.write_text(json.dumps(seed))
     url_file.unlink(missing_ok=True)
-    with log_file.open("w") as log:
+    with log_file.open("a") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "include.simulators", name, "--seed", str(seed_file), "--url-file", str(url_file),
+             "--state-file", str(home / f"{name}.state.json"),
              "--token", GHL_TOKEN, "--location", LOCATION_ID, "--api-key", APP_KEY,
              *(["--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET] if name == "generic" else [])],
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": _pythonpath()})
