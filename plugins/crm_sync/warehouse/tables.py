@@ -156,3 +156,27 @@ run_log = sa.Table(
     sa.Column("stats", sa.JSON, nullable=False),
     sa.Column("finished_at", TS, nullable=False),
 )
+
+review_candidate = sa.Table(
+    "review_candidate", metadata,
+    sa.Column("profile", sa.String(64), primary_key=True),
+    sa.Column("ghl_id", sa.String(128), primary_key=True),
+    sa.Column("app_id", sa.String(128), primary_key=True),
+    sa.Column("reason", sa.Text, nullable=False, comment='how they matched: "by email, another first name"'),
+    sa.Column("run_id", sa.String(250), nullable=False, comment="the reconcile that found it open"),
+)
+
+review_decision = sa.Table(
+    "review_decision", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("profile", sa.String(64), nullable=False),
+    sa.Column("ghl_id", sa.String(128), nullable=False),
+    sa.Column("app_id", sa.String(128), nullable=False),
+    sa.Column("decision", sa.String(8), nullable=False, comment="link or apart"),
+    sa.Column("decided_by", sa.String(256), nullable=False),
+    sa.Column("decided_at", TS, nullable=False),
+    sa.Column("undone_by", sa.String(256)),
+    sa.Column("undone_at", TS),
+    sa.Column("xref_id", sa.Integer, comment="the link reconcile made for it"),
+    sa.Index("ix_review_decision_pair", "profile", "ghl_id", "app_id"),
+)
