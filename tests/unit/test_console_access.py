@@ -29,7 +29,8 @@ def console_routes() -> list[tuple[str, str]]:
 def test_the_console_serves_the_agreed_urls():
     paths = {path for _, path in console_routes()}
     assert {"/", "/dags/ghl_gymdesk", "/dags/ghl_gymdesk/runs/backfill__2026-11-28T00:00:00+00:00",
-            "/api/dags/ghl_gymdesk/runs/backfill__2026-11-28T00:00:00+00:00"} <= paths
+            "/api/dags/ghl_gymdesk/runs/backfill__2026-11-28T00:00:00+00:00", "/dags/ghl_gymdesk/review",
+            "/dags/ghl_gymdesk/review/decide", "/dags/ghl_gymdesk/review/undo"} <= paths
 
 
 @pytest.mark.parametrize(("method", "path"), console_routes())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from crm_sync.web.routes import profiles, runs
+from crm_sync.web.routes import profiles, review, runs
 
 
 def create_app() -> FastAPI:
@@ -17,6 +17,7 @@ def create_app() -> FastAPI:
     app.include_router(profiles.index)
     app.include_router(profiles.dag)
     app.include_router(runs.router)
+    app.include_router(review.router)
     return app
 
 

@@ -35,6 +35,14 @@ def run_ids(conn: sa.Connection, profile: Profile, limit: int = RUNS_SHOWN) -> l
                              .group_by(run_log.c.run_id).order_by(newest.desc()).limit(limit)).scalars())
 
 
+def pending_counts() -> dict[str, int]:
+    """Per DAG, how many ambiguous matches wait in its review queue."""
+    from crm_sync import review
+
+    with engine().connect() as conn:
+        return {profile.dag_id: len(review.pending(conn, profile)) for profile in profiles()}
+
+
 def runs(profile: Profile) -> list[dict[str, Any]]:
     with engine().connect() as conn:
         return [build_report(conn, profile, run_id) for run_id in run_ids(conn, profile)]

@@ -16,7 +16,7 @@ dag = APIRouter(dependencies=READ_DAG)
 @index.get("/", response_class=HTMLResponse)
 def list_profiles(request: Request) -> HTMLResponse:
     rows = [(profile, services.latest(profile)) for profile in services.profiles()]
-    return page(request, "index.html.j2", rows=rows)
+    return page(request, "index.html.j2", rows=rows, pending=services.pending_counts())
 
 
 @dag.get("/dags/{dag_id}", response_class=HTMLResponse)
