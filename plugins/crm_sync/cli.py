@@ -1,12 +1,22 @@
-"""Operate crm-sync by hand: the outbox (list writes, retry failed ones, discard them) and the pools.
+"""Operate crm-sync by hand: the outbox (list writes, retry failed ones, discard them), the review
+queue of ambiguous matches, and the pools.
 
     python -m crm_sync.cli outbox list --profile gymdesk [--status failed]
     python -m crm_sync.cli outbox retry --profile gymdesk (--id N ... | --all-failed)
     python -m crm_sync.cli outbox discard --profile gymdesk --id N ...
+    python -m crm_sync.cli review list --profile gymdesk [--decisions] [--json]
+    python -m crm_sync.cli review link --profile gymdesk --ghl ID --app ID [--user NAME]
+    python -m crm_sync.cli review apart --profile gymdesk --ghl ID --app ID [--user NAME]
+    python -m crm_sync.cli review undo --profile gymdesk --id N [--user NAME]
     python -m crm_sync.cli pools
 
 A retried row goes back to ``pending`` and the next run's load sends it; a discarded row is
-never sent (the record is synced again only when it changes). Uses the same warehouse as the
+never sent (the record is synced again only when it changes).
+
+``review`` lists each open ambiguous match (as of the last run) with its records side by side, and
+records a decision on a pair: ``link`` (the same person: the next run links and syncs them) or
+``apart`` (different people: never proposed again); ``undo`` takes a decision back. The user
+defaults to the login name; only ids are stored, never a copy of the records. Uses the same warehouse as the
 DAGs (WAREHOUSE_URL, the warehouse_default connection, or the embedded SQLite file).
 
 ``pools`` creates the Airflow pool of each GHL location the profiles use (one slot: the
@@ -17,12 +27,14 @@ it is. Run it where the Airflow CLI works (it writes Airflow's metadata database
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 
+from crm_sync import review
 from crm_sync.warehouse.db import engine
 from crm_sync.warehouse.tables import outbox
 
@@ -63,6 +75,41 @@ def create_pools() -> list[str]:
     return created
 
 
+def show_item(item: dict) -> str:
+    """One open ambiguous match as text: its records side by side, then each pair and its decision."""
+    lines = [f"item {item['id']}"]
+    for record in item["records"]:
+        fields = record["fields"]
+        shown = "  ".join(str(fields[n]) for n in ("first_name", "last_name", "email", "phone")
+                          if fields.get(n) is not None) if record["staged"] else "(no longer staged)"
+        lines.append(f"  {record['side']}:{record['id']:<24} {shown}")
+    for pair in item["pairs"]:
+        decision = pair["decision"]
+        state = f"{decision['decision']} (decision {decision['id']}, next run)" if decision else "undecided"
+        lines.append(f"  pair ghl:{pair['ghl_id']} app:{pair['app_id']}  {pair['reason']}  [{state}]")
+    return "\n".join(lines)
+
+
+def review_command(args: argparse.Namespace) -> int:
+    user = args.user or getpass.getuser()
+    with engine().begin() as conn:
+        profile = review.resolve(args.profile)
+        if args.command == "list":
+            rows = review.decisions(conn, profile) if args.decisions else review.pending(conn, profile)
+            for row in rows:
+                print(json.dumps(row, default=str) if args.json or args.decisions else show_item(row))
+            if not rows and not args.json:
+                print(f"no {'decisions' if args.decisions else 'open ambiguous matches'} for {profile.name}")
+            return 0
+        if args.command == "undo":
+            review.undo(conn, profile, args.id, user)
+            print(f"decision {args.id} of {profile.name} undone by {user}; the next run honours it")
+            return 0
+        decision_id = review.decide(conn, profile, args.ghl, args.app, args.command, user)
+    print(f"decision {decision_id}: {args.command} ghl:{args.ghl} app:{args.app} by {user}; the next run honours it")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m crm_sync.cli", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -78,7 +125,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             command.add_argument("--id", type=int, nargs="+", dest="ids", help="outbox row ids")
         if name == "retry":
             command.add_argument("--all-failed", action="store_true")
+    reviews = areas.add_parser("review").add_subparsers(dest="command", required=True)
+    for name, helptext in (("list", "open ambiguous matches"), ("link", "the same person: link them"),
+                           ("apart", "different people: keep them apart"), ("undo", "take a decision back")):
+        command = reviews.add_parser(name, help=helptext)
+        command.add_argument("--profile", required=True)
+        if name == "list":
+            command.add_argument("--decisions", action="store_true", help="every decision, newest first")
+            command.add_argument("--json", action="store_true", help="one JSON object a line")
+        elif name == "undo":
+            command.add_argument("--id", type=int, required=True, help="the decision's id")
+        else:
+            command.add_argument("--ghl", required=True, help="the GHL contact's id")
+            command.add_argument("--app", required=True, help="the app record's id")
+        if name != "list":
+            command.add_argument("--user", help="who decides (default: the login name)")
     args = parser.parse_args(argv)
+    if args.area == "review":
+        try:
+            return review_command(args)
+        except review.ReviewError as exc:
+            print(f"review {args.command}: {exc}", file=sys.stderr)
+            return 1
     if args.area == "pools":
         created = create_pools()
         print(f"created pools: {', '.join(created)}" if created else "every GHL location's pool exists")

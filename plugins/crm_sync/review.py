@@ -39,7 +39,7 @@ from crm_sync.warehouse.tables import outbox, review_candidate, review_decision,
 Decision = Literal["link", "apart"]
 DECISIONS = ("link", "apart")
 # A candidate as matching.py words it: "app:<id> by email, another first name"
-_CANDIDATE = re.compile(r"(ghl|app):(.*) (by (?:email|phone|external id)(?:, .*)?)")
+_CANDIDATE = re.compile(r"(ghl|app):(.*) (by (?:email|phone|external id|review)\b.*)")
 
 
 class ReviewError(ValueError):
@@ -130,9 +130,9 @@ def decisions(conn: sa.Connection, profile: Profile | str) -> list[dict[str, Any
 # --- what reconcile asks --------------------------------------------------------------------
 
 def active_decisions(conn: sa.Connection, profile: str) -> pd.DataFrame:
-    """Active decisions: id, ghl_id, app_id, decision, xref_id."""
+    """Active decisions: id, ghl_id, app_id, decision, xref_id, applied_run_id."""
     c = review_decision.c
-    return pd.read_sql(sa.select(c.id, c.ghl_id, c.app_id, c.decision, c.xref_id).where(
+    return pd.read_sql(sa.select(c.id, c.ghl_id, c.app_id, c.decision, c.xref_id, c.applied_run_id).where(
         c.profile == profile, c.undone_at.is_(None)).order_by(c.id), conn)
 
 
@@ -153,10 +153,12 @@ def drop_undone_links(conn: sa.Connection, profile: str) -> int:
     return len(gone)
 
 
-def note_links(conn: sa.Connection, profile: str, made: dict[int, int]) -> None:
-    """Remember which link each decision made (decision id -> xref id), so an undo can remove it."""
-    for decision_id, xref_id in made.items():
-        conn.execute(sa.update(review_decision).where(review_decision.c.id == decision_id).values(xref_id=xref_id))
+def mark_applied(conn: sa.Connection, profile: str, run_id: str, applied: dict[int, int | None]) -> None:
+    """Decisions (id -> the link a ``link`` made, else None) a run honoured for the first time."""
+    for decision_id, xref_id in applied.items():
+        values = {"applied_run_id": run_id} | ({"xref_id": xref_id} if xref_id is not None else {})
+        conn.execute(sa.update(review_decision).where(review_decision.c.profile == profile,
+                                                      review_decision.c.id == decision_id).values(**values))
 
 
 def replace_candidates(conn: sa.Connection, profile: str, run_id: str, ambiguous: dict[tuple[str, str], list]

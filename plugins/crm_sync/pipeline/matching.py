@@ -352,17 +352,28 @@ def _by_owner(own: np.ndarray, text: np.ndarray) -> dict[int, list[str]]:
     return {key: text[b:e] for key, b, e in zip(own[starts].tolist(), starts.tolist(), ends.tolist(), strict=True)}
 
 
-def external_matches(ghl: pd.DataFrame, app: pd.DataFrame, linked: pd.DataFrame
+def _apart(pairs: pd.DataFrame, apart: pd.DataFrame | None, g: str = "g", a: str = "a") -> np.ndarray:
+    """Which rows of ``pairs`` (columns ``g``, ``a``) are pairs people said to keep apart (ghl_id,
+    app_id): an anti-join, so such a pair is never a candidate again."""
+    if apart is None or apart.empty or pairs.empty:
+        return np.zeros(len(pairs), bool)
+    keys = pd.MultiIndex.from_arrays([apart.ghl_id.to_numpy(object), apart.app_id.to_numpy(object)])
+    return pd.MultiIndex.from_arrays([pairs[g].to_numpy(object), pairs[a].to_numpy(object)]).isin(keys)
+
+
+def external_matches(ghl: pd.DataFrame, app: pd.DataFrame, linked: pd.DataFrame, apart: pd.DataFrame | None = None
                      ) -> tuple[list[tuple[str, str]], dict[tuple[str, str], list]]:
     """Pairs that a record names itself: the app record keeps the GHL id (or the GHL record the app
     id) in its ``external_id``. Unlinked records on both sides (frames with source_id and
     external_id); ``linked`` holds the links already made (ghl_id, app_id). A claim on a record
     linked to another, or a record claimed by two, is ambiguous for every record it involves; a
-    claim naming a record we do not hold is ignored (email and phone may still match it)."""
+    claim naming a record we do not hold is ignored (email and phone may still match it), and so is
+    a pair kept ``apart`` (ghl_id, app_id) by a review decision."""
     claims = pd.concat([
         pd.DataFrame({"g": app["external_id"].to_numpy(object), "a": app["source_id"].to_numpy(object), "by": "app"}),
         pd.DataFrame({"g": ghl["source_id"].to_numpy(object), "a": ghl["external_id"].to_numpy(object), "by": "ghl"}),
     ]).dropna(subset=["g", "a"]).drop_duplicates(["g", "a"])
+    claims = claims[~_apart(claims, apart)]
     ambiguous: dict[tuple[str, str], list] = {}
     taken = claims.g.isin(linked.ghl_id.dropna()) | claims.a.isin(linked.app_id.dropna())
     for g, a, by in claims[taken].itertuples(index=False):  # rare: a conflict to review
@@ -387,11 +398,13 @@ def _codes(ghl: pd.DataFrame, app: pd.DataFrame, column: str, fold: bool = False
     return codes[:len(ghl)], codes[len(ghl):]
 
 
-def find_matches(ghl: pd.DataFrame, app: pd.DataFrame) -> tuple[list[tuple[str, str]], dict[tuple[str, str], list]]:
+def find_matches(ghl: pd.DataFrame, app: pd.DataFrame, apart: pd.DataFrame | None = None
+                 ) -> tuple[list[tuple[str, str]], dict[tuple[str, str], list]]:
     """Pairs by email, then by phone among the rest (never across two different emails), without
     a Python loop per row. One-to-many either way is ambiguous, and so is a one-to-one match whose
     first names contradict each other (a family's shared email or phone), with candidates like
-    "app:<id> by email". Ids and keys become integer codes, so the joins and counts are numpy work."""
+    "app:<id> by email". Pairs kept ``apart`` (ghl_id, app_id) by a review decision never join.
+    Ids and keys become integer codes, so the joins and counts are numpy work."""
     g_id, g_ids = pd.factorize(ghl["source_id"])
     a_id, a_ids = pd.factorize(app["source_id"])
     g_ids, a_ids = np.asarray(g_ids, dtype=object), np.asarray(a_ids, dtype=object)
@@ -408,6 +421,9 @@ def find_matches(ghl: pd.DataFrame, app: pd.DataFrame) -> tuple[list[tuple[str, 
             pd.DataFrame({"a": a_id[right], "k": ak[right], "a_email": ae[right], "a_first": a_first[right]}), on="k")
         if key == "phone":  # a shared phone never overrides two different emails
             joined = joined[(joined.g_email < 0) | (joined.a_email < 0) | (joined.g_email == joined.a_email)]
+        if apart is not None and not apart.empty:
+            joined = joined[~_apart(pd.DataFrame({"g": g_ids[joined.g.to_numpy()], "a": a_ids[joined.a.to_numpy()]}),
+                                    apart)]
         g, a = joined.g.to_numpy(), joined.a.to_numpy()
         other_name = ((joined.g_first >= 0) & (joined.a_first >= 0) & (joined.g_first != joined.a_first)).to_numpy()
         unique = (np.bincount(g, minlength=len(g_ids))[g] == 1) & (np.bincount(a, minlength=len(a_ids))[a] == 1) \

@@ -178,5 +178,6 @@ review_decision = sa.Table(
     sa.Column("undone_by", sa.String(256)),
     sa.Column("undone_at", TS),
     sa.Column("xref_id", sa.Integer, comment="the link reconcile made for it"),
+    sa.Column("applied_run_id", sa.String(250), comment="the run that first honoured it"),
     sa.Index("ix_review_decision_pair", "profile", "ghl_id", "app_id"),
 )

@@ -36,6 +36,7 @@ def upgrade() -> None:
         sa.Column('undone_by', sa.String(length=256), nullable=True),
         sa.Column('undone_at', sa.DateTime(timezone=True), nullable=True),
         sa.Column('xref_id', sa.Integer(), nullable=True, comment='the link reconcile made for it'),
+        sa.Column('applied_run_id', sa.String(length=250), nullable=True, comment='the run that first honoured it'),
     )
     op.create_index('ix_review_decision_pair', 'review_decision', ['profile', 'ghl_id', 'app_id'])
 
