@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from crm_sync.web.app import app
+from crm_sync.web import console
 
 PREFIX = "crm-sync"  # external_views hrefs are relative to the UI's base URL
 
 
 class CrmSyncPlugin(AirflowPlugin):
     name = "crm_sync"
-    fastapi_apps = [{"app": app, "url_prefix": f"/{PREFIX}", "name": "crm-sync console"}]
+    fastapi_apps = [{"app": console, "url_prefix": f"/{PREFIX}", "name": "crm-sync console"}]
     external_views = [
         {"name": "crm-sync", "href": f"{PREFIX}/", "destination": "nav", "url_route": "crm-sync",
          "category": "browse"},

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
-from crm_sync.pipeline.report import environment
-
 TEMPLATES = Path(__file__).parent / "templates"
-_env = environment(TEMPLATES)
+
+
+@functools.cache
+def _env():
+    from crm_sync.pipeline.report import environment
+
+    return environment(TEMPLATES)
 
 
 def page(request: Request, template: str, **context: Any) -> HTMLResponse:
     """Render a console page; links are made relative to where the app is mounted (/crm-sync)."""
     base = request.scope.get("root_path", "").rstrip("/")
-    return HTMLResponse(_env.get_template(template).render(base=base, **context))
+    return HTMLResponse(_env().get_template(template).render(base=base, **context))

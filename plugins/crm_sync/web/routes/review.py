@@ -14,9 +14,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from airflow.api_fastapi.core_api.security import GetUserDep
-from crm_sync import review
-from crm_sync.warehouse.db import engine
 from crm_sync.web import services
+from crm_sync.web.services import engine
 from crm_sync.web.pages import page
 from crm_sync.web.security import EDIT_DAG, READ_DAG
 
@@ -25,6 +24,8 @@ router = APIRouter(dependencies=READ_DAG)
 
 @router.get("/dags/{dag_id}/review", response_class=HTMLResponse)
 def queue(request: Request, dag_id: str, error: str = "", done: str = "") -> HTMLResponse:
+    from crm_sync import review
+
     profile = services.profile_of(dag_id)
     with engine().connect() as conn:
         items, decisions = review.pending(conn, profile), review.decisions(conn, profile)
@@ -42,6 +43,8 @@ def _back(request: Request, dag_id: str, **message: str) -> RedirectResponse:
 @router.post("/dags/{dag_id}/review/decide", dependencies=[*EDIT_DAG])
 def decide(request: Request, dag_id: str, user: GetUserDep, ghl_id: Annotated[str, Form()],
            app_id: Annotated[str, Form()], decision: Annotated[str, Form()]) -> RedirectResponse:
+    from crm_sync import review
+
     profile = services.profile_of(dag_id)
     try:
         with engine().begin() as conn:
@@ -55,6 +58,8 @@ def decide(request: Request, dag_id: str, user: GetUserDep, ghl_id: Annotated[st
 @router.post("/dags/{dag_id}/review/undo", dependencies=[*EDIT_DAG])
 def undo(request: Request, dag_id: str, user: GetUserDep,
          decision_id: Annotated[int, Form()]) -> RedirectResponse:
+    from crm_sync import review
+
     profile = services.profile_of(dag_id)
     try:
         with engine().begin() as conn:
