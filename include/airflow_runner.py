@@ -157,8 +157,8 @@ def airflow_services(env: dict[str, str], log_dir: Path, timeout: float = 120, *
 
     finished = False
     try:
-        start("api-server", "api-server", "--apps", "all" if ui else "execution", "-H", "127.0.0.1", "-p", str(port),
-              "--workers", "1")
+        start("api-server", "api-server", "-H", "127.0.0.1", "-p", str(port),
+              *(["--apps", "all", "--workers", "1"] if ui else ["--apps", "execution"]))
         start("scheduler", "scheduler", "--skip-serve-logs")
         if ui:
             start("dag-processor", "dag-processor")
