@@ -20,7 +20,7 @@ class CrmSyncPlugin(AirflowPlugin):
     fastapi_apps = [{"app": console, "url_prefix": f"/{PREFIX}", "name": "crm-sync console"}]
     external_views = [
         {"name": "crm-sync", "href": f"{PREFIX}/", "destination": "nav", "url_route": "crm-sync",
-         "category": "browse"},
+         "nav_top_level": True},
         {"name": "crm-sync report", "href": f"{PREFIX}/dags/{{DAG_ID}}/runs/{{RUN_ID}}", "destination": "dag_run",
          "url_route": "crm-sync-run"},
         {"name": "crm-sync report", "href": f"{PREFIX}/dags/{{DAG_ID}}/runs/{{RUN_ID}}", "destination": "task_instance",

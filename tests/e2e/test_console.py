@@ -101,7 +101,7 @@ def test_make_ui_serves_the_console_to_a_logged_in_browser(make_ui, browser):
     assert "/auth/login" not in browser.current_url, "the login did not go through"
 
     # the crm-sync entry in Airflow's navigation: the console inside the UI
-    browser.get(f"{url}/plugin/crm-sync")
+    browser.find_element(By.XPATH, "//a[contains(@href, 'plugin/crm-sync')]").click()
     browser.switch_to.frame(browser.find_element(By.TAG_NAME, "iframe"))
     assert "crm-sync profiles" in browser.find_element(By.TAG_NAME, "h1").text
     browser.find_element(By.LINK_TEXT, "ghl_gymdesk").click()
