@@ -44,3 +44,12 @@ def test_a_run_that_failed_at_extract_has_a_report_titled_by_its_interval(wareho
     assert "<td>appointment</td>" in page
     exported = tmp_path / "home" / "reports" / "ghl_gymdesk" / "backfill_2026-11-27T0000_2026-11-28T0000.html"
     assert exported.read_text() == page
+
+
+def test_a_manual_run_is_titled_by_its_run_id_whatever_interval_airflow_gave_it():
+    from crm_sync.pipeline.report import run_title
+
+    manual = {"run_id": "manual__2026-11-30T14:52:21+00:00", "run_type": "manual",
+              "interval_start": "2026-11-29T00:00:00+00:00", "interval_end": "2026-11-30T00:00:00+00:00"}
+    assert run_title(manual) == "manual__2026-11-30T14:52:21+00:00"
+    assert run_title({**manual, "run_type": "scheduled"}) == "2026-11-29 00:00 UTC to 2026-11-30 00:00 UTC"

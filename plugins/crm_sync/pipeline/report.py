@@ -143,9 +143,10 @@ def build_report(conn: sa.Connection, profile: Profile, run_id: str) -> dict[str
 
 
 def run_title(summary: dict[str, Any]) -> str:
-    """What the run covered, as users backfilled it: its data interval; a manual run, its run id."""
+    """What the run covered, as users backfilled it: a scheduled or backfill run's data interval; any
+    other run (manual: it reads from the watermark, whatever interval Airflow gave it) its run id."""
     start, end = summary.get("interval_start"), summary.get("interval_end")
-    if start and end and start != end:
+    if summary.get("run_type") in INTERVAL_RUN_TYPES and start and end and start != end:
         return f"{format_time(start)} to {format_time(end)}"
     return summary["run_id"]
 
