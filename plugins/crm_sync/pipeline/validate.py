@@ -257,8 +257,8 @@ def validate(ctx: RunContext) -> dict[str, Any]:
                  "newly_bad": bad, "bad_share": round(share, 4), "threshold": ctx.profile.quality_threshold,
                  "passed": passed, "expectations": expectations}
         log_step(conn, ctx, "validate", stats)
-    log.info("data-quality report (written by the report task): %s#data-quality in the Airflow UI (crm-sync), "
-             "exported to %s", console_path(ctx.profile.dag_id, ctx.run_id), report_path(ctx).as_uri())
+    log.info("data-quality report (written by the report task): %s#data-quality, and in the Airflow UI at %s",
+             report_path(ctx).as_uri(), console_path(ctx.profile.dag_id, ctx.run_id))
     if not passed:
         raise DataQualityError(f"{bad} of {extracted} rows ({share:.1%}) newly failed validation, over the "
                                f"profile's threshold of {ctx.profile.quality_threshold:.0%}; nothing will be written")
