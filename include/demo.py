@@ -177,6 +177,9 @@ def main() -> int:
             return 1
         print(f"demo: rerunning {profile.dag_id} by hand with nothing changed")
         airflow(["dags", "test", profile.dag_id], env, DEMO_HOME / "rerun.log")
+        # Left paused like every other profile: an Airflow started later on .demo has no simulators
+        # (`make ui` restarts them and unpauses it), so its schedule would only fail.
+        airflow(["dags", "pause", profile.dag_id], env, DEMO_HOME / "pause.log")
     return print_summary(profile, [r["run_id"] for r in runs])
 
 
