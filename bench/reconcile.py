@@ -192,6 +192,14 @@ def labelled_pairs() -> tuple[pd.DataFrame, pd.DataFrame, set[tuple[str, str]], 
                {"email": f"clerk{k}@corp.com", "phone": "617.555.0900"})
     person("xshared", {"email": None, "phone": "(305) 555-0111"}, None)  # one GHL record, two app records
     app += [{"source_id": f"a-xshared{k}", "email": None, "phone": "305-555-0111"} for k in range(2)]
+    names = [("José", "Jose"), ("Zoë", "ZOE"), ("Søren", "Soren"), ("Ólafur", "Olafur"), ("Æsa", "Aesa"),
+             ("Jürgen", "JURGEN"), ("Françoise", "Francoise"), ("Дмитрий", "Dmitriy")]
+    for k, (one, other) in enumerate(names):  # one email each, the first name written as each side could
+        person(f"name{k}", {"email": f"name{k}@example.com", "phone": None, "first_name": one},
+               {"email": f"NAME{k}@example.com", "phone": None, "first_name": other})
+    for k, (one, other) in enumerate([("Ana", "Anna"), ("Eli", "Ela"), ("Jose", "Josefa"), ("Zoë", "Chloé")]):
+        person(f"xname{k}", {"email": f"shared{k}@example.com", "phone": None, "first_name": one},  # other people
+               {"email": f"shared{k}@example.com", "phone": None, "first_name": other})
     for k in range(10):  # on one side only
         person(f"xonly{k}", {"email": f"only{k}@ghl.com", "phone": None}, None)
         person(f"xapp{k}", None, {"email": f"only{k}@app.com", "phone": None})
@@ -252,7 +260,7 @@ def python_path(ghl_raw: pd.DataFrame, app_raw: pd.DataFrame) -> dict:
         per_g, per_a = Counter(g for g, _ in joined), Counter(a for _, a in joined)
         for g, a in joined:
             names = sides["ghl"][g]["first_name"], sides["app"][a]["first_name"]
-            other_name = None not in names and names[0].casefold() != names[1].casefold()
+            other_name = None not in names and normalize.name_key(names[0]) != normalize.name_key(names[1])
             if per_g[g] == 1 and per_a[a] == 1 and not other_name:
                 pairs.append((g, a))
             else:

@@ -91,7 +91,7 @@ def show_item(item: dict) -> str:
 
 
 def review_command(args: argparse.Namespace) -> int:
-    user = args.user or getpass.getuser()
+    user = getattr(args, "user", None) or getpass.getuser()
     with engine().begin() as conn:
         profile = review.resolve(args.profile)
         if args.command == "list":

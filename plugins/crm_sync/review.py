@@ -83,10 +83,11 @@ def pending(conn: sa.Connection, profile: Profile | str) -> list[dict[str, Any]]
     return items
 
 
-def decide(conn: sa.Connection, profile: Profile | str, ghl_id: str, app_id: str, decision: str,
+def decide(conn: sa.Connection, profile: Profile | str, ghl_id: str, app_id: str, decision: Decision,
            user: str) -> int:
     """Record ``user``'s decision on a pair; the next run honours it. Returns the decision's id. An
-    active decision on the same pair is replaced (recorded as undone by ``user``)."""
+    active decision on the same pair is replaced (recorded as undone by ``user``); the same decision
+    again is the one already there."""
     prof = resolve(profile)
     if decision not in DECISIONS:
         raise ReviewError(f"decision must be one of {', '.join(DECISIONS)}, not {decision!r}")
@@ -96,12 +97,18 @@ def decide(conn: sa.Connection, profile: Profile | str, ghl_id: str, app_id: str
     for key in (("ghl", ghl_id), ("app", app_id)):
         if key not in staged:
             raise ReviewError(f"{key[0]}:{key[1]} is not a staged contact of profile {prof.name}")
+    same = conn.execute(sa.select(review_decision.c.id).where(
+        review_decision.c.profile == prof.name, review_decision.c.ghl_id == ghl_id, review_decision.c.app_id == app_id,
+        review_decision.c.decision == decision, review_decision.c.undone_at.is_(None))).scalar_one_or_none()
+    if same is not None:
+        return same
     if decision == "link":
         _check_linkable(conn, prof, ghl_id, app_id)
     now = utcnow()
     conn.execute(sa.update(review_decision).where(
         review_decision.c.profile == prof.name, review_decision.c.ghl_id == ghl_id,
-        review_decision.c.app_id == app_id, review_decision.c.undone_at.is_(None)).values(undone_by=user, undone_at=now))
+        review_decision.c.app_id == app_id, review_decision.c.undone_at.is_(None)
+    ).values(undone_by=user, undone_at=now))
     return conn.execute(sa.insert(review_decision).values(
         profile=prof.name, ghl_id=ghl_id, app_id=app_id, decision=decision, decided_by=user, decided_at=now
     ).returning(review_decision.c.id)).scalar_one()

@@ -72,6 +72,7 @@ def test_a_new_decision_on_a_pair_replaces_the_active_one(conn):
     second = review.decide(conn, "gymdesk", "gFam", "mFam2", "link", "b")
     active = [d["id"] for d in review.decisions(conn, "gymdesk") if d["active"]]
     assert active == [second] and first != second
+    assert review.decide(conn, "gymdesk", "gFam", "mFam2", "link", "c") == second  # said again: the same one
 
 
 def test_requests_that_cannot_be_honoured_say_why(conn):

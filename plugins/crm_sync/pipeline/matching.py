@@ -387,13 +387,21 @@ def external_matches(ghl: pd.DataFrame, app: pd.DataFrame, linked: pd.DataFrame,
     return list(zip(claims.g[single], claims.a[single], strict=True)), ambiguous
 
 
+def name_keys(values: pd.Series) -> pd.Series:
+    """normalize.name_key of each value, computed once per distinct value (names repeat)."""
+    codes, uniques = pd.factorize(values)
+    keys = np.array([normalize.name_key(v) for v in uniques] + [None], dtype=object)
+    return pd.Series(keys[codes], index=values.index, dtype=object)
+
+
 def _codes(ghl: pd.DataFrame, app: pd.DataFrame, column: str, fold: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """A column of both sides as shared integer codes (-1 missing); ``fold`` ignores case."""
+    """A column of both sides as shared integer codes (-1 missing); ``fold`` compares names as
+    people do (normalize.name_key: case, accents, transliterations)."""
     values = pd.concat([ghl.get(column, pd.Series(None, index=ghl.index, dtype=object)),
                         app.get(column, pd.Series(None, index=app.index, dtype=object))], ignore_index=True)
     codes, uniques = pd.factorize(values)
-    if fold:  # names repeat: fold each distinct one once, then merge the codes of equal folds
-        folded, _ = pd.factorize(pd.Series(uniques, dtype=object).str.casefold())
+    if fold:  # fold each distinct name once, then merge the codes of equal folds
+        folded, _ = pd.factorize(name_keys(pd.Series(uniques, dtype=object)))
         codes = np.append(folded, -1)[codes]
     return codes[:len(ghl)], codes[len(ghl):]
 
@@ -402,7 +410,8 @@ def find_matches(ghl: pd.DataFrame, app: pd.DataFrame, apart: pd.DataFrame | Non
                  ) -> tuple[list[tuple[str, str]], dict[tuple[str, str], list]]:
     """Pairs by email, then by phone among the rest (never across two different emails), without
     a Python loop per row. One-to-many either way is ambiguous, and so is a one-to-one match whose
-    first names contradict each other (a family's shared email or phone), with candidates like
+    first names contradict each other (a family's shared email or phone; names compared by
+    normalize.name_key, so José and Jose agree), with candidates like
     "app:<id> by email". Pairs kept ``apart`` (ghl_id, app_id) by a review decision never join.
     Ids and keys become integer codes, so the joins and counts are numpy work."""
     g_id, g_ids = pd.factorize(ghl["source_id"])

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import phonenumbers
+from anyascii import anyascii
 from email_validator import EmailNotValidError, validate_email
 
 from crm_sync.profile import CANONICAL, GHL_READ_ONLY, FieldMap, Side
@@ -49,6 +51,20 @@ def text(value: Any) -> str | None:
         raise _broken("type", f"expected text, got {type(value).__name__} {json.dumps(value)[:80]}")
     cleaned = " ".join(unicodedata.normalize("NFC", str(value)).split())
     return cleaned or None
+
+
+def name_key(value: Any) -> str | None:
+    """A name as people compare it: case, accents and transliterations fold away (José/Jose, Zoë/Zoe,
+    Søren/Soren, Ólafur/Olafur, ß/ss, Æ/AE, Дмитрий/Dmitriy, by anyascii), and so do the spaces,
+    hyphens and apostrophes between parts (Anne-Marie/Anne Marie); different names stay different.
+    Only for comparing: the name itself is synced as written."""
+    if value is None:
+        return None
+    folded = _NOT_ALNUM.sub("", anyascii(str(value)).casefold())
+    return folded or str(value).casefold()  # nothing left (only signs): compare as written
+
+
+_NOT_ALNUM = re.compile(r"[^0-9a-z]+")
 
 
 # Free text (a note's or task's body): line breaks and spacing are the user's content, kept as written.

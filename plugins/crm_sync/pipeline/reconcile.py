@@ -8,7 +8,8 @@ Contacts first, then tasks, notes and appointments (they link through their cont
    ``external_id``), then normalised email, then E.164 phone (only when the emails do not
    contradict each other). A record that matches more than one, or is matched by more than
    one, or whose match names another first name, is quarantined as ``ambiguous_match``,
-   never guessed.
+   never guessed, and listed in the review queue (crm_sync.review); people's decisions on
+   such pairs come first: ``link`` pairs them, ``apart`` keeps the pair from ever joining.
    Unlinked children pair up under the same linked contact by their natural key (a task's
    title, a note's body, an appointment's start) when that is unique on both sides.
 3. Each linked or newly matched pair is merged field by field (crm_sync.pipeline.merge);
@@ -270,9 +271,10 @@ def _contacts(conn: sa.Connection, ctx: RunContext, plan: Planner, tasks: Planne
     lone_app = app[~app.source_id.isin(links.app_id.dropna()) & ~app.deleted.astype(bool)]
     decided = review.active_decisions(conn, ctx.profile.name)
     pairs, chosen, ambiguous = _identify(lone_ghl, lone_app, links, decided, ghl, app)
-    kept_apart = _kept_apart(lone_ghl, lone_app, pairs + chosen, ambiguous, decided, ghl, app, plan)
-    new_links = [{"ghl_id": g, "app_id": a} for g, a in chosen + pairs]
-    matched = {("ghl", g) for g, _ in chosen + pairs} | {("app", a) for _, a in chosen + pairs}
+    linked_now = chosen + pairs
+    kept_apart = _kept_apart(lone_ghl, lone_app, linked_now, ambiguous, decided, ghl, app, plan)
+    new_links = [{"ghl_id": g, "app_id": a} for g, a in linked_now]
+    matched = {("ghl", g) for g, _ in linked_now} | {("app", a) for _, a in linked_now}
     for side, lone in (("ghl", lone_ghl), ("app", lone_app)):
         for source_id in lone.source_id:
             if (side, source_id) not in matched and (side, source_id) not in ambiguous \
@@ -280,8 +282,8 @@ def _contacts(conn: sa.Connection, ctx: RunContext, plan: Planner, tasks: Planne
                 new_links.append({f"{side}_id": source_id})
     _insert_links(conn, ctx, "contact", new_links)
     link_ids = _link_ids(conn, ctx, "contact")
-    matched_links = pd.DataFrame({"id": [link_ids[p] for p in chosen + pairs], "ghl_id": [g for g, _ in chosen + pairs],
-                                  "app_id": [a for _, a in chosen + pairs]})
+    matched_links = pd.DataFrame({"id": [link_ids[p] for p in linked_now], "ghl_id": [g for g, _ in linked_now],
+                                  "app_id": [a for _, a in linked_now]})
     for link in plan.settle_identical(matched_links, ghl, app).itertuples():
         plan.pair(int(link.id), ghl.loc[link.ghl_id], app.loc[link.app_id], None)
     for link_id, side, row in _one_sided(link_ids, busy, ghl, app):

@@ -27,6 +27,7 @@ import sqlalchemy as sa
 
 from crm_sync.errors import NoRetryError
 from crm_sync.pipeline.context import RunContext, log_step, utcnow
+from crm_sync.pipeline.matching import name_keys
 from crm_sync.pipeline.normalize import Broken
 from crm_sync.pipeline.stage import quarantine_row
 from crm_sync.warehouse.db import engine
@@ -136,9 +137,10 @@ def _epoch(moment: Any) -> float | None:
 
 
 def _person_key(frame: pd.DataFrame) -> pd.Series:
-    """side, email and case-folded names: one person, whatever the record ids."""
+    """side, email and names as people compare them (case, accents, transliterations: name_key):
+    one person, whatever the record ids."""
     def folded(column: str) -> pd.Series:
-        return frame[column].fillna("").astype(str).str.casefold()
+        return name_keys(frame[column]).fillna("")
 
     return frame["side"] + "\0" + frame["email"].astype(str) + "\0" + folded("first_name") + "\0" + folded("last_name")
 
