@@ -80,6 +80,22 @@ def browser():
     driver.quit()
 
 
+def shown(browser, element_id: str, words: str, timeout: float = 20) -> str:
+    """The element's text once it says ``words`` (a form's POST answers with a new page: wait for it)."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def text(driver):
+        try:
+            found = driver.find_element(By.ID, element_id).text
+        except (NoSuchElementException, StaleElementReferenceException):
+            return False
+        return found if words in found else False
+
+    return WebDriverWait(browser, timeout).until(text, f"#{element_id} never said {words!r}")
+
+
 def test_make_ui_serves_the_console_to_a_logged_in_browser(make_ui, browser):
     from selenium.webdriver.common.by import By
 
@@ -130,11 +146,11 @@ def test_make_ui_serves_the_console_to_a_logged_in_browser(make_ui, browser):
     browser.get(f"{url}/crm-sync/dags/ghl_gymdesk/review")
     browser.save_screenshot(str(SHOTS / "review.png"))
     browser.find_element(By.XPATH, "//button[normalize-space()='keep apart']").click()
-    assert "kept apart" in browser.find_element(By.ID, "review-done").text
+    said = shown(browser, "review-done", "kept apart")  # the page after the POST, not the one before it
     decision = browser.find_element(By.CSS_SELECTOR, "#decisions tr:nth-child(2)").text
     assert "apart" in decision and user in decision
     browser.find_element(By.XPATH, "//button[normalize-space()='undo']").click()
-    assert "undone" in browser.find_element(By.ID, "review-done").text
+    assert "undone" in shown(browser, "review-done", "undone"), said
 
     # a clean run's validate log reads clean (no GX import lines, no progress bars at ERROR)
     logs = ROOT / ".demo" / "airflow" / "logs" / "dag_id=ghl_gymdesk"
