@@ -60,3 +60,13 @@ def test_a_forged_token_is_refused_in_the_header_and_in_the_cookie(auth_manager,
     client.cookies.set("_token", forged)
     assert client.request(method, path).status_code == 403
 
+
+
+def test_the_plugin_mounts_the_console_and_links_every_dag_run_and_task_instance_to_its_report():
+    from crm_sync_plugin import CrmSyncPlugin
+
+    assert [(a["url_prefix"], a["name"]) for a in CrmSyncPlugin.fastapi_apps] == [("/crm-sync", "crm-sync console")]
+    views = {v["destination"]: v for v in CrmSyncPlugin.external_views}
+    assert views["nav"]["href"] == "crm-sync/"  # relative: the UI puts its base URL in front
+    for where in ("dag_run", "task_instance"):
+        assert views[where]["href"] == "crm-sync/dags/{DAG_ID}/runs/{RUN_ID}"
