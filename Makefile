@@ -1,5 +1,5 @@
 # crm-sync: `make demo` runs a full sync on the embedded default, `make test` runs the tests,
-# `make chaos` runs crash-safety trials of the load (CHAOS_ARGS, e.g. --trials 20 --seed 7).
+# `make ui` keeps the Airflow UI up on the demo (until Ctrl-C), `make chaos` runs crash-safety trials of the load (CHAOS_ARGS, e.g. --trials 20 --seed 7).
 # All three create the virtual environment from requirements.txt when it is missing or stale.
 
 PYTHON ?= python3.11
@@ -11,7 +11,7 @@ PROFILE ?= gymdesk
 PYTEST_ARGS ?=
 CHAOS_ARGS ?= --trials 20
 
-.PHONY: venv demo chaos test test-slow clean
+.PHONY: venv demo ui chaos test test-slow clean
 
 venv: $(STAMP)
 
@@ -23,6 +23,9 @@ $(STAMP): requirements.txt requirements.lock pyproject.toml
 
 demo: venv
 	$(BIN)/python -m include.demo --profile $(PROFILE)
+
+ui: venv
+	$(BIN)/python -m include.ui --profile $(PROFILE)
 
 chaos: venv
 	$(BIN)/python -m include.chaos $(CHAOS_ARGS)

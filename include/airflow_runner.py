@@ -128,20 +128,25 @@ class Services:
 
 
 @contextmanager
-def airflow_services(env: dict[str, str], log_dir: Path, timeout: float = 120) -> Iterator[Services]:
+def airflow_services(env: dict[str, str], log_dir: Path, timeout: float = 120, *, ui: bool = False,
+                     port: int | None = None) -> Iterator[Services]:
     """A private api-server (execution API) and scheduler (LocalExecutor) on a free localhost port;
-    stops every process they started, task processes included, whatever happens."""
+    stops every process they started, task processes included, whatever happens. With ``ui`` the
+    api-server also serves the UI and the REST API (one worker, on 127.0.0.1), a dag-processor runs
+    and the scheduler follows the DAGs' schedules: what `make ui` keeps up."""
     deadline = time.monotonic() + timeout
-    port = free_port()
+    port = port or free_port()
     env = {**env,
            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
            "AIRFLOW__CORE__PARALLELISM": "4",  # the default 32 pre-forks 32 idle workers
            "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
            "AIRFLOW__API__PORT": str(port),
            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+           "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),  # the api-server and tasks share it
-           "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-           "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}  # only the runs asked for, no scheduled one
+           # only the runs asked for, no scheduled one (`make ui` follows the schedules of unpaused DAGs);
+           # a DAG is unpaused by whoever runs it (run_backfill), never all of them at creation
+           "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": str(ui)}
     log_dir.mkdir(parents=True, exist_ok=True)
     processes: list[subprocess.Popen] = []
 
@@ -152,8 +157,11 @@ def airflow_services(env: dict[str, str], log_dir: Path, timeout: float = 120) -
 
     finished = False
     try:
-        start("api-server", "api-server", "--apps", "execution", "-H", "127.0.0.1", "-p", str(port))
+        start("api-server", "api-server", "-H", "127.0.0.1", "-p", str(port),
+              *(["--apps", "all", "--workers", "1"] if ui else ["--apps", "execution"]))
         start("scheduler", "scheduler", "--skip-serve-logs")
+        if ui:
+            start("dag-processor", "dag-processor")
         airflow(["dags", "reserialize"], env, log_dir / "reserialize.log")
         while not _healthy(port):
             if processes[0].poll() is not None or time.monotonic() > deadline:

@@ -38,13 +38,15 @@ CLIENT_ID, CLIENT_SECRET = "demo-client", "demo-client-secret"  # the generic ap
 @contextmanager
 def simulator(name: str, seed: dict, home: Path, zone: str = "UTC") -> Iterator[str]:
     """Run one simulator as its own process; yield its URL; stop it on the way out. ``zone``: the
-    shop's, for an app that keeps times without one (the profile's ``timezone``)."""
+    shop's, for an app that keeps times without one (the profile's ``timezone``). Its records are
+    saved to ``<name>.state.json`` when it stops and loaded from there when that file exists (`make ui`)."""
     seed_file, url_file, log_file = home / f"{name}.seed.json", home / f"{name}.url", home / f"{name}.log"
     seed_file.write_text(json.dumps(seed))
     url_file.unlink(missing_ok=True)
-    with log_file.open("w") as log:
+    with log_file.open("a") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "include.simulators", name, "--seed", str(seed_file), "--url-file", str(url_file),
+             "--state-file", str(home / f"{name}.state.json"),
              "--token", GHL_TOKEN, "--location", LOCATION_ID, "--api-key", APP_KEY,
              *(["--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET] if name == "generic" else []),
              *(["--zone", zone] if name == "mygadgetrepairs" else [])],
@@ -178,13 +180,16 @@ def main() -> int:
             return 1
         print(f"demo: rerunning {profile.dag_id} by hand with nothing changed")
         airflow(["dags", "test", profile.dag_id], env, DEMO_HOME / "rerun.log")
+        # Left paused like every other profile: an Airflow started later on .demo has no simulators
+        # (`make ui` restarts them and unpauses it), so its schedule would only fail.
+        airflow(["dags", "pause", profile.dag_id], env, DEMO_HOME / "pause.log")
     return print_summary(profile, [r["run_id"] for r in runs])
 
 
 def print_summary(profile, backfill_run_ids: list[str]) -> int:
     os.environ["CRM_SYNC_HOME"] = str(DEMO_HOME)
     import sqlalchemy as sa
-    from crm_sync.pipeline.report import report_path, summarize
+    from crm_sync.pipeline.report import report_file, summarize
     from crm_sync.warehouse.db import engine
     from crm_sync.warehouse.tables import quarantine, raw_record, run_log
 
@@ -197,16 +202,16 @@ def print_summary(profile, backfill_run_ids: list[str]) -> int:
         for run_id in backfill_run_ids:
             summary = summarize(conn, profile.name, run_id, profile.zone)
             writes += summary["writes_sent"]
-            print_run("backfill run", summary, str(report_path(profile.dag_id, run_id)))
+            print_run("backfill run", summary, report_file(conn, profile.name, run_id))
         rerun = summarize(conn, profile.name, rerun_id, profile.zone)
-        report = report_path(profile.dag_id, rerun_id)
-        print_run("rerun", rerun, str(report))
+        print_run("rerun", rerun, report_file(conn, profile.name, rerun_id))
+        first_report = report_file(conn, profile.name, backfill_run_ids[0])
         quarantined = conn.execute(
             sa.select(sa.func.count(sa.distinct(raw_record.c.side + ":" + raw_record.c.record_key)))
             .select_from(quarantine.join(raw_record, raw_record.c.id == quarantine.c.raw_id))
             .where(quarantine.c.profile == profile.name)).scalar_one()
     print(f"\ndemo: profile={profile.dag_id} writes={writes} rerun_writes={rerun['writes_sent']} "
-          f"quarantined={quarantined} report={report_path(profile.dag_id, backfill_run_ids[0])}")
+          f"quarantined={quarantined} report={first_report}")
     return 0
 
 

@@ -40,10 +40,12 @@ def build_app(args: argparse.Namespace):
     state = SimState()
     app = make_app(args, state)
     id_fields = getattr(app.state, "id_fields", {})
-    if args.seed:
-        for collection, rows in json.loads(Path(args.seed).read_text()).items():
+    seed = args.state_file if args.state_file and Path(args.state_file).exists() else args.seed
+    if seed:
+        for collection, rows in json.loads(Path(seed).read_text()).items():
             id_field = id_fields.get(collection, "id")
             state.table(collection).update({str(row[id_field]): row for row in rows})
+    app.state.records = state
     return app
 
 
@@ -53,6 +55,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--seed", help="JSON file of {collection: [records]}")
     parser.add_argument("--url-file", help="write the base URL here once listening")
+    parser.add_argument("--state-file", help="records are saved here on stop and, when it exists, loaded from it "
+                                             "instead of --seed (so `make ui` continues where `make demo` stopped)")
     parser.add_argument("--token", default="pit-demo-token", help="GHL: accepted access token (all simulated scopes)")
     parser.add_argument("--location", default="demo-location", help="GHL: location id of the token")
     parser.add_argument("--strict", action="store_true", help="GHL: answer 422 to bodies the spec refuses")
@@ -74,11 +78,21 @@ def main() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    with ServerThread(build_app(args), port=args.port) as server:
+    app = build_app(args)
+    with ServerThread(app, port=args.port) as server:
         if args.url_file:
             Path(args.url_file).write_text(server.url)
         print(f"{args.app} simulator listening on {server.url}", flush=True)
         stop.wait()
+    if args.state_file:
+        save_state(app.state.records, Path(args.state_file))
+
+
+def save_state(state: SimState, path: Path) -> None:
+    with state.lock:
+        records = {name: list(table.values()) for name, table in state.collections.items()}
+    path.with_suffix(".tmp").write_text(json.dumps(records, default=str))
+    path.with_suffix(".tmp").replace(path)
 
 
 if __name__ == "__main__":

@@ -73,11 +73,12 @@ def wall_end(start: datetime, end: datetime, where: tzinfo) -> datetime:
     return to_wall(start, where) + (end - start)
 
 
-def show(moment: datetime | str | None, where: tzinfo) -> str:
+def show(moment: datetime | str | None, where: tzinfo, empty: str = "") -> str:
     """An instant for a report or a page: local time to the minute, with the zone named
-    (``2026-12-01 09:00 EST America/New_York``). Text that is not a moment is shown as it is."""
+    (``2026-12-01 09:00 EST America/New_York``); ``empty`` for none. Text that is not a moment is
+    shown as it is. Every page, report and export renders its times here."""
     if moment in (None, ""):
-        return ""
+        return empty
     if isinstance(moment, str):
         try:
             moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))

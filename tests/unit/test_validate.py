@@ -137,7 +137,7 @@ def test_the_report_page_shows_counts_failed_expectations_with_samples_and_decis
             payload={"company_name": "New Gym"}, merged={}, decisions=[decision], idempotency_key="k1",
             status="sent", created_at=PAST))
         summary = summarize(conn, "gymdesk", RUN)
-    page = render({**summary, "generated_at": "now", "dry_run": False})
+    page = render({**summary, "generated_at": "2026-11-27T10:00:00+00:00", "dry_run": False})
 
     assert "validated 2 staged rows: staging_contact 2" in page
     assert "<td>email format</td><td><code>expect_column_values_to_match_regex(email)</code></td>" in page

@@ -1,8 +1,11 @@
-"""Report: what a run did, per side, and why; written as HTML and JSON next to the warehouse.
+"""Report: what a run did, per side, and why, built from the warehouse alone.
 
-The same summary feeds the run report page, the run log and the demo's closing lines. The
-page's data-quality section comes from the validation results validate keeps in run_log, so
-a run that failed validation still shows which expectations failed and on which rows.
+`build_report` is the one builder: the report task exports it as HTML and JSON files, the
+console in the Airflow UI (crm_sync.web) serves it per run, and the demo prints from
+`summarize`. The data-quality section comes from the validation results validate keeps in
+run_log, so a run that failed validation still shows which expectations failed and on which
+rows; the run's own facts (type, data interval, dry run) are logged first by the report task,
+so a run that failed at extract still has them.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ import sqlalchemy as sa
 
 from crm_sync.errors import NoRetryError
 from crm_sync.paths import PROJECT_ROOT, data_home
-from crm_sync.pipeline.context import RunContext, log_step, utcnow
-from crm_sync.profile import CANONICAL
+from crm_sync.pipeline.context import INTERVAL_RUN_TYPES, RunContext, log_step, utcnow
+from crm_sync.profile import CANONICAL, Profile
 from crm_sync.timezones import show
+from crm_sync.timezones import zone as named_zone
 from crm_sync.warehouse.db import engine
 from crm_sync.warehouse.tables import outbox, quarantine, raw_record, run_log, xref
 
@@ -43,7 +47,8 @@ def summarize(conn: sa.Connection, profile: str, run_id: str, zone: tzinfo = UTC
     writes = conn.execute(sa.select(outbox, xref.c.ghl_id, xref.c.app_id).outerjoin(xref, xref.c.id == outbox.c.xref_id)
                           .where(outbox.c.profile == profile, outbox.c.run_id == run_id)
                           .order_by(outbox.c.id)).all()
-    bad = conn.execute(sa.select(quarantine).where(quarantine.c.profile == profile, quarantine.c.run_id == run_id)
+    bad = conn.execute(sa.select(quarantine, raw_record.c.payload).outerjoin(raw_record, raw_record.c.id == quarantine.c.raw_id)
+                       .where(quarantine.c.profile == profile, quarantine.c.run_id == run_id)
                        .order_by(quarantine.c.id)).all()
     raws = conn.execute(sa.select(raw_record.c.side, raw_record.c.source_id, raw_record.c.entity).where(
         raw_record.c.profile == profile, raw_record.c.run_id == run_id)).all()
@@ -79,7 +84,7 @@ def summarize(conn: sa.Connection, profile: str, run_id: str, zone: tzinfo = UTC
         "failed_at": _failed_at(steps),
         "entities": _by_entity(raws, writes, bad),
         "quarantine": [{"entity": q.entity, "side": q.side, "source_id": q.source_id, "rule": q.rule, "detail": q.detail,
-                        "raw_id": q.raw_id} for q in bad],
+                        "raw_id": q.raw_id, "payload": q.payload} for q in bad],
         "writes": [{"entity": w.entity, "side": w.side, "op": w.op, "changes": _changes(w, zone), "target_id": w.target_id, "status": w.status,
                     "last_error": w.last_error, "payload": w.payload, "decisions": w.decisions} for w in writes],
     }
@@ -124,22 +129,77 @@ def _failed_at(steps: dict[tuple[str, str], Any]) -> str | None:
 def _window(extract, zone: tzinfo = UTC) -> str:
     if extract is None:
         return ""
-    start = show(extract.window_start, zone) if extract.window_start else "beginning"
-    end = show(extract.window_end, zone) if extract.window_end else "now"
+    start = show(extract.window_start, zone, "beginning")
+    end = show(extract.window_end, zone, "now")
     return f"{extract.stats.get('window_mode', '')} [{start}, {end})"
 
 
-def report_path(dag_id: str, run_id: str) -> Path:
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
-    folder = data_home() / "reports" / dag_id
+def build_report(conn: sa.Connection, profile: Profile, run_id: str) -> dict[str, Any]:
+    """Everything the report page shows about one run: `summarize`, plus the run's own facts as the
+    report task logged them, the profile's threshold when validate never ran, and a row for every
+    entity the profile syncs (a run that failed early read nothing, which is worth seeing)."""
+    summary = summarize(conn, profile.name, run_id, profile.zone)
+    run = conn.execute(sa.select(run_log.c.stats).where(
+        run_log.c.profile == profile.name, run_log.c.run_id == run_id, run_log.c.step == "report")).first()
+    facts = dict(run.stats) if run else {}
+    summary.update(
+        dag_id=profile.dag_id,
+        interval_start=facts.get("interval_start"), interval_end=facts.get("interval_end"),
+        dry_run=facts.get("dry_run", profile.dry_run), generated_at=facts.get("generated_at"),
+        finished=run is not None)
+    summary["title"] = run_title(summary)
+    summary["validate"] = {"threshold": profile.quality_threshold, **summary["validate"]}
+    empty = {"extracted_ghl": 0, "extracted_app": 0, "sent_to_ghl": 0, "sent_to_app": 0, "quarantined": 0}
+    summary["entities"] = {**{entity: dict(empty) for entity in profile.synced()}, **summary["entities"]}
+    return summary
+
+
+def run_title(summary: dict[str, Any]) -> str:
+    """What the run covered, as users backfilled it: a scheduled or backfill run's data interval; any
+    other run (manual: it reads from the watermark, whatever interval Airflow gave it) its run id."""
+    start, end = summary.get("interval_start"), summary.get("interval_end")
+    if summary.get("run_type") in INTERVAL_RUN_TYPES and start and end and start != end:
+        where = named_zone(summary.get("timezone") or "UTC")
+        return f"{show(start, where)} to {show(end, where)}"
+    return summary["run_id"]
+
+
+def report_path(ctx: RunContext) -> Path:
+    """The export's file, named by the data interval the run covered (its run type first, so a
+    scheduled run and a backfill of one interval keep their own files); manual runs by run id."""
+    start, end = ctx.interval_start, ctx.interval_end
+    if ctx.run_type in INTERVAL_RUN_TYPES and start and end and start != end:
+        name = f"{ctx.run_type}_{start:%Y-%m-%dT%H%M}_{end:%Y-%m-%dT%H%M}"
+    else:
+        name = ctx.run_id
+    folder = data_home() / "reports" / ctx.profile.dag_id
     folder.mkdir(parents=True, exist_ok=True)
-    return folder / f"{safe}.html"
+    return folder / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.html"
+
+
+def report_file(conn: sa.Connection, profile: str, run_id: str) -> str | None:
+    """Where the report task exported a run's report (None before it ran)."""
+    stats = conn.execute(sa.select(run_log.c.stats).where(
+        run_log.c.profile == profile, run_log.c.run_id == run_id, run_log.c.step == "report")).scalar_one_or_none()
+    return (stats or {}).get("report")
+
+
+def environment(*extra_folders: Path) -> jinja2.Environment:
+    """The report's Jinja environment (the console adds its own templates folder)."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader([*extra_folders, TEMPLATES]), autoescape=True,
+                             undefined=jinja2.StrictUndefined)
+    env.filters["when"] = _when
+    return env
+
+
+@jinja2.pass_context
+def _when(context: jinja2.runtime.Context, moment: Any, empty: str = "") -> str:
+    """A moment in the page's ``zone`` (the profile's; UTC when the page names none), zone named."""
+    return show(moment, context.get("zone") or UTC, empty)
 
 
 def render(summary: dict[str, Any]) -> str:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
-                             undefined=jinja2.StrictUndefined)
-    return env.get_template("run_report.html.j2").render(r=summary)
+    return environment().get_template("run_report.html.j2").render(r=summary, zone=named_zone(summary["timezone"]))
 
 
 class RunFailed(NoRetryError):
@@ -149,18 +209,30 @@ class RunFailed(NoRetryError):
 def report(ctx: RunContext) -> dict[str, Any]:
     """Runs after the others whatever their outcome (trigger rule all_done), so a failed run has a report too."""
     eng = engine()
+    path = report_path(ctx)
+    facts = {"interval_start": ctx.interval_start.isoformat() if ctx.interval_start else None,
+             "interval_end": ctx.interval_end.isoformat() if ctx.interval_end else None,
+             "dry_run": ctx.dry_run, "generated_at": utcnow().isoformat(timespec="seconds"), "report": str(path)}
+    with eng.begin() as conn:
+        log_step(conn, ctx, "report", facts)
     with eng.connect() as conn:
-        summary = summarize(conn, ctx.profile.name, ctx.run_id, ctx.profile.zone)
+        summary = build_report(conn, ctx.profile, ctx.run_id)
     failed_at = summary["failed_at"]
-    summary.update(generated_at=show(utcnow(), ctx.profile.zone), dry_run=ctx.dry_run)
-    path = report_path(ctx.profile.dag_id, ctx.run_id)
     path.write_text(render(summary), encoding="utf-8")
     path.with_suffix(".json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
-    stats = {"report": str(path), "sides": summary["sides"], "writes_sent": summary["writes_sent"],
+    stats = {**facts, "sides": summary["sides"], "writes_sent": summary["writes_sent"],
              "quarantined": summary["quarantined"], "failed_at": failed_at}
     with eng.begin() as conn:
         log_step(conn, ctx, "report", stats)
-    log.info("run report: %s (data quality: %s#data-quality)", path.as_uri(), path.as_uri())
+    log.info("run report: %s in the Airflow UI (crm-sync), exported to %s",
+             console_path(ctx.profile.dag_id, ctx.run_id), path.as_uri())
     if failed_at:
         raise RunFailed(f"the run stopped at {failed_at}; its report is {path}")
     return stats
+
+
+def console_path(dag_id: str, run_id: str) -> str:
+    """The run's report page in the Airflow UI, relative to the api-server's base URL."""
+    from urllib.parse import quote
+
+    return f"/crm-sync/dags/{dag_id}/runs/{quote(run_id, safe='')}"

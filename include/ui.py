@@ -1,0 +1,104 @@
+"""`make ui [PROFILE=<app>]`: the Airflow UI on the demo, to trigger, backfill and read reports in.
+
+Runs the demo (or reuses the last one of that profile), then keeps its simulators (continuing
+from the records the demo left) and Airflow (api-server, scheduler, dag-processor) up on the
+embedded defaults, with the demo's connections in the environment of every Airflow process, so
+runs, backfills and dry-runs started from the UI sync against the simulators. Profiles without a
+connection stay paused. Prints one line:
+
+    ui: url=<base url> user=<user> password=<password> report=<url of the newest run's report>
+
+and stays up until Ctrl-C or SIGTERM, then stops everything it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from contextlib import ExitStack
+from pathlib import Path
+
+from include.airflow_runner import airflow, airflow_services, free_port
+from include.demo import DEMO_HOME, ROOT, app_connection, demo_env, simulator
+
+USER = "admin"
+
+
+def demo_ready(profile) -> bool:
+    """The last demo ran this profile to the end: its warehouse, Airflow and simulators' records are kept."""
+    app_state = profile.app.kind == "csv" or (DEMO_HOME / f"{profile.name}.state.json").exists()
+    return app_state and all((DEMO_HOME / name).exists()
+                             for name in ("ghl.state.json", "warehouse.db", "airflow/airflow.db"))
+
+
+def port_or_free(port: int) -> int:
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return free_port()
+    return port
+
+
+def newest_run(profile) -> str:
+    import sqlalchemy as sa
+
+    from crm_sync.warehouse.db import engine
+    from crm_sync.warehouse.tables import run_log
+
+    with engine(f"sqlite:///{DEMO_HOME / 'warehouse.db'}").connect() as conn:
+        return conn.execute(sa.select(run_log.c.run_id).where(run_log.c.profile == profile.name)
+                            .order_by(run_log.c.finished_at.desc()).limit(1)).scalar_one()
+
+
+def main() -> int:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--profile", default="gymdesk", help="a profile in include/profiles (file name)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("UI_PORT", "8080")),
+                        help="the api-server's port on 127.0.0.1 (a free one when taken)")
+    parser.add_argument("--fresh", action="store_true", help="run the demo again even when the last one is reusable")
+    args = parser.parse_args()
+
+    from crm_sync.pipeline.report import console_path
+    from crm_sync.profile import profile_by_name, usable_profiles
+
+    profile = profile_by_name(args.profile)
+    if args.fresh or not demo_ready(profile):
+        print(f"ui: running the demo of {profile.name} first (`make demo PROFILE={profile.name}`)", flush=True)
+        code = subprocess.call([sys.executable, "-m", "include.demo", "--profile", profile.name], cwd=ROOT)
+        if code:
+            return code
+    with ExitStack() as stack:
+        ghl_url = stack.enter_context(simulator("ghl", {}, DEMO_HOME))
+        app_url = (str(DEMO_HOME / "imports" / profile.name) if profile.app.kind == "csv"
+                   else stack.enter_context(simulator(profile.name, {}, DEMO_HOME)))
+        env = demo_env(DEMO_HOME, ghl_url, app_connection(profile, app_url))
+        env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] = f"{USER}:admin"
+        others = [p.dag_id for p in usable_profiles()[0] if p.dag_id != profile.dag_id]
+        services = stack.enter_context(airflow_services(env, DEMO_HOME / "ui", timeout=180, ui=True,
+                                                        port=port_or_free(args.port)))
+        if others:  # no connection for them here: they must not start their schedules and fail
+            airflow(["dags", "pause", "--treat-dag-id-as-regex", "--yes", "^(" + "|".join(others) + ")$"],
+                    services.env, DEMO_HOME / "ui" / "pause.log")
+        airflow(["dags", "unpause", profile.dag_id], services.env, DEMO_HOME / "ui" / "unpause.log")
+        url = services.env["AIRFLOW__API__BASE_URL"]
+        passwords = json.loads((Path(env["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated").read_text())
+        report = url + console_path(profile.dag_id, newest_run(profile)).replace("/crm-sync/", "/crm-sync/api/", 1)
+        print(f"ui: url={url} user={USER} password={passwords[USER]} report={report}", flush=True)
+        while not stop.wait(1):
+            services.check()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

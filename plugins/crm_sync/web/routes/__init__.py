@@ -1,0 +1,1 @@
+"""One router per resource, each declaring its own access dependency (see ..security)."""

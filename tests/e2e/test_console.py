@@ -1,0 +1,162 @@
+"""`make ui` as a user meets it: a real api-server, logged in through a real headless Chromium.
+
+One `make ui` (it reuses the demo `make test` left in .demo/, else runs it first) serves every
+check: the one `ui:` line and its report URL behind `POST /auth/token`, the login, the crm-sync
+entry, a run's data-quality results and quarantined rows, the tab on a DAG run, a review decision
+made and undone, the validate log reading clean, and everything stopped on SIGTERM.
+Screenshots go to .demo/ui/screenshots/ (docs/console.png is one of them).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT, airflow_env, processes
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+UI_LINE = re.compile(r"^ui: url=(\S+) user=(\S+) password=(\S+) report=(\S+)$")
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,1100")
+SHOTS = ROOT / ".demo" / "ui" / "screenshots"
+
+
+def ui_processes() -> dict[int, str]:
+    demo = str(ROOT / ".demo")
+    return processes(f"AIRFLOW_HOME={demo}", in_arguments=demo)
+
+
+@pytest.fixture
+def make_ui():
+    """`make ui` (its module, as the Makefile runs it) until its `ui:` line; SIGTERM at the end."""
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        pytest.fail("chromium and chromium-driver are needed (apt-get install chromium chromium-driver; .ci/run does)")
+    env = airflow_env(Path("/nonexistent"))
+    env.pop("AIRFLOW_HOME")
+    before = ui_processes()
+    process = subprocess.Popen([sys.executable, "-m", "include.ui", "--port", "0"], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    deadline = time.monotonic() + 900
+    for line in process.stdout:
+        lines.append(line.rstrip())
+        if UI_LINE.match(lines[-1]) or time.monotonic() > deadline:
+            break
+    match = UI_LINE.match(lines[-1]) if lines else None
+    if not match:
+        process.kill()
+        pytest.fail("make ui printed no ui: line:\n" + "\n".join(lines[-40:]))
+    yield match.groups()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(120) == 0
+    left = {pid: cmd for pid, cmd in ui_processes().items() if pid not in before}
+    assert left == {}, "make ui left processes running"
+
+
+@pytest.fixture
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = shutil.which("chromium")
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    driver.implicitly_wait(20)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    yield driver
+    driver.quit()
+
+
+def shown(browser, element_id: str, words: str, timeout: float = 20) -> str:
+    """The element's text once it says ``words`` (a form's POST answers with a new page: wait for it)."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def text(driver):
+        try:
+            found = driver.find_element(By.ID, element_id).text
+        except (NoSuchElementException, StaleElementReferenceException):
+            return False
+        return found if words in found else False
+
+    return WebDriverWait(browser, timeout).until(text, f"#{element_id} never said {words!r}")
+
+
+def test_make_ui_serves_the_console_to_a_logged_in_browser(make_ui, browser):
+    from selenium.webdriver.common.by import By
+
+    url, user, password, report = make_ui
+    # the report URL answers a logged-in request with the newest run's report itself, and nobody else
+    assert httpx.get(report).status_code == 401
+    token = httpx.post(f"{url}/auth/token", json={"username": user, "password": password}).json()["access_token"]
+    newest = httpx.get(report, headers={"Authorization": f"Bearer {token}"}).json()
+    assert newest["dag_id"] == "ghl_gymdesk" and newest["sides"]["ghl"]["extracted"] > 0
+    assert token not in json.dumps(newest) and password not in json.dumps(newest)
+
+    browser.get(url)  # Airflow's login
+    browser.find_element(By.NAME, "username").send_keys(user)
+    browser.find_element(By.NAME, "password").send_keys(password)
+    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    deadline = time.monotonic() + 30
+    while "/auth/login" in browser.current_url and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "/auth/login" not in browser.current_url, "the login did not go through"
+
+    # the crm-sync entry in Airflow's navigation: the console inside the UI
+    browser.find_element(By.XPATH, "//a[contains(@href, 'plugin/crm-sync')]").click()
+    browser.switch_to.frame(browser.find_element(By.TAG_NAME, "iframe"))
+    assert "crm-sync profiles" in browser.find_element(By.TAG_NAME, "h1").text
+    browser.find_element(By.LINK_TEXT, "ghl_gymdesk").click()
+    runs = browser.find_elements(By.CSS_SELECTOR, "table tr td:first-child a")
+    assert len(runs) >= 4  # three backfilled intervals and the rerun, newest first
+    browser.switch_to.default_content()
+    browser.save_screenshot(str(SHOTS / "runs.png"))
+
+    # the first backfill run: its data-quality results and quarantined rows, from the DAG run's tab
+    first = httpx.get(f"{url}/api/v2/dags/ghl_gymdesk/dagRuns", params={"run_type": "backfill", "order_by": "logical_date"},
+                      headers={"Authorization": f"Bearer {token}"}).json()["dag_runs"][0]["dag_run_id"]
+    browser.get(f"{url}/dags/ghl_gymdesk/runs/{quote(first, safe='')}")
+    browser.find_element(By.XPATH, "//a[normalize-space()='crm-sync report'] | //button[normalize-space()='crm-sync report']").click()
+    browser.switch_to.frame(browser.find_element(By.TAG_NAME, "iframe"))
+    page = browser.find_element(By.TAG_NAME, "body").text
+    assert "Data quality" in page and "Great Expectations validated" in page and "(threshold 5%)" in page
+    assert "staging_contact email format expect_column_values_to_match_regex(email) passed" in page
+    assert "broken.email@@example" in page  # a quarantined row's detail, with its rule
+    assert "email_format" in page and "ambiguous_match" in page
+    browser.switch_to.default_content()
+    browser.save_screenshot(str(SHOTS / "run-tab.png"))
+    browser.get(f"{url}/crm-sync/dags/ghl_gymdesk/runs/{quote(first, safe='')}")
+    browser.save_screenshot(str(SHOTS / "report.png"))
+
+    # the review queue: keep one ambiguous pair apart, see the decision, undo it
+    browser.get(f"{url}/crm-sync/dags/ghl_gymdesk/review")
+    browser.save_screenshot(str(SHOTS / "review.png"))
+    browser.find_element(By.XPATH, "//button[normalize-space()='keep apart']").click()
+    said = shown(browser, "review-done", "kept apart")  # the page after the POST, not the one before it
+    decision = browser.find_element(By.CSS_SELECTOR, "#decisions tr:nth-child(2)").text
+    assert "apart" in decision and user in decision
+    browser.find_element(By.XPATH, "//button[normalize-space()='undo']").click()
+    assert "undone" in shown(browser, "review-done", "undone"), said
+
+    # a clean run's validate log reads clean (no GX import lines, no progress bars at ERROR)
+    logs = ROOT / ".demo" / "airflow" / "logs" / "dag_id=ghl_gymdesk"
+    validate_logs = [p for p in logs.rglob("*.log") if "task_id=validate" in str(p)]
+    assert validate_logs
+    for log in validate_logs:
+        events = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+        assert len(events) > 5, log
+        assert not [e for e in events if e.get("level") == "error" or "Skipping registering" in str(e.get("event"))], log
