@@ -102,6 +102,7 @@ class Services:
     env: dict[str, str]
     processes: list[subprocess.Popen]
     log_dir: Path
+    port: int
 
     @property
     def db(self) -> Path:
@@ -128,9 +129,12 @@ class Services:
 
 
 @contextmanager
-def airflow_services(env: dict[str, str], log_dir: Path, timeout: float = 120) -> Iterator[Services]:
-    """A private api-server (execution API) and scheduler (LocalExecutor) on a free localhost port;
-    stops every process they started, task processes included, whatever happens."""
+def airflow_services(env: dict[str, str], log_dir: Path, timeout: float = 120, apps: str = "execution",
+                     schedule: bool = False) -> Iterator[Services]:
+    """A private api-server (execution API; ``apps="core,execution"`` adds the REST API and the plugins'
+    apps) and scheduler (LocalExecutor) on a free localhost port; stops every process they started,
+    task processes included, whatever happens. ``schedule``: the scheduler also creates runs from the
+    DAGs' schedules (cron and assets), not only the runs asked for."""
     deadline = time.monotonic() + timeout
     port = free_port()
     env = {**env,
@@ -141,7 +145,7 @@ def airflow_services(env: dict[str, str], log_dir: Path, timeout: float = 120) -
            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),  # the api-server and tasks share it
            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-           "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}  # only the runs asked for, no scheduled one
+           "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": str(schedule)}  # by default only the runs asked for
     log_dir.mkdir(parents=True, exist_ok=True)
     processes: list[subprocess.Popen] = []
 
@@ -152,14 +156,14 @@ def airflow_services(env: dict[str, str], log_dir: Path, timeout: float = 120) -
 
     finished = False
     try:
-        start("api-server", "api-server", "--apps", "execution", "-H", "127.0.0.1", "-p", str(port))
+        start("api-server", "api-server", "--apps", apps, "-H", "127.0.0.1", "-p", str(port))
         start("scheduler", "scheduler", "--skip-serve-logs")
         airflow(["dags", "reserialize"], env, log_dir / "reserialize.log")
         while not _healthy(port):
             if processes[0].poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the api-server did not come up; see {log_dir / 'api-server.log'}")
             time.sleep(0.2)
-        services = Services(env, processes, log_dir)
+        services = Services(env, processes, log_dir, port)
         yield services
         services.check()
         finished = True
