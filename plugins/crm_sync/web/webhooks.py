@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Annotated
 
 import sqlalchemy as sa
-
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
