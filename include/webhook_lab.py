@@ -42,14 +42,20 @@ def event(event_type: str, **fields) -> dict:
             "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z")}
 
 
-def post_all(url: str, requests: list[tuple[bytes, dict[str, str]]], workers: int = 16
-             ) -> list[tuple[int, float]]:
-    """POST every (body, headers) from ``workers`` threads; (status, seconds to the answer) each."""
+def post_all(url: str, requests: list[tuple[bytes, dict[str, str]]], workers: int = 16, attempts: int = 3
+             ) -> list[tuple[int, float, int]]:
+    """POST every (body, headers) from ``workers`` threads, sending one again when it got no answer,
+    as GHL redelivers; (status or 0 if never answered, seconds to the last answer, attempts) each."""
     with httpx.Client(timeout=30, limits=httpx.Limits(max_connections=workers)) as client:
-        def send(request: tuple[bytes, dict[str, str]]) -> tuple[int, float]:
-            started = time.perf_counter()
-            status = client.post(url, content=request[0], headers=request[1]).status_code
-            return status, time.perf_counter() - started
+        def send(request: tuple[bytes, dict[str, str]]) -> tuple[int, float, int]:
+            for attempt in range(1, attempts + 1):
+                started = time.perf_counter()
+                try:
+                    status = client.post(url, content=request[0], headers=request[1]).status_code
+                    return status, time.perf_counter() - started, attempt
+                except httpx.TransportError:
+                    continue
+            return 0, time.perf_counter() - started, attempts
 
         with ThreadPoolExecutor(workers) as pool:
             return list(pool.map(send, requests))

@@ -1,7 +1,7 @@
-"""The crm-sync Airflow plugin: its FastAPI app (the GHL webhook receiver) in the api-server.
+"""The crm-sync Airflow plugin: its FastAPI app (the GHL webhook receiver) in the api-server at /crm-sync.
 
-Kept tiny on purpose: Airflow imports plugin files in every component at start-up; the app's
-modules load only where the api-server mounts them.
+Kept tiny on purpose: Airflow imports plugin files in every component at start-up, so the app
+(FastAPI routes, cryptography, the warehouse) is imported only when the api-server asks for it.
 """
 
 from __future__ import annotations
@@ -9,12 +9,15 @@ from __future__ import annotations
 from airflow.plugins_manager import AirflowPlugin
 
 
-def _fastapi_apps() -> list[dict]:
-    from crm_sync.web.app import app
+class _WebApps:
+    """``fastapi_apps``, built on first read (only the api-server reads it)."""
 
-    return [{"app": app, "url_prefix": "/crm-sync", "name": "crm-sync"}]
+    def __get__(self, plugin, owner=None) -> list[dict]:
+        from crm_sync.web.app import app
+
+        return [{"app": app, "url_prefix": "/crm-sync", "name": "crm-sync"}]
 
 
 class CrmSyncPlugin(AirflowPlugin):
     name = "crm_sync"
-    fastapi_apps = _fastapi_apps()
+    fastapi_apps = _WebApps()

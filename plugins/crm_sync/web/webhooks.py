@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from crm_sync.paths import PROFILES_DIR
 from crm_sync.profile import location_asset
@@ -89,6 +90,8 @@ async def receive_ghl(request: Request, target: Annotated[Receiver, Depends(rece
         raw = await _body(request, config.max_body_bytes)
     except TooLarge:
         return _refuse(413, f"body over {config.max_body_bytes} bytes")
+    except ClientDisconnect:  # nothing stored: the sender gets no answer and delivers it again
+        return _refuse(400, "the client went away before its body arrived")
     try:
         verify(raw, {k.lower(): v for k, v in request.headers.items()}, config)
         event = parse(raw, timedelta(seconds=config.tolerance_s))
