@@ -52,7 +52,7 @@ class Receiver:
         self.woken: list[str] = []
         self.engine = engine(url)
         config = WebhookSettings(public_key=ghl_keys.TEST_PUBLIC_KEY_SPKI_B64, trigger_interval_s=0.01, **settings)
-        target = webhooks.Receiver(config, Coalescer(self._wake, config.trigger_interval_s), lambda: self.engine,
+        target = webhooks.Receiver(config, Coalescer(self._wake, config.trigger_interval_s), self.engine,
                                    profiles)
         app = FastAPI()
         app.include_router(webhooks.router)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -43,16 +43,25 @@ class Receiver:
 
     settings: WebhookSettings
     wake: Coalescer
-    warehouse: Callable[[], sa.Engine]
+    warehouse: sa.Engine
     profiles_dir: Path
 
 
-@functools.cache
+_first = threading.Lock()
+
+
 def receiver() -> Receiver:
+    """Built once, by the first request, while the others wait: the warehouse is migrated once."""
+    with _first:
+        return _receiver()
+
+
+@functools.cache
+def _receiver() -> Receiver:
     from crm_sync.warehouse.db import engine
 
     config = WebhookSettings.from_airflow()
-    return Receiver(config, Coalescer(emit_asset_event, config.trigger_interval_s), engine, PROFILES_DIR)
+    return Receiver(config, Coalescer(emit_asset_event, config.trigger_interval_s), engine(), PROFILES_DIR)
 
 
 class TooLarge(Exception):
@@ -78,9 +87,11 @@ def _refuse(status: int, reason: str) -> JSONResponse:
     return JSONResponse({"detail": reason}, status_code=status)
 
 
-def _store(target: Receiver, event: Event, routed: bool) -> bool:
-    with target.warehouse().begin() as conn:
-        return store(conn, event, routed)
+def _store(target: Receiver, event: Event) -> tuple[bool, tuple[str, ...]]:
+    """(new?, the profiles the event's location routes to); blocking work, run off the event loop."""
+    profiles = profiles_for(event.location_id, target.profiles_dir)
+    with target.warehouse.begin() as conn:
+        return store(conn, event, bool(profiles)), profiles
 
 
 @router.post("/webhooks/ghl")
@@ -100,8 +111,8 @@ async def receive_ghl(request: Request, target: Annotated[Receiver, Depends(rece
     except BadEvent as exc:
         return _refuse(400, str(exc))
     log.debug("GHL webhook body: %s", raw[:2000])
-    profiles = profiles_for(event.location_id, target.profiles_dir)
-    if not await run_in_threadpool(_store, target, event, bool(profiles)):
+    new, profiles = await run_in_threadpool(_store, target, event)
+    if not new:
         return JSONResponse({"status": "duplicate"}, status_code=200)
     if not profiles:
         log.info("GHL webhook %s stored unrouted: no profile names its location", event.event_type)
