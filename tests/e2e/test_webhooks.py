@@ -17,7 +17,7 @@ TASK = "ghlTask000000000001"
 BURST = 1000
 
 
-@pytest.mark.slow  # one Airflow api-server + scheduler for everything below
+@pytest.mark.slow  # about 2.5 minutes: one Airflow api-server + scheduler for everything below
 def test_ghl_edits_reach_the_app_through_webhook_triggered_runs_and_a_burst_is_used_once(tmp_path):
     ghl_seed = {"contacts": [ghl_contact(OMAR, "omar@example.com", "Omar", "Khan"),
                              ghl_contact(PIA, "pia@example.com", "Pia", "Lund"),
