@@ -115,7 +115,7 @@ async def receive_ghl(request: Request, target: Annotated[Receiver, Depends(rece
     if not new:
         return JSONResponse({"status": "duplicate"}, status_code=200)
     if not profiles:
-        log.info("GHL webhook %s stored unrouted: no profile names its location", event.event_type)
+        log.info("GHL webhook stored unrouted: no profile names its location")
         return JSONResponse({"status": "unrouted"}, status_code=202)
     target.wake.notify(location_asset(event.location_id))
     return JSONResponse({"status": "stored", "profiles": list(profiles)}, status_code=200)
