@@ -102,6 +102,7 @@ class Services:
     env: dict[str, str]
     processes: list[subprocess.Popen]
     log_dir: Path
+    port: int
 
     @property
     def db(self) -> Path:
@@ -129,11 +130,13 @@ class Services:
 
 @contextmanager
 def airflow_services(env: dict[str, str], log_dir: Path, timeout: float = 120, *, ui: bool = False,
-                     port: int | None = None) -> Iterator[Services]:
-    """A private api-server (execution API) and scheduler (LocalExecutor) on a free localhost port;
-    stops every process they started, task processes included, whatever happens. With ``ui`` the
-    api-server also serves the UI and the REST API (one worker, on 127.0.0.1), a dag-processor runs
-    and the scheduler follows the DAGs' schedules: what `make ui` keeps up."""
+                     port: int | None = None, apps: str = "execution", schedule: bool = False) -> Iterator[Services]:
+    """A private api-server (execution API; ``apps="core,execution"`` adds the REST API and the plugins'
+    apps) and scheduler (LocalExecutor) on a free localhost port; stops every process they started,
+    task processes included, whatever happens. ``schedule``: the scheduler also creates runs from the
+    unpaused DAGs' schedules (cron and assets), not only the runs asked for. With ``ui`` the
+    api-server also serves the UI (all apps, one worker, on 127.0.0.1), a dag-processor runs and the
+    scheduler follows the schedules: what `make ui` keeps up."""
     deadline = time.monotonic() + timeout
     port = port or free_port()
     env = {**env,
@@ -144,9 +147,9 @@ def airflow_services(env: dict[str, str], log_dir: Path, timeout: float = 120, *
            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),  # the api-server and tasks share it
-           # only the runs asked for, no scheduled one (`make ui` follows the schedules of unpaused DAGs);
-           # a DAG is unpaused by whoever runs it (run_backfill), never all of them at creation
-           "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": str(ui)}
+           # by default only the runs asked for, no scheduled one; a DAG is unpaused by whoever runs
+           # it (run_backfill, make ui, the webhook lab), never all of them at creation
+           "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": str(ui or schedule)}
     log_dir.mkdir(parents=True, exist_ok=True)
     processes: list[subprocess.Popen] = []
 
@@ -158,7 +161,7 @@ def airflow_services(env: dict[str, str], log_dir: Path, timeout: float = 120, *
     finished = False
     try:
         start("api-server", "api-server", "-H", "127.0.0.1", "-p", str(port),
-              *(["--apps", "all", "--workers", "1"] if ui else ["--apps", "execution"]))
+              *(["--apps", "all", "--workers", "1"] if ui else ["--apps", apps]))
         start("scheduler", "scheduler", "--skip-serve-logs")
         if ui:
             start("dag-processor", "dag-processor")
@@ -167,7 +170,7 @@ def airflow_services(env: dict[str, str], log_dir: Path, timeout: float = 120, *
             if processes[0].poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the api-server did not come up; see {log_dir / 'api-server.log'}")
             time.sleep(0.2)
-        services = Services(env, processes, log_dir)
+        services = Services(env, processes, log_dir, port)
         yield services
         services.check()
         finished = True

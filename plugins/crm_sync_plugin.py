@@ -1,7 +1,7 @@
-"""The crm-sync Airflow plugin: the operator's console in the Airflow UI.
+"""The crm-sync Airflow plugin: the operator's console in the Airflow UI and the GHL webhook receiver.
 
 Kept light on purpose (Airflow imports plugin files in every component at start-up): it only
-registers the console's FastAPI app (crm_sync.web, mounted at /crm-sync in the api-server), a
+registers the FastAPI app (crm_sync.web: the console and POST /crm-sync/webhooks/ghl), a
 "crm-sync" entry in the navigation, and a "crm-sync report" tab on every DAG run and task
 instance, which opens that run's report (a DAG that is not crm-sync's gets a 404 there).
 """

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, Param, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from crm_sync.profile import Profile
@@ -56,13 +56,23 @@ def _step_task(profile: Profile, step: str, doc: str):
     return run_step
 
 
+def schedule(profile: Profile):
+    """The profile's cron; with a GHL location id, also the location's webhook asset, so an event in
+    GHL starts a run within seconds while the cron stays the safety net for lost webhooks."""
+    cron = CronDataIntervalTimetable(profile.schedule, timezone="UTC")
+    if profile.ghl.asset is None:
+        return cron
+    asset = Asset(name=profile.ghl.asset, uri=f"crm-sync://ghl-location/{profile.ghl.location_id}")
+    return AssetOrTimeSchedule(timetable=cron, assets=asset)
+
+
 def build_dag(profile: Profile) -> DAG:
     name = profile.name
     with DAG(
         dag_id=profile.dag_id,
         description=profile.description or None,
         doc_md=DOC.format(dag_id=profile.dag_id, description=profile.description, app=name),
-        schedule=CronDataIntervalTimetable(profile.schedule, timezone="UTC"),
+        schedule=schedule(profile),
         start_date=datetime.combine(profile.start_date, datetime.min.time(), tzinfo=UTC),
         catchup=False,
         max_active_runs=1,

@@ -151,10 +151,24 @@ class CsvSource(Strict):
     tags_separator: str = Field(";", min_length=1)
 
 
+def location_asset(location_id: str) -> str:
+    """The Airflow asset a GHL location's webhooks update: every DAG syncing that location watches it."""
+    return f"crm_sync_ghl_location_{location_id}"
+
+
 class GhlApi(Strict):
     conn_id: str = "ghl_default"
     page_limit: int = Field(500, ge=1, le=500)
     pool: str | None = Field(None, description="Airflow pool of this GHL location; default crm_sync_<conn_id>")
+    location_id: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_-]+$",
+        description="the connection's GHL location id, repeated here so its webhooks can trigger this DAG "
+                    "(the receiver and the DAG file read no connection); unset: scheduled runs only")
+
+    @property
+    def asset(self) -> str | None:
+        """Name of the Airflow asset the webhook receiver updates for this location, if any."""
+        return location_asset(self.location_id) if self.location_id else None
 
     @property
     def pool_name(self) -> str:

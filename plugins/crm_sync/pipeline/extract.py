@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from crm_sync.hooks.app import AppHook, dig
 from crm_sync.hooks.ghl import GHLClient, GHLHook
+from crm_sync.pipeline import inbox
 from crm_sync.pipeline.context import RunContext, Window, extraction_window, log_step, utcnow
 from crm_sync.pipeline.csv_source import read_csv_folder
 from crm_sync.pipeline.normalize import moment_or_none
@@ -95,27 +96,32 @@ def _upcoming(appointments: list[sa.Row]) -> set[str]:
 
 
 def _extract_ghl(ctx: RunContext, window: Window, conn: sa.Connection
-                 ) -> tuple[list[tuple[str, dict]], Any, dict[str, list[str]]]:
+                 ) -> tuple[list[tuple[str, dict]], Any, dict[str, list[str]], dict[str, Any]]:
     client = GHLHook(ctx.profile.ghl.conn_id).get_conn(page_limit=ctx.profile.ghl.page_limit)
     try:
         contacts = list(client.search_contacts(window.since, window.until))
         synced = _last_synced(conn, ctx)
         changed = _changed_since_sync(contacts, synced)
         everyone = sorted({c["id"] for c in contacts} | set(synced))
+        webhooks = inbox.pending(conn, ctx, client.location_id)
+        named = {entity: contact_ids & set(everyone) for entity, contact_ids in webhooks.reads.items()}
         # The first sync of an entity (a new profile, or one switched on later) covers every known contact.
         first = {entity: extraction_window(conn, ctx, "ghl", entity).mode == "initial"
                  for entity in ("task", "note", "appointment")}
         linked_rows = {entity: _linked_children(conn, ctx, entity) for entity in ("task", "note", "appointment")}
         linked = {entity: {r.contact_id for r in rows} for entity, rows in linked_rows.items()}
         upcoming = _upcoming(linked_rows["appointment"])
-        ids = {"task": [] if first["task"] else sorted(set(changed) & linked["task"]),
-               "note": everyone if first["note"] else changed,
-               "appointment": everyone if first["appointment"] else sorted(set(changed) | upcoming)}
+        # Each contact a webhook named gets the one list its event calls for.
+        ids = {"task": [] if first["task"] else sorted((set(changed) | named["task"]) & linked["task"]),
+               "note": everyone if first["note"] else sorted(set(changed) | named["note"]),
+               "appointment": everyone if first["appointment"] else
+               sorted(set(changed) | upcoming | named["appointment"])}
         children, read = _ghl_children(client, ctx, ids)
+        deleted = inbox.confirmed_deleted(client, webhooks.deleted_contacts & set(synced))
         # Contacts whose complete list of an entity this run read (unpaged, every call succeeded):
         # a linked child missing from one was deleted in GHL. Only those holding linked children matter.
         complete = {entity: sorted(contact_ids & linked[entity]) for entity, contact_ids in read.items()}
-        return [("contact", c) for c in contacts] + children, client.metrics, complete
+        return [("contact", c) for c in contacts] + children, client.metrics, complete, webhooks.as_log(deleted)
     finally:
         client.close()
 
@@ -138,8 +144,9 @@ def extract(ctx: RunContext, side: Side) -> dict[str, Any]:
     with eng.connect() as conn:
         window = extraction_window(conn, ctx, side, "contact")
         complete: dict[str, list[str]] = {}
+        webhooks: dict[str, Any] = {}
         if side == "ghl":
-            records, metrics, complete = _extract_ghl(ctx, window, conn)
+            records, metrics, complete, webhooks = _extract_ghl(ctx, window, conn)
         else:
             records, metrics, windows = _extract_app(ctx, conn)
             window = windows["contact"]
@@ -150,5 +157,6 @@ def extract(ctx: RunContext, side: Side) -> dict[str, Any]:
              "api": metrics.as_dict() if metrics else {}}
     with eng.begin() as conn:
         insert_ignore(conn, raw_record, rows, keys=["profile", "run_id", "side", "entity", "record_key"])
-        log_step(conn, ctx, "extract", {**stats, "complete_lists": complete}, side=side, window=window)
+        log_step(conn, ctx, "extract", {**stats, "complete_lists": complete, "inbox": webhooks}, side=side,
+                 window=window)
     return stats

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from crm_sync.hooks.app import AppClient, AppHook, dig, typed_id
 from crm_sync.hooks.ghl import GHLClient, GHLHook
 from crm_sync.http import ApiError
+from crm_sync.pipeline import inbox
 from crm_sync.pipeline.context import RunContext, advance_watermark, log_step, utcnow
 from crm_sync.pipeline.normalize import RuleBroken, canonical_record, timestamp, to_side
 from crm_sync.pipeline.reconcile import NATURAL_KEY
@@ -265,6 +266,7 @@ def _send_outbox(ctx: RunContext, eng: sa.Engine) -> dict[str, Any]:
         log_step(conn, ctx, "load", stats)
         if not counts["transient"]:
             _advance_watermarks(conn, ctx)
+            inbox.mark_done(conn, ctx)  # the webhook events this run used
     if counts["transient"]:
         raise TransientLoadError(f"{counts['transient']} write(s) failed transiently and stay pending")
     return stats

@@ -31,6 +31,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from crm_sync import review
+from crm_sync.pipeline import inbox
 from crm_sync.pipeline.context import RunContext, log_step, utcnow
 from crm_sync.pipeline.matching import diff, external_matches, find_matches
 from crm_sync.pipeline.merge import merge
@@ -176,12 +177,12 @@ class Planner:
     def archived(self, target: Side, held: dict[str, Any], gone: Side) -> tuple[str | None, dict[str, Any]]:
         """The soft form of a delete on ``target``: GHL's archive tag for a contact; the app's own delete
         when the profile says it is soft (a ``deleted`` marker); else a task completed, an appointment
-        cancelled, a note's body marked. None: ``target`` has no soft form (an app's contact)."""
-        if self.entity == "contact":
-            return ("archive", {"tags": [self.mapping.archive_tag]}) if target == "ghl" else (None, {})
+        cancelled, a note's body marked. None: ``target`` has no soft form (an app's contact without one)."""
         api = self.ctx.profile.app.entities.get(self.entity) if self.ctx.profile.app.kind == "rest" else None
         if target == "app" and api is not None and api.deleted is not None and api.delete is not None:
             return "delete", {"deleted": True}
+        if self.entity == "contact":
+            return ("archive", {"tags": [self.mapping.archive_tag]}) if target == "ghl" else (None, {})
         mark = f"[deleted in {self.ctx.side_name(gone)}]"
         form = {"task": {"completed": True}, "appointment": {"status": "cancelled"},
                 "note": {"body": f"{mark} {held.get('body') or ''}".strip()}}[self.entity]
@@ -262,6 +263,7 @@ def _contacts(conn: sa.Connection, ctx: RunContext, plan: Planner, tasks: Planne
     links, busy = _links(conn, ctx, "contact"), _busy(conn, ctx)
     ghl = staged[staged.side == "ghl"].set_index("source_id", drop=False)
     app = staged[staged.side == "app"].set_index("source_id", drop=False)
+    ghl = _contacts_deleted_in_ghl(conn, ctx, plan, links, ghl, app)
     changed = _changed_links(links, ghl, app, busy)
     for link in plan.settle_identical(changed, ghl, app).itertuples():
         base = link.base if isinstance(link.base, dict) else None  # never synced yet: no base
@@ -449,13 +451,32 @@ def _deleted_in_ghl(conn: sa.Connection, ctx: RunContext, plan: Planner, links: 
     both = links.dropna(subset=["ghl_id", "app_id"])
     gone = both[both.ghl_id.isin(ghl.index[ghl.contact_id.isin(complete)]) & ~both.ghl_id.isin(seen)
                 & both.app_id.isin(app.index)]
+    return _follow_ghl_deletes(conn, ctx, plan, gone, ghl, app)
+
+
+def _contacts_deleted_in_ghl(conn: sa.Connection, ctx: RunContext, plan: Planner, links: pd.DataFrame,
+                             ghl: pd.DataFrame, app: pd.DataFrame) -> pd.DataFrame:
+    """Linked contacts GHL deleted (a ContactDelete webhook, confirmed by GHL in this run's extract):
+    each follows ``on_delete`` on the app and leaves GHL's staging, so its link goes quiet."""
+    deleted = inbox.deleted_contacts(conn, ctx)
+    if not deleted:
+        return ghl
+    both = links.dropna(subset=["ghl_id", "app_id"])
+    gone = both[both.ghl_id.isin(deleted) & both.ghl_id.isin(ghl.index) & both.app_id.isin(app.index)]
+    return _follow_ghl_deletes(conn, ctx, plan, gone, ghl, app)
+
+
+def _follow_ghl_deletes(conn: sa.Connection, ctx: RunContext, plan: Planner, gone: pd.DataFrame,
+                        ghl: pd.DataFrame, app: pd.DataFrame) -> pd.DataFrame:
+    """Plan ``on_delete`` for each link in ``gone`` and drop its GHL record from staging."""
     for link in gone.itertuples():
         g = ghl.loc[link.ghl_id]
-        plan.deleted(int(link.id), g, app.loc[link.app_id], _int(g.contact_link), gone="ghl")
+        plan.deleted(int(link.id), g, app.loc[link.app_id], _int(g.get("contact_link")), gone="ghl")
     if not gone.empty:
-        conn.execute(sa.delete(staging_record).where(
-            staging_record.c.profile == ctx.profile.name, staging_record.c.entity == plan.entity,
-            staging_record.c.side == "ghl", staging_record.c.source_id.in_(list(gone.ghl_id))))
+        table = staging_contact if plan.entity == "contact" else staging_record
+        entity = [] if plan.entity == "contact" else [staging_record.c.entity == plan.entity]
+        conn.execute(sa.delete(table).where(table.c.profile == ctx.profile.name, table.c.side == "ghl",
+                                            table.c.source_id.in_(list(gone.ghl_id)), *entity))
     return ghl.drop(index=list(gone.ghl_id))
 
 

@@ -32,3 +32,9 @@ def upsert(conn: sa.Connection, table: sa.Table, rows: Sequence[dict[str, Any]],
         stmt = _insert(conn, table)
         updates = {c: stmt.excluded[c] for c in batch[0] if c not in keys}
         conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=updates), batch)
+
+
+def insert_new(conn: sa.Connection, table: sa.Table, row: dict[str, Any], keys: Sequence[str]) -> bool:
+    """Insert one row unless its key exists; True if it was new (atomic: two racing inserts, one True)."""
+    return conn.execute(_insert(conn, table).values(**row).on_conflict_do_nothing(index_elements=list(keys))
+                        ).rowcount == 1

@@ -181,3 +181,25 @@ review_decision = sa.Table(
     sa.Column("applied_run_id", sa.String(250), comment="the run that first honoured it"),
     sa.Index("ix_review_decision_pair", "profile", "ghl_id", "app_id"),
 )
+
+webhook_inbox = sa.Table(
+    "webhook_inbox", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("webhook_id", sa.String(128), nullable=False, unique=True),
+    sa.Column("location_id", sa.String(64), nullable=False),
+    sa.Column("event_type", sa.String(64), nullable=False),
+    sa.Column("contact_id", sa.String(128)),
+    sa.Column("object_id", sa.String(128)),
+    sa.Column("event_at", TS, nullable=False),
+    sa.Column("received_at", TS, nullable=False),
+    sa.Column("routed", sa.Boolean, nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+)
+
+webhook_done = sa.Table(
+    "webhook_done", metadata,
+    sa.Column("profile", sa.String(64), primary_key=True),
+    sa.Column("inbox_id", sa.Integer, primary_key=True),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("done_at", TS, nullable=False),
+)

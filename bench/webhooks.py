@@ -1,0 +1,154 @@
+"""GHL webhooks on localhost: the receiver under a burst and under attack, and the time from an edit
+in GHL to the write in the app through Airflow.
+
+Starts GHL's and Gymdesk's simulators, an Airflow api-server serving the crm_sync receiver and a
+scheduler (include/webhook_lab.py), lets the first scheduled run sync the seeded contacts, then:
+
+(a) a burst of --burst signed ContactUpdate events from 16 threads (one that gets no answer is
+    sent again, up to 3 times, as GHL redelivers): answers, inbox rows, answer time p99, beside the p99 of the same api-server's /execution/health (the baseline: what any
+    answer of that server costs on this machine), and the runs the burst became;
+(b) forged (another key), altered, stale (signed, 6 minutes old), replayed and unsigned attempts:
+    ``forged_accepted`` counts those answered 2xx as new or that added an inbox row;
+(c) --edits contact edits made through GHL's API, one every --spacing seconds: the time from each
+    edit to the member holding the new value in Gymdesk, through webhook -> inbox -> asset -> run.
+``processed_twice``: inbox events the extracts of more than one successful run used.
+
+Prints one JSON object as its last line. Run: .venv/bin/python bench/webhooks.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
+
+from include.demo_data import LOCATION_ID  # noqa: E402
+from include.simulators import ghl_keys  # noqa: E402
+from include.webhook_lab import event, lab, post_all, signed  # noqa: E402
+
+PAST = "2026-11-01T09:00:00Z"
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
+
+
+def contacts(n: int) -> list[dict]:
+    return [{"id": f"ghlBench{i:011d}", "locationId": LOCATION_ID, "email": f"bench{i}@example.com",
+             "firstName": f"Bench{i}", "lastName": "Person", "tags": [], "dateAdded": PAST, "dateUpdated": PAST}
+            for i in range(n)]
+
+
+def attacks(receiver: str) -> dict[str, int]:
+    """Each kind of attempt once per round, 20 rounds; how many were let in."""
+    other = Ed25519PrivateKey.generate()
+    let_in = 0
+    kinds = 0
+    for _ in range(20):
+        raw, headers = signed(event("ContactUpdate", id="ghlBench00000000000"))
+        stale_raw, stale_headers = signed({**event("ContactUpdate", id="ghlBench00000000000"),
+                                           "timestamp": (datetime.now(UTC) - timedelta(minutes=6)).isoformat()})
+        attempts = [
+            (raw, {**headers, "X-GHL-Signature": ghl_keys.sign(raw, other)}),  # forged
+            (raw.replace(b"ContactUpdate", b"ContactDelete"), headers),  # altered
+            (stale_raw, stale_headers),  # stale
+            (raw, {"Content-Type": "application/json"}),  # unsigned
+        ]
+        first = httpx.post(receiver, content=raw, headers=headers)  # the genuine one, then its replay
+        replay = httpx.post(receiver, content=raw, headers=headers)
+        let_in += int(first.status_code != 200) + int(replay.json().get("status") != "duplicate")
+        let_in += sum(1 for body, head in attempts if httpx.post(receiver, content=body, headers=head).is_success)
+        kinds += 5
+    return {"attempts": kinds, "let_in": let_in}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--burst", type=int, default=1000)
+    parser.add_argument("--edits", type=int, default=20)
+    parser.add_argument("--spacing", type=float, default=3.0, help="seconds between two edits in GHL")
+    parser.add_argument("--timeout", type=float, default=900, help="give up after this many seconds")
+    parser.add_argument("--home", type=Path, help="keep the Airflow home and logs here (default: a temporary folder)")
+    args = parser.parse_args(argv)
+    deadline = time.monotonic() + args.timeout
+    people = contacts(max(args.edits, 2))
+    with (nullcontext(str(args.home)) if args.home else tempfile.TemporaryDirectory(prefix="bench-webhooks-")) as home, \
+            lab(Path(home), {"contacts": people}, {}, timeout=args.timeout) as bench:
+        first_runs = len(bench.runs())
+        stored_before, _ = bench.inbox()
+        health = f"http://127.0.0.1:{bench.services.port}/execution/health"
+        baseline = _gets(health, args.burst)
+        burst = [signed(event("ContactUpdate", id=people[n % len(people)]["id"])) for n in range(args.burst)]
+        started = time.perf_counter()
+        answers = post_all(bench.receiver, burst)
+        burst_s = time.perf_counter() - started
+        accepted = sum(1 for status, _, _ in answers if status == 200)
+        unanswered = sum(1 for status, _, _ in answers if status == 0)
+        resent = sum(tries - 1 for _, _, tries in answers)
+        inbox_rows = bench.inbox()[0] - stored_before
+        bench.settle(deadline, stored_before + inbox_rows)
+        burst_runs = len(bench.runs()) - first_runs
+
+        attempted = attacks(bench.receiver)
+
+        edited: dict[str, tuple[str, float]] = {}
+        ghl = bench.ghl()
+        for n, person in enumerate(people[:args.edits]):
+            company = f"Edited {n} {time.time():.0f}"
+            ghl.put(f"/contacts/{person['id']}", json={"companyName": company}).raise_for_status()
+            edited[person["email"]] = (company, time.monotonic())
+            time.sleep(args.spacing)
+        latencies: dict[str, float] = {}
+        while len(latencies) < len(edited):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(edited) - len(latencies)} edits never reached Gymdesk")
+            for member in bench.sides.admin["app"].get("/records/members").json():
+                email = member.get("email")
+                if email in edited and email not in latencies and member.get("company") == edited[email][0]:
+                    latencies[email] = time.monotonic() - edited[email][1]
+            time.sleep(0.5)
+        bench.settle(deadline, 0)
+        result = {
+            "accepted": accepted, "inbox_rows": inbox_rows, "processed_twice": bench.used_twice(),
+            "answer_p50_ms": round(percentile([s for _, s, _ in answers], 0.5) * 1000, 1),
+            "answer_p99_ms": round(percentile([s for _, s, _ in answers], 0.99) * 1000, 1),
+            "baseline_health_p99_ms": round(percentile(baseline, 0.99) * 1000, 1),
+            "unanswered": unanswered, "resent_after_no_answer": resent, "burst_seconds": round(burst_s, 1), "burst_runs": burst_runs,
+            "attacks": attempted["attempts"], "forged_accepted": attempted["let_in"],
+            "edits": len(latencies), "latency_p50_s": round(statistics.median(latencies.values()), 1),
+            "latency_p95_s": round(percentile(list(latencies.values()), 0.95), 1),
+            "runs_total": len(bench.runs()),
+        }
+    print(json.dumps(result))
+    return 0
+
+
+def _gets(url: str, n: int, workers: int = 16) -> list[float]:
+    """Answer times of ``n`` GETs from ``workers`` threads, like the burst's."""
+    with httpx.Client(timeout=30, limits=httpx.Limits(max_connections=workers)) as client:
+        def get(_: int) -> float:
+            started = time.perf_counter()
+            client.get(url).raise_for_status()
+            return time.perf_counter() - started
+
+        with ThreadPoolExecutor(workers) as pool:
+            return list(pool.map(get, range(n)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""A GHL location wired to Airflow through webhooks, on this machine: GHL's and Gymdesk's simulators,
+an api-server serving the crm_sync receiver, and a scheduler that runs the profile's DAG on its cron
+and on the location's asset. Shared by tests/e2e/test_webhooks.py and bench/webhooks.py.
+
+The profile is the built-in gymdesk one with ``ghl.location_id`` set; the receiver trusts the
+simulator's TEST key (include/simulators/ghl_keys.py), never GHL's.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+
+from include.airflow_runner import Services, airflow, airflow_services, prepare_metadata
+from include.chaos import Sides, simulators
+from include.demo import GHL_TOKEN, ROOT, app_connection, demo_env
+from include.demo_data import LOCATION_ID
+from include.simulators import ghl_keys
+
+PROFILE, DAG_ID = "gymdesk", "ghl_gymdesk"
+RECEIVER_PATH = "/crm-sync/webhooks/ghl"
+
+
+def signed(body: dict) -> tuple[bytes, dict[str, str]]:
+    raw = json.dumps(body).encode()
+    return raw, {"Content-Type": "application/json", "X-GHL-Signature": ghl_keys.sign(raw)}
+
+
+def event(event_type: str, **fields) -> dict:
+    """A body as GHL sends it, stamped now with a new webhookId."""
+    return {"type": event_type, "locationId": LOCATION_ID, **fields, "webhookId": str(uuid.uuid4()),
+            "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z")}
+
+
+def post_all(url: str, requests: list[tuple[bytes, dict[str, str]]], workers: int = 16, attempts: int = 3
+             ) -> list[tuple[int, float, int]]:
+    """POST every (body, headers) from ``workers`` threads, sending one again when it got no answer,
+    as GHL redelivers; (status or 0 if never answered, seconds to the last answer, attempts) each."""
+    with httpx.Client(timeout=30, limits=httpx.Limits(max_connections=workers)) as client:
+        def send(request: tuple[bytes, dict[str, str]]) -> tuple[int, float, int]:
+            for attempt in range(1, attempts + 1):
+                started = time.perf_counter()
+                try:
+                    status = client.post(url, content=request[0], headers=request[1]).status_code
+                    return status, time.perf_counter() - started, attempt
+                except httpx.TransportError:
+                    continue
+            return 0, time.perf_counter() - started, attempts
+
+        with ThreadPoolExecutor(workers) as pool:
+            return list(pool.map(send, requests))
+
+
+@dataclass
+class Lab:
+    services: Services
+    sides: Sides
+    warehouse: sa.Engine
+
+    def ghl(self) -> httpx.Client:
+        """GHL's API as a GHL user's edits reach it."""
+        return httpx.Client(base_url=self.sides.urls["ghl"], timeout=10,
+                            headers={"Authorization": f"Bearer {GHL_TOKEN}", "Version": "2021-07-28"})
+
+    @property
+    def receiver(self) -> str:
+        return f"http://127.0.0.1:{self.services.port}{RECEIVER_PATH}"
+
+    def runs(self) -> list[dict]:
+        return [dict(zip(("run_id", "run_type", "state"), row, strict=True)) for row in self.services.query(
+            "SELECT run_id, run_type, state FROM dag_run WHERE dag_id = ? ORDER BY id", DAG_ID)]
+
+    def inbox(self) -> tuple[int, int]:
+        """(events in the inbox, events a successful run of the profile used)."""
+        with self.warehouse.connect() as conn:
+            return (conn.execute(sa.text("SELECT count(*) FROM webhook_inbox")).scalar_one(),
+                    conn.execute(sa.text("SELECT count(*) FROM webhook_done WHERE profile = :p"),
+                                 {"p": PROFILE}).scalar_one())
+
+    def settle(self, deadline: float, events: int) -> None:
+        """Wait until ``events`` events are in the inbox, all used by a successful run, and no run is left."""
+        while True:
+            self.services.check()
+            stored, done = self.inbox()
+            busy = [r for r in self.runs() if r["state"] not in ("success", "failed")]
+            if stored >= events and done == stored and not busy:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"inbox {stored}/{events} stored, {done} done; runs {self.runs()}; "
+                                   f"logs in {self.services.log_dir}")
+            time.sleep(0.5)
+
+    def used_twice(self) -> int:
+        """Inbox events the extract of more than one successful run used."""
+        succeeded = {r["run_id"] for r in self.runs() if r["state"] == "success"}
+        with self.warehouse.connect() as conn:
+            logs = conn.execute(sa.text("SELECT run_id, stats FROM run_log WHERE profile = :p AND step = 'extract' "
+                                        "AND side = 'ghl'"), {"p": PROFILE}).all()
+        seen: dict[int, int] = {}
+        for run_id, stats in logs:
+            stats = json.loads(stats) if isinstance(stats, str) else stats
+            for inbox_id in (stats.get("inbox") or {}).get("ids", []) if run_id in succeeded else []:
+                seen[inbox_id] = seen.get(inbox_id, 0) + 1
+        return sum(1 for n in seen.values() if n > 1)
+
+
+def _profiles(home: Path) -> Path:
+    folder = home / "profiles"
+    folder.mkdir(parents=True, exist_ok=True)
+    text = (ROOT / "include" / "profiles" / f"{PROFILE}.yaml").read_text()
+    (folder / f"{PROFILE}.yaml").write_text(text.replace(
+        "  conn_id: ghl_default\n", f"  conn_id: ghl_default\n  location_id: {LOCATION_ID}\n", 1))
+    return folder
+
+
+@contextmanager
+def lab(home: Path, ghl_seed: dict, app_seed: dict, trigger_interval_s: float = 1.0,
+        timeout: float = 300) -> Iterator[Lab]:
+    """Everything running, the first (scheduled) run finished, and GHL sending webhooks to the receiver."""
+    from crm_sync.profile import load_profile
+
+    deadline = time.monotonic() + timeout
+    profiles = _profiles(home)
+    profile = load_profile(profiles / f"{PROFILE}.yaml")
+    warehouse = sa.create_engine(f"sqlite:///{home / 'warehouse.db'}")
+    with simulators(ghl_seed, app_seed) as sides:
+        env = {**demo_env(home, sides.urls["ghl"], app_connection(profile, sides.urls["app"])),
+               "CRM_SYNC_PROFILES_DIR": str(profiles), "WAREHOUSE_URL": str(warehouse.url),
+               "AIRFLOW__API__WORKERS": "1",
+               "AIRFLOW__CRM_SYNC__WEBHOOK_PUBLIC_KEY": ghl_keys.TEST_PUBLIC_KEY_SPKI_B64,
+               "AIRFLOW__CRM_SYNC__WEBHOOK_TRIGGER_INTERVAL_SECONDS": str(trigger_interval_s)}
+        log_dir = home / "logs"
+        prepare_metadata(env, log_dir)
+        with airflow_services(env, log_dir, timeout=120, apps="core,execution", schedule=True) as services:
+            airflow(["dags", "unpause", DAG_ID], services.env, log_dir / "unpause.log")
+            # catchup is off: the scheduler makes one run, of the cron's last interval: the first sync.
+            services.wait_for_runs("dag_id = ?", (DAG_ID,), deadline)
+            sides.admin["ghl"].post("/webhooks", json={
+                "url": f"http://127.0.0.1:{services.port}{RECEIVER_PATH}"}).raise_for_status()
+            try:
+                yield Lab(services, sides, warehouse)
+            finally:
+                warehouse.dispose()

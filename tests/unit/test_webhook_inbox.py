@@ -1,0 +1,62 @@
+"""What a run takes from the webhook inbox: the reads each event calls for, the contacts GHL
+deleted, and events marked done only by a run that logged them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+
+from crm_sync.pipeline import inbox
+from crm_sync.pipeline.context import RunContext, log_step
+from crm_sync.profile import profile_by_name
+from crm_sync.warehouse.db import engine
+from crm_sync.warehouse.tables import webhook_done, webhook_inbox
+
+NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
+
+
+def _event(n: int, kind: str, contact: str | None, location: str = "loc1") -> dict:
+    return {"webhook_id": f"wh{n}", "location_id": location, "event_type": kind, "contact_id": contact,
+            "object_id": f"obj{n}", "event_at": NOW, "received_at": NOW, "routed": True, "payload": {}}
+
+
+@pytest.fixture
+def conn(tmp_path):
+    with engine(f"sqlite:///{tmp_path / 'warehouse.db'}").begin() as connection:
+        connection.execute(sa.insert(webhook_inbox), [
+            _event(1, "NoteCreate", "c1"), _event(2, "TaskComplete", "c2"), _event(3, "TaskDelete", "c3"),
+            _event(4, "AppointmentUpdate", "c1"), _event(5, "ContactUpdate", "c4"),
+            _event(6, "ContactDelete", "c5"), _event(7, "NoteCreate", "c9", location="elsewhere")])
+        yield connection
+
+
+def ctx(run_id: str) -> RunContext:
+    return RunContext(profile=profile_by_name("gymdesk"), run_id=run_id, run_type="asset_triggered")
+
+
+def test_each_event_asks_for_the_read_it_needs_and_contact_deletes_are_kept(conn):
+    work = inbox.pending(conn, ctx("r1"), "loc1")
+    assert work.ids == [1, 2, 3, 4, 5, 6]  # not the other location's
+    assert work.reads == {"note": {"c1"}, "task": {"c2", "c3"}, "appointment": {"c1"}}
+    assert work.deleted_contacts == {"c5"}
+
+
+def test_events_are_done_only_for_the_run_that_logged_them_and_never_taken_again(conn):
+    first = ctx("r1")
+    log_step(conn, first, "extract", {"inbox": inbox.pending(conn, first, "loc1").as_log([])}, side="ghl")
+    conn.execute(sa.insert(webhook_inbox), [_event(8, "NoteCreate", "c1")])  # arrives during the run
+    assert inbox.mark_done(conn, ctx("a failed run that logged nothing")) == 0
+    assert inbox.mark_done(conn, first) == 6
+    assert inbox.pending(conn, ctx("r2"), "loc1").ids == [8]
+    assert {(r.inbox_id, r.run_id) for r in conn.execute(sa.select(webhook_done))} == {
+        (i, "r1") for i in range(1, 7)}
+
+
+def test_a_profile_whose_location_id_is_not_its_connections_fails_naming_both(conn):
+    profile = profile_by_name("gymdesk")
+    wrong = RunContext(profile=profile.model_copy(update={"ghl": profile.ghl.model_copy(
+        update={"location_id": "loc2"})}), run_id="r1", run_type="scheduled")
+    with pytest.raises(ValueError, match="loc2.*loc1"):
+        inbox.pending(conn, wrong, "loc1")
