@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from crm_sync.paging import DEFAULT_MAX_PAGES, DEFAULT_MAX_RECORDS
 from crm_sync.paths import PROFILES_DIR
 
 Side = Literal["ghl", "app"]
@@ -49,7 +50,15 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Pagination(Strict):
+class PagingLimits(Strict):
+    """Bounds of one entity's paged read: past them (or on a page of records already seen) the
+    read fails, naming this setting, instead of paging forever."""
+
+    max_pages: int = Field(DEFAULT_MAX_PAGES, ge=1, description="pages one read may take")
+    max_records: int = Field(DEFAULT_MAX_RECORDS, ge=1, description="records one read may bring")
+
+
+class Pagination(PagingLimits):
     """How a list is paged. ``page``: page number (ends on ``has_more`` false, or a short page when
     the app has no such flag); ``offset``: offset/limit; ``cursor``: the body names the next cursor;
     ``next_link``: the body carries the next page's URL; ``none``: one call returns everything."""
@@ -153,6 +162,8 @@ class GhlApi(Strict):
     conn_id: str = "ghl_default"
     page_limit: int = Field(500, ge=1, le=500)
     pool: str | None = Field(None, description="Airflow pool of this GHL location; default crm_sync_<conn_id>")
+    paging: dict[Literal["contact", "task"], PagingLimits] = Field(
+        default_factory=dict, description="bounds of the contact search and the task search")
 
     @property
     def pool_name(self) -> str:

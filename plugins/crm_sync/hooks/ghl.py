@@ -14,12 +14,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 from crm_sync.hooks.base import HookBase
 from crm_sync.hooks.oauth import AirflowVariableTokenStore, GHLOAuth, OAuthClient, TokenStore
 from crm_sync.http import ApiClient, ApiError
+from crm_sync.paging import PageGuard
+from crm_sync.profile import PagingLimits
 
 API_VERSION = "2021-07-28"
 CALENDARS_API_VERSION = "2021-04-15"  # calendars.json pins its own Version
@@ -52,12 +55,18 @@ class GHLConfig:
 
 
 class GHLClient(ApiClient):
-    def __init__(self, config: GHLConfig, page_limit: int = 500):
+    def __init__(self, config: GHLConfig, page_limit: int = 500, paging: dict[str, PagingLimits] | None = None):
         # 9.8/s with a burst of 1 sends at most 99 calls in any 10 s window: under GHL's 100.
         super().__init__(config.base_url, auth=config.auth, per_second=9.8, burst=1,
                          headers={"Version": API_VERSION, "Accept": "application/json"})
         self.location_id = config.location_id
         self.page_limit = page_limit
+        self.paging = paging or {}
+
+    def _guard(self, entity: str, what: str) -> PageGuard:
+        limits = self.paging.get(entity) or PagingLimits()
+        return PageGuard(what, f"ghl.paging.{entity}", lambda record: record.get("id"),
+                         max_pages=limits.max_pages, max_records=limits.max_records)
 
     def observe(self, response: httpx.Response) -> None:
         if response.headers.get("X-RateLimit-Remaining") == "0":
@@ -77,18 +86,18 @@ class GHLClient(ApiClient):
             "sort": [{"field": "dateUpdated", "direction": "asc"}],
             "filters": [{"field": "dateUpdated", "operator": "range", "value": bounds}] if bounds else [],
         }
-        seen_cursors: set[tuple] = set()
+        guard = self._guard("contact", "GHL contacts (contact search)")
         while True:
             page = self.request("POST", "/contacts/search", json=body, retry=True).json()
-            contacts = page.get("contacts", [])
+            contacts = _listed(page, "contacts")
+            guard.page(contacts)
             yield from contacts
             if len(contacts) < self.page_limit:
                 return
-            cursor = tuple(contacts[-1]["searchAfter"])
-            if cursor in seen_cursors:
-                raise RuntimeError(f"GHL search returned the cursor {cursor} twice; stopping to avoid a loop")
-            seen_cursors.add(cursor)
-            body = {**body, "searchAfter": list(cursor)}
+            cursor = contacts[-1].get("searchAfter") if isinstance(contacts[-1], dict) else None
+            if not isinstance(cursor, list) or not cursor:
+                raise ApiError(None, "POST", "/contacts/search", "a full page whose last contact has no searchAfter")
+            body = {**body, "searchAfter": cursor}
 
     def search_tasks(self, contact_ids: list[str] | None = None, completed: bool | None = None,
                      limit: int = 100) -> Iterator[dict[str, Any]]:
@@ -100,10 +109,12 @@ class GHLClient(ApiClient):
                 body["contactId"] = chunk
             if completed is not None:
                 body["completed"] = completed
+            guard = self._guard("task", "GHL tasks (task search)")
             while True:
-                page = self.request("POST", f"/locations/{self.location_id}/tasks/search", json=body,
-                                    retry=True).json()
-                tasks = _flatten(page.get("tasks", []))
+                page = self.request("POST", f"/locations/{quote(self.location_id, safe='')}/tasks/search",
+                                    json=body, retry=True).json()
+                tasks = _flatten(_listed(page, "tasks"))
+                guard.page(tasks)
                 yield from tasks
                 if len(tasks) < limit:
                     break
@@ -209,6 +220,14 @@ class GHLClient(ApiClient):
         return None
 
 
+def _listed(page: Any, key: str) -> list[Any]:
+    """The list under ``key`` of a search answer; anything else is the server's error, not an empty page."""
+    listed = page.get(key, []) if isinstance(page, dict) else None
+    if not isinstance(listed, list):
+        raise ApiError(None, "POST", f"{key} search", f"the answer holds no list under '{key}'")
+    return listed
+
+
 def _flatten(items: list[Any]) -> list[dict[str, Any]]:
     """The spec types the tasks list as an array of arrays; accept both shapes."""
     return [task for item in items for task in (item if isinstance(item, list) else [item])]
@@ -247,8 +266,8 @@ class GHLHook(HookBase):
                              "or OAuth extra fields client_id, client_secret, refresh_token")
         return GHLConfig(base_url=base_url, location_id=location_id, auth=auth)
 
-    def get_conn(self, page_limit: int = 500) -> GHLClient:
-        return GHLClient(self.config(), page_limit=page_limit)
+    def get_conn(self, page_limit: int = 500, paging: dict[str, PagingLimits] | None = None) -> GHLClient:
+        return GHLClient(self.config(), page_limit=page_limit, paging=paging)
 
     def test_connection(self) -> tuple[bool, str]:
         """One cheap authenticated call: a search for a single contact."""

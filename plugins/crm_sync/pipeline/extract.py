@@ -96,7 +96,8 @@ def _upcoming(appointments: list[sa.Row]) -> set[str]:
 
 def _extract_ghl(ctx: RunContext, window: Window, conn: sa.Connection
                  ) -> tuple[list[tuple[str, dict]], Any, dict[str, list[str]]]:
-    client = GHLHook(ctx.profile.ghl.conn_id).get_conn(page_limit=ctx.profile.ghl.page_limit)
+    client = GHLHook(ctx.profile.ghl.conn_id).get_conn(page_limit=ctx.profile.ghl.page_limit,
+                                                       paging=dict(ctx.profile.ghl.paging))
     try:
         contacts = list(client.search_contacts(window.since, window.until))
         synced = _last_synced(conn, ctx)
