@@ -171,6 +171,14 @@ class GhlApi(Strict):
         return self.pool or f"crm_sync_{self.conn_id}"
 
 
+class Timeouts(Strict):
+    """How long a task, and a whole run, may take before Airflow stops it: a task stuck on a
+    silent server must not hold the location's pool (and so every profile on it) forever."""
+
+    task_minutes: float = Field(120, gt=0, description="each task's execution_timeout")
+    run_minutes: float = Field(360, gt=0, description="the run's dagrun_timeout")
+
+
 class FieldMap(Strict):
     """Where one canonical field lives on each side, and how to read and write it there."""
 
@@ -246,6 +254,9 @@ class Profile(Strict):
     overlap_minutes: int = Field(5, ge=0)
     dry_run: bool = False
     quality_threshold: float = Field(0.05, ge=0, le=1, description="share of bad rows that fails the run")
+    timeouts: Timeouts = Timeouts()
+    retention_days: int | None = Field(90, ge=1, description="raw records, quarantine rows and report files "
+                                                             "older than this are deleted; null: kept forever")
     ghl: GhlApi = GhlApi()
     app: AppApi
     entities: dict[Entity, EntityMapping]

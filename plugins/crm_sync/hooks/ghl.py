@@ -20,7 +20,7 @@ import httpx
 
 from crm_sync.hooks.base import HookBase
 from crm_sync.hooks.oauth import AirflowVariableTokenStore, GHLOAuth, OAuthClient, TokenStore
-from crm_sync.http import ApiClient, ApiError
+from crm_sync.http import ApiClient, ApiError, header_number
 from crm_sync.paging import PageGuard
 from crm_sync.profile import PagingLimits
 
@@ -70,8 +70,8 @@ class GHLClient(ApiClient):
 
     def observe(self, response: httpx.Response) -> None:
         if response.headers.get("X-RateLimit-Remaining") == "0":
-            interval_ms = float(response.headers.get("X-RateLimit-Interval-Milliseconds", 10_000))
-            self.limiter.pause(interval_ms / 1000 / max(1, int(response.headers.get("X-RateLimit-Max", 100))))
+            interval_ms = header_number(response, "X-RateLimit-Interval-Milliseconds", 10_000)
+            self.limiter.pause(interval_ms / 1000 / max(1.0, header_number(response, "X-RateLimit-Max", 100)))
 
     def search_contacts(self, since: datetime | None, until: datetime | None) -> Iterator[dict[str, Any]]:
         """Contacts whose dateUpdated is in [since, until), oldest first, every page."""
