@@ -13,6 +13,8 @@ is merged one level deep on update (partial updates of nested objects).
 Fault ``endless_pages`` (``POST /_sim/faults {"endless_pages": true}``): every list ignores the
 client's position and answers its first page forever, still saying there is more (a fresh cursor,
 a next link one page on, ``has_more``): the broken app a paginator must not follow forever.
+Fault ``extra_rows`` (a list of any JSON values): appended to every list answer as they are (a
+string, an array, a number where a record belongs).
 """
 
 from __future__ import annotations
@@ -438,6 +440,7 @@ class RestSim:
         self._recent: dict[str, deque[float]] = {}
         self._id_fields = {r.collection: r.id_field for r in api.resources}
         self.endless_pages = False
+        self.extra_rows: list[Any] = []
         self._endless = itertools.count(1)
 
     # -- answers
@@ -618,7 +621,9 @@ class RestSim:
                     return self._item(resource, rows[0])
                 if self.endless_pages:
                     return self._endless_page(resource, rows, request, order)
-                return resource.paging.page(rows, request, resource.list_key, self._sort_key(resource, order))
+                body = resource.paging.page(rows, request, resource.list_key, self._sort_key(resource, order))
+                (body if isinstance(body, list) else body[resource.list_key]).extend(deepcopy(self.extra_rows))
+                return body
             except ValueError as exc:  # BadRequest, or an order the listing refuses
                 return self.fail(400, "bad_request", str(exc))
         return list_records
@@ -709,7 +714,8 @@ class RestSim:
         app = FastAPI(title=f"{self.api.title} simulator")
         app.state.sim = self.state
         app.state.id_fields = dict(self._id_fields)
-        actions = {"endless_pages": lambda on: setattr(self, "endless_pages", bool(on)), **(fault_actions or {})}
+        actions = {"endless_pages": lambda on: setattr(self, "endless_pages", bool(on)),
+                   "extra_rows": lambda rows: self.extra_rows.extend(rows), **(fault_actions or {})}
         install_common(app, self.state, actions, id_fields=self._id_fields)
         # Every list route first: /customers/updated must not be read as /customers/{id}.
         for resource in self.api.resources:

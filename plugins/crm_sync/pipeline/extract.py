@@ -21,14 +21,21 @@ from crm_sync.hooks.ghl import GHLClient, GHLHook
 from crm_sync.pipeline.context import RunContext, Window, extraction_window, log_step, utcnow
 from crm_sync.pipeline.csv_source import read_csv_folder
 from crm_sync.pipeline.normalize import moment_or_none
+from crm_sync.pipeline.shape import shape_problem, stand_in
 from crm_sync.profile import Side
 from crm_sync.warehouse.db import engine
 from crm_sync.warehouse.ops import insert_ignore
 from crm_sync.warehouse.tables import raw_record, staging_record, xref
 
 
-def raw_row(ctx: RunContext, side: Side, entity: str, payload: dict[str, Any], extracted_at) -> dict[str, Any]:
+def raw_row(ctx: RunContext, side: Side, entity: str, payload: Any, extracted_at, position: int = 0
+            ) -> dict[str, Any]:
     id_field, updated_field = ctx.profile.record_fields(side, entity)
+    contact_field = None if entity == "contact" else "contactId" if side == "ghl" else ctx.profile.contact_field(entity)
+    if (broken := shape_problem(payload, id_field, contact_field)) is not None:  # stage quarantines it
+        return {"profile": ctx.profile.name, "run_id": ctx.run_id, "side": side, "entity": entity,
+                "record_key": f"malformed:{position}", "source_id": None, "source_updated_at": None,
+                "payload": stand_in(broken, payload), "extracted_at": extracted_at}
     source_id = dig(payload, id_field)
     source_id = str(source_id) if source_id not in (None, "") else None
     updated = moment_or_none(dig(payload, updated_field))  # a bad one: stage quarantines it with the rule
@@ -46,11 +53,13 @@ def _ghl_children(client: GHLClient, ctx: RunContext, ids: dict[str, list[str]]
     records: list[tuple[str, dict]] = []
     read: dict[str, set[str]] = {}
     if "task" in synced:
-        tasks = {task["id"]: task for task in client.search_tasks()}
+        found = list(client.search_tasks())
         listed = client.tasks_for(ids["task"])
-        for children in listed.values():
-            tasks.update((task["id"], task) for task in children)
+        found += [task for children in listed.values() for task in children]
+        well = [shape_problem(task, "id", "contactId") is None and task.get("id") not in (None, "") for task in found]
+        tasks = {task["id"]: task for task, ok in zip(found, well, strict=True) if ok}
         records += [("task", task) for task in tasks.values()]
+        records += [("task", task) for task, ok in zip(found, well, strict=True) if not ok]  # quarantined in stage
         read["task"] = set(listed)
     for entity, fetch in (("note", client.notes_for), ("appointment", client.appointments_for)):
         if entity in synced:
@@ -100,9 +109,10 @@ def _extract_ghl(ctx: RunContext, window: Window, conn: sa.Connection
                                                        paging=dict(ctx.profile.ghl.paging))
     try:
         contacts = list(client.search_contacts(window.since, window.until))
+        usable = [c for c in contacts if shape_problem(c, "id") is None and c.get("id")]  # the rest: quarantined
         synced = _last_synced(conn, ctx)
-        changed = _changed_since_sync(contacts, synced)
-        everyone = sorted({c["id"] for c in contacts} | set(synced))
+        changed = _changed_since_sync(usable, synced)
+        everyone = sorted({c["id"] for c in usable} | set(synced))
         # The first sync of an entity (a new profile, or one switched on later) covers every known contact.
         first = {entity: extraction_window(conn, ctx, "ghl", entity).mode == "initial"
                  for entity in ("task", "note", "appointment")}
@@ -145,7 +155,7 @@ def extract(ctx: RunContext, side: Side) -> dict[str, Any]:
             records, metrics, windows = _extract_app(ctx, conn)
             window = windows["contact"]
     extracted_at = utcnow()
-    rows = [raw_row(ctx, side, entity, record, extracted_at) for entity, record in records]
+    rows = [raw_row(ctx, side, entity, record, extracted_at, n) for n, (entity, record) in enumerate(records)]
     per_entity = {entity: sum(1 for e, _ in records if e == entity) for entity in ctx.profile.synced()}
     stats = {"extracted": len(rows), "by_entity": per_entity, "window_mode": window.mode,
              "api": metrics.as_dict() if metrics else {}}
