@@ -19,6 +19,8 @@ from typing import Any
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
+from crm_sync.transport import checked_base_url, checked_path
+
 log = logging.getLogger(__name__)
 RETRIABLE_STATUS = {429, 500, 502, 503, 504}
 MAX_PAUSE_S = 60.0  # the longest any server's header may pause us
@@ -117,7 +119,8 @@ class ApiClient:
     def __init__(self, base_url: str, *, auth: httpx.Auth | None = None, headers: dict[str, str] | None = None,
                  per_second: float = 10.0, burst: int = 10, timeout: float = 30.0, max_attempts: int = 5,
                  max_connections: int = 8):
-        self.http = httpx.Client(base_url=base_url.rstrip("/"), auth=auth, headers=headers, timeout=timeout,
+        self.http = httpx.Client(base_url=checked_base_url(base_url).rstrip("/"), auth=auth, headers=headers,
+                                 timeout=timeout,
                                  limits=httpx.Limits(max_connections=max_connections))
         self.limiter = RateLimiter(per_second, burst)
         self.metrics = CallMetrics()
@@ -132,6 +135,7 @@ class ApiClient:
         self.http.close()
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        checked_path(self.http.base_url, path)  # raises UnsafeTransport: never retried
         self.count("limiter_wait_s", self.limiter.acquire())
         self.count("calls")
         try:

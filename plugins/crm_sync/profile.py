@@ -42,6 +42,10 @@ GHL_RECORD_FIELDS = {"contact": ("id", "dateUpdated"), "task": ("id", "dateAdded
                      "appointment": ("id", "dateUpdated")}
 
 
+# A path on the app's base URL: never a URL or a scheme-relative "//host" (that would send the key elsewhere).
+RELATIVE_PATH = r"^/([^/\s\\][^\s\\]*)?$"
+
+
 class ProfileError(ValueError):
     """A profile file that cannot be used, naming the file, the key and the expectation."""
 
@@ -87,7 +91,7 @@ class Operation(Strict):
     """One write: HTTP method and path; ``{id}`` is the record's id on the app."""
 
     method: Literal["POST", "PUT", "PATCH", "DELETE"]
-    path: str = Field(pattern=r"^/")
+    path: str = Field(pattern=RELATIVE_PATH)
     id_in_body: str | None = Field(None, description="the app takes the record's id in the body, under this key")
 
 
@@ -99,8 +103,9 @@ class DeletedMarker(Strict):
 
 
 class AppEntityApi(Strict):
-    path: str = Field(pattern=r"^/", description="the collection")
-    list_path: str | None = Field(None, description="where changed records are listed, when not the collection")
+    path: str = Field(pattern=RELATIVE_PATH, description="the collection")
+    list_path: str | None = Field(None, pattern=RELATIVE_PATH,
+                                  description="where changed records are listed, when not the collection")
     list_params: dict[str, str | int] = Field(default_factory=dict, description="fixed query parameters of the list")
     list_key: str | None = Field(None, description="key holding records in a list body; null: a bare array")
     item_key: str | None = Field(None, description="key wrapping one record in a response body")
@@ -125,7 +130,7 @@ class AppAuth(Strict):
 
     type: Literal["api_key_header", "bearer", "oauth_client_credentials"]
     header: str = "Authorization"
-    token_path: str = "/oauth/token"
+    token_path: str = Field("/oauth/token", pattern=RELATIVE_PATH)
 
 
 class AppApi(Strict):

@@ -18,6 +18,7 @@ from crm_sync.hooks.base import HookBase
 from crm_sync.hooks.oauth import AirflowVariableTokenStore, OAuthClient, RotatingOAuth, TokenStore
 from crm_sync.http import ApiClient, ApiError
 from crm_sync.paging import PageGuard
+from crm_sync.transport import quote_id
 from crm_sync.pipeline.normalize import format_moment, moment_or_none
 from crm_sync.profile import AppApi, AppEntityApi
 
@@ -133,7 +134,7 @@ class AppClient(ApiClient):
         operation = getattr(spec, op)
         if operation is None:
             raise ValueError(f"the profile describes no {op} operation for the app's {entity}s")
-        path = operation.path.replace("{id}", str(record_id))
+        path = operation.path.replace("{id}", quote_id(record_id))
         if fields is not None and operation.id_in_body and record_id is not None:
             fields = {**fields, operation.id_in_body: typed_id(str(record_id))}
         body = None if fields is None else ({spec.send_key: fields} if spec.send_key else fields)

@@ -14,7 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
@@ -22,6 +21,7 @@ from crm_sync.hooks.base import HookBase
 from crm_sync.hooks.oauth import AirflowVariableTokenStore, GHLOAuth, OAuthClient, TokenStore
 from crm_sync.http import ApiClient, ApiError, header_number
 from crm_sync.paging import PageGuard
+from crm_sync.transport import quote_id
 from crm_sync.profile import PagingLimits
 
 API_VERSION = "2021-07-28"
@@ -111,7 +111,7 @@ class GHLClient(ApiClient):
                 body["completed"] = completed
             guard = self._guard("task", "GHL tasks (task search)")
             while True:
-                page = self.request("POST", f"/locations/{quote(self.location_id, safe='')}/tasks/search",
+                page = self.request("POST", f"/locations/{quote_id(self.location_id)}/tasks/search",
                                     json=body, retry=True).json()
                 tasks = _flatten(_listed(page, "tasks"))
                 guard.page(tasks)
@@ -133,13 +133,14 @@ class GHLClient(ApiClient):
         return response.json().get("events", [])
 
     def contact_notes(self, contact_id: str) -> list[dict[str, Any]]:
-        return self.request("GET", f"/contacts/{contact_id}/notes", retry=True).json().get("notes", [])
+        return self.request("GET", f"/contacts/{quote_id(contact_id)}/notes", retry=True).json().get("notes", [])
 
     def contact_appointments(self, contact_id: str) -> list[dict[str, Any]]:
-        return self.request("GET", f"/contacts/{contact_id}/appointments", retry=True).json().get("events", [])
+        path = f"/contacts/{quote_id(contact_id)}/appointments"
+        return self.request("GET", path, retry=True).json().get("events", [])
 
     def contact_tasks(self, contact_id: str) -> list[dict[str, Any]]:
-        return self.request("GET", f"/contacts/{contact_id}/tasks", retry=True).json().get("tasks", [])
+        return self.request("GET", f"/contacts/{quote_id(contact_id)}/tasks", retry=True).json().get("tasks", [])
 
     def _per_contact(self, fetch, contact_ids: list[str], workers: int) -> dict[str, list[dict[str, Any]]]:
         """GHL has no location-wide listing of these: the per-contact calls run concurrently (bounded),
@@ -175,19 +176,19 @@ class GHLClient(ApiClient):
         return self.request("POST", "/contacts/upsert", json=body, retry=True).json()["contact"]
 
     def update_contact(self, contact_id: str, fields: dict[str, Any]) -> dict[str, Any]:
-        return self.request("PUT", f"/contacts/{contact_id}", json=fields, retry=True).json()["contact"]
+        return self.request("PUT", f"/contacts/{quote_id(contact_id)}", json=fields, retry=True).json()["contact"]
 
     def delete_contact(self, contact_id: str) -> None:
-        self.request("DELETE", f"/contacts/{contact_id}", retry=True)
+        self.request("DELETE", f"/contacts/{quote_id(contact_id)}", retry=True)
 
     def add_tags(self, contact_id: str, tags: list[str]) -> None:
-        self.request("POST", f"/contacts/{contact_id}/tags", json={"tags": tags}, retry=True)
+        self.request("POST", f"/contacts/{quote_id(contact_id)}/tags", json={"tags": tags}, retry=True)
 
     def remove_tags(self, contact_id: str, tags: list[str]) -> None:
-        self.request("DELETE", f"/contacts/{contact_id}/tags", json={"tags": tags}, retry=True)
+        self.request("DELETE", f"/contacts/{quote_id(contact_id)}/tags", json={"tags": tags}, retry=True)
 
     def get_contact(self, contact_id: str) -> dict[str, Any]:
-        return self.request("GET", f"/contacts/{contact_id}", retry=True).json()["contact"]
+        return self.request("GET", f"/contacts/{quote_id(contact_id)}", retry=True).json()["contact"]
 
     def create_child(self, entity: str, contact_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         """Create a task or note under a contact (not retried: a resend could duplicate it).
@@ -195,18 +196,18 @@ class GHLClient(ApiClient):
         if entity == "task":
             fields = {"completed": False, **fields}
             fields["dueDate"] = fields.get("dueDate") or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        body = self.request("POST", f"/contacts/{contact_id}/{entity}s", json=fields, retry=False).json()
+        body = self.request("POST", f"/contacts/{quote_id(contact_id)}/{entity}s", json=fields, retry=False).json()
         return body[entity]
 
     def update_child(self, entity: str, contact_id: str, child_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         if entity == "task" and set(fields) == {"completed"}:  # GHL's own call for (un)completing
-            path = f"/contacts/{contact_id}/tasks/{child_id}/completed"
+            path = f"/contacts/{quote_id(contact_id)}/tasks/{quote_id(child_id)}/completed"
         else:
-            path = f"/contacts/{contact_id}/{entity}s/{child_id}"
+            path = f"/contacts/{quote_id(contact_id)}/{entity}s/{quote_id(child_id)}"
         return self.request("PUT", path, json=fields, retry=True).json()[entity]
 
     def delete_child(self, entity: str, contact_id: str, child_id: str) -> None:
-        self.request("DELETE", f"/contacts/{contact_id}/{entity}s/{child_id}", retry=True)
+        self.request("DELETE", f"/contacts/{quote_id(contact_id)}/{entity}s/{quote_id(child_id)}", retry=True)
 
     def find_child(self, entity: str, contact_id: str, fields: dict[str, Any],
                    exclude: set[str] = frozenset()) -> dict[str, Any] | None:
