@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from crm_sync.errors import NoRetryError
 from crm_sync.paths import PROJECT_ROOT, data_home
 from crm_sync.pipeline.context import RunContext, log_step, utcnow
+from crm_sync.pipeline.retention import cleanup, write_private
 from crm_sync.warehouse.db import engine
 from crm_sync.warehouse.tables import outbox, quarantine, raw_record, run_log, xref
 
@@ -119,7 +120,7 @@ def _window(extract) -> str:
 def report_path(dag_id: str, run_id: str) -> Path:
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
     folder = data_home() / "reports" / dag_id
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     return folder / f"{safe}.html"
 
 
@@ -141,11 +142,12 @@ def report(ctx: RunContext) -> dict[str, Any]:
     failed_at = summary["failed_at"]
     summary.update(generated_at=utcnow().isoformat(timespec="seconds"), dry_run=ctx.dry_run)
     path = report_path(ctx.profile.dag_id, ctx.run_id)
-    path.write_text(render(summary), encoding="utf-8")
-    path.with_suffix(".json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+    write_private(path, render(summary))
+    write_private(path.with_suffix(".json"), json.dumps(summary, indent=2, default=str))
     stats = {"report": str(path), "sides": summary["sides"], "writes_sent": summary["writes_sent"],
              "quarantined": summary["quarantined"], "failed_at": failed_at}
     with eng.begin() as conn:
+        stats["retention"] = cleanup(conn, ctx, path.parent)
         log_step(conn, ctx, "report", stats)
     log.info("run report: %s (data quality: %s#data-quality)", path.as_uri(), path.as_uri())
     if failed_at:
