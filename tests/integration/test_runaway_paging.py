@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 import pytest
 from crm_sync.hooks.ghl import BearerToken, GHLClient, GHLConfig
 from crm_sync.paging import PagingRunaway
-from crm_sync.profile import PagingLimits, profile_by_name
+from crm_sync.paths import PROFILES_DIR
+from crm_sync.profile import PagingLimits, ProfileError, parse_profile, profile_by_name
 
 from include.demo_apps import COLLECTIONS
 from include.demo_data import LOCATION_ID
@@ -94,3 +95,8 @@ def test_profile_paging_limits_default_and_validate():
     profile = profile_by_name("gymdesk")
     assert profile.app.entities["contact"].pagination.max_pages >= 1000
     assert profile.ghl.paging == {} and PagingLimits().max_records >= 100_000
+    text = (PROFILES_DIR / "gymdesk.yaml").read_text()
+    with pytest.raises(ProfileError, match=r"key 'ghl\.paging\.task\.max_pages'"):
+        parse_profile(text.replace("ghl:\n", "ghl:\n  paging: {task: {max_pages: 0}}\n", 1), "gymdesk.yaml")
+    with pytest.raises(ProfileError, match=r"key 'ghl\.paging\.note.*'contact' or 'task'"):
+        parse_profile(text.replace("ghl:\n", "ghl:\n  paging: {note: {max_pages: 5}}\n", 1), "gymdesk.yaml")
