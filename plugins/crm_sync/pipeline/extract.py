@@ -21,20 +21,19 @@ from crm_sync.hooks.ghl import GHLClient, GHLHook
 from crm_sync.pipeline.context import RunContext, Window, extraction_window, log_step, utcnow
 from crm_sync.pipeline.csv_source import read_csv_folder
 from crm_sync.pipeline.normalize import moment_or_none
-from crm_sync.pipeline.shape import shape_problem, stand_in
+from crm_sync.pipeline.shape import digest, shape_problem, stand_in
 from crm_sync.profile import Side
 from crm_sync.warehouse.db import engine
 from crm_sync.warehouse.ops import insert_ignore
 from crm_sync.warehouse.tables import raw_record, staging_record, xref
 
 
-def raw_row(ctx: RunContext, side: Side, entity: str, payload: Any, extracted_at, position: int = 0
-            ) -> dict[str, Any]:
+def raw_row(ctx: RunContext, side: Side, entity: str, payload: Any, extracted_at) -> dict[str, Any]:
     id_field, updated_field = ctx.profile.record_fields(side, entity)
     contact_field = None if entity == "contact" else "contactId" if side == "ghl" else ctx.profile.contact_field(entity)
     if (broken := shape_problem(payload, id_field, contact_field)) is not None:  # stage quarantines it
         return {"profile": ctx.profile.name, "run_id": ctx.run_id, "side": side, "entity": entity,
-                "record_key": f"malformed:{position}", "source_id": None, "source_updated_at": None,
+                "record_key": f"malformed:{digest(payload)[:40]}", "source_id": None, "source_updated_at": None,
                 "payload": stand_in(broken, payload), "extracted_at": extracted_at}
     source_id = dig(payload, id_field)
     source_id = str(source_id) if source_id not in (None, "") else None
@@ -155,7 +154,7 @@ def extract(ctx: RunContext, side: Side) -> dict[str, Any]:
             records, metrics, windows = _extract_app(ctx, conn)
             window = windows["contact"]
     extracted_at = utcnow()
-    rows = [raw_row(ctx, side, entity, record, extracted_at, n) for n, (entity, record) in enumerate(records)]
+    rows = [raw_row(ctx, side, entity, record, extracted_at) for entity, record in records]
     per_entity = {entity: sum(1 for e, _ in records if e == entity) for entity in ctx.profile.synced()}
     stats = {"extracted": len(rows), "by_entity": per_entity, "window_mode": window.mode,
              "api": metrics.as_dict() if metrics else {}}
