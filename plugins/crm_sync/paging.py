@@ -9,10 +9,10 @@ profile setting to check; a retry would loop the same way, so it is not retried.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from crm_sync.digest import digest
 from crm_sync.errors import NoRetryError
 
 DEFAULT_MAX_PAGES = 10_000
@@ -28,7 +28,7 @@ def record_key(record: Any, id_of: Callable[[Any], Any]) -> str:
     record_id = id_of(record) if isinstance(record, dict) else None
     if record_id not in (None, ""):
         return f"id:{record_id}"
-    return "sha:" + hashlib.sha256(repr(record).encode()).hexdigest()
+    return "sha:" + digest(record)
 
 
 class PageGuard:

@@ -16,12 +16,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from crm_sync.digest import digest
 from crm_sync.hooks.app import AppHook, dig
 from crm_sync.hooks.ghl import GHLClient, GHLHook
 from crm_sync.pipeline.context import RunContext, Window, extraction_window, log_step, utcnow
 from crm_sync.pipeline.csv_source import read_csv_folder
 from crm_sync.pipeline.normalize import moment_or_none
-from crm_sync.pipeline.shape import digest, shape_problem, stand_in
+from crm_sync.pipeline.shape import shape_problem, stand_in
 from crm_sync.profile import Side
 from crm_sync.warehouse.db import engine
 from crm_sync.warehouse.ops import insert_ignore

@@ -9,7 +9,6 @@ quarantine with that rule. The other records of the run go on.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from crm_sync.hooks.app import dig
@@ -54,23 +53,6 @@ def shape_problem(payload: Any, id_field: str, contact_field: str | None = None)
     if problem is None and contact_field:
         problem = _id_problem(dig(payload, contact_field), contact_field, "contact_id")
     return problem
-
-
-def digest(value: Any) -> str:
-    """A stable SHA-256 of any JSON value, however deep (iterative: json.dumps would recurse)."""
-    hasher, stack = hashlib.sha256(), [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            hasher.update(b"{%d" % len(item))
-            for key in sorted(item, key=str, reverse=True):
-                stack += [item[key], str(key)]
-        elif isinstance(item, list):
-            hasher.update(b"[%d" % len(item))
-            stack += reversed(item)
-        else:
-            hasher.update(f"{type(item).__name__}:{item!r};".encode())
-    return hasher.hexdigest()
 
 
 def stand_in(broken: Broken, payload: Any) -> dict[str, Any]:
