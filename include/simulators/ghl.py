@@ -15,7 +15,9 @@ validates request bodies against the spec and answers 422 as GHL does.
 
 Admin routes (besides base.py's): ``POST /_sim/oauth/clients``, ``POST /_sim/oauth/installs``,
 ``POST /_sim/webhooks``, ``GET /_sim/webhooks/deliveries``, ``POST /_sim/appointments``,
-``DELETE /_sim/appointments/{id}``; ``POST /_sim/faults`` also takes ``expire_tokens``.
+``DELETE /_sim/appointments/{id}``; ``POST /_sim/faults`` also takes ``expire_tokens``,
+``ignore_paging`` (searches answer their first page forever) and ``rate_headers`` (headers set on
+every answer, such as a broken ``X-RateLimit-Interval-Milliseconds``).
 """
 
 from __future__ import annotations
@@ -290,6 +292,8 @@ class GHLSimulator:
         self.oauth_clients: dict[str, str] = {}
         self.auth_codes: dict[str, Installation] = {}
         self.refresh_tokens: dict[str, Installation] = {}
+        self.ignore_paging = False  # fault: searches answer their first page whatever the cursor or skip
+        self.header_overrides: dict[str, str] = {}  # fault: odd rate-limit headers on every answer
 
     # ------------------------------------------------------------ auth
 
@@ -497,12 +501,15 @@ def _authorizer(sim: GHLSimulator) -> Callable[..., Any]:
 def create_app(sim: GHLSimulator) -> FastAPI:
     app = FastAPI(title="GoHighLevel simulator")
     app.state.sim = sim
-    install_common(app, sim.state, fault_actions={"expire_tokens": sim.expire_tokens})
+    install_common(app, sim.state, fault_actions={
+        "expire_tokens": sim.expire_tokens,
+        "ignore_paging": lambda on: setattr(sim, "ignore_paging", bool(on)),
+        "rate_headers": lambda headers: sim.header_overrides.update({str(k): str(v) for k, v in headers.items()})})
 
     @app.middleware("http")
     async def rate_limit_headers(request: Request, call_next):
         response = await call_next(request)
-        for name, value in getattr(request.state, "rate_headers", {}).items():
+        for name, value in {**getattr(request.state, "rate_headers", {}), **sim.header_overrides}.items():
             response.headers[name] = value
         return response
 
@@ -528,7 +535,8 @@ def _contact_routes(operation: Register, authorized: Any, sim: GHLSimulator) -> 
         with sim.state.lock:
             contacts = [c for c in sim.contacts.values() if c.get("locationId") == call.location_id]
         try:
-            return search_contacts(contacts, call.body)
+            return search_contacts(contacts, {k: v for k, v in call.body.items()
+                                              if not (sim.ignore_paging and k in ("searchAfter", "page"))})
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise unprocessable([str(exc)]) from None
 
@@ -644,6 +652,7 @@ def _task_routes(operation: Register, authorized: Any, sim: GHLSimulator) -> Non
         with sim.state.lock:
             tasks = [t for t in sim.tasks.values() if task_matches(t, call)]
         tasks.sort(key=lambda t: (str(t.get("dateAdded") or ""), t["id"]))  # oldest first, stable pages
+        skip = 0 if sim.ignore_paging else skip
         return {"tasks": tasks[skip:skip + limit]}
 
     def task_matches(task: dict[str, Any], call: Call) -> bool:

@@ -13,6 +13,11 @@ is merged one level deep on update (partial updates of nested objects).
 Shop zone: formats without an offset (``SQL``, ``DATE``, ``DAY_DMY``, ``HH_MM``) are wall-clock
 times in the simulator's ``zone`` (UTC unless given), as a shop app keeps them: the updated-at
 stamps are its local time and a day filter such as ``updatedDateFrom`` names a local day.
+Fault ``endless_pages`` (``POST /_sim/faults {"endless_pages": true}``): every list ignores the
+client's position and answers its first page forever, still saying there is more (a fresh cursor,
+a next link one page on, ``has_more``): the broken app a paginator must not follow forever.
+Fault ``extra_rows`` (a list of any JSON values): appended to every list answer as they are (a
+string, an array, a number where a record belongs).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -439,6 +445,9 @@ class RestSim:
         self._counters = {r.collection: itertools.count(r.ids.start) for r in api.resources}
         self._recent: dict[str, deque[float]] = {}
         self._id_fields = {r.collection: r.id_field for r in api.resources}
+        self.endless_pages = False
+        self.extra_rows: list[Any] = []
+        self._endless = itertools.count(1)
 
     # -- answers
 
@@ -623,10 +632,29 @@ class RestSim:
                         asked = ", ".join(f"{n}={query[n]}" for n in listing.lookup if query.get(n))
                         return self.fail(404, "not_found", f"no {resource.noun} with {asked}")
                     return self._item(resource, rows[0])
-                return resource.paging.page(rows, request, resource.list_key, self._sort_key(resource, order))
+                if self.endless_pages:
+                    return self._endless_page(resource, rows, request, order)
+                body = resource.paging.page(rows, request, resource.list_key, self._sort_key(resource, order))
+                (body if isinstance(body, list) else body[resource.list_key]).extend(deepcopy(self.extra_rows))
+                return body
             except ValueError as exc:  # BadRequest, or an order the listing refuses
                 return self.fail(400, "bad_request", str(exc))
         return list_records
+
+    def _endless_page(self, resource: Resource, rows: list[dict[str, Any]], request: Request, order: Order) -> Any:
+        """Fault ``endless_pages``: the first page whatever the position asked, and always "more"."""
+        kept = [(k, v) for k, v in request.query_params.multi_items() if k not in ("page", "offset", "cursor")]
+        first = Request({**request.scope, "query_string": urlencode(kept).encode()})
+        body = resource.paging.page(rows, first, resource.list_key, self._sort_key(resource, order))
+        if isinstance(body, dict):
+            if "meta" in body:
+                body["meta"]["has_more"] = True
+            if "next_cursor" in body:
+                body["next_cursor"] = f"again-{next(self._endless)}"
+            if "pages" in body:
+                page = int(request.query_params.get("page") or 1)
+                body["pages"]["next"] = str(request.url.include_query_params(page=page + 1))
+        return body
 
     def _create_route(self, resource: Resource) -> Callable:
         async def create_record(request: Request):
@@ -699,7 +727,9 @@ class RestSim:
         app = FastAPI(title=f"{self.api.title} simulator")
         app.state.sim = self.state
         app.state.id_fields = dict(self._id_fields)
-        install_common(app, self.state, fault_actions, id_fields=self._id_fields)
+        actions = {"endless_pages": lambda on: setattr(self, "endless_pages", bool(on)),
+                   "extra_rows": lambda rows: self.extra_rows.extend(rows), **(fault_actions or {})}
+        install_common(app, self.state, actions, id_fields=self._id_fields)
         # Every list route first: /customers/updated must not be read as /customers/{id}.
         for resource in self.api.resources:
             for listing in resource.lists:

@@ -78,7 +78,9 @@ def build_dag(profile: Profile) -> DAG:
         max_active_runs=1,
         tags=["crm-sync", name],
         params={"dry_run": Param(profile.dry_run, type="boolean", description="plan and report, send nothing")},
-        default_args={"retries": 2, "retry_delay": timedelta(seconds=15)},
+        default_args={"retries": 2, "retry_delay": timedelta(seconds=15),
+                      "execution_timeout": timedelta(minutes=profile.timeouts.task_minutes)},
+        dagrun_timeout=timedelta(minutes=profile.timeouts.run_minutes),
     ) as dag:
 
         @task

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -18,8 +19,13 @@ from typing import Any
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
+from crm_sync.transport import checked_base_url, checked_path
+
 log = logging.getLogger(__name__)
 RETRIABLE_STATUS = {429, 500, 502, 503, 504}
+MAX_PAUSE_S = 60.0  # the longest any server's header may pause us
+MAX_ERROR_CHARS = 300  # a server's message kept on a row or in an error
+logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines carry query strings (lookup emails)
 
 
 class ApiError(Exception):
@@ -69,29 +75,42 @@ class RateLimiter:
             waited += delay
 
     def pause(self, seconds: float) -> None:
+        """Pause every thread, for at most MAX_PAUSE_S whatever the server asked."""
+        seconds = min(max(seconds, 0.0), MAX_PAUSE_S) if math.isfinite(seconds) else MAX_PAUSE_S
         with self.lock:
             self.paused_until = max(self.paused_until, time.monotonic() + seconds)
 
 
-def retry_after_seconds(response: httpx.Response, default: float) -> float:
-    value = response.headers.get("Retry-After")
+def header_number(response: httpx.Response, name: str, default: float) -> float:
+    """A numeric header, or ``default`` when it is missing, not a number, or not finite
+    ("100/10s", "1e999", "nan"): a server's odd header must not crash or stall a task."""
     try:
-        return min(max(float(value), 0.0), 60.0) if value is not None else default
+        value = float(response.headers.get(name, default))
     except ValueError:
         return default
+    return value if math.isfinite(value) and value >= 0 else default
+
+
+def retry_after_seconds(response: httpx.Response, default: float) -> float:
+    return min(header_number(response, "Retry-After", default), MAX_PAUSE_S)
 
 
 def error_message(response: httpx.Response) -> str:
+    """The server's own message, cut to MAX_ERROR_CHARS: it is stored on outbox rows and in reports."""
     try:
         body = response.json()
-    except ValueError:
-        return response.text[:300]
+    except (ValueError, RecursionError):
+        return _cut(response.text)
     if isinstance(body, dict):
         message = body.get("message") or body.get("error") or body.get("errors") or body
         if isinstance(message, dict):
             message = message.get("message", message)
-        return "; ".join(map(str, message)) if isinstance(message, list) else str(message)
-    return str(body)[:300]
+        return _cut("; ".join(map(str, message)) if isinstance(message, list) else str(message))
+    return _cut(str(body))
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_ERROR_CHARS else text[:MAX_ERROR_CHARS] + f"... ({len(text)} characters)"
 
 
 class ApiClient:
@@ -100,7 +119,8 @@ class ApiClient:
     def __init__(self, base_url: str, *, auth: httpx.Auth | None = None, headers: dict[str, str] | None = None,
                  per_second: float = 10.0, burst: int = 10, timeout: float = 30.0, max_attempts: int = 5,
                  max_connections: int = 8):
-        self.http = httpx.Client(base_url=base_url.rstrip("/"), auth=auth, headers=headers, timeout=timeout,
+        self.http = httpx.Client(base_url=checked_base_url(base_url).rstrip("/"), auth=auth, headers=headers,
+                                 timeout=timeout,
                                  limits=httpx.Limits(max_connections=max_connections))
         self.limiter = RateLimiter(per_second, burst)
         self.metrics = CallMetrics()
@@ -115,6 +135,7 @@ class ApiClient:
         self.http.close()
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        checked_path(self.http.base_url, path)  # raises UnsafeTransport: never retried
         self.count("limiter_wait_s", self.limiter.acquire())
         self.count("calls")
         try:

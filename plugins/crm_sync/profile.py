@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from crm_sync.paging import DEFAULT_MAX_PAGES, DEFAULT_MAX_RECORDS
 from crm_sync.paths import PROFILES_DIR
 from crm_sync.timezones import zone
 
@@ -43,6 +44,10 @@ GHL_RECORD_FIELDS = {"contact": ("id", "dateUpdated"), "task": ("id", "dateAdded
                      "appointment": ("id", "dateUpdated")}
 
 
+# A path on the app's base URL: never a URL or a scheme-relative "//host" (that would send the key elsewhere).
+RELATIVE_PATH = r"^/([^/\s\\][^\s\\]*)?$"
+
+
 class ProfileError(ValueError):
     """A profile file that cannot be used, naming the file, the key and the expectation."""
 
@@ -51,7 +56,15 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Pagination(Strict):
+class PagingLimits(Strict):
+    """Bounds of one entity's paged read: past them (or on a page of records already seen) the
+    read fails, naming this setting, instead of paging forever."""
+
+    max_pages: int = Field(DEFAULT_MAX_PAGES, ge=1, description="pages one read may take")
+    max_records: int = Field(DEFAULT_MAX_RECORDS, ge=1, description="records one read may bring")
+
+
+class Pagination(PagingLimits):
     """How a list is paged. ``page``: page number (ends on ``has_more`` false, or a short page when
     the app has no such flag); ``offset``: offset/limit; ``cursor``: the body names the next cursor;
     ``next_link``: the body carries the next page's URL; ``none``: one call returns everything."""
@@ -80,7 +93,7 @@ class Operation(Strict):
     """One write: HTTP method and path; ``{id}`` is the record's id on the app."""
 
     method: Literal["POST", "PUT", "PATCH", "DELETE"]
-    path: str = Field(pattern=r"^/")
+    path: str = Field(pattern=RELATIVE_PATH)
     id_in_body: str | None = Field(None, description="the app takes the record's id in the body, under this key")
 
 
@@ -92,8 +105,9 @@ class DeletedMarker(Strict):
 
 
 class AppEntityApi(Strict):
-    path: str = Field(pattern=r"^/", description="the collection")
-    list_path: str | None = Field(None, description="where changed records are listed, when not the collection")
+    path: str = Field(pattern=RELATIVE_PATH, description="the collection")
+    list_path: str | None = Field(None, pattern=RELATIVE_PATH,
+                                  description="where changed records are listed, when not the collection")
     list_params: dict[str, str | int] = Field(default_factory=dict, description="fixed query parameters of the list")
     list_key: str | None = Field(None, description="key holding records in a list body; null: a bare array")
     item_key: str | None = Field(None, description="key wrapping one record in a response body")
@@ -118,7 +132,7 @@ class AppAuth(Strict):
 
     type: Literal["api_key_header", "bearer", "oauth_client_credentials"]
     header: str = "Authorization"
-    token_path: str = "/oauth/token"
+    token_path: str = Field("/oauth/token", pattern=RELATIVE_PATH)
 
 
 class AppApi(Strict):
@@ -169,11 +183,21 @@ class GhlApi(Strict):
     def asset(self) -> str | None:
         """Name of the Airflow asset the webhook receiver updates for this location, if any."""
         return location_asset(self.location_id) if self.location_id else None
+    paging: dict[Literal["contact", "task"], PagingLimits] = Field(
+        default_factory=dict, description="bounds of the contact search and the task search")
 
     @property
     def pool_name(self) -> str:
         """One connection is one location: every profile on it shares this pool, so one rate budget."""
         return self.pool or f"crm_sync_{self.conn_id}"
+
+
+class Timeouts(Strict):
+    """How long a task, and a whole run, may take before Airflow stops it: a task stuck on a
+    silent server must not hold the location's pool (and so every profile on it) forever."""
+
+    task_minutes: float = Field(120, gt=0, description="each task's execution_timeout")
+    run_minutes: float = Field(360, gt=0, description="the run's dagrun_timeout")
 
 
 class FieldMap(Strict):
@@ -252,6 +276,9 @@ class Profile(Strict):
     overlap_minutes: int = Field(5, ge=0)
     dry_run: bool = False
     quality_threshold: float = Field(0.05, ge=0, le=1, description="share of bad rows that fails the run")
+    timeouts: Timeouts = Timeouts()
+    retention_days: int | None = Field(90, ge=1, description="raw records, quarantine rows and report files "
+                                                             "older than this are deleted; null: kept forever")
     ghl: GhlApi = GhlApi()
     app: AppApi
     entities: dict[Entity, EntityMapping]

@@ -17,6 +17,8 @@ import httpx
 from crm_sync.hooks.base import HookBase
 from crm_sync.hooks.oauth import AirflowVariableTokenStore, OAuthClient, RotatingOAuth, TokenStore
 from crm_sync.http import ApiClient, ApiError
+from crm_sync.paging import PageGuard
+from crm_sync.transport import quote_id
 from crm_sync.pipeline.normalize import format_moment, moment_or_none
 from crm_sync.profile import AppApi, AppEntityApi
 from crm_sync.timezones import day_start
@@ -53,7 +55,7 @@ class AppClient(ApiClient):
             params[filt.param] = format_moment(asked, filt.format, zone)
         if until is not None and filt.before_param:
             params[filt.before_param] = format_moment(until, filt.format, zone)
-        for records in self._pages(spec, spec.list_path or spec.path, params):
+        for records in self._pages(entity, spec, spec.list_path or spec.path, params):
             older = False
             for record in records:
                 updated = moment_or_none(dig(record, spec.updated_at_field), zone)
@@ -67,8 +69,12 @@ class AppClient(ApiClient):
             if older and spec.newest_first:
                 return
 
-    def _pages(self, spec: AppEntityApi, path: str, params: dict[str, Any] | None) -> Iterator[list[dict[str, Any]]]:
+    def _pages(self, entity: str, spec: AppEntityApi, path: str, params: dict[str, Any] | None
+               ) -> Iterator[list[dict[str, Any]]]:
         paging = spec.pagination
+        guard = PageGuard(f"the app's {entity}s ({path})", f"app.entities.{entity}.pagination",
+                          lambda record: dig(record, spec.id_field),
+                          max_pages=paging.max_pages, max_records=paging.max_records)
         if paging.size_param:
             params[paging.size_param] = paging.size
         position = {"page": 1, "offset": 0}.get(paging.style)
@@ -86,6 +92,10 @@ class AppClient(ApiClient):
             asked.add(request)
             body = self.request("GET", url, params=params, retry=True).json()
             records = self._unwrap(spec.list_key, body) or []
+            if not isinstance(records, list):
+                raise ApiError(None, "GET", url, f"the list body holds no list of records under "
+                                                 f"app.entities.{entity}.list_key ({spec.list_key!r})")
+            guard.page(records)
             yield records
             if not records or paging.style == "none":
                 return
@@ -128,7 +138,7 @@ class AppClient(ApiClient):
         operation = getattr(spec, op)
         if operation is None:
             raise ValueError(f"the profile describes no {op} operation for the app's {entity}s")
-        path = operation.path.replace("{id}", str(record_id))
+        path = operation.path.replace("{id}", quote_id(record_id))
         if fields is not None and operation.id_in_body and record_id is not None:
             fields = {**fields, operation.id_in_body: typed_id(str(record_id))}
         body = None if fields is None else ({spec.send_key: fields} if spec.send_key else fields)

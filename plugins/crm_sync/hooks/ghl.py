@@ -19,7 +19,10 @@ import httpx
 
 from crm_sync.hooks.base import HookBase
 from crm_sync.hooks.oauth import AirflowVariableTokenStore, GHLOAuth, OAuthClient, TokenStore
-from crm_sync.http import ApiClient, ApiError
+from crm_sync.http import ApiClient, ApiError, header_number
+from crm_sync.paging import PageGuard
+from crm_sync.transport import quote_id
+from crm_sync.profile import PagingLimits
 
 API_VERSION = "2021-07-28"
 CALENDARS_API_VERSION = "2021-04-15"  # calendars.json pins its own Version
@@ -52,17 +55,23 @@ class GHLConfig:
 
 
 class GHLClient(ApiClient):
-    def __init__(self, config: GHLConfig, page_limit: int = 500):
+    def __init__(self, config: GHLConfig, page_limit: int = 500, paging: dict[str, PagingLimits] | None = None):
         # 9.8/s with a burst of 1 sends at most 99 calls in any 10 s window: under GHL's 100.
         super().__init__(config.base_url, auth=config.auth, per_second=9.8, burst=1,
                          headers={"Version": API_VERSION, "Accept": "application/json"})
         self.location_id = config.location_id
         self.page_limit = page_limit
+        self.paging = paging or {}
+
+    def _guard(self, entity: str, what: str) -> PageGuard:
+        limits = self.paging.get(entity) or PagingLimits()
+        return PageGuard(what, f"ghl.paging.{entity}", lambda record: record.get("id"),
+                         max_pages=limits.max_pages, max_records=limits.max_records)
 
     def observe(self, response: httpx.Response) -> None:
         if response.headers.get("X-RateLimit-Remaining") == "0":
-            interval_ms = float(response.headers.get("X-RateLimit-Interval-Milliseconds", 10_000))
-            self.limiter.pause(interval_ms / 1000 / max(1, int(response.headers.get("X-RateLimit-Max", 100))))
+            interval_ms = header_number(response, "X-RateLimit-Interval-Milliseconds", 10_000)
+            self.limiter.pause(interval_ms / 1000 / max(1.0, header_number(response, "X-RateLimit-Max", 100)))
 
     def search_contacts(self, since: datetime | None, until: datetime | None) -> Iterator[dict[str, Any]]:
         """Contacts whose dateUpdated is in [since, until), oldest first, every page."""
@@ -77,18 +86,18 @@ class GHLClient(ApiClient):
             "sort": [{"field": "dateUpdated", "direction": "asc"}],
             "filters": [{"field": "dateUpdated", "operator": "range", "value": bounds}] if bounds else [],
         }
-        seen_cursors: set[tuple] = set()
+        guard = self._guard("contact", "GHL contacts (contact search)")
         while True:
             page = self.request("POST", "/contacts/search", json=body, retry=True).json()
-            contacts = page.get("contacts", [])
+            contacts = _listed(page, "contacts")
+            guard.page(contacts)
             yield from contacts
             if len(contacts) < self.page_limit:
                 return
-            cursor = tuple(contacts[-1]["searchAfter"])
-            if cursor in seen_cursors:
-                raise RuntimeError(f"GHL search returned the cursor {cursor} twice; stopping to avoid a loop")
-            seen_cursors.add(cursor)
-            body = {**body, "searchAfter": list(cursor)}
+            cursor = contacts[-1].get("searchAfter") if isinstance(contacts[-1], dict) else None
+            if not isinstance(cursor, list) or not cursor:
+                raise ApiError(None, "POST", "/contacts/search", "a full page whose last contact has no searchAfter")
+            body = {**body, "searchAfter": cursor}
 
     def search_tasks(self, contact_ids: list[str] | None = None, completed: bool | None = None,
                      limit: int = 100) -> Iterator[dict[str, Any]]:
@@ -100,10 +109,12 @@ class GHLClient(ApiClient):
                 body["contactId"] = chunk
             if completed is not None:
                 body["completed"] = completed
+            guard = self._guard("task", "GHL tasks (task search)")
             while True:
-                page = self.request("POST", f"/locations/{self.location_id}/tasks/search", json=body,
-                                    retry=True).json()
-                tasks = _flatten(page.get("tasks", []))
+                page = self.request("POST", f"/locations/{quote_id(self.location_id)}/tasks/search",
+                                    json=body, retry=True).json()
+                tasks = _flatten(_listed(page, "tasks"))
+                guard.page(tasks)
                 yield from tasks
                 if len(tasks) < limit:
                     break
@@ -122,13 +133,14 @@ class GHLClient(ApiClient):
         return response.json().get("events", [])
 
     def contact_notes(self, contact_id: str) -> list[dict[str, Any]]:
-        return self.request("GET", f"/contacts/{contact_id}/notes", retry=True).json().get("notes", [])
+        return self.request("GET", f"/contacts/{quote_id(contact_id)}/notes", retry=True).json().get("notes", [])
 
     def contact_appointments(self, contact_id: str) -> list[dict[str, Any]]:
-        return self.request("GET", f"/contacts/{contact_id}/appointments", retry=True).json().get("events", [])
+        path = f"/contacts/{quote_id(contact_id)}/appointments"
+        return self.request("GET", path, retry=True).json().get("events", [])
 
     def contact_tasks(self, contact_id: str) -> list[dict[str, Any]]:
-        return self.request("GET", f"/contacts/{contact_id}/tasks", retry=True).json().get("tasks", [])
+        return self.request("GET", f"/contacts/{quote_id(contact_id)}/tasks", retry=True).json().get("tasks", [])
 
     def _per_contact(self, fetch, contact_ids: list[str], workers: int) -> dict[str, list[dict[str, Any]]]:
         """GHL has no location-wide listing of these: the per-contact calls run concurrently (bounded),
@@ -164,19 +176,19 @@ class GHLClient(ApiClient):
         return self.request("POST", "/contacts/upsert", json=body, retry=True).json()["contact"]
 
     def update_contact(self, contact_id: str, fields: dict[str, Any]) -> dict[str, Any]:
-        return self.request("PUT", f"/contacts/{contact_id}", json=fields, retry=True).json()["contact"]
+        return self.request("PUT", f"/contacts/{quote_id(contact_id)}", json=fields, retry=True).json()["contact"]
 
     def delete_contact(self, contact_id: str) -> None:
-        self.request("DELETE", f"/contacts/{contact_id}", retry=True)
+        self.request("DELETE", f"/contacts/{quote_id(contact_id)}", retry=True)
 
     def add_tags(self, contact_id: str, tags: list[str]) -> None:
-        self.request("POST", f"/contacts/{contact_id}/tags", json={"tags": tags}, retry=True)
+        self.request("POST", f"/contacts/{quote_id(contact_id)}/tags", json={"tags": tags}, retry=True)
 
     def remove_tags(self, contact_id: str, tags: list[str]) -> None:
-        self.request("DELETE", f"/contacts/{contact_id}/tags", json={"tags": tags}, retry=True)
+        self.request("DELETE", f"/contacts/{quote_id(contact_id)}/tags", json={"tags": tags}, retry=True)
 
     def get_contact(self, contact_id: str) -> dict[str, Any]:
-        return self.request("GET", f"/contacts/{contact_id}", retry=True).json()["contact"]
+        return self.request("GET", f"/contacts/{quote_id(contact_id)}", retry=True).json()["contact"]
 
     def create_child(self, entity: str, contact_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         """Create a task or note under a contact (not retried: a resend could duplicate it).
@@ -184,18 +196,18 @@ class GHLClient(ApiClient):
         if entity == "task":
             fields = {"completed": False, **fields}
             fields["dueDate"] = fields.get("dueDate") or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        body = self.request("POST", f"/contacts/{contact_id}/{entity}s", json=fields, retry=False).json()
+        body = self.request("POST", f"/contacts/{quote_id(contact_id)}/{entity}s", json=fields, retry=False).json()
         return body[entity]
 
     def update_child(self, entity: str, contact_id: str, child_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         if entity == "task" and set(fields) == {"completed"}:  # GHL's own call for (un)completing
-            path = f"/contacts/{contact_id}/tasks/{child_id}/completed"
+            path = f"/contacts/{quote_id(contact_id)}/tasks/{quote_id(child_id)}/completed"
         else:
-            path = f"/contacts/{contact_id}/{entity}s/{child_id}"
+            path = f"/contacts/{quote_id(contact_id)}/{entity}s/{quote_id(child_id)}"
         return self.request("PUT", path, json=fields, retry=True).json()[entity]
 
     def delete_child(self, entity: str, contact_id: str, child_id: str) -> None:
-        self.request("DELETE", f"/contacts/{contact_id}/{entity}s/{child_id}", retry=True)
+        self.request("DELETE", f"/contacts/{quote_id(contact_id)}/{entity}s/{quote_id(child_id)}", retry=True)
 
     def find_child(self, entity: str, contact_id: str, fields: dict[str, Any],
                    exclude: set[str] = frozenset()) -> dict[str, Any] | None:
@@ -207,6 +219,14 @@ class GHLClient(ApiClient):
                     child.get(k) == v for k, v in fields.items() if k in ("title", "body")):
                 return child
         return None
+
+
+def _listed(page: Any, key: str) -> list[Any]:
+    """The list under ``key`` of a search answer; anything else is the server's error, not an empty page."""
+    listed = page.get(key, []) if isinstance(page, dict) else None
+    if not isinstance(listed, list):
+        raise ApiError(None, "POST", f"{key} search", f"the answer holds no list under '{key}'")
+    return listed
 
 
 def _flatten(items: list[Any]) -> list[dict[str, Any]]:
@@ -247,8 +267,8 @@ class GHLHook(HookBase):
                              "or OAuth extra fields client_id, client_secret, refresh_token")
         return GHLConfig(base_url=base_url, location_id=location_id, auth=auth)
 
-    def get_conn(self, page_limit: int = 500) -> GHLClient:
-        return GHLClient(self.config(), page_limit=page_limit)
+    def get_conn(self, page_limit: int = 500, paging: dict[str, PagingLimits] | None = None) -> GHLClient:
+        return GHLClient(self.config(), page_limit=page_limit, paging=paging)
 
     def test_connection(self) -> tuple[bool, str]:
         """One cheap authenticated call: a search for a single contact."""

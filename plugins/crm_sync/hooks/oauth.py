@@ -18,6 +18,7 @@ from typing import Protocol
 import httpx
 
 from crm_sync.http import ApiClient, ApiError
+from crm_sync.masking import mask_tokens
 
 EXPIRY_MARGIN_S = 60.0
 TOKEN_ATTEMPTS = 5
@@ -96,6 +97,7 @@ class RotatingOAuth(httpx.Auth):
                 form = {**form, "grant_type": "client_credentials"}
                 form.pop("refresh_token")
                 body = self._token_api.request("POST", self.client.token_url, data=form, retry=True).json()
+            mask_tokens(body)  # before anything could log them
             if body.get("refresh_token"):
                 self.store.save(body["refresh_token"])  # before anything uses the new access token
             self.access_token = body["access_token"]

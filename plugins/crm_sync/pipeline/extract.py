@@ -16,20 +16,27 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from crm_sync.digest import digest
 from crm_sync.hooks.app import AppHook, dig
 from crm_sync.hooks.ghl import GHLClient, GHLHook
 from crm_sync.pipeline import inbox
 from crm_sync.pipeline.context import RunContext, Window, extraction_window, log_step, utcnow
 from crm_sync.pipeline.csv_source import read_csv_folder
 from crm_sync.pipeline.normalize import moment_or_none
+from crm_sync.pipeline.shape import shape_problem, stand_in
 from crm_sync.profile import Side
 from crm_sync.warehouse.db import engine
 from crm_sync.warehouse.ops import insert_ignore
 from crm_sync.warehouse.tables import raw_record, staging_record, xref
 
 
-def raw_row(ctx: RunContext, side: Side, entity: str, payload: dict[str, Any], extracted_at) -> dict[str, Any]:
+def raw_row(ctx: RunContext, side: Side, entity: str, payload: Any, extracted_at) -> dict[str, Any]:
     id_field, updated_field = ctx.profile.record_fields(side, entity)
+    contact_field = None if entity == "contact" else "contactId" if side == "ghl" else ctx.profile.contact_field(entity)
+    if (broken := shape_problem(payload, id_field, contact_field)) is not None:  # stage quarantines it
+        return {"profile": ctx.profile.name, "run_id": ctx.run_id, "side": side, "entity": entity,
+                "record_key": f"malformed:{digest(payload)[:40]}", "source_id": None, "source_updated_at": None,
+                "payload": stand_in(broken, payload), "extracted_at": extracted_at}
     source_id = dig(payload, id_field)
     source_id = str(source_id) if source_id not in (None, "") else None
     updated = moment_or_none(dig(payload, updated_field), ctx.profile.side_zone(side))  # a bad one: stage quarantines it with the rule
@@ -47,11 +54,13 @@ def _ghl_children(client: GHLClient, ctx: RunContext, ids: dict[str, list[str]]
     records: list[tuple[str, dict]] = []
     read: dict[str, set[str]] = {}
     if "task" in synced:
-        tasks = {task["id"]: task for task in client.search_tasks()}
+        found = list(client.search_tasks())
         listed = client.tasks_for(ids["task"])
-        for children in listed.values():
-            tasks.update((task["id"], task) for task in children)
+        found += [task for children in listed.values() for task in children]
+        well = [shape_problem(task, "id", "contactId") is None and task.get("id") not in (None, "") for task in found]
+        tasks = {task["id"]: task for task, ok in zip(found, well, strict=True) if ok}
         records += [("task", task) for task in tasks.values()]
+        records += [("task", task) for task, ok in zip(found, well, strict=True) if not ok]  # quarantined in stage
         read["task"] = set(listed)
     for entity, fetch in (("note", client.notes_for), ("appointment", client.appointments_for)):
         if entity in synced:
@@ -97,12 +106,14 @@ def _upcoming(appointments: list[sa.Row]) -> set[str]:
 
 def _extract_ghl(ctx: RunContext, window: Window, conn: sa.Connection
                  ) -> tuple[list[tuple[str, dict]], Any, dict[str, list[str]], dict[str, Any]]:
-    client = GHLHook(ctx.profile.ghl.conn_id).get_conn(page_limit=ctx.profile.ghl.page_limit)
+    client = GHLHook(ctx.profile.ghl.conn_id).get_conn(page_limit=ctx.profile.ghl.page_limit,
+                                                       paging=dict(ctx.profile.ghl.paging))
     try:
         contacts = list(client.search_contacts(window.since, window.until))
+        usable = [c for c in contacts if shape_problem(c, "id") is None and c.get("id")]  # the rest: quarantined
         synced = _last_synced(conn, ctx)
-        changed = _changed_since_sync(contacts, synced)
-        everyone = sorted({c["id"] for c in contacts} | set(synced))
+        changed = _changed_since_sync(usable, synced)
+        everyone = sorted({c["id"] for c in usable} | set(synced))
         webhooks = inbox.pending(conn, ctx, client.location_id)
         named = {entity: contact_ids & set(everyone) for entity, contact_ids in webhooks.reads.items()}
         # The first sync of an entity (a new profile, or one switched on later) covers every known contact.

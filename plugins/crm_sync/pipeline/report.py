@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from crm_sync.errors import NoRetryError
 from crm_sync.paths import PROJECT_ROOT, data_home
 from crm_sync.pipeline.context import INTERVAL_RUN_TYPES, RunContext, log_step, utcnow
+from crm_sync.pipeline.retention import cleanup, write_private
 from crm_sync.profile import CANONICAL, Profile
 from crm_sync.timezones import show
 from crm_sync.timezones import zone as named_zone
@@ -173,7 +174,7 @@ def report_path(ctx: RunContext) -> Path:
     else:
         name = ctx.run_id
     folder = data_home() / "reports" / ctx.profile.dag_id
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     return folder / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)}.html"
 
 
@@ -218,11 +219,12 @@ def report(ctx: RunContext) -> dict[str, Any]:
     with eng.connect() as conn:
         summary = build_report(conn, ctx.profile, ctx.run_id)
     failed_at = summary["failed_at"]
-    path.write_text(render(summary), encoding="utf-8")
-    path.with_suffix(".json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+    write_private(path, render(summary))
+    write_private(path.with_suffix(".json"), json.dumps(summary, indent=2, default=str))
     stats = {**facts, "sides": summary["sides"], "writes_sent": summary["writes_sent"],
              "quarantined": summary["quarantined"], "failed_at": failed_at}
     with eng.begin() as conn:
+        stats["retention"] = cleanup(conn, ctx, path.parent)
         log_step(conn, ctx, "report", stats)
     log.info("run report: %s in the Airflow UI (crm-sync), exported to %s",
              console_path(ctx.profile.dag_id, ctx.run_id), path.as_uri())

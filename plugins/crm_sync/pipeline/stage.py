@@ -30,6 +30,7 @@ from crm_sync.pipeline.normalize import (
     raw_value,
     timestamp,
 )
+from crm_sync.pipeline.shape import MALFORMED
 from crm_sync.profile import CANONICAL
 from crm_sync.warehouse.db import engine
 from crm_sync.warehouse.ops import insert_ignore, upsert
@@ -68,6 +69,8 @@ def _bookkeeping(ctx: RunContext, raw: sa.Row) -> dict[str, Any]:
     """A staging row's columns other than the canonical fields; raises RuleBroken when the record
     cannot be staged at all (an unreadable CSV line, no id, an unreadable updated-at)."""
     profile, entity, payload = ctx.profile, raw.entity, raw.payload
+    if payload.get(MALFORMED):  # a record extract found the wrong shape (crm_sync.pipeline.shape)
+        raise RuleBroken(Broken(payload[MALFORMED], payload["_detail"]))
     if payload.get("_error"):  # a CSV line that could not be read
         raise RuleBroken(Broken("csv_format", f"{payload['_file']} line {payload['_line']}: {payload['_error']}"))
     if raw.source_id is None:
