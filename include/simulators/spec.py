@@ -214,6 +214,11 @@ def _body_pointer(op: Operation) -> tuple[str, str] | None:
     return None
 
 
+@cache
+def takes_body(method: str, path: str) -> bool:
+    return _body_pointer(find(method, path)) is not None
+
+
 def request_problems(method: str, path: str, body: Any, forbid_unknown: bool = True) -> list[str]:
     """What is wrong with a request body, in class-validator's words where it has them."""
     op = find(method, path)
