@@ -110,7 +110,8 @@ STRICTER_THAN_SPEC: tuple[tuple[str, str], ...] = (
      "Request bodies: the specs never set additionalProperties: false, yet GHL refuses undeclared "
      "properties (class-validator's forbidNonWhitelisted)."),
     (r"\w+ should not be empty",
-     "Required strings (task title and dueDate, note body) must not be empty (IsNotEmpty); the specs set no minLength."),
+     "Required strings (task title and dueDate, note body) must not be empty (IsNotEmpty); "
+     "the specs set no minLength."),
     (r"email must be an email", "Contact email: the specs type it a plain string; GHL checks it is an email address."),
     (r"limit must be a positive integer and skip a non-negative one",
      "Task search: limit and skip are typed number without bounds; GHL wants limit >= 1 and skip >= 0."),

@@ -70,7 +70,8 @@ def test_retry_never_resends_a_failed_row_that_a_newer_write_of_the_same_record_
         ids = {r.idempotency_key: r.id for r in conn.execute(sa.select(outbox.c.id, outbox.c.idempotency_key))}
     assert cli.main(["outbox", "retry", "--profile", "gymdesk", "--all-failed"]) == 0
     with warehouse.connect() as conn:
-        status = {r.idempotency_key: r.status for r in conn.execute(sa.select(outbox.c.idempotency_key, outbox.c.status))}
+        rows = conn.execute(sa.select(outbox.c.idempotency_key, outbox.c.status))
+        status = {r.idempotency_key: r.status for r in rows}
     assert status == {"k1": "superseded", "k2": "pending", "k3": "sent", "k1-newer": "sent"}
     out = capsys.readouterr().out
     assert "1 outbox row(s) of gymdesk now pending" in out and "superseded by a newer write" in out

@@ -46,7 +46,8 @@ def _bad(where: str, line: int, error: str, raw: str = "") -> dict[str, Any]:
     return {"_key": f"{where}:{line}", "_file": where, "_line": line, "_error": error, "_raw": raw[:500]}
 
 
-def _records(lines: list[str], source: CsvSource, header: list[str] | None) -> Iterator[tuple[int, list[str] | None, str]]:
+def _records(lines: list[str], source: CsvSource,
+             header: list[str] | None) -> Iterator[tuple[int, list[str] | None, str]]:
     """(first line number, fields or None, error) per record, ``header`` None while reading the
     header itself. After an error, reading starts again on the line after the record's first."""
     pos = 0
