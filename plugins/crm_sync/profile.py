@@ -148,6 +148,13 @@ class CsvSource(Strict):
     tags_column: str | None = None
     tags_separator: str = Field(";", min_length=1)
 
+    @field_validator("folder")
+    @classmethod
+    def _inside_home(cls, folder: str) -> str:  # the import reads every file there; see csv_source.csv_folder
+        if Path(folder).is_absolute() or ".." in Path(folder).parts:
+            raise ValueError("must be a folder inside CRM_SYNC_HOME: a relative path without '..'")
+        return folder
+
 
 class GhlApi(Strict):
     conn_id: str = "ghl_default"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from crm_sync.pipeline import csv_source
 from crm_sync.pipeline.csv_source import MAX_FIELD_CHARS, read_file
-from crm_sync.profile import ProfileError, profile_by_name
+from crm_sync.paths import PROFILES_DIR
+from crm_sync.profile import ProfileError, parse_profile, profile_by_name
 
 HEADER = "Email,First Name,Last Name,Phone,Company,Tags,Notes\n"
 
@@ -124,3 +125,10 @@ def test_the_import_folder_must_stay_inside_crm_sync_home(tmp_path, monkeypatch)
     (home / "imports" / "csv_import" / "linked.csv").symlink_to(outside / "secret.csv")
     rows = [row for _, row in csv_source.read_csv_folder(profile)]
     assert len(rows) == 1 and "outside CRM_SYNC_HOME" in rows[0]["_error"]
+
+
+@pytest.mark.parametrize("folder", ["/etc", "../elsewhere", "imports/../../elsewhere"])
+def test_a_profile_whose_import_folder_leaves_crm_sync_home_does_not_load(folder):
+    text = (PROFILES_DIR / "csv_import.yaml").read_text().replace("folder: imports/csv_import", f"folder: {folder}")
+    with pytest.raises(ProfileError, match="app.csv.folder.*inside CRM_SYNC_HOME"):
+        parse_profile(text, "csv_import.yaml")
