@@ -58,31 +58,40 @@ def _records(lines: list[str], source: CsvSource,
             pos += 1
             yield lines[pos - 1]
 
-    reader = csv.reader(feed(), delimiter=source.delimiter, strict=True)
+    def reader() -> Iterator[list[str]]:
+        return csv.reader(feed(), delimiter=source.delimiter, strict=True)
+
+    records = reader()
     while pos < len(lines):
         start = pos
         try:
-            fields = next(reader)
+            fields = next(records)
         except StopIteration:
             return
         except csv.Error as exc:
-            error = ("unclosed quote: the field runs to the end of the file; close the quote"
-                     if "unexpected end of data" in str(exc) else
-                     f"a field is over the limit of {MAX_FIELD_CHARS} characters" if "field limit" in str(exc) else
-                     f"a quote inside a quoted field must be doubled (\"\"): {exc}")
-            yield start + 1, None, error
-            pos, reader = start + 1, csv.reader(feed(), delimiter=source.delimiter, strict=True)
+            yield start + 1, None, _reading_error(exc, pos - start)
+            pos, records = start + 1, reader()
             continue
         if header and pos - start > 1 and any(_is_row(line, source, header) for line in lines[start + 1:pos]):
-            yield start + 1, None, ("unclosed quote: the field runs on over the next line(s), which read as rows "
-                                    "of their own; close the quote")
-            pos, reader = start + 1, csv.reader(feed(), delimiter=source.delimiter, strict=True)
+            yield start + 1, None, UNCLOSED + ", over lines that read as rows of their own; close the quote"
+            pos, records = start + 1, reader()
             continue
         if too_long := next((len(field) for field in fields if len(field) > MAX_FIELD_CHARS), None):
             yield start + 1, None, f"a field has {too_long} characters, over the limit of {MAX_FIELD_CHARS} characters"
             continue
         if fields:  # a blank line is no record
             yield start + 1, fields, ""
+
+
+UNCLOSED = "unclosed quote: the quoted field runs on past the end of its line"
+
+
+def _reading_error(exc: csv.Error, lines_read: int) -> str:
+    if "field limit" in str(exc):
+        return f"a field is over the limit of {MAX_FIELD_CHARS} characters"
+    if lines_read > 1 or "unexpected end of data" in str(exc):
+        return UNCLOSED + "; close the quote"
+    return f"a quote inside a quoted field must be doubled (\"\"): {exc}"
 
 
 def _is_row(line: str, source: CsvSource, header: list[str]) -> bool:
