@@ -51,6 +51,7 @@ DAILY_MAX = 200_000
 MAX_PAGE_LIMIT = 500
 MAX_PAGE_DEPTH = 10_000  # page/pageLimit stop here; searchAfter goes further (NOTES.md)
 MAX_QUERY_LENGTH = 75
+MAX_BODY_DEPTH = 32  # a JSON body nesting deeper is refused (400), never a RecursionError (500)
 DEFAULT_ACCESS_TOKEN_TTL_S = 86_400
 CONTACT_FIELDS = ("firstName", "lastName", "name", "email", "phone", "companyName", "source", "tags",
                   "address1", "city", "state", "postalCode", "country", "website", "timezone", "dnd",
@@ -237,6 +238,11 @@ def search_contacts(contacts: list[dict[str, Any]], body: dict[str, Any]) -> dic
     if cursor := body.get("searchAfter"):
         if len(cursor) != len(directions):
             raise ValueError(f"searchAfter must have {len(directions)} values, as the hits' searchAfter")
+        for position, (value, name) in enumerate(zip(cursor, [*names, "id"], strict=True)):
+            number = name in DATE_FIELDS
+            if isinstance(value, bool) or not isinstance(value, (int, float) if number else str):
+                raise ValueError(f"searchAfter[{position}] must be a {'number' if number else 'string'}, "
+                                 "as in the hits' searchAfter")
         page = [r for r in rows if _order(r["searchAfter"], list(cursor), directions) > 0][:limit]
     else:
         start = (int(body.get("page", 1)) - 1) * limit
@@ -404,11 +410,14 @@ class GHLSimulator:
         return contact
 
     def write(self, contact: dict[str, Any], body: dict[str, Any]) -> set[str]:
-        """Apply contact fields (``tags`` replaces all tags); stamps dateUpdated; returns the changed fields."""
-        changed = {k for k in CONTACT_FIELDS if k in body and contact.get(k) != body[k]}
-        contact.update({k: body[k] for k in CONTACT_FIELDS if k in body})
+        """Apply contact fields (``tags`` replaces all tags, ``null`` clears a field); stamps
+        dateUpdated; returns the changed fields."""
+        changed = assign(contact, body, CONTACT_FIELDS)
+        contact.setdefault("tags", [])
         if contact.get("email"):
             contact["emailLowerCase"] = contact["email"].lower()
+        else:
+            contact.pop("emailLowerCase", None)
         contact["dateUpdated"] = now_iso()
         return changed
 
@@ -433,6 +442,18 @@ class GHLSimulator:
 
     def emit_appointment(self, event_type: str, appointment: dict[str, Any]) -> None:
         self.webhooks.emit(event_type, appointment["locationId"], {"appointment": dict(appointment)})
+
+
+def assign(record: dict[str, Any], body: dict[str, Any], fields: tuple[str, ...]) -> set[str]:
+    """Write the body's fields; a field written as ``null`` is cleared, never stored as null
+    (the response schemas type them string). Returns the fields that changed."""
+    changed = {k for k in fields if k in body and record.get(k) != body[k]}
+    for name in changed:
+        if body[name] is None:
+            record.pop(name, None)
+        else:
+            record[name] = body[name]
+    return changed
 
 
 def validate_contact(body: dict[str, Any]) -> list[str]:
@@ -477,11 +498,27 @@ async def _json_body(request: Request) -> dict[str, Any]:
         return {}
     try:
         body = json.loads(raw)
+        too_deep = _depth(body) > MAX_BODY_DEPTH
     except ValueError:
         raise bad_request("Unexpected token in JSON body") from None
+    except RecursionError:
+        too_deep = True
+    if too_deep:
+        raise bad_request(f"JSON body nests deeper than {MAX_BODY_DEPTH} levels")
     if not isinstance(body, dict):
         raise unprocessable(["body must be a JSON object"])
     return body
+
+
+def _depth(value: Any) -> int:
+    """How deep arrays and objects nest in a JSON value, counted without recursion."""
+    deepest, level = 0, [(value, 1)]
+    while level:
+        node, depth = level.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, depth)
+            level.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
 
 
 def _authorizer(sim: GHLSimulator) -> Callable[..., Any]:
@@ -489,9 +526,10 @@ def _authorizer(sim: GHLSimulator) -> Callable[..., Any]:
         route = request.scope["route"]
         extra = route.openapi_extra
         grant = sim.authorize(request, extra["security"][0]["bearer"][0], extra["x-ghl-version"])
+        if not spec.takes_body(request.method, route.path):
+            return Call(grant, {})  # as GHL, a body on GET or DELETE of a record is ignored
         body = await _json_body(request)
-        wants_body = bool(body) or request.method in ("POST", "PUT")
-        if sim.strict and wants_body and (problems := spec.request_problems(request.method, route.path, body)):
+        if sim.strict and (problems := spec.request_problems(request.method, route.path, body)):
             raise unprocessable(problems)
         return Call(grant, body)
 
@@ -595,7 +633,7 @@ def _task_routes(operation: Register, authorized: Any, sim: GHLSimulator) -> Non
     def apply(task: dict[str, Any], body: dict[str, Any], location_id: str) -> dict[str, Any]:
         """Write task fields; completing an open task is the TaskComplete event."""
         was_completed = bool(task.get("completed"))
-        task.update({k: body[k] for k in TASK_FIELDS if k in body})
+        assign(task, body, TASK_FIELDS)
         if task.get("completed") and not was_completed:
             sim.emit_task("TaskComplete", location_id, task)
         return {"task": dict(task)}
@@ -610,8 +648,8 @@ def _task_routes(operation: Register, authorized: Any, sim: GHLSimulator) -> Non
         require(call.body, "title", "dueDate", "completed")
         with sim.state.lock:
             contact = sim.contact(call, contact_id)
-            task = {"id": new_id(), **{k: call.body[k] for k in TASK_FIELDS if k in call.body},
-                    "contactId": contact["id"], "dateAdded": now_iso()}
+            task = {"id": new_id(), "contactId": contact["id"], "dateAdded": now_iso()}
+            assign(task, call.body, TASK_FIELDS)
             sim.tasks[task["id"]] = task
             sim.emit_task("TaskCreate", call.location_id, task)
             return {"task": dict(task)}
@@ -676,8 +714,8 @@ def _note_routes(operation: Register, authorized: Any, sim: GHLSimulator) -> Non
         require(call.body, "body")
         with sim.state.lock:
             contact = sim.contact(call, contact_id)
-            note = {"id": new_id(), **{k: call.body[k] for k in NOTE_FIELDS if k in call.body},
-                    "contactId": contact["id"], "dateAdded": now_iso()}
+            note = {"id": new_id(), "contactId": contact["id"], "dateAdded": now_iso()}
+            assign(note, call.body, NOTE_FIELDS)
             sim.notes[note["id"]] = note
             sim.emit_note("NoteCreate", call.location_id, note)
             return {"note": dict(note)}
@@ -691,7 +729,7 @@ def _note_routes(operation: Register, authorized: Any, sim: GHLSimulator) -> Non
     def update_note(contact_id: str, note_id: str, call: Call = authorized):
         with sim.state.lock:
             note = sim.child(sim.notes, sim.contact(call, contact_id), note_id, "Note")
-            note.update({k: call.body[k] for k in NOTE_FIELDS if k in call.body})
+            assign(note, call.body, NOTE_FIELDS)
             sim.emit_note("NoteUpdate", call.location_id, note)
             return {"note": dict(note)}
 

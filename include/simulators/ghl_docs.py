@@ -43,6 +43,10 @@ def render(app: FastAPI | None = None) -> str:
     lines += ["", "## Where the simulator departs from the published spec", "",
               "Patched in `include/simulators/spec.py` (`ERRATA`) before any validation:", ""]
     lines += [f"- {erratum.spec}: {erratum.reason}" for erratum in spec.ERRATA]
+    lines += ["", "## Where GHL is stricter than its spec", "",
+              "Spec-valid requests GHL (and the strict simulator) refuse with 422, listed in",
+              "`spec.STRICTER_THAN_SPEC`; the generated-request contract test fails on any other refusal:", ""]
+    lines += [f"- {reason}" for _, reason in spec.STRICTER_THAN_SPEC]
     return "\n".join(lines) + "\n"
 
 

@@ -103,6 +103,29 @@ ERRATA: tuple[Erratum, ...] = (
 )
 
 
+# GHL refuses some requests its spec allows. The generated-request run (tests/contract/
+# test_ghl_generated_requests.py) sends spec-valid requests: each 422 it gets must match one of these.
+STRICTER_THAN_SPEC: tuple[tuple[str, str], ...] = (
+    (r"property .* should not exist",
+     "Request bodies: the specs never set additionalProperties: false, yet GHL refuses undeclared "
+     "properties (class-validator's forbidNonWhitelisted)."),
+    (r"\w+ should not be empty",
+     "Required strings (task title and dueDate, note body) must not be empty (IsNotEmpty); "
+     "the specs set no minLength."),
+    (r"email must be an email", "Contact email: the specs type it a plain string; GHL checks it is an email address."),
+    (r"limit must be a positive integer and skip a non-negative one",
+     "Task search: limit and skip are typed number without bounds; GHL wants limit >= 1 and skip >= 0."),
+    (r"page beyond \d+ results: use searchAfter|searchAfter must have \d+ values",
+     "Contact search: page paging stops at 10,000 results and a searchAfter cursor has one value per sort "
+     "field plus the id (NOTES.md); the search body in ERRATA cannot say so."),
+)
+
+
+def stricter_than_spec(message: str) -> str | None:
+    """The documented reason GHL refuses a spec-valid request with this message, if any."""
+    return next((reason for pattern, reason in STRICTER_THAN_SPEC if re.fullmatch(pattern, message, re.DOTALL)), None)
+
+
 def _patch(document: dict[str, Any], erratum: Erratum) -> None:
     node = document
     for key in erratum.pointer[:-1]:
@@ -212,6 +235,11 @@ def _body_pointer(op: Operation) -> tuple[str, str] | None:
         if media in content:
             return media, f"{op.pointer}/requestBody/content/{media.replace('/', '~1')}/schema"
     return None
+
+
+@cache
+def takes_body(method: str, path: str) -> bool:
+    return _body_pointer(find(method, path)) is not None
 
 
 def request_problems(method: str, path: str, body: Any, forbid_unknown: bool = True) -> list[str]:

@@ -10,7 +10,9 @@ queue of ambiguous matches, and the pools.
     python -m crm_sync.cli review undo --profile gymdesk --id N [--user NAME]
     python -m crm_sync.cli pools
 
-A retried row goes back to ``pending`` and the next run's load sends it; a discarded row is
+A retried row goes back to ``pending`` and the next run's load sends it, unless a newer write of
+the same record superseded it (its old payload would overwrite newer data: it is marked
+``superseded`` instead); an unknown ``--profile`` is an error (exit 1). A discarded row is
 never sent (the record is synced again only when it changes).
 
 ``review`` lists each open ambiguous match (as of the last run) with its records side by side, and
@@ -48,14 +50,38 @@ def list_rows(conn: sa.Connection, profile: str, status: str | None) -> list[dic
     return [dict(row._mapping) for row in conn.execute(query)]
 
 
-def move(conn: sa.Connection, profile: str, ids: Sequence[int] | None, to: str) -> int:
-    """Failed (or, by id, pending) rows to ``to``; rows already sent are never touched."""
-    query = sa.update(outbox).where(outbox.c.profile == profile)
+def superseded() -> sa.ColumnElement[bool]:
+    """A newer write of the same record and side exists: sending this row would put its old
+    payload over the newer data. (Template tasks, xref 0, have no record yet.)"""
+    newer = outbox.alias("newer")
+    return (outbox.c.xref_id != 0) & sa.exists().where(
+        newer.c.profile == outbox.c.profile, newer.c.entity == outbox.c.entity, newer.c.side == outbox.c.side,
+        newer.c.xref_id == outbox.c.xref_id, newer.c.id > outbox.c.id, newer.c.status != "discarded")
+
+
+def move(conn: sa.Connection, profile: str, ids: Sequence[int] | None, to: str) -> tuple[int, list[int]]:
+    """Failed (or, by id, pending) rows to ``to``; rows already sent are never touched. A retry
+    never puts a superseded row back in line: it is marked superseded, and its id returned."""
+    chosen = outbox.c.profile == profile
     if ids:
-        query = query.where(outbox.c.id.in_(ids), outbox.c.status.in_(["failed", "pending", "dry_run"]))
+        chosen &= outbox.c.id.in_(ids) & outbox.c.status.in_(["failed", "pending", "dry_run"])
     else:
-        query = query.where(outbox.c.status == "failed")
-    return conn.execute(query.values(status=to)).rowcount
+        chosen &= outbox.c.status == "failed"
+    replaced = [] if to != "pending" else list(conn.scalars(
+        sa.select(outbox.c.id).where(chosen, superseded()).order_by(outbox.c.id)))
+    if replaced:
+        conn.execute(sa.update(outbox).where(outbox.c.id.in_(replaced)).values(status="superseded"))
+    moved = conn.execute(sa.update(outbox).where(chosen, outbox.c.id.not_in(replaced)).values(status=to)).rowcount
+    return moved, replaced
+
+
+def known_profile(conn: sa.Connection, name: str) -> bool:
+    """A profile file of that name exists, or the outbox still holds rows of it."""
+    from crm_sync.paths import PROFILES_DIR
+
+    if "/" not in name and (PROFILES_DIR / f"{name}.yaml").is_file():
+        return True
+    return bool(conn.scalar(sa.select(sa.exists().where(outbox.c.profile == name))))
 
 
 def create_pools() -> list[str]:
@@ -154,13 +180,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command != "list" and not args.ids and not getattr(args, "all_failed", False):
         parser.error(f"outbox {args.command} needs --id" + (" or --all-failed" if args.command == "retry" else ""))
     with engine().begin() as conn:
+        if not known_profile(conn, args.profile):
+            print(f"error: no profile {args.profile!r} (no include/profiles/{args.profile}.yaml and no outbox rows)",
+                  file=sys.stderr)
+            return 1
         if args.command == "list":
             for row in list_rows(conn, args.profile, args.status):
                 print(json.dumps(row, default=str))
             return 0
         to = "pending" if args.command == "retry" else "discarded"
-        moved = move(conn, args.profile, args.ids, to)
+        moved, replaced = move(conn, args.profile, args.ids, to)
     print(f"{moved} outbox row(s) of {args.profile} now {to}")
+    if replaced:
+        print(f"not retried, superseded by a newer write of the same record: row(s) {', '.join(map(str, replaced))}")
     return 0
 
 

@@ -164,6 +164,13 @@ class CsvSource(Strict):
     tags_column: str | None = None
     tags_separator: str = Field(";", min_length=1)
 
+    @field_validator("folder")
+    @classmethod
+    def _inside_home(cls, folder: str) -> str:  # the import reads every file there; see csv_source.csv_folder
+        if Path(folder).is_absolute() or ".." in Path(folder).parts:
+            raise ValueError("must be a folder inside CRM_SYNC_HOME: a relative path without '..'")
+        return folder
+
 
 def location_asset(location_id: str) -> str:
     """The Airflow asset a GHL location's webhooks update: every DAG syncing that location watches it."""

@@ -19,6 +19,11 @@ CSV = (
     "ava@example.com,Ava,Again,,,,\n"                 # duplicate of line 2
     "cleo@example.com,Cleo,Ng,415-201-1003,,newsletter,\n"
 )
+# Saved by Excel as "CSV UTF-8" (a BOM, CRLF), with a quote left open: Dan's row is quarantined and
+# Eve's note stays Eve's (it used to be swallowed into Dan's note).
+EXCEL_CSV = ("\ufeffEmail,First Name,Last Name,Phone,Company,Tags,Notes\r\n"
+             'dan@example.com,Dan,Lee,,,,"Prefers mornings\r\n'
+             "eve@example.com,Eve,Park,,,,Private: allergic to latex\r\n")
 
 
 def test_a_csv_file_imports_contacts_with_notes_and_tags_and_reports_every_bad_line(
@@ -31,6 +36,7 @@ def test_a_csv_file_imports_contacts_with_notes_and_tags_and_reports_every_bad_l
     folder = home / "imports" / "csv_import"
     folder.mkdir(parents=True)
     (folder / "people.csv").write_text(CSV, encoding="utf-8")
+    (folder / "excel.csv").write_bytes(EXCEL_CSV.encode("utf-8"))
     env = {"AIRFLOW_CONN_GHL_DEFAULT": json.dumps({"conn_type": "ghl", "host": ghl_sim.url, "password": GHL_TOKEN,
                                                    "extra": {"location_id": LOCATION_ID}}),
            "CRM_SYNC_HOME": str(home), "WAREHOUSE_URL": f"sqlite:///{tmp_path / 'warehouse.db'}"}
@@ -38,7 +44,7 @@ def test_a_csv_file_imports_contacts_with_notes_and_tags_and_reports_every_bad_l
     run_dag(airflow_home, "ghl_csv_import", env)
 
     people = {c["email"]: c for c in ghl_sim.records("contacts")}
-    assert set(people) == {"ava@example.com", "ben@example.com", "cleo@example.com"}
+    assert set(people) == {"ava@example.com", "ben@example.com", "cleo@example.com", "eve@example.com"}
     ava = people["ava@example.com"]
     assert (ava["firstName"], ava["lastName"], ava["phone"], ava["companyName"]) == (
         "Ava", "Garcia", "+14152011001", "Acme")
@@ -47,12 +53,15 @@ def test_a_csv_file_imports_contacts_with_notes_and_tags_and_reports_every_bad_l
     assert people["ben@example.com"]["phone"] == "+14152019999"
     assert sorted(people["cleo@example.com"]["tags"]) == ["newsletter"]
     notes = ghl_sim.records("notes")
-    assert [(n["contactId"], n["body"]) for n in notes] == [(ava["id"], "Asked about family plans")]
+    assert sorted((n["contactId"], n["body"]) for n in notes) == sorted([
+        (ava["id"], "Asked about family plans"), (people["eve@example.com"]["id"], "Private: allergic to latex")])
 
     report = json.loads(next((home / "reports" / "ghl_csv_import").glob("*.json")).read_text())
     bad = sorted((q["rule"], q["detail"].split(":")[0]) for q in report["quarantine"])
-    assert bad == [("csv_format", "people.csv line 5"), ("email_format", "people.csv line 4")]
-    assert report["sides"]["app"]["extracted"] == 6 and report["sides"]["app"]["quarantined"] == 2
+    assert bad == [("csv_format", "excel.csv line 2"), ("csv_format", "people.csv line 5"),
+                   ("email_format", "people.csv line 4")]
+    assert any("unclosed quote" in q["detail"] for q in report["quarantine"])
+    assert report["sides"]["app"]["extracted"] == 9 and report["sides"]["app"]["quarantined"] == 3
 
     # Re-reading the same file writes nothing.
     ghl_sim.reset_calls()
@@ -62,8 +71,8 @@ def test_a_csv_file_imports_contacts_with_notes_and_tags_and_reports_every_bad_l
     engine = sa.create_engine(env["WAREHOUSE_URL"])
     with engine.connect() as conn:
         writes = conn.execute(sa.text("SELECT entity, side, op, status FROM outbox ORDER BY id")).all()
-    # Two new people, Ben's missing lead source (the profile's fallback), Ava's note: each sent once.
-    assert sorted(map(tuple, writes)) == [("contact", "ghl", "create", "sent")] * 2 + [
-        ("contact", "ghl", "update", "sent"), ("note", "ghl", "create", "sent")], writes
+    # Three new people, Ben's missing lead source (the profile's fallback), two notes: each sent once.
+    assert sorted(map(tuple, writes)) == [("contact", "ghl", "create", "sent")] * 3 + [
+        ("contact", "ghl", "update", "sent")] + [("note", "ghl", "create", "sent")] * 2, writes
     assert people["ben@example.com"]["source"] == "CSV import"
     engine.dispose()

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import uuid
+from importlib.util import find_spec
+from itertools import takewhile
+from pathlib import Path
 
+import pytest
+import sqlalchemy as sa
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import PG_ADMIN_URL, ROOT
 
 AIRFLOW_SERVICES = {"airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
                     "airflow-triggerer", "airflow-worker"}
@@ -47,3 +55,73 @@ def test_warehouse_database_is_created_by_the_init_script():
     mounts = compose()["services"]["postgres"]["volumes"]
     script = next(m.split(":")[0] for m in mounts if "docker-entrypoint-initdb.d" in m)
     assert "CREATE DATABASE warehouse" in (ROOT / script).read_text()
+
+
+def test_the_stack_starts_only_with_its_secrets_set_and_encrypts_connections_at_rest():
+    services = compose()["services"]
+    for name in AIRFLOW_SERVICES:
+        env = services[name]["environment"]
+        assert env["AIRFLOW__API_AUTH__JWT_SECRET"].startswith("${AIRFLOW_JWT_SECRET:?"), name
+        assert env["AIRFLOW__CORE__FERNET_KEY"].startswith("${AIRFLOW_FERNET_KEY:?"), name
+        assert "${WAREHOUSE_DB_PASSWORD:?" in env["AIRFLOW_CONN_WAREHOUSE_DEFAULT"], name
+    text = (ROOT / "docker-compose.yaml").read_text()
+    assert not re.search(r"\$\{[A-Z_]*(SECRET|KEY|PASSWORD)[A-Z_]*:-", text), "a secret has a default"
+    example = (ROOT / ".env.example").read_text()
+    for variable in ("AIRFLOW_JWT_SECRET", "AIRFLOW_FERNET_KEY", "WAREHOUSE_DB_PASSWORD"):
+        assert re.search(rf"^{variable}=$", example, re.M), f".env.example lacks {variable}"
+    assert ".env" in (ROOT / ".gitignore").read_text().split()
+
+
+def test_every_published_port_is_on_loopback_by_default():
+    for name, service in compose()["services"].items():
+        for port in service.get("ports", []):
+            assert str(port).startswith("${AIRFLOW_API_BIND:-127.0.0.1}:"), f"{name} publishes {port} everywhere"
+
+
+def test_the_warehouse_is_its_own_database_role_that_cannot_open_airflow_metadata(tmp_path):
+    """Runs the postgres image's init script on the real server, with throwaway names."""
+    services = compose()["services"]
+    warehouse = sa.engine.make_url(services["airflow-worker"]["environment"]["AIRFLOW_CONN_WAREHOUSE_DEFAULT"])
+    metadata = sa.engine.make_url(services["airflow-worker"]["environment"]["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    assert warehouse.username == "warehouse" != metadata.username and warehouse.database == "warehouse"
+    assert services["postgres"]["environment"]["WAREHOUSE_DB_PASSWORD"].startswith("${WAREHOUSE_DB_PASSWORD:?")
+    mounts = services["postgres"]["volumes"]
+    script = (ROOT / next(m.split(":")[0] for m in mounts if "docker-entrypoint-initdb.d" in m)).read_text()
+    suffix = uuid.uuid4().hex[:10]
+    role, meta = f"wh_{suffix}", f"meta_{suffix}"
+    (tmp_path / "init.sh").write_text(script.replace("warehouse", role).replace("airflow", meta))
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{meta}"'))
+    try:
+        url = sa.engine.make_url(PG_ADMIN_URL)
+        env = {**os.environ, "PGHOST": url.host, "PGPORT": str(url.port), "POSTGRES_USER": url.username,
+               "POSTGRES_DB": meta, "WAREHOUSE_DB_PASSWORD": "it's s3cret"}
+        subprocess.run(["bash", str(tmp_path / "init.sh")], env=env, check=True, capture_output=True, timeout=60)
+        as_role = url.set(username=role)
+        with sa.create_engine(as_role.set(database=role)).connect() as conn:
+            assert conn.scalar(sa.text("select current_user")) == role
+        with pytest.raises(sa.exc.OperationalError, match="permission denied"):
+            sa.create_engine(as_role.set(database=meta)).connect()
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{role}" WITH (FORCE)'))
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{meta}" WITH (FORCE)'))
+            conn.execute(sa.text(f'DROP ROLE IF EXISTS "{role}"'))
+        admin.dispose()
+
+
+def test_the_login_comment_says_what_simple_auth_manager_does():
+    """No fixed password: the installed SimpleAuthManager generates one and prints it."""
+    env = compose()["x-airflow-common"]["environment"]
+    assert env["AIRFLOW__CORE__AUTH_MANAGER"].endswith(".SimpleAuthManager")
+    user, role = env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"].split(":")
+    airflow = Path(find_spec("airflow").submodule_search_locations[0])  # read, not imported (slow)
+    source = (airflow / "api_fastapi/auth/managers/simple/simple_auth_manager.py").read_text()
+    printed = re.search(r"Password for user '", source)
+    assert printed, "SimpleAuthManager no longer prints generated passwords"
+    header = "".join(takewhile(lambda line: line.startswith("#"),
+                               (ROOT / "docker-compose.yaml").read_text().splitlines(keepends=True)))
+    assert f'user "{user}" ({role})' in header and 'grep "Password for user"' in header
+    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] and "passwords file" in header
+    assert not re.search(r"password\S*:\s*\S+/\S+", header, re.I), "the comment claims a fixed password"

@@ -352,3 +352,61 @@ def test_a_webhook_target_that_keeps_failing_is_given_up_after_three_attempts(si
 def test_webhook_targets_must_be_on_this_machine(sim):
     with sim.admin as admin:
         assert admin.post("/webhooks", json={"url": "https://example.com/hook"}).status_code == 400
+
+
+# ------------------------------------------------------------------ hostile requests
+
+@pytest.fixture(scope="module")
+def strict_sim():
+    with running_sim(strict=True) as running:
+        yield running
+
+
+def test_a_field_written_as_null_is_cleared_and_never_answered_as_null(strict_sim):
+    contact = strict_sim.contact(address1="1 Main St", city="Leeds", state="WY", dateOfBirth="1990-01-01")
+    with strict_sim.api() as api:
+        cleared = {"address1": None, "city": None, "state": None, "email": None, "dateOfBirth": None}
+        answer = api.put(f"/contacts/{contact['id']}", json=cleared)
+        stored = api.get(f"/contacts/{contact['id']}").json()["contact"]
+    assert answer.status_code == 200, answer.text
+    for body in (answer.json()["contact"], stored):
+        assert not set(cleared) & set(body) and "emailLowerCase" not in body and body["firstName"] == "Ada"
+    spec.validate_response("GET", f"/contacts/{contact['id']}", 200, {"contact": stored})
+
+
+def test_a_deeply_nested_json_body_is_a_400_not_a_500(strict_sim):
+    contact = strict_sim.contact()
+    with strict_sim.api() as api:
+        for method, path in [("PUT", f"/contacts/{contact['id']}"), ("POST", "/contacts/upsert"),
+                             ("POST", "/contacts/search"), ("POST", f"/contacts/{contact['id']}/tasks")]:
+            for depth in (5000, 40):
+                answer = api.request(method, path, content='{"customFields": ' + "[" * depth + "]" * depth + "}",
+                                     headers={"content-type": "application/json"})
+                assert answer.status_code == 400, (method, path, depth, answer.text)
+                assert "nests deeper than" in answer.json()["message"]
+
+
+def test_a_body_on_get_or_delete_of_tasks_and_notes_is_ignored_as_ghl_does(strict_sim):
+    contact = strict_sim.contact()
+    with strict_sim.api() as api:
+        def fresh_child(kind: str, body: dict) -> str:
+            return api.post(f"/contacts/{contact['id']}/{kind}s", json=body).json()[kind]["id"]
+
+        for body in ('{"title": 1}', "[1, 2]", "not json"):
+            task = fresh_child("task", {"title": "Call", "dueDate": "2026-12-01T10:00:00Z", "completed": False})
+            note = fresh_child("note", {"body": "Met"})
+            for method, path in [("GET", "tasks"), ("GET", f"tasks/{task}"), ("DELETE", f"tasks/{task}"),
+                                 ("GET", "notes"), ("GET", f"notes/{note}"), ("DELETE", f"notes/{note}")]:
+                path = f"/contacts/{contact['id']}/{path}"
+                answer = api.request(method, path, content=body, headers={"content-type": "application/json"})
+                assert answer.status_code == 200, (method, path, body, answer.text)
+                spec.validate_response(method, path, 200, answer.json())
+
+
+def test_a_search_after_of_the_wrong_types_is_a_422_in_words_not_python_text(sim):
+    seed_contacts(sim, 3)
+    for cursor in ([{"a": 1}, [1]], ["2026-01-01", "c001"], [1, 2], [True, "c001"]):
+        answer = search(sim, pageLimit=2, searchAfter=cursor)
+        assert answer.status_code == 422, answer.text
+        message = answer.json()["message"][0]
+        assert message.startswith("searchAfter[") and "as in the hits' searchAfter" in message, message

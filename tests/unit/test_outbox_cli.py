@@ -59,3 +59,32 @@ def test_discard_by_id_never_touches_a_sent_row(warehouse):
 def test_retry_without_a_selection_is_refused(warehouse):
     with pytest.raises(SystemExit):
         cli.main(["outbox", "retry", "--profile", "gymdesk"])
+
+
+def test_retry_never_resends_a_failed_row_that_a_newer_write_of_the_same_record_superseded(warehouse, capsys):
+    newer = {"profile": "gymdesk", "run_id": "r2", "entity": "contact", "side": "ghl", "op": "update", "xref_id": 1,
+             "target_id": "c1", "payload": {"email": "new@x.com"}, "merged": {}, "decisions": [],
+             "idempotency_key": "k1-newer", "status": "sent", "attempts": 1, "created_at": datetime.now(UTC)}
+    with warehouse.begin() as conn:
+        conn.execute(sa.insert(outbox), [newer])
+        ids = {r.idempotency_key: r.id for r in conn.execute(sa.select(outbox.c.id, outbox.c.idempotency_key))}
+    assert cli.main(["outbox", "retry", "--profile", "gymdesk", "--all-failed"]) == 0
+    with warehouse.connect() as conn:
+        rows = conn.execute(sa.select(outbox.c.idempotency_key, outbox.c.status))
+        status = {r.idempotency_key: r.status for r in rows}
+    assert status == {"k1": "superseded", "k2": "pending", "k3": "sent", "k1-newer": "sent"}
+    out = capsys.readouterr().out
+    assert "1 outbox row(s) of gymdesk now pending" in out and "superseded by a newer write" in out
+    assert str(ids["k1"]) in out.splitlines()[-1]
+    with warehouse.begin() as conn:
+        conn.execute(sa.update(outbox).where(outbox.c.id == ids["k1"]).values(status="failed"))
+    cli.main(["outbox", "retry", "--profile", "gymdesk", "--id", str(ids["k1"])])  # by id neither
+    with warehouse.connect() as conn:
+        assert conn.scalar(sa.select(outbox.c.status).where(outbox.c.id == ids["k1"])) == "superseded"
+
+
+@pytest.mark.parametrize("command", [["list"], ["retry", "--all-failed"], ["discard", "--id", "1"]])
+def test_an_unknown_profile_is_an_error_not_zero_rows(warehouse, capsys, command):
+    assert cli.main(["outbox", command[0], "--profile", "gymdeks", *command[1:]]) == 1
+    assert "no profile 'gymdeks'" in capsys.readouterr().err
+    assert cli.main(["outbox", "list", "--profile", "csv_import"]) == 0  # a profile with no rows yet is known

@@ -269,7 +269,7 @@ def _canonical(raw: pd.Series, field: str, region: str) -> tuple[np.ndarray, np.
     raw = raw.reset_index(drop=True)
     odd = np.zeros(len(raw), bool)  # dicts and lists, which text() refuses: per row
     if raw.dtype == object:
-        odd = raw.map(lambda v: isinstance(v, dict | list), na_action="ignore").fillna(False).to_numpy(bool)
+        odd = raw.map(lambda v: isinstance(v, dict | list)).to_numpy(bool)  # (fillna on an all-missing column warns)
     # text() reads any other value as str(value), and so does the rest of normalize.py
     strings = raw.mask(odd).map(str, na_action="ignore").astype("str") if raw.dtype != "str" else raw
     if field in TEXT_FIELDS:  # names repeat: the fast path runs once per unique value
