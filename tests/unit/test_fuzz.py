@@ -1,5 +1,5 @@
 """Property-based fuzzing (hypothesis) of what reads outside input: profile YAML, the normalisers,
-the CSV reader and the staging of API payloads.
+the CSV reader, the staging of API payloads and the webhook receiver's parser.
 
 The property everywhere: no crash. Bad input ends as a ProfileError (profiles), a RuleBroken
 with a rule name (normalisers, staging: stage quarantines it) or an ``_error`` row (CSV lines,
@@ -11,7 +11,9 @@ docs/fuzzing.md records the inputs tried and what they found.
 from __future__ import annotations
 
 import csv
+import functools
 import io
+import json
 import math
 import os
 from collections import namedtuple
@@ -210,3 +212,68 @@ def test_staging_any_task_or_note_payload_stages_it_or_names_the_rule(drawn):
             assert exc.broken.rule and exc.broken.detail
         else:
             assert row["contact_id"] and row["content_hash"]
+
+
+event_bodies = st.one_of(
+    st.binary(max_size=200),
+    st.builds(lambda depth: b"[" * depth, st.integers(0, 200_000)),
+    st.builds(lambda body: json.dumps(body).encode(), json_values),
+    st.builds(lambda body, stamp: json.dumps({"type": "NoteCreate", "locationId": "loc", "webhookId": "w1",
+                                              "timestamp": stamp, **body}).encode(),
+              st.dictionaries(st.sampled_from(["id", "contactId", "appointment", "type"]), json_values, max_size=3),
+              st.one_of(st.text(max_size=30), st.sampled_from(["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00",
+                                                              "2026-11-30T12:00:00Z", "2026-11-30"]))))
+
+
+@fuzz(150)
+@given(raw=event_bodies)
+def test_any_webhook_body_is_an_event_or_a_named_refusal(raw):
+    from datetime import timedelta
+
+    from crm_sync.webhooks.inbox import BadEvent, StaleEvent, parse
+
+    try:
+        event = parse(raw, timedelta(days=365 * 20))
+    except (BadEvent, StaleEvent) as refusal:
+        assert str(refusal)  # names the rule, and never echoes the body:
+        assert len(raw) < 8 or raw.decode(errors="replace")[:40] not in str(refusal)
+    else:
+        assert event.webhook_id and event.location_id and event.event_at.tzinfo is not None
+
+
+def api_records(fields: dict[str, Any]) -> st.SearchStrategy[Any]:
+    """What a list answer may hold where a record belongs: a record, any JSON value, a record with an
+    id too long for the warehouse or of the wrong type, or one nested far too deep."""
+    deep = st.integers(33, 400).map(lambda depth: {"id": "deep", "x": functools.reduce(
+        lambda inner, _: {"a": inner}, range(depth), 1)})
+    odd_ids = st.builds(lambda record, id_: {**record, "id": id_}, payloads(fields),
+                        st.one_of(st.text(min_size=129, max_size=300), st.lists(st.integers(), max_size=2),
+                                  st.dictionaries(st.text(max_size=3), st.integers(), max_size=2), st.floats()))
+    return st.one_of(payloads(fields), json_values, odd_ids, deep)
+
+
+@seed(9)
+@fuzz(80)
+@given(data=st.data(), entity=st.sampled_from(["contact", "task", "note"]), side=st.sampled_from(["ghl", "app"]))
+def test_any_api_record_lands_and_then_stages_or_is_quarantined_with_a_rule(data, entity, side):
+    """Extract lands whatever a list holds (a malformed one as a stand-in naming its shape rule), and
+    stage either stages it or quarantines it: nothing crashes, nothing is dropped."""
+    from datetime import UTC, datetime
+
+    from crm_sync.pipeline.extract import raw_row
+
+    profile = data.draw(st.sampled_from(PROFILES_WITH[entity]))
+    ctx = RunContext(profile=profile, run_id="fuzz", run_type="manual")
+    record = data.draw(api_records(profile.fields(entity)))
+    landed = raw_row(ctx, side, entity, record, datetime.now(UTC))
+    assert landed["record_key"] and len(landed["record_key"]) <= 128
+    raw = Raw(1, entity, side, landed["source_id"], landed["payload"])
+    if entity == "contact":
+        staged, broken = stage_contacts(ctx, [raw])
+        assert len(staged) + len(broken) == 1
+        assert all(rule.rule and rule.detail for _, rule in broken)
+        return
+    try:
+        stage_one(ctx, raw)
+    except RuleBroken as exc:
+        assert exc.broken.rule and exc.broken.detail

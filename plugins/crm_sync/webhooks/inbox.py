@@ -39,6 +39,8 @@ def parse(raw: bytes, tolerance: timedelta, now: datetime | None = None) -> Even
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadEvent(f"body is not JSON: {exc.__class__.__name__} at position {getattr(exc, 'pos', 0)}") from None
+    except RecursionError:
+        raise BadEvent("body is nested too deeply") from None
     if not isinstance(body, dict):
         raise BadEvent("body is not a JSON object")
     if missing := [key for key in REQUIRED if not isinstance(body.get(key), str) or not body[key]]:
@@ -61,9 +63,9 @@ def parse(raw: bytes, tolerance: timedelta, now: datetime | None = None) -> Even
 def _moment(value: str) -> datetime:
     try:
         moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise BadEvent("timestamp is not an ISO 8601 time") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise BadEvent("timestamp is not an ISO 8601 time UTC can hold") from None
 
 
 def _id(value: Any) -> str | None:
