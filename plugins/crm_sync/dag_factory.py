@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import DAG, Param, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from crm_sync.alerts import RunFailedNotifier
 from crm_sync.profile import Profile
 
 DOC = """
@@ -69,6 +70,7 @@ def build_dag(profile: Profile) -> DAG:
         tags=["crm-sync", name],
         params={"dry_run": Param(profile.dry_run, type="boolean", description="plan and report, send nothing")},
         default_args={"retries": 2, "retry_delay": timedelta(seconds=15)},
+        on_failure_callback=RunFailedNotifier(name),
     ) as dag:
 
         @task
