@@ -18,7 +18,8 @@ from typing import Any
 import httpx
 
 from crm_sync.hooks.base import HookBase
-from crm_sync.hooks.oauth import AirflowVariableTokenStore, GHLOAuth, OAuthClient, TokenStore, shared_store, unsaved_alert
+from crm_sync.hooks.oauth import (AirflowVariableTokenStore, GHLOAuth, OAuthClient, TokenStore, shared_store,
+                                  unsaved_alert)
 from crm_sync.http import ApiClient, ApiError
 
 API_VERSION = "2021-07-28"
