@@ -158,3 +158,17 @@ def test_a_failed_save_is_retried_then_alerted_without_losing_the_token(sim, tmp
         assert httpx.post(f"{sim.url}/oauth/token", data={
             "client_id": "crm-sync", "client_secret": "s3cret-app", "grant_type": "refresh_token",
             "refresh_token": store.load(), "user_type": "Location"}).status_code == 200
+
+
+def test_a_worker_with_another_fernet_key_is_told_so_without_the_token(tmp_path, fernet_key, monkeypatch):
+    from airflow.sdk.crypto import get_fernet
+    from crm_sync.hooks.token_store import TokenKeyMismatch
+
+    store = WarehouseTokenStore(KEY, url=f"sqlite:///{tmp_path / 'warehouse.db'}")
+    store.save("refresh-secret-1")
+    assert store.load() == "refresh-secret-1"
+    monkeypatch.setenv("AIRFLOW__CORE__FERNET_KEY", Fernet.generate_key().decode())
+    get_fernet.cache_clear()
+    with pytest.raises(TokenKeyMismatch, match="same key") as mismatch:
+        store.load()
+    assert "refresh-secret-1" not in str(mismatch.value)

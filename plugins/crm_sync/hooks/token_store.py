@@ -28,10 +28,24 @@ class TokenLockBusy(RuntimeError):
     """Another process held the connection's token lock for too long; Airflow retries the task."""
 
 
+class TokenKeyMismatch(RuntimeError):
+    """A stored token was encrypted with another Fernet key than this process has."""
+
+
 def _fernet():
     from airflow.sdk.crypto import get_fernet
 
     return get_fernet()
+
+
+def _decrypt(value: str, key: str) -> str:
+    from cryptography.fernet import InvalidToken
+
+    try:
+        return _fernet().decrypt(value.encode()).decode()
+    except InvalidToken:
+        raise TokenKeyMismatch(f"the stored OAuth tokens of {key} cannot be decrypted with this process's "
+                               "[core] fernet_key: give every Airflow process (each worker too) the same key") from None
 
 
 class WarehouseTokenStore:
@@ -69,7 +83,7 @@ class WarehouseTokenStore:
     def load(self) -> str | None:
         row = self._row()
         if row is not None and row.refresh_token:
-            return _fernet().decrypt(row.refresh_token.encode()).decode()
+            return _decrypt(row.refresh_token, self.key)
         return self.legacy.load() if self.legacy else None
 
     def save(self, refresh_token: str) -> None:
@@ -80,7 +94,7 @@ class WarehouseTokenStore:
         row = self._row()
         if row is None or not row.access_token or row.expires_at is None:
             return None
-        return _fernet().decrypt(row.access_token.encode()).decode(), float(row.expires_at)
+        return _decrypt(row.access_token, self.key), float(row.expires_at)
 
     def save_access(self, access_token: str, expires_at: float) -> None:
         self._write(access_token=_fernet().encrypt(access_token.encode()).decode(), expires_at=expires_at)
