@@ -177,6 +177,9 @@ class RunFailedNotifier(BaseNotifier):
         super().__init__()
         self.profile = profile
 
+    def render_template_fields(self, context, jinja_env=None) -> None:
+        """Nothing to render; and `airflow dags test` hands callbacks a SerializedDAG without a template env."""
+
     def notify(self, context: dict[str, Any]) -> None:
         run, dag = context.get("dag_run"), context.get("dag")
         run_id = context.get("run_id") or getattr(run, "run_id", None)
