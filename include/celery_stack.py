@@ -9,10 +9,12 @@ The processes themselves (api-server, scheduler, dag-processor, workers) are sta
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 PG_SERVER = os.environ.get("CRM_SYNC_PG_SERVER", "postgresql+psycopg2://postgres@127.0.0.1:5432")
 REDIS_SERVER = os.environ.get("CRM_SYNC_REDIS_SERVER", "redis://127.0.0.1:6379")
@@ -71,3 +73,27 @@ def celery_services_env() -> Iterator[dict[str, str]]:
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
             "WAREHOUSE_URL": warehouse,
         }
+
+
+def write_location_profiles(directory: Path, names: list[str], keys: list[str]) -> None:
+    """Copies of built-in profiles, each naming the GHL locations ``keys`` (connections ghl_<key>,
+    app connections <name>_<key>): one DAG per profile and location."""
+    from crm_sync.paths import PROFILES_DIR
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        locations = "".join(f"  - {{key: {key}, conn_id: ghl_{key}, app_conn_id: {name}_{key}}}\n" for key in keys)
+        (directory / f"{name}.yaml").write_text((PROFILES_DIR / f"{name}.yaml").read_text() + "\nlocations:\n"
+                                                + locations)
+
+
+def location_connections(ghl_url: str, tokens: dict[str, tuple[str, str]], app_urls: dict[tuple[str, str], str],
+                         api_key: str) -> dict[str, str]:
+    """Airflow connections (environment variables) of every location: ``tokens`` maps a location key
+    to (Private Integration Token, location id); ``app_urls`` (app name, key) to its simulator."""
+    env = {f"AIRFLOW_CONN_GHL_{key.upper()}": json.dumps({"conn_type": "ghl", "host": ghl_url, "password": token,
+                                                         "extra": {"location_id": location}})
+           for key, (token, location) in tokens.items()}
+    env.update({f"AIRFLOW_CONN_{name.upper()}_{key.upper()}": json.dumps(
+        {"conn_type": "crm_sync_app", "host": url, "password": api_key}) for (name, key), url in app_urls.items()})
+    return env

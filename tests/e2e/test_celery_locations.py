@@ -18,11 +18,10 @@ import httpx
 import pytest
 
 from include.airflow_runner import airflow_services, prepare_metadata
-from include.celery_stack import celery_services_env
+from include.celery_stack import celery_services_env, location_connections, write_location_profiles
 from include.simulators import ghl, gymdesk, gymflow
 from include.simulators.base import ServerThread, SimState
 from tests.conftest import APP_KEY, airflow_env
-from crm_sync.paths import PROFILES_DIR
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # one Celery stack, four concurrent runs
 LOCATIONS = {"a": "locAlpha000000000001", "b": "locBravo000000000001"}
@@ -43,10 +42,7 @@ def app_emails(url: str, name: str) -> set[str]:
 
 def test_four_profiles_on_two_locations_converge_through_two_celery_workers_without_a_429(tmp_path):
     profiles = tmp_path / "profiles"
-    profiles.mkdir()
-    for name in APPS:
-        (profiles / f"{name}.yaml").write_text((PROFILES_DIR / f"{name}.yaml").read_text() + "\nlocations:\n" + "".join(
-            f"  - {{key: {key}, conn_id: ghl_{key}, app_conn_id: {name}_{key}}}\n" for key in LOCATIONS))
+    write_location_profiles(profiles, list(APPS), list(LOCATIONS))
     tokens = {f"pit-{key}": {"location_id": location, "scopes": list(ghl.SCOPES)} for key, location in LOCATIONS.items()}
     with ExitStack() as stack:
         ghl_server = stack.enter_context(ServerThread(ghl.create_app(ghl.GHLSimulator(tokens, SimState()))))
@@ -58,13 +54,8 @@ def test_four_profiles_on_two_locations_converge_through_two_celery_workers_with
         env.update(stack.enter_context(celery_services_env()))
         env.update({"CRM_SYNC_PROFILES_DIR": str(profiles), "CRM_SYNC_HOME": str(tmp_path / "home"),
                     "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True"})
-        for key in LOCATIONS:
-            env[f"AIRFLOW_CONN_GHL_{key.upper()}"] = json.dumps({
-                "conn_type": "ghl", "host": ghl_server.url, "password": f"pit-{key}",
-                "extra": {"location_id": LOCATIONS[key]}})
-        for (name, key), url in apps.items():
-            env[f"AIRFLOW_CONN_{name.upper()}_{key.upper()}"] = json.dumps({
-                "conn_type": "crm_sync_app", "host": url, "password": APP_KEY})
+        env.update(location_connections(ghl_server.url, {k: (f"pit-{k}", loc) for k, loc in LOCATIONS.items()}, apps,
+                                        APP_KEY))
         prepare_metadata(env, tmp_path / "logs")  # with the pools crm_sync_ghl_a and crm_sync_ghl_b
         dag_ids = [f"ghl_{name}_{key}" for name in APPS for key in LOCATIONS]
         with airflow_services(env, tmp_path / "logs", timeout=300) as services:
