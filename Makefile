@@ -1,4 +1,5 @@
 # crm-sync: `make demo` runs a full sync on the embedded default, `make test` runs the tests,
+# `make demo EXECUTOR=celery` runs it on PostgreSQL, Redis and two Celery workers,
 # `make ui` keeps the Airflow UI up on the demo (until Ctrl-C), `make chaos` runs crash-safety trials of the load (CHAOS_ARGS, e.g. --trials 20 --seed 7).
 # All three create the virtual environment from requirements.txt when it is missing or stale.
 
@@ -8,6 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 PROFILE ?= gymdesk
+EXECUTOR ?= local
 PYTEST_ARGS ?=
 CHAOS_ARGS ?= --trials 20
 
@@ -22,7 +24,7 @@ $(STAMP): requirements.txt requirements.lock pyproject.toml
 	@touch $(STAMP)
 
 demo: venv
-	$(BIN)/python -m include.demo --profile $(PROFILE)
+	$(BIN)/python -m include.demo --profile $(PROFILE) --executor $(EXECUTOR)
 
 ui: venv
 	$(BIN)/python -m include.ui --profile $(PROFILE)

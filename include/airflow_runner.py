@@ -5,7 +5,9 @@ processes report to the Execution API of an api-server. So a backfill here start
 api-server (execution API only, free localhost port) and a scheduler (LocalExecutor),
 serialises the DAG, creates the backfill, waits until every run has finished, and stops
 every process it started, including the task processes, whatever happens.
-Needs the SQLite metadata database of the embedded default (`airflow db migrate` done).
+Needs the metadata database migrated (`airflow db migrate` done): the embedded SQLite by
+default; with ``AIRFLOW__CORE__EXECUTOR=CeleryExecutor`` in the environment (see
+``celery_stack``) PostgreSQL, and a dag-processor and two Celery workers start as well.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from functools import partial
 from pathlib import Path
 
 TERMINAL = ("success", "failed")
+CELERY_WORKERS = 2
 RUN_COLUMNS = ("run_id", "state", "data_interval_start", "data_interval_end", "run_type")
 
 
@@ -58,10 +61,27 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _query(db: Path, sql: str, *params) -> list[tuple]:
+def _query(db: Path | str, sql: str, *params) -> list[tuple]:
+    """``sql`` with ``?`` parameters on the metadata database: a SQLite file, or a PostgreSQL URL."""
+    if isinstance(db, str):
+        import sqlalchemy as sa
+
+        eng = sa.create_engine(db, poolclass=sa.pool.NullPool)
+        with eng.begin() as conn:
+            result = conn.exec_driver_sql(sql.replace("?", "%s"), params)
+            return result.fetchall() if result.returns_rows else []
     # A short read-only connection per call, so we never hold a lock the scheduler needs.
     with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)) as conn:
         return conn.execute(sql, params).fetchall()
+
+
+def metadata_db(env: dict[str, str]) -> Path | str:
+    """Where the metadata lives: PostgreSQL's URL when configured, else the SQLite file in AIRFLOW_HOME."""
+    return env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") or Path(env["AIRFLOW_HOME"]) / "airflow.db"
+
+
+def is_celery(env: dict[str, str]) -> bool:
+    return env.get("AIRFLOW__CORE__EXECUTOR") == "CeleryExecutor"
 
 
 def _healthy(port: int) -> bool:
@@ -105,8 +125,8 @@ class Services:
     port: int
 
     @property
-    def db(self) -> Path:
-        return Path(self.env["AIRFLOW_HOME"]) / "airflow.db"
+    def db(self) -> Path | str:
+        return metadata_db(self.env)
 
     def query(self, sql: str, *params) -> list[tuple]:
         return _query(self.db, sql, *params)
@@ -136,11 +156,15 @@ def airflow_services(env: dict[str, str], log_dir: Path, timeout: float = 120, *
     task processes included, whatever happens. ``schedule``: the scheduler also creates runs from the
     unpaused DAGs' schedules (cron and assets), not only the runs asked for. With ``ui`` the
     api-server also serves the UI (all apps, one worker, on 127.0.0.1), a dag-processor runs and the
-    scheduler follows the schedules: what `make ui` keeps up."""
+    scheduler follows the schedules: what `make ui` keeps up. With the CeleryExecutor (``env``
+    names it: include.celery_stack) also a dag-processor and two Celery workers, and the whole
+    api-server, whose UI data the tests read."""
     deadline = time.monotonic() + timeout
     port = port or free_port()
+    celery = is_celery(env)
+
     env = {**env,
-           "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+           "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor" if celery else "LocalExecutor",
            "AIRFLOW__CORE__PARALLELISM": "4",  # the default 32 pre-forks 32 idle workers
            "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
            "AIRFLOW__API__PORT": str(port),
@@ -161,10 +185,14 @@ def airflow_services(env: dict[str, str], log_dir: Path, timeout: float = 120, *
     finished = False
     try:
         start("api-server", "api-server", "-H", "127.0.0.1", "-p", str(port),
-              *(["--apps", "all", "--workers", "1"] if ui else ["--apps", apps]))
+              *(["--apps", "all", "--workers", "1"] if ui else ["--apps", "all" if celery else apps]))
         start("scheduler", "scheduler", "--skip-serve-logs")
-        if ui:
+        if ui or celery:
             start("dag-processor", "dag-processor")
+        if celery:
+            for n in range(1, CELERY_WORKERS + 1):
+                start(f"celery-worker-{n}", "celery", "worker", "--celery-hostname", f"worker{n}@%h",
+                      "--skip-serve-logs", "--without-gossip", "--without-mingle")
         airflow(["dags", "reserialize"], env, log_dir / "reserialize.log")
         while not _healthy(port):
             if processes[0].poll() is not None or time.monotonic() > deadline:
@@ -196,19 +224,27 @@ def _create_backfill(services: Services, dag_id: str, from_date: str, to_date: s
 
 
 def run_backfill(dag_id: str, from_date: str, to_date: str, env: dict[str, str], log_dir: Path,
-                 timeout: float = 900) -> list[dict]:
-    """Backfill [from_date, to_date] (daily intervals, both ends' logical dates included); return the runs."""
+                 timeout: float = 900, then_trigger: bool = False) -> list[dict]:
+    """Backfill [from_date, to_date] (daily intervals, both ends' logical dates included); return the runs.
+    ``then_trigger``: afterwards one manual run through the same executor, returned last."""
     deadline = time.monotonic() + timeout
-    db = Path(env["AIRFLOW_HOME"]) / "airflow.db"
+    db = metadata_db(env)
     with airflow_services(env, log_dir) as services:
         airflow(["dags", "unpause", dag_id], services.env, log_dir / "unpause.log")
         _create_backfill(services, dag_id, from_date, to_date, log_dir)
         backfill_id = _query(db, "SELECT max(id) FROM backfill WHERE dag_id = ?", dag_id)[0][0]
         rows = services.wait_for_runs("backfill_id = ?", (backfill_id,), deadline)
+        if then_trigger:
+            airflow(["dags", "trigger", dag_id], services.env, log_dir / "trigger.log")
+            rows += services.wait_for_runs("dag_id = ? AND run_type = ?", (dag_id, "manual"), deadline)
     # The scheduler marks a backfill complete only every 30 s; do it now so a later one may start.
+    completed = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if isinstance(db, str):
+        _query(db, "UPDATE backfill SET completed_at = ? WHERE id = ? AND completed_at IS NULL", completed, backfill_id)
+        return rows
     with closing(sqlite3.connect(db, timeout=30)) as conn, conn:
         conn.execute("UPDATE backfill SET completed_at = ? WHERE id = ? AND completed_at IS NULL",
-                     (datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"), backfill_id))
+                     (completed, backfill_id))
     return rows
 
 

@@ -8,6 +8,11 @@
 4. prints what each run did per side and the report paths, stops everything it started.
 
 The last line is ``demo: profile=<dag id> writes=<n> rerun_writes=<n> quarantined=<n> report=<path>``.
+
+``--executor celery`` (`make demo EXECUTOR=celery`) runs the same on this machine's services:
+Airflow metadata and the warehouse on PostgreSQL, Redis as the Celery broker, two Celery workers
+(include/celery_stack.py); the rerun is a triggered run through them, and the last line names
+``executor=celery`` after the profile.
 """
 
 from __future__ import annotations
@@ -141,6 +146,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--profile", default="gymdesk", help="a profile in include/profiles (file name)")
     parser.add_argument("--intervals", type=int, default=3, help="the last intervals of the schedule to backfill")
+    parser.add_argument("--executor", choices=("local", "celery"), default="local",
+                        help="celery: PostgreSQL, Redis and two Celery workers on this machine")
     args = parser.parse_args()
 
     from crm_sync.profile import ProfileError, profile_by_name
@@ -167,33 +174,44 @@ def main() -> int:
             app_url = stack.enter_context(simulator(profile.name, app_seed_rows, DEMO_HOME, profile.timezone))
         print(f"demo: simulators up: GHL {ghl_url}, {profile.name} {app_url}")
         env = demo_env(DEMO_HOME, ghl_url, app_connection(profile, app_url))
+        celery = args.executor == "celery"
+        if celery:
+            from include.celery_stack import celery_services_env
+
+            env.update(stack.enter_context(celery_services_env()))
+            print("demo: CeleryExecutor: Airflow metadata and warehouse on PostgreSQL (fresh databases), "
+                  f"broker {env['AIRFLOW__CELERY__BROKER_URL']}, two Celery workers")
         prepare_metadata(env, DEMO_HOME)
         starts = last_interval_starts(profile.schedule, now, args.intervals)
         print(f"demo: backfilling {profile.dag_id} over its last {args.intervals} intervals ({profile.schedule!r}) "
               f"from {starts[0]:%Y-%m-%d %H:%M} UTC "
               "(scheduler, dag processor and API server start; this takes a minute or two)")
         runs = run_backfill(profile.dag_id, starts[0].isoformat(), starts[-1].isoformat(), env,
-                            DEMO_HOME / "backfill")
+                            DEMO_HOME / "backfill", then_trigger=celery)
         failed = [r for r in runs if r["state"] != "success"]
-        if failed or len(runs) < args.intervals:
+        if failed or len(runs) < args.intervals + celery:
             print(f"demo: backfill did not succeed: {runs}; logs in {DEMO_HOME / 'backfill'}", file=sys.stderr)
             return 1
-        print(f"demo: rerunning {profile.dag_id} by hand with nothing changed")
-        airflow(["dags", "test", profile.dag_id], env, DEMO_HOME / "rerun.log")
-        # Left paused like every other profile: an Airflow started later on .demo has no simulators
-        # (`make ui` restarts them and unpauses it), so its schedule would only fail.
-        airflow(["dags", "pause", profile.dag_id], env, DEMO_HOME / "pause.log")
-    return print_summary(profile, [r["run_id"] for r in runs])
+        if not celery:  # through Celery, the rerun was the triggered run after the backfill
+            print(f"demo: rerunning {profile.dag_id} by hand with nothing changed")
+            airflow(["dags", "test", profile.dag_id], env, DEMO_HOME / "rerun.log")
+            # Left paused like every other profile: an Airflow started later on .demo has no simulators
+            # (`make ui` restarts them and unpauses it), so its schedule would only fail. (The Celery
+            # demo's metadata database is dropped when it ends.)
+            airflow(["dags", "pause", profile.dag_id], env, DEMO_HOME / "pause.log")
+        backfill_ids = [r["run_id"] for r in runs if r["run_type"] == "backfill"]
+        return print_summary(profile, backfill_ids, env.get("WAREHOUSE_URL"), args.executor if celery else None)
 
 
-def print_summary(profile, backfill_run_ids: list[str]) -> int:
+def print_summary(profile, backfill_run_ids: list[str], warehouse_url: str | None = None,
+                  executor: str | None = None) -> int:
     os.environ["CRM_SYNC_HOME"] = str(DEMO_HOME)
     import sqlalchemy as sa
     from crm_sync.pipeline.report import report_file, summarize
     from crm_sync.warehouse.db import engine
     from crm_sync.warehouse.tables import quarantine, raw_record, run_log
 
-    with engine(f"sqlite:///{DEMO_HOME / 'warehouse.db'}").connect() as conn:
+    with engine(warehouse_url or f"sqlite:///{DEMO_HOME / 'warehouse.db'}").connect() as conn:
         all_runs = [r.run_id for r in conn.execute(
             sa.select(run_log.c.run_id).where(run_log.c.profile == profile.name, run_log.c.step == "report")
             .order_by(run_log.c.finished_at))]
@@ -210,7 +228,8 @@ def print_summary(profile, backfill_run_ids: list[str]) -> int:
             sa.select(sa.func.count(sa.distinct(raw_record.c.side + ":" + raw_record.c.record_key)))
             .select_from(quarantine.join(raw_record, raw_record.c.id == quarantine.c.raw_id))
             .where(quarantine.c.profile == profile.name)).scalar_one()
-    print(f"\ndemo: profile={profile.dag_id} writes={writes} rerun_writes={rerun['writes_sent']} "
+    named = f" executor={executor}" if executor else ""
+    print(f"\ndemo: profile={profile.dag_id}{named} writes={writes} rerun_writes={rerun['writes_sent']} "
           f"quarantined={quarantined} report={first_report}")
     return 0
 

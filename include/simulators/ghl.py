@@ -318,6 +318,7 @@ class GHLSimulator:
         allowed, headers = self.limiter.take(grant["location_id"])
         request.state.rate_headers = headers
         if not allowed:
+            self.state.calls[f"429 {grant['location_id']}"] += 1  # per location, in /_sim/calls
             raise GHLError(429, {"statusCode": 429, "message": "Too Many Requests"}, headers)
         return grant
 

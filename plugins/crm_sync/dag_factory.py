@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, Param, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from crm_sync.alerts import RunFailedNotifier
 from crm_sync.profile import Profile
 
 DOC = """
@@ -81,6 +82,7 @@ def build_dag(profile: Profile) -> DAG:
         default_args={"retries": 2, "retry_delay": timedelta(seconds=15),
                       "execution_timeout": timedelta(minutes=profile.timeouts.task_minutes)},
         dagrun_timeout=timedelta(minutes=profile.timeouts.run_minutes),
+        on_failure_callback=RunFailedNotifier(name),
     ) as dag:
 
         @task

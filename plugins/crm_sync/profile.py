@@ -207,6 +207,16 @@ class Timeouts(Strict):
     run_minutes: float = Field(360, gt=0, description="the run's dagrun_timeout")
 
 
+class Location(Strict):
+    """One GHL location of a multi-location profile: its own DAG, pool, schedule and warehouse key."""
+
+    key: str = Field(pattern=r"^[a-z0-9][a-z0-9_]*$", description="short name; the DAG id and profile get it as suffix")
+    conn_id: str = Field(description="the GHL connection of this location")
+    app_conn_id: str | None = Field(None, description="the app connection of this location; default the profile's")
+    schedule: str | None = Field(None, description="cron; default the profile's, staggered per location")
+    pool: str | None = Field(None, description="Airflow pool; default crm_sync_<conn_id>")
+
+
 class FieldMap(Strict):
     """Where one canonical field lives on each side, and how to read and write it there."""
 
@@ -289,6 +299,7 @@ class Profile(Strict):
     ghl: GhlApi = GhlApi()
     app: AppApi
     entities: dict[Entity, EntityMapping]
+    locations: list[Location] = Field([], description="several GHL locations: one DAG per location (locations.py)")
 
     @field_validator("timezone")
     @classmethod
@@ -394,19 +405,28 @@ def load_profile(path: Path) -> Profile:
 
 
 def load_profiles(directory: Path = PROFILES_DIR) -> list[Profile]:
-    return [load_profile(path) for path in sorted(directory.glob("*.yaml"))]
+    from crm_sync.locations import per_location
+
+    return [one for path in sorted(directory.glob("*.yaml")) for one in per_location(load_profile(path))]
 
 
 def usable_profiles(directory: Path = PROFILES_DIR) -> tuple[list[Profile], list[str]]:
     """The valid profiles, and the error of each invalid one: one typo must not stop every other sync."""
+    from crm_sync.locations import per_location
+
     good, errors = [], []
     for path in sorted(directory.glob("*.yaml")):
         try:
-            good.append(load_profile(path))
+            good.extend(per_location(load_profile(path)))
         except ProfileError as exc:
             errors.append(str(exc))
     return good, errors
 
 
 def profile_by_name(name: str, directory: Path = PROFILES_DIR) -> Profile:
-    return load_profile(directory / f"{name}.yaml")
+    """A profile, or one location of a multi-location profile (``<profile>__<location key>``)."""
+    from crm_sync.locations import location_profile
+
+    if (directory / f"{name}.yaml").exists() or "__" not in name:
+        return load_profile(directory / f"{name}.yaml")
+    return location_profile(name, directory)

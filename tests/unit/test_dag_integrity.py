@@ -113,3 +113,29 @@ def test_the_pools_command_creates_each_locations_pool_once_and_keeps_a_users_si
     assert "every GHL location's pool exists" in cli("crm_sync.cli", "pools")
     pools = {p["pool"]: p for p in json.loads(cli("airflow", "pools", "list", "--output", "json"))}
     assert int(pools["crm_sync_ghl_default"]["slots"]) == 3
+
+
+def test_fifty_locations_of_one_profile_parse_into_fifty_dags_with_their_own_pools_and_start_minutes(tmp_path):
+    import shutil
+
+    from crm_sync.paths import PROFILES_DIR
+
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    shutil.copy(PROFILES_DIR / "gymflow.yaml", profiles)
+    locations = "".join(f"  - {{key: loc{n:02d}, conn_id: ghl_loc{n:02d}}}\n" for n in range(50))
+    (profiles / "gymdesk.yaml").write_text((PROFILES_DIR / "gymdesk.yaml").read_text() + "\nlocations:\n" + locations)
+    env = {**airflow_env(tmp_path / "home"), "CRM_SYNC_PROFILES_DIR": str(profiles)}
+    script = PARSE_IN_A_SEALED_PROCESS.replace("DAGS_FOLDER", str(ROOT / "dags")).replace(
+        '"dags": {d: sorted(t.task_id for t in dag.tasks) for d, dag in bag.dags.items()}',
+        '"dags": {d: [sorted({t.pool for t in dag.tasks} - {"default_pool"}), dag.timetable.summary]'
+        ' for d, dag in bag.dags.items()}')
+    # The DagBag enforces Airflow's own parse bound ([core] dagbag_import_timeout): a file over it is an import error.
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300,
+                            check=True)
+    parsed = json.loads(result.stdout.strip().splitlines()[-1])
+    assert parsed["errors"] == {} and parsed["touched"] == []
+    desk = {dag_id: spec for dag_id, spec in parsed["dags"].items() if dag_id.startswith("ghl_gymdesk_loc")}
+    assert len(desk) == 50 and "ghl_gymflow" in parsed["dags"] and "ghl_gymdesk" not in parsed["dags"]
+    assert sorted(pools[0] for pools, _ in desk.values()) == [f"crm_sync_ghl_loc{n:02d}" for n in range(50)]
+    assert len({summary for _, summary in desk.values()}) == 50  # each location starts at its own minute

@@ -125,3 +125,22 @@ def test_the_login_comment_says_what_simple_auth_manager_does():
     assert f'user "{user}" ({role})' in header and 'grep "Password for user"' in header
     assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] and "passwords file" in header
     assert not re.search(r"password\S*:\s*\S+/\S+", header, re.I), "the comment claims a fixed password"
+
+
+def test_the_stack_runs_the_configuration_of_the_celery_demo():
+    """Same executor settings as `make demo EXECUTOR=celery` (include/celery_stack.py), two workers."""
+    import inspect
+
+    from include import celery_stack
+    from include.airflow_runner import CELERY_WORKERS
+
+    services = compose()["services"]
+    demo_settings = set(re.findall(r'"(AIRFLOW__[A-Z_]+)"', inspect.getsource(celery_stack.celery_services_env)))
+    assert demo_settings >= {"AIRFLOW__CORE__EXECUTOR", "AIRFLOW__CELERY__BROKER_URL"}
+    for name in AIRFLOW_SERVICES:
+        env = services[name]["environment"]
+        assert demo_settings <= set(env), f"{name} lacks {demo_settings - set(env)}"
+        assert env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] == "2"
+    assert services["airflow-worker"]["deploy"]["replicas"] == CELERY_WORKERS == 2
+    assert services["airflow-worker"]["command"][:3] == ["airflow", "celery", "worker"]
+    assert services["airflow-dag-processor"]["command"] == ["airflow", "dag-processor"]

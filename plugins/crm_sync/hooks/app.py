@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from crm_sync.hooks.base import HookBase
-from crm_sync.hooks.oauth import AirflowVariableTokenStore, OAuthClient, RotatingOAuth, TokenStore
+from crm_sync.hooks.oauth import (AirflowVariableTokenStore, OAuthClient, RotatingOAuth, TokenStore, shared_store,
+                                  unsaved_alert)
 from crm_sync.http import ApiClient, ApiError
 from crm_sync.paging import PageGuard
 from crm_sync.transport import quote_id
@@ -194,5 +195,7 @@ class AppHook(HookBase):
             raise ValueError(f"connection '{self.conn_id}' uses OAuth and needs extra.client_id and extra.client_secret")
         client = OAuthClient(extra["client_id"], extra["client_secret"], f"{base_url}{self.api.auth.token_path}",
                              user_type=None, client_credentials=True)
-        store = self.token_store or AirflowVariableTokenStore(self.conn_id, prefix="crm_sync_app_refresh_token")
-        return AppClient(base_url, self.api, auth=RotatingOAuth(client, store, extra.get("refresh_token")))
+        store = self.token_store or shared_store(AirflowVariableTokenStore(self.conn_id,
+                                                                           prefix="crm_sync_app_refresh_token"))
+        return AppClient(base_url, self.api, auth=RotatingOAuth(client, store, extra.get("refresh_token"),
+                                                                on_unsaved=unsaved_alert(self.conn_id)))

@@ -18,11 +18,12 @@ from typing import Any
 import httpx
 
 from crm_sync.hooks.base import HookBase
-from crm_sync.hooks.oauth import AirflowVariableTokenStore, GHLOAuth, OAuthClient, TokenStore
+from crm_sync.hooks.oauth import (AirflowVariableTokenStore, GHLOAuth, OAuthClient, TokenStore, shared_store,
+                                  unsaved_alert)
 from crm_sync.http import ApiClient, ApiError, header_number
 from crm_sync.paging import PageGuard
-from crm_sync.transport import quote_id
 from crm_sync.profile import PagingLimits
+from crm_sync.transport import quote_id
 
 API_VERSION = "2021-07-28"
 CALENDARS_API_VERSION = "2021-04-15"  # calendars.json pins its own Version
@@ -258,8 +259,9 @@ class GHLHook(HookBase):
             if not extra.get("client_secret"):
                 raise ValueError(f"connection '{self.conn_id}' uses OAuth and needs extra.client_secret")
             client = OAuthClient(extra["client_id"], extra["client_secret"], f"{base_url}/oauth/token")
-            store = self.token_store or AirflowVariableTokenStore(self.conn_id)
-            auth: httpx.Auth = GHLOAuth(client, store, extra.get("refresh_token"))
+            store = self.token_store or shared_store(AirflowVariableTokenStore(self.conn_id))
+            auth: httpx.Auth = GHLOAuth(client, store, extra.get("refresh_token"),
+                                        on_unsaved=unsaved_alert(self.conn_id))
         elif conn.password:
             auth = BearerToken(conn.password)
         else:

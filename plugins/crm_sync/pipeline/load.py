@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from crm_sync import alerts
 from crm_sync.hooks.app import AppClient, AppHook, dig, typed_id
 from crm_sync.hooks.ghl import GHLClient, GHLHook
 from crm_sync.http import ApiError
@@ -262,6 +263,9 @@ def _send_outbox(ctx: RunContext, eng: sa.Engine) -> dict[str, Any]:
             app.close()
     api = {"ghl": ghl.metrics.as_dict(), "app": app.metrics.as_dict() if app else {}}
     stats = {**counts, "api": api}
+    if counts["failed"]:  # refused for good (422 etc.): they wait for the outbox CLI, so someone must know
+        alerts.send(alerts.Alert("rows_failed", profile=ctx.profile.name, dag_id=ctx.profile.dag_id,
+                                 run_id=ctx.run_id, counts={"failed": counts["failed"], "sent": counts["sent"]}))
     with eng.begin() as conn:
         log_step(conn, ctx, "load", stats)
         if not counts["transient"]:

@@ -25,6 +25,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from crm_sync import alerts
 from crm_sync.errors import NoRetryError
 from crm_sync.pipeline.context import RunContext, log_step, utcnow
 from crm_sync.pipeline.matching import name_keys
@@ -262,6 +263,8 @@ def validate(ctx: RunContext) -> dict[str, Any]:
     log.info("data-quality report (written by the report task): %s#data-quality, and in the Airflow UI at %s",
              report_path(ctx).as_uri(), console_path(ctx.profile.dag_id, ctx.run_id))
     if not passed:
+        alerts.send(alerts.Alert("quality_breach", profile=ctx.profile.name, dag_id=ctx.profile.dag_id,
+                                 run_id=ctx.run_id, counts={"rows": extracted, "newly_bad": bad}))
         raise DataQualityError(f"{bad} of {extracted} rows ({share:.1%}) newly failed validation, over the "
                                f"profile's threshold of {ctx.profile.quality_threshold:.0%}; nothing will be written")
     return stats

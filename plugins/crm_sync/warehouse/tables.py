@@ -203,3 +203,12 @@ webhook_done = sa.Table(
     sa.Column("run_id", sa.String(250), nullable=False),
     sa.Column("done_at", TS, nullable=False),
 )
+
+oauth_token = sa.Table(
+    "oauth_token", metadata,
+    sa.Column("key", sa.String(250), primary_key=True),
+    sa.Column("refresh_token", sa.Text, comment="Fernet-encrypted"),
+    sa.Column("access_token", sa.Text, comment="Fernet-encrypted"),
+    sa.Column("expires_at", sa.Float, comment="epoch seconds"),
+    sa.Column("updated_at", TS, nullable=False),
+)
