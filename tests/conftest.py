@@ -122,6 +122,21 @@ def warehouse_url(request, tmp_path) -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture
+def sqlite_warehouse(tmp_path, monkeypatch) -> Iterator[sa.Engine]:
+    """A migrated SQLite warehouse that the code under test finds on its own (WAREHOUSE_URL)."""
+    from crm_sync.warehouse.db import create, engine, migrate
+
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    monkeypatch.setenv("WAREHOUSE_URL", url)
+    engine.cache_clear()
+    eng = create(url)
+    migrate(eng)
+    yield eng
+    engine.cache_clear()
+    eng.dispose()
+
+
 @pytest.fixture(scope="session")
 def airflow_home(tmp_path_factory) -> Path:
     """An Airflow home with its metadata database migrated once per test session."""

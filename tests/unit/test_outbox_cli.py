@@ -8,17 +8,12 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 from crm_sync import cli
-from crm_sync.warehouse.db import create, engine, migrate
 from crm_sync.warehouse.tables import outbox
 
 
 @pytest.fixture
-def warehouse(tmp_path, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'w.db'}"
-    monkeypatch.setenv("WAREHOUSE_URL", url)
-    engine.cache_clear()
-    eng = create(url)
-    migrate(eng)
+def warehouse(sqlite_warehouse):
+    eng = sqlite_warehouse
     rows = [{"profile": "gymdesk", "run_id": "r1", "entity": "contact", "side": "ghl", "op": "update",
              "xref_id": n, "target_id": f"c{n}", "payload": {"email": f"p{n}@x.com"}, "merged": {},
              "decisions": [], "idempotency_key": f"k{n}", "status": status, "attempts": 1,
@@ -27,9 +22,7 @@ def warehouse(tmp_path, monkeypatch):
             for n, status in ((1, "failed"), (2, "failed"), (3, "sent"))]
     with eng.begin() as conn:
         conn.execute(sa.insert(outbox), rows)
-    yield eng
-    engine.cache_clear()
-    eng.dispose()
+    return eng
 
 
 def statuses(eng) -> dict[int, str]:

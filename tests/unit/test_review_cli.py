@@ -7,26 +7,19 @@ import json
 import pytest
 import sqlalchemy as sa
 from crm_sync import cli, review
-from crm_sync.warehouse.db import create, engine, migrate
 from crm_sync.warehouse.tables import staging_contact
 
 
 @pytest.fixture
-def warehouse(tmp_path, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'w.db'}"
-    monkeypatch.setenv("WAREHOUSE_URL", url)
-    engine.cache_clear()
-    eng = create(url)
-    migrate(eng)
+def warehouse(sqlite_warehouse):
+    eng = sqlite_warehouse
     people = [("ghl", "g1", "Dana"), ("app", "a1", "Dana"), ("app", "a2", "Eli")]
     with eng.begin() as conn:
         conn.execute(sa.insert(staging_contact), [
             {"profile": "gymdesk", "side": side, "source_id": sid, "email": "fam@example.com", "first_name": first,
              "content_hash": "h", "run_id": "r1"} for side, sid, first in people])
         review.replace_candidates(conn, "gymdesk", "r1", {("ghl", "g1"): ["app:a1 by email", "app:a2 by email"]})
-    yield eng
-    engine.cache_clear()
-    eng.dispose()
+    return eng
 
 
 def test_list_shows_the_records_side_by_side_then_link_apart_and_undo(warehouse, capsys):
