@@ -153,6 +153,12 @@ class GhlApi(Strict):
     conn_id: str = "ghl_default"
     page_limit: int = Field(500, ge=1, le=500)
     pool: str | None = Field(None, description="Airflow pool of this GHL location; default crm_sync_<conn_id>")
+    task_scan_hours: float = Field(24, gt=0, description="hours between full reads of the location's tasks; "
+                                   "between them only the tasks of changed contacts are read")
+    appointment_history_days: int = Field(365, ge=0, description="how far back the first sync reads appointments")
+    appointment_horizon_days: int = Field(90, ge=1, description="how far ahead every run reads appointments")
+    appointment_lookback_days: int = Field(7, ge=0, description="how far back every later run reads appointments")
+    calendar_window_days: int = Field(120, ge=1, le=366, description="longest time range of one calendar-events call")
 
     @property
     def pool_name(self) -> str:

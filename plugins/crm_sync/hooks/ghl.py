@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -121,11 +121,27 @@ class GHLClient(ApiClient):
                                 retry=True)
         return response.json().get("events", [])
 
+    def calendars(self) -> list[dict[str, Any]]:
+        """The location's calendars: appointments are read per calendar, not per contact."""
+        response = self.request("GET", "/calendars/", params={"locationId": self.location_id},
+                                headers={"Version": CALENDARS_API_VERSION}, retry=True)
+        return response.json().get("calendars", [])
+
+    def appointments_between(self, start: datetime, end: datetime, window: timedelta) -> list[dict[str, Any]]:
+        """Every appointment of the location starting in [start, end]: each calendar's events over
+        consecutive time windows of at most ``window`` (one call each), whatever the contact count."""
+        found: dict[str, dict[str, Any]] = {}
+        for calendar in self.calendars():
+            lower = start
+            while lower < end:
+                upper = min(lower + window, end)
+                for event in self.calendar_events(lower, upper, calendar_id=calendar["id"]):
+                    found[event["id"]] = event
+                lower = upper + timedelta(milliseconds=1)  # both ends are inclusive
+        return list(found.values())
+
     def contact_notes(self, contact_id: str) -> list[dict[str, Any]]:
         return self.request("GET", f"/contacts/{contact_id}/notes", retry=True).json().get("notes", [])
-
-    def contact_appointments(self, contact_id: str) -> list[dict[str, Any]]:
-        return self.request("GET", f"/contacts/{contact_id}/appointments", retry=True).json().get("events", [])
 
     def contact_tasks(self, contact_id: str) -> list[dict[str, Any]]:
         return self.request("GET", f"/contacts/{contact_id}/tasks", retry=True).json().get("tasks", [])
@@ -154,10 +170,6 @@ class GHLClient(ApiClient):
     def tasks_for(self, contact_ids: list[str], workers: int = 4) -> dict[str, list[dict[str, Any]]]:
         """Complete task lists of these contacts (unpaged, unlike the location-wide search)."""
         return self._per_contact(self.contact_tasks, contact_ids, workers)
-
-    def appointments_for(self, contact_ids: list[str], workers: int = 4) -> dict[str, list[dict[str, Any]]]:
-        """Appointments of the contacts known to have changed."""
-        return self._per_contact(self.contact_appointments, contact_ids, workers)
 
     def upsert_contact(self, fields: dict[str, Any]) -> dict[str, Any]:
         body = {"locationId": self.location_id, **fields}
