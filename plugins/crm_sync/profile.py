@@ -159,6 +159,9 @@ class GhlApi(Strict):
     appointment_horizon_days: int = Field(90, ge=1, description="how far ahead every run reads appointments")
     appointment_lookback_days: int = Field(7, ge=0, description="how far back every later run reads appointments")
     calendar_window_days: int = Field(120, ge=1, le=366, description="longest time range of one calendar-events call")
+    daily_reserve: int = Field(2000, ge=0, description="GHL calls of the day's budget (X-RateLimit-Daily-Remaining) "
+                               "a run leaves untouched: below it, the run stops reading and writing GHL and "
+                               "the next run goes on where it stopped")
 
     @property
     def pool_name(self) -> str:

@@ -15,7 +15,9 @@ from crm_sync.warehouse.db import engine
 from crm_sync.warehouse.tables import raw_record, run_log
 
 from include.demo_data import LOCATION_ID
-from tests.conftest import connection_env
+from include.simulators import ghl
+from include.simulators.base import ServerThread, SimState
+from tests.conftest import GHL_TOKEN, Sim, connection_env
 
 PAST = "2026-10-01T09:00:00.000Z"
 
@@ -110,3 +112,34 @@ def test_task_edits_on_unchanged_contacts_are_read_by_the_full_scan_when_it_is_d
 
     assert due["task_full_scan"] is True and due["landed"] == 1
     assert ghl_sim.calls()["POST /locations/{location_id}/tasks/search"] == 1
+
+
+def test_a_first_sync_stops_at_the_daily_reserve_and_the_next_run_reads_only_what_is_left(
+        tmp_path, monkeypatch, gymdesk_sim):
+    limiter = ghl.RateLimiter(daily_max=20)
+    sim = ghl.GHLSimulator({GHL_TOKEN: {"location_id": LOCATION_ID, "scopes": list(ghl.SCOPES)}}, SimState(), limiter)
+    with ServerThread(ghl.create_app(sim)) as server:
+        small = Sim(server.url)
+        for name, value in connection_env(small.url, gymdesk_sim.url).items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("WAREHOUSE_URL", f"sqlite:///{tmp_path / 'w.db'}")
+        engine.cache_clear()
+        small.seed("contacts", [{"id": f"c{n:05d}", "locationId": LOCATION_ID, "email": f"p{n}@example.com",
+                                 "dateAdded": PAST, "dateUpdated": PAST} for n in range(16)])
+        small.seed("notes", [{"id": f"n{n:05d}", "contactId": f"c{n:05d}", "body": f"Note {n}", "dateAdded": PAST}
+                             for n in range(16)])
+        profile = profile_by_name("gymdesk")
+        profile = profile.model_copy(update={"ghl": profile.ghl.model_copy(update={"daily_reserve": 5})})
+
+        first = extract(RunContext(profile, "manual__1", "manual", None, None), "ghl")
+        synced(1)
+        limiter.daily.clear()  # the next day
+        small.reset_calls()
+        second = extract(RunContext(profile, "manual__2", "manual", None, None), "ghl")
+        note_reads = small.calls()["GET /contacts/{contact_id}/notes"]
+        engine().dispose()
+        engine.cache_clear()
+
+    assert "below the reserve of 5" in first["budget_stop"] and 0 < len(first["notes_pending"]) < 16
+    assert first["by_entity"]["note"] + second["by_entity"]["note"] == 16
+    assert note_reads == len(first["notes_pending"]) and "notes_pending" not in second

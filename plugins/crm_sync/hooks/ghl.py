@@ -51,15 +51,43 @@ class GHLConfig:
         return f"GHLConfig(base_url={self.base_url!r}, location_id={self.location_id!r}, auth=***)"
 
 
+class DailyBudgetReached(RuntimeError):
+    """The location's daily GHL budget left fell below the profile's reserve (``ghl.daily_reserve``):
+    the run stops reading and writing GHL cleanly, and the next one goes on where it stopped."""
+
+    def __init__(self, remaining: int, reserve: int):
+        super().__init__(f"GHL's daily budget has {remaining} calls left, below the reserve of {reserve} "
+                         "(ghl.daily_reserve in the profile): the rest waits for the next run")
+        self.partial: dict[str, list[dict[str, Any]]] = {}
+        self.unread: list[str] = []
+
+
 class GHLClient(ApiClient):
-    def __init__(self, config: GHLConfig, page_limit: int = 500):
+    def __init__(self, config: GHLConfig, page_limit: int = 500, daily_reserve: int = 0):
         # 9.8/s with a burst of 1 sends at most 99 calls in any 10 s window: under GHL's 100.
         super().__init__(config.base_url, auth=config.auth, per_second=9.8, burst=1,
                          headers={"Version": API_VERSION, "Accept": "application/json"})
         self.location_id = config.location_id
         self.page_limit = page_limit
+        self.daily_reserve = daily_reserve
+        self.daily_remaining: int | None = None  # from X-RateLimit-Daily-Remaining, once GHL answered
+
+    def request(self, method: str, path: str, *, retry: bool, **kwargs: Any) -> httpx.Response:
+        """No call once the day's remaining budget is below the reserve. Each call is charged before it
+        is sent, so calls in flight on other threads count too."""
+        with self._count_lock:
+            if self.daily_remaining is not None:
+                if self.daily_remaining < self.daily_reserve:
+                    raise DailyBudgetReached(self.daily_remaining, self.daily_reserve)
+                self.daily_remaining -= 1
+        return super().request(method, path, retry=retry, **kwargs)
 
     def observe(self, response: httpx.Response) -> None:
+        daily = response.headers.get("X-RateLimit-Daily-Remaining", "")
+        if daily.isdigit():
+            with self._count_lock:  # answers arrive out of order: the lowest count is the latest
+                held = self.daily_remaining
+                self.daily_remaining = int(daily) if held is None else min(held, int(daily))
         if response.headers.get("X-RateLimit-Remaining") == "0":
             interval_ms = float(response.headers.get("X-RateLimit-Interval-Milliseconds", 10_000))
             self.limiter.pause(interval_ms / 1000 / max(1, int(response.headers.get("X-RateLimit-Max", 100))))
@@ -149,10 +177,13 @@ class GHLClient(ApiClient):
     def _per_contact(self, fetch, contact_ids: list[str], workers: int) -> dict[str, list[dict[str, Any]]]:
         """GHL has no location-wide listing of these: the per-contact calls run concurrently (bounded),
         paced by the shared rate limiter. A contact GHL no longer has (deleted since we linked it) is
-        left out of the answer: its children were not read, which is not the same as none."""
-        def read(contact_id: str) -> list[dict[str, Any]] | None:
+        left out of the answer: its children were not read, which is not the same as none. When the
+        daily budget reserve is reached, DailyBudgetReached carries what was read and what was not."""
+        def read(contact_id: str) -> list[dict[str, Any]] | None | DailyBudgetReached:
             try:
                 return fetch(contact_id)
+            except DailyBudgetReached as stop:
+                return stop
             except ApiError as exc:
                 if exc.status in (400, 404) and "not found" in exc.message.lower():
                     log.warning("GHL contact %s not found: its children were not read", contact_id)
@@ -161,7 +192,12 @@ class GHLClient(ApiClient):
 
         with ThreadPoolExecutor(max_workers=workers) as pool:
             answers = dict(zip(contact_ids, pool.map(read, contact_ids), strict=True))
-        return {contact_id: listed for contact_id, listed in answers.items() if listed is not None}
+        found = {contact_id: listed for contact_id, listed in answers.items() if isinstance(listed, list)}
+        if stops := [a for a in answers.values() if isinstance(a, DailyBudgetReached)]:
+            stops[0].partial = found
+            stops[0].unread = [c for c, a in answers.items() if isinstance(a, DailyBudgetReached)]
+            raise stops[0]
+        return found
 
     def notes_for(self, contact_ids: list[str], workers: int = 4) -> dict[str, list[dict[str, Any]]]:
         """Notes of the contacts known to have changed."""
@@ -259,8 +295,8 @@ class GHLHook(HookBase):
                              "or OAuth extra fields client_id, client_secret, refresh_token")
         return GHLConfig(base_url=base_url, location_id=location_id, auth=auth)
 
-    def get_conn(self, page_limit: int = 500) -> GHLClient:
-        return GHLClient(self.config(), page_limit=page_limit)
+    def get_conn(self, page_limit: int = 500, daily_reserve: int = 0) -> GHLClient:
+        return GHLClient(self.config(), page_limit=page_limit, daily_reserve=daily_reserve)
 
     def test_connection(self) -> tuple[bool, str]:
         """One cheap authenticated call: a search for a single contact."""

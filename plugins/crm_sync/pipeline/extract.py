@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
 from crm_sync.hooks.app import AppHook, dig
-from crm_sync.hooks.ghl import GHLClient, GHLHook
+from crm_sync.hooks.ghl import DailyBudgetReached, GHLClient, GHLHook
 from crm_sync.pipeline.context import RunContext, Window, extraction_window, log_step, utcnow
 from crm_sync.pipeline.csv_source import read_csv_folder
 from crm_sync.pipeline.landing import changed_only
@@ -30,6 +31,8 @@ from crm_sync.profile import Side
 from crm_sync.warehouse.db import engine
 from crm_sync.warehouse.ops import insert_ignore
 from crm_sync.warehouse.tables import raw_record, run_log, staging_record, xref
+
+log = logging.getLogger(__name__)
 
 
 def raw_row(ctx: RunContext, side: Side, entity: str, payload: dict[str, Any], extracted_at) -> dict[str, Any]:
@@ -65,6 +68,14 @@ def _task_scan_due(conn: sa.Connection, ctx: RunContext) -> bool:
         if (stats or {}).get("task_full_scan"):
             return utcnow() - finished >= timedelta(hours=ctx.profile.ghl.task_scan_hours)
     return True
+
+
+def _notes_pending(conn: sa.Connection, ctx: RunContext) -> set[str]:
+    """Contacts whose notes the last GHL extract did not read because the daily budget ran low."""
+    stats = conn.execute(sa.select(run_log.c.stats).where(
+        run_log.c.profile == ctx.profile.name, run_log.c.step == "extract", run_log.c.side == "ghl")
+        .order_by(run_log.c.finished_at.desc()).limit(1)).scalar_one_or_none() or {}
+    return set(stats.get("notes_pending") or [])
 
 
 def _appointment_range(ctx: RunContext, first: bool) -> tuple[datetime, datetime]:
@@ -116,7 +127,8 @@ def _extract_ghl(ctx: RunContext, window: Window, conn: sa.Connection
                  ) -> tuple[list[tuple[str, dict]], Any, dict[str, list[str]], dict[str, Any]]:
     """Contacts changed in the window; notes of those contacts (every contact on the first sync:
     GHL lists notes only per contact); tasks and appointments location-wide (see above)."""
-    client = GHLHook(ctx.profile.ghl.conn_id).get_conn(page_limit=ctx.profile.ghl.page_limit)
+    client = GHLHook(ctx.profile.ghl.conn_id).get_conn(page_limit=ctx.profile.ghl.page_limit,
+                                                       daily_reserve=ctx.profile.ghl.daily_reserve)
     synced_entities = ctx.profile.synced()
     try:
         contacts = list(client.search_contacts(window.since, window.until))
@@ -136,16 +148,21 @@ def _extract_ghl(ctx: RunContext, window: Window, conn: sa.Connection
             tasks, read["task"] = _ghl_tasks(client, full, [] if first["task"] else changed, linked["task"])
             records += [("task", task) for task in tasks]
             facts["task_full_scan"] = full
-        if "note" in synced_entities:
-            listed = client.notes_for(everyone if first["note"] else changed)
-            records += [("note", note) for notes in listed.values() for note in notes]
-            read["note"] = set(listed)
         if "appointment" in synced_entities:
             start, end = _appointment_range(ctx, first["appointment"])
             window_days = timedelta(days=ctx.profile.ghl.calendar_window_days)
             records += [("appointment", a) for a in client.appointments_between(start, end, window_days)]
             read["appointment"] = _complete_in_range(linked_rows["appointment"], start, end)
             facts["appointment_range"] = [start.isoformat(), end.isoformat()]
+        if "note" in synced_entities:
+            wanted = set(everyone if first["note"] else changed) | _notes_pending(conn, ctx)
+            try:  # last: per contact, the bulk of a first sync, which can spread over days
+                listed = client.notes_for(sorted(wanted))
+            except DailyBudgetReached as stop:
+                log.warning("%s; %d contacts' notes wait for the next run", stop, len(stop.unread))
+                listed, facts["notes_pending"], facts["budget_stop"] = stop.partial, stop.unread, str(stop)
+            records += [("note", note) for notes in listed.values() for note in notes]
+            read["note"] = set(listed)
         # Contacts whose complete list of an entity this run read (every call succeeded): a linked
         # child missing from one was deleted in GHL. Only those holding linked children matter.
         complete = {entity: sorted(contact_ids & linked[entity]) for entity, contact_ids in read.items()}

@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from crm_sync.hooks.app import AppClient, AppHook, dig, typed_id
-from crm_sync.hooks.ghl import GHLClient, GHLHook
+from crm_sync.hooks.ghl import DailyBudgetReached, GHLClient, GHLHook
 from crm_sync.http import ApiError
 from crm_sync.pipeline.context import RunContext, advance_watermark, log_step, utcnow
 from crm_sync.pipeline.normalize import RuleBroken, canonical_record, timestamp, to_side
@@ -246,14 +246,18 @@ def _send_outbox(ctx: RunContext, eng: sa.Engine) -> dict[str, Any]:
     counts = Counter({"sent": 0, "failed": 0, "transient": 0, "waiting": 0,
                       "dry_run": len(rows) if ctx.dry_run else 0})
     dead: list[dict[str, Any]] = []
-    ghl = GHLHook(ctx.profile.ghl.conn_id).get_conn(page_limit=ctx.profile.ghl.page_limit)
+    ghl = GHLHook(ctx.profile.ghl.conn_id).get_conn(page_limit=ctx.profile.ghl.page_limit,
+                                                    daily_reserve=ctx.profile.ghl.daily_reserve)
     app = AppHook(ctx.profile.app).get_conn() if ctx.profile.app.kind == "rest" else None
     sender = Sender(ctx, eng.connect, ghl, app)
     started = time.monotonic()
+    busy: dict[str, float] = {}  # per side: seconds until its last lane finished
     try:
         todo = lanes([] if ctx.dry_run else rows)
         with ThreadPoolExecutor(max_workers=max(1, len(todo))) as pool:
-            for lane_counts, lane_dead in pool.map(lambda lane: _send_lane(ctx, eng, sender, lane), todo):
+            for lane, (lane_counts, lane_dead) in zip(todo, pool.map(
+                    lambda lane: _send_lane(ctx, eng, sender, lane), todo), strict=True):
+                busy[lane[0].side] = max(busy.get(lane[0].side, 0.0), lane_counts.pop("finished_s"))
                 counts.update(lane_counts)
                 dead += lane_dead
     finally:
@@ -261,7 +265,8 @@ def _send_outbox(ctx: RunContext, eng: sa.Engine) -> dict[str, Any]:
         if app is not None:
             app.close()
     api = {"ghl": ghl.metrics.as_dict(), "app": app.metrics.as_dict() if app else {}}
-    stats = {**counts, "dead_letter": dead, "send_s": round(time.monotonic() - started, 3), "api": api}
+    stats = {**counts, "dead_letter": dead, "send_s": round(time.monotonic() - started, 3),
+             "send_s_by_side": {side: round(seconds, 3) for side, seconds in busy.items()}, "api": api}
     with eng.begin() as conn:
         log_step(conn, ctx, "load", stats)
         if not counts["transient"]:
@@ -279,6 +284,7 @@ def _send_lane(ctx: RunContext, eng: sa.Engine, sender: Sender, rows: list[sa.Ro
     dead-lettered (failed) after MAX_ATTEMPTS so it never stands first in line forever."""
     counts: Counter = Counter()
     dead: list[dict[str, Any]] = []
+    started = time.monotonic()
     for row in rows:
         with eng.begin() as conn:
             if not _claim(conn, row.id):
@@ -296,6 +302,9 @@ def _send_lane(ctx: RunContext, eng: sa.Engine, sender: Sender, rows: list[sa.Ro
                 conn.execute(sa.update(outbox).where(outbox.c.id == row.id).values(
                     status="pending", last_error="waiting for its contact to be created"))
             continue
+        except DailyBudgetReached as stop:  # GHL's day is spent: the write goes out with the next run
+            counts["budget_waiting"] += 1
+            status, error = "pending", str(stop)
         except ApiError as exc:
             status = "pending" if exc.retriable else "failed"
             counts["transient" if exc.retriable else "failed"] += 1
@@ -315,6 +324,7 @@ def _send_lane(ctx: RunContext, eng: sa.Engine, sender: Sender, rows: list[sa.Ro
         with eng.begin() as conn:
             conn.execute(sa.update(outbox).where(outbox.c.id == row.id).values(
                 status=status, last_error=error[:ERROR_CHARS]))
+    counts["finished_s"] = time.monotonic() - started
     return counts, dead
 
 
