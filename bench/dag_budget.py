@@ -1,7 +1,8 @@
 """The API budget as the DAG spends it: the real ``ghl_gymdesk`` DAG run by ``airflow dags test``.
 
 Simulators (GHL with its real limits, Gymdesk) on localhost sockets with 100 ms added latency,
-seeded with N people: 5 in 6 are GHL contacts, 5 in 6 Gymdesk members (so 4 in 6 on both);
+seeded with N people: 5 in 6 are GHL contacts, 5 in 6 Gymdesk members (so 4 in 6 on both; a tenth
+of the people have a last name that differs between the two, the rest agree);
 every second GHL contact holds a task, every fourth a note and every fourth an appointment still
 to come (on one of three calendars). Three runs of the DAG, each a real Airflow run:
 
@@ -50,7 +51,8 @@ def seeds(people: int, now: datetime) -> tuple[dict[str, list], dict[str, list]]
         if i % 6 != 5:
             cid = f"c{i:07d}".ljust(20, "x")
             contacts.append({"id": cid, "locationId": LOCATION_ID, "firstName": first, "lastName": last,
-                             "email": email, "tags": [], "dateAdded": iso_z(past), "dateUpdated": iso_z(past)})
+                             "email": email, "source": "Walk-in", "tags": [], "dateAdded": iso_z(past),
+                             "dateUpdated": iso_z(past)})
             n = len(contacts)
             if n % 2 == 0:
                 tasks.append({"id": f"t{cid}"[:20], "contactId": cid, "title": f"Call {first}", "body": "",
@@ -65,7 +67,9 @@ def seeds(people: int, now: datetime) -> tuple[dict[str, list], dict[str, list]]
                                      "startTime": iso_z(start), "endTime": iso_z(start + timedelta(hours=1)),
                                      "dateAdded": iso_z(past), "dateUpdated": iso_z(past)})
         if i % 6 != 0:
-            members.append({"id": f"mem_{i}", "first_name": first, "last_name": last, "email": email, "phone": None,
+            differs = i % 10 == 3  # a tenth of the people differ between the two systems: one write each
+            members.append({"id": f"mem_{i}", "first_name": first, "last_name": last + "-Lee" * differs,
+                            "email": email, "phone": None,
                             "company": None, "lead_source": "Walk-in", "status": "active",
                             "created_at": iso_z(past), "updated_at": iso_z(past)})
     return ({"contacts": contacts, "tasks": tasks, "notes": notes, "appointments": appointments},

@@ -18,7 +18,12 @@ from crm_sync.warehouse.ops import upsert
 from crm_sync.warehouse.tables import raw_landed
 
 
+VOLATILE = ("searchAfter",)  # GHL's search adds its paging cursor to every hit
+
+
 def payload_hash(payload: Any) -> str:
+    if isinstance(payload, dict):
+        payload = {k: v for k, v in payload.items() if k not in VOLATILE}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -33,6 +38,15 @@ def changed_only(conn: sa.Connection, ctx: RunContext, side: str, rows: list[dic
         same = last.get((row["entity"], row["record_key"])) == payload_hash(row["payload"])
         (unchanged if same else land).append(row)
     return land, unchanged
+
+
+def mark_written(conn: sa.Connection, ctx: RunContext, side: str, entity: str, record_id: str,
+                 held: dict[str, Any]) -> None:
+    """After our write, what the side answered is what it holds: the next extract need not land the
+    echo of our own write (when the side lists it in the same shape; else it lands once)."""
+    upsert(conn, raw_landed, [{"profile": ctx.profile.name, "side": side, "entity": entity, "record_key": record_id,
+                               "payload_hash": payload_hash(held), "run_id": ctx.run_id}],
+           keys=["profile", "side", "entity", "record_key"])
 
 
 def mark_staged(conn: sa.Connection, ctx: RunContext, raws: list[sa.Row]) -> None:

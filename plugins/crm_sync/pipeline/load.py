@@ -26,6 +26,7 @@ from crm_sync.hooks.app import AppClient, AppHook, dig, typed_id
 from crm_sync.hooks.ghl import DailyBudgetReached, GHLClient, GHLHook
 from crm_sync.http import ApiError
 from crm_sync.pipeline.context import RunContext, advance_watermark, log_step, utcnow
+from crm_sync.pipeline.landing import mark_written
 from crm_sync.pipeline.normalize import RuleBroken, canonical_record, timestamp, to_side
 from crm_sync.pipeline.reconcile import NATURAL_KEY
 from crm_sync.pipeline.stage import record_hash
@@ -179,6 +180,7 @@ def record_success(conn: sa.Connection, ctx: RunContext, row: sa.Row, held: dict
         updated = timestamp(dig(held, updated_field))
     except RuleBroken:  # the side reformatted a value beyond our rules: keep what we sent
         values, updated = dict(row.merged), utcnow()
+    mark_written(conn, ctx, side, row.entity, target_id, held)
     held_hash = record_hash(values, row.entity, False)
     staged = {"profile": profile.name, "side": side, "source_id": target_id, "updated_at": updated,
               "content_hash": held_hash, "raw_id": None, "run_id": ctx.run_id, "deleted": False}
