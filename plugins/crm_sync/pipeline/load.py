@@ -2,13 +2,15 @@
 
 Load reads only the outbox. A row is claimed with a conditional update (pending ->
 sending) so two runs can never send it both; it ends ``sent``, ``failed`` (the server
-refused it: the message is kept and the batch goes on) or back to ``pending`` when the
+refused it, or a dead letter: the message is kept and the batch goes on) or back to ``pending`` when the
 failure was transient, for the task's retry or the next run. Creates cannot duplicate:
 GHL contacts go through ``/contacts/upsert``, app contacts are looked up by email first,
 and a resent task, note or appointment is first looked up under its contact. After a write, the
 side's response is staged and its hash stored on the link, so the echo of our own write
-is recognised on the next extraction. Rows run in outbox order: a contact's create is
-sent before the tasks and notes that need its new id.
+is recognised on the next extraction. Rows run in lanes (``lanes``): each side's writes apart,
+concurrently, each side paced by its own client; every write of one contact in one lane, in
+outbox order, so a contact's create is sent before the tasks and notes that need its new id.
+Any other exception of one row is kept on the row and, after MAX_ATTEMPTS, dead-letters it.
 """
 
 from __future__ import annotations
