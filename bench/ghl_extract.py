@@ -1,15 +1,11 @@
-"""GHL extraction against the API budget: throughput, calls per incremental run, scaling.
+"""GHL client throughput against the API budget: one location sustained, and four at once.
 
 Runs the GHL simulator on localhost with 100 ms latency and GHL's real limits (100 calls per
 10 s and 200,000 per day, per location) and measures, in one run:
 
 (a) sustained throughput of GHLClient over --seconds (>= 60) as a fraction of the 10 calls/s
     ceiling, and the 429s it met (target >= 0.95 and zero);
-(b) calls spent by an incremental run over a 10,000-contact location with 1% changed, ours
-    (search window + location-wide tasks + calendar events + notes of the changed contacts)
-    against the naive approach of the integration guides (every contact, then its tasks,
-    notes and appointments one call each), both run here against the same data; calls are
-    counted, so this part runs without the added latency;
+(b) is gone: the calls of the DAG's own runs are measured by bench/dag_budget.py;
 (c) four locations synced at once, as a multiple of one location's throughput (about 4).
 
 Prints one JSON object as its last line. Run: .venv/bin/python bench/ghl_extract.py
@@ -32,7 +28,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
 
 from crm_sync.hooks.ghl import BearerToken, GHLClient, GHLConfig  # noqa: E402
-from crm_sync.http import RateLimiter  # noqa: E402
 
 from include.simulators import ghl  # noqa: E402
 from include.simulators.base import ServerThread, SimState, iso_z  # noqa: E402
@@ -95,62 +90,10 @@ def seed_location(admin: httpx.Client, location: str, contacts: int, changed: in
     return ids
 
 
-def incremental_ours(client: GHLClient, since: datetime, until: datetime) -> dict[str, dict]:
-    """Changed contacts by dateUpdated window; their tasks in one location-wide search; the window's
-    appointments in one calendar call; notes only for the changed contacts."""
-    changed = list(client.search_contacts(since, None))
-    ids = [c["id"] for c in changed]
-    tasks = list(client.search_tasks(ids))
-    events = client.calendar_events(since, until, calendar_id="cal-bench")
-    notes = client.notes_for(ids)
-    return {cid: {"tasks": sorted(t["id"] for t in tasks if t["contactId"] == cid),
-                  "notes": sorted(n["id"] for n in notes[cid]),
-                  "appointments": sorted(e["id"] for e in events if e.get("contactId") == cid)} for cid in ids}
-
-
-def incremental_naive(client: GHLClient, since: datetime) -> dict[str, dict]:
-    """The integration guides' way: every contact, then its tasks, notes and appointments, one call each."""
-    found = {}
-    for contact in client.search_contacts(None, None):
-        cid = contact["id"]
-        tasks = client.request("GET", f"/contacts/{cid}/tasks", retry=True).json()["tasks"]
-        notes = client.request("GET", f"/contacts/{cid}/notes", retry=True).json()["notes"]
-        events = client.request("GET", f"/contacts/{cid}/appointments", retry=True).json()["events"]
-        if datetime.fromisoformat(contact["dateUpdated"].replace("Z", "+00:00")) >= since:
-            found[cid] = {"tasks": sorted(t["id"] for t in tasks), "notes": sorted(n["id"] for n in notes),
-                          "appointments": sorted(e["id"] for e in events)}
-    return found
-
-
-def calls_per_incremental_run(contacts: int) -> dict[str, float]:
-    """(b): both approaches against one 10k-contact location with 1% changed; calls counted, not timed,
-    so the simulator runs without latency or limits here."""
-    location = "bench-calls-0"
-    unlimited = ghl.RateLimiter(burst_max=10**9, daily_max=10**9)
-    sim = ghl.GHLSimulator({token(location): {"location_id": location, "scopes": list(ghl.SCOPES)}}, SimState(),
-                           unlimited)
-    now = datetime.now(UTC)
-    with ServerThread(ghl.create_app(sim)) as server:
-        admin = httpx.Client(base_url=server.url + "/_sim", timeout=120)
-        seed_location(admin, location, contacts, contacts // 100, now)
-        since = now - timedelta(hours=1)
-        ours_client, naive_client = client_for(server.url, location), client_for(server.url, location)
-        for client in (ours_client, naive_client):
-            client.limiter = RateLimiter(per_second=1e6, burst=10**6)
-        ours = incremental_ours(ours_client, since, now + timedelta(days=60))
-        naive = incremental_naive(naive_client, since)
-    if ours != naive:
-        raise AssertionError("the two approaches disagree on the changed contacts' tasks, notes or appointments")
-    return {"calls_ours": ours_client.metrics.calls, "calls_naive": naive_client.metrics.calls,
-            "changed_contacts": len(ours),
-            "calls_ratio_vs_naive": round(naive_client.metrics.calls / ours_client.metrics.calls, 1)}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the throughput run (a)")
     parser.add_argument("--scaling-seconds", type=float, default=30.0, help="length of each scaling run (c)")
-    parser.add_argument("--contacts", type=int, default=10_000)
     args = parser.parse_args()
 
     grants = {token(loc): {"location_id": loc, "scopes": [ghl.READ, ghl.WRITE]} for loc in LOCATIONS}
@@ -181,9 +124,7 @@ def main() -> None:
             thread.join()
         rate_limited = one_client.metrics.rate_limited + sum(c.metrics.rate_limited for c in clients)
 
-    calls = calls_per_incremental_run(args.contacts)
     result = {
-        **calls,
         "throughput_calls_per_s": round(one_rate, 3),
         "throughput_ratio": round(one_rate / CEILING_PER_S, 3),
         "rate_limited_429": rate_limited,

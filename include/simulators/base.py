@@ -46,7 +46,7 @@ def parse_iso(text: str) -> datetime:
 MAX_FAULT_COUNT = 10_000
 MAX_HOLD_S = 120.0
 FAULT_KEYS = {"latency_ms", "statuses", "storm_429", "server_errors", "timeouts", "drops", "resets", "lost", "late",
-              "writes"}
+              "html", "writes"}
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
@@ -112,7 +112,7 @@ def parse_faults(body: dict[str, Any]) -> list[Fault]:
 
     ``statuses: [500, 429]``; ``storm_429: {count, retry_after_s}``; ``server_errors: {count, status}``;
     ``timeouts: {count, hold_s}``; ``drops: n``; ``resets: n``; served, then the answer lost:
-    ``lost: n`` (dropped), ``late: {count, hold_s}`` (held).
+    ``lost: n`` (dropped), ``late: {count, hold_s}`` (held); ``html: n`` (an HTML page with 200).
     """
     faults = [Fault("status", int(status)) for status in body.get("statuses", [])]
     if storm := body.get("storm_429"):
@@ -130,6 +130,7 @@ def parse_faults(body: dict[str, Any]) -> list[Fault]:
                 raise ValueError(f"{key}.hold_s must be in (0, {MAX_HOLD_S}]")
             faults += [Fault("hold", seconds=hold, after=after)] * _count(held["count"])
     faults += [Fault("drop")] * _count(body.get("drops", 0)) + [Fault("reset")] * _count(body.get("resets", 0))
+    faults += [Fault("html")] * _count(body.get("html", 0))
     return faults + [Fault("drop", after=True)] * _count(body.get("lost", 0))
 
 
@@ -205,6 +206,9 @@ def _meet(fault: Fault, request: Request) -> Response:
         body = b'{"statusCode": %d, "message": "injected fault"}' % fault.status
         return Response(status_code=fault.status, content=body, media_type="application/json",
                         headers=dict(fault.headers))
+    if fault.kind == "html":  # a proxy's or maintenance page, answered 200 instead of the API's JSON
+        return Response(status_code=200, content=b"<html><body>Down for maintenance</body></html>",
+                        media_type="text/html")
     drop = getattr(request.app.state, "drop_connection", None)
     if drop is None:
         raise RuntimeError("dropping a connection needs the app served by ServerThread")

@@ -2,7 +2,7 @@
 
 Operations (docs/ghl_operations.md lists them against the specs): contacts (search, get,
 create, upsert, update, delete), their tasks, notes, tags and appointments, the location-wide
-task search, calendar events, and ``POST /oauth/token``. Each route declares its spec
+task search, calendars and their events, and ``POST /oauth/token``. Each route declares its spec
 ``security`` scope and required ``Version`` header; a contract test holds them to the spec.
 
 What it honours (see shared/ref/ghl/NOTES.md): Bearer tokens with scopes (static ones, or
@@ -65,7 +65,8 @@ DATE_FIELDS = ("dateUpdated", "dateAdded")
 READ, WRITE = "contacts.readonly", "contacts.write"
 TASKS_SEARCH = "locations/tasks.readonly"
 EVENTS_READ = "calendars/events.readonly"
-SCOPES = (READ, WRITE, TASKS_SEARCH, EVENTS_READ)  # every scope the simulated operations check
+CALENDARS_READ = "calendars.readonly"
+SCOPES = (READ, WRITE, TASKS_SEARCH, EVENTS_READ, CALENDARS_READ)  # every scope the simulated operations check
 # Webhook bodies carry the fields their schema in webhooks/*.md lists.
 CONTACT_EVENT_FIELDS = ("id", "address1", "city", "companyName", "country", "source", "dateAdded", "dateOfBirth",
                         "dnd", "email", "name", "firstName", "lastName", "phone", "postalCode", "state", "tags",
@@ -295,6 +296,7 @@ class GHLSimulator:
         self.tasks = self.state.table("tasks")
         self.notes = self.state.table("notes")
         self.appointments = self.state.table("appointments")
+        self.calendars = self.state.table("calendars")
         self.oauth_clients: dict[str, str] = {}
         self.auth_codes: dict[str, Installation] = {}
         self.refresh_tokens: dict[str, Installation] = {}
@@ -782,6 +784,23 @@ def _appointment_routes(operation: Register, authorized: Any, sim: GHLSimulator)
         with sim.state.lock:
             contact = sim.contact(call, contact_id)
             return {"events": by_start(sim.appointments.by("contactId", contact["id"]))}
+
+    @operation("GET", "/calendars/", CALENDARS_READ, version=CALENDARS_VERSION)
+    def list_calendars(request: Request, call: Call = authorized):
+        """The location's calendars: those seeded, plus one for each calendar id its appointments
+        name (a booking always belongs to a calendar in GHL)."""
+        if request.query_params.get("locationId") != call.location_id:
+            raise bad_request("locationId does not match the token's location")
+        group = request.query_params.get("groupId")
+        with sim.state.lock:
+            calendars = {c["id"]: dict(c) for c in sim.calendars.values() if c.get("locationId") == call.location_id}
+            for event in sim.appointments.values():
+                named = event.get("calendarId")
+                if event.get("locationId") == call.location_id and named and named not in calendars:
+                    calendars[named] = {"id": named, "locationId": call.location_id, "name": named,
+                                        "groupId": event.get("groupId"), "isActive": True}
+        listed = [c for c in calendars.values() if group in (None, c.get("groupId"))]
+        return {"calendars": [{k: v for k, v in c.items() if v is not None} for c in sorted(listed, key=lambda c: c["id"])]}
 
     @operation("GET", "/calendars/events", EVENTS_READ, version=CALENDARS_VERSION)
     def calendar_events(request: Request, call: Call = authorized):

@@ -181,17 +181,27 @@ class GhlApi(Strict):
     conn_id: str = "ghl_default"
     page_limit: int = Field(500, ge=1, le=500)
     pool: str | None = Field(None, description="Airflow pool of this GHL location; default crm_sync_<conn_id>")
+    task_scan_hours: float = Field(24, gt=0, description="hours between full reads of the location's tasks; "
+                                   "between them only the tasks of changed contacts are read")
+    appointment_history_days: int = Field(365, ge=0, description="how far back the first sync reads appointments")
+    appointment_horizon_days: int = Field(90, ge=1, description="how far ahead every run reads appointments")
+    appointment_lookback_days: int = Field(7, ge=0, description="how far back every later run reads appointments")
+    calendar_window_days: int = Field(120, ge=1, le=366, description="longest time range of one calendar-events call")
+    daily_reserve: int = Field(2000, ge=0, description="GHL calls of the day's budget (X-RateLimit-Daily-Remaining) "
+                               "a run leaves untouched: below it, the run stops reading and writing GHL and "
+                               "the next run goes on where it stopped")
     location_id: str | None = Field(
         None, pattern=r"^[A-Za-z0-9_-]+$",
         description="the connection's GHL location id, repeated here so its webhooks can trigger this DAG "
                     "(the receiver and the DAG file read no connection); unset: scheduled runs only")
 
+    paging: dict[Literal["contact", "task"], PagingLimits] = Field(
+        default_factory=dict, description="bounds of the contact search and the task search")
+
     @property
     def asset(self) -> str | None:
         """Name of the Airflow asset the webhook receiver updates for this location, if any."""
         return location_asset(self.location_id) if self.location_id else None
-    paging: dict[Literal["contact", "task"], PagingLimits] = Field(
-        default_factory=dict, description="bounds of the contact search and the task search")
 
     @property
     def pool_name(self) -> str:

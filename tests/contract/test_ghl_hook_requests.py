@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from crm_sync.hooks.ghl import BearerToken, GHLClient, GHLConfig
 
@@ -39,3 +40,17 @@ def test_task_search_and_notes_requests_follow_the_spec(client):
 def test_calendar_events_request_follows_the_spec(client):
     now = datetime.now(UTC)
     assert client.calendar_events(now - timedelta(days=1), now, calendar_id="cal1") == []
+
+
+def test_appointments_come_from_each_calendar_over_time_windows_not_per_contact(client):
+    start = datetime(2026, 12, 1, tzinfo=UTC)
+    events = [{"id": f"appt{n}", "locationId": LOCATION, "contactId": f"c{n}", "calendarId": f"cal{n % 2}",
+               "startTime": (start + timedelta(days=10 * n)).strftime("%Y-%m-%dT%H:%M:%S.000Z")} for n in range(6)]
+    events.append({**events[0], "id": "elsewhere", "locationId": "another-location"})
+    httpx.post(f"{client.http.base_url}/_sim/seed", json={"appointments": events}).raise_for_status()
+    before = client.metrics.calls
+
+    found = client.appointments_between(start, start + timedelta(days=60), timedelta(days=20))
+
+    assert sorted(e["id"] for e in found) == [f"appt{n}" for n in range(6)]
+    assert client.metrics.calls - before == 1 + 2 * 3  # the calendar list, then 3 windows of each calendar

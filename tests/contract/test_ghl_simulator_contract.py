@@ -125,6 +125,9 @@ def drive_appointments(sim: RunningSim, api: httpx.Client, calendars: httpx.Clie
     window = {"locationId": LOCATION, "startTime": str(int(day)), "endTime": str(int(day) + 86_400_000)}
     assert len(calendars.get("/calendars/events", params={**window, "calendarId": "cal1"}).json()["events"]) == 1
     calendars.get("/calendars/events", params=window)
+    assert [c["id"] for c in calendars.get("/calendars/", params={"locationId": LOCATION}).json()["calendars"]] == [
+        "cal1"]
+    calendars.get("/calendars/", params={"locationId": "another-location"})
     with sim.admin as admin:
         admin.delete(f"/appointments/{appointment['id']}").raise_for_status()
 

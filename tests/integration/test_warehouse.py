@@ -8,7 +8,8 @@ from crm_sync.warehouse.db import create, migrate
 from crm_sync.warehouse.tables import metadata
 
 pytestmark = [pytest.mark.integration]
-LAYERS = {"raw_record", "staging_contact", "staging_record", "quarantine", "xref", "outbox", "sync_state", "run_log"}
+LAYERS = {"raw_record", "staging_contact", "staging_record", "quarantine", "xref", "outbox", "sync_state", "run_log",
+          "raw_landed"}
 
 
 def test_migrations_create_every_layer_and_rerun_as_a_no_op(warehouse_url):
@@ -20,5 +21,5 @@ def test_migrations_create_every_layer_and_rerun_as_a_no_op(warehouse_url):
     for table in metadata.sorted_tables:
         assert {c["name"] for c in inspector.get_columns(table.name)} == set(table.columns.keys()), table.name
     with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0006_oauth_token"
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0007_raw_landed"
     engine.dispose()

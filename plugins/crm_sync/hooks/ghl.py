@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -55,21 +55,50 @@ class GHLConfig:
         return f"GHLConfig(base_url={self.base_url!r}, location_id={self.location_id!r}, auth=***)"
 
 
+class DailyBudgetReached(RuntimeError):
+    """The location's daily GHL budget left fell below the profile's reserve (``ghl.daily_reserve``):
+    the run stops reading and writing GHL cleanly, and the next one goes on where it stopped."""
+
+    def __init__(self, remaining: int, reserve: int):
+        super().__init__(f"GHL's daily budget has {remaining} calls left, below the reserve of {reserve} "
+                         "(ghl.daily_reserve in the profile): the rest waits for the next run")
+        self.partial: dict[str, list[dict[str, Any]]] = {}
+        self.unread: list[str] = []
+
+
 class GHLClient(ApiClient):
-    def __init__(self, config: GHLConfig, page_limit: int = 500, paging: dict[str, PagingLimits] | None = None):
+    def __init__(self, config: GHLConfig, page_limit: int = 500, paging: dict[str, PagingLimits] | None = None,
+                 daily_reserve: int = 0):
         # 9.8/s with a burst of 1 sends at most 99 calls in any 10 s window: under GHL's 100.
         super().__init__(config.base_url, auth=config.auth, per_second=9.8, burst=1,
                          headers={"Version": API_VERSION, "Accept": "application/json"})
         self.location_id = config.location_id
         self.page_limit = page_limit
         self.paging = paging or {}
+        self.daily_reserve = daily_reserve
+        self.daily_remaining: int | None = None  # from X-RateLimit-Daily-Remaining, once GHL answered
 
     def _guard(self, entity: str, what: str) -> PageGuard:
         limits = self.paging.get(entity) or PagingLimits()
         return PageGuard(what, f"ghl.paging.{entity}", lambda record: record.get("id"),
                          max_pages=limits.max_pages, max_records=limits.max_records)
 
+    def request(self, method: str, path: str, *, retry: bool, **kwargs: Any) -> httpx.Response:
+        """No call once the day's remaining budget is below the reserve. Each call is charged before it
+        is sent, so calls in flight on other threads count too."""
+        with self._count_lock:
+            if self.daily_remaining is not None:
+                if self.daily_remaining < self.daily_reserve:
+                    raise DailyBudgetReached(self.daily_remaining, self.daily_reserve)
+                self.daily_remaining -= 1
+        return super().request(method, path, retry=retry, **kwargs)
+
     def observe(self, response: httpx.Response) -> None:
+        daily = response.headers.get("X-RateLimit-Daily-Remaining", "")
+        if daily.isdigit():
+            with self._count_lock:  # answers arrive out of order: the lowest count is the latest
+                held = self.daily_remaining
+                self.daily_remaining = int(daily) if held is None else min(held, int(daily))
         if response.headers.get("X-RateLimit-Remaining") == "0":
             interval_ms = header_number(response, "X-RateLimit-Interval-Milliseconds", 10_000)
             self.limiter.pause(interval_ms / 1000 / max(1.0, header_number(response, "X-RateLimit-Max", 100)))
@@ -133,6 +162,25 @@ class GHLClient(ApiClient):
                                 retry=True)
         return response.json().get("events", [])
 
+    def calendars(self) -> list[dict[str, Any]]:
+        """The location's calendars: appointments are read per calendar, not per contact."""
+        response = self.request("GET", "/calendars/", params={"locationId": self.location_id},
+                                headers={"Version": CALENDARS_API_VERSION}, retry=True)
+        return response.json().get("calendars", [])
+
+    def appointments_between(self, start: datetime, end: datetime, window: timedelta) -> list[dict[str, Any]]:
+        """Every appointment of the location starting in [start, end]: each calendar's events over
+        consecutive time windows of at most ``window`` (one call each), whatever the contact count."""
+        found: dict[str, dict[str, Any]] = {}
+        for calendar in self.calendars():
+            lower = start
+            while lower < end:
+                upper = min(lower + window, end)
+                for event in self.calendar_events(lower, upper, calendar_id=calendar["id"]):
+                    found[event["id"]] = event
+                lower = upper + timedelta(milliseconds=1)  # both ends are inclusive
+        return list(found.values())
+
     def contact_notes(self, contact_id: str) -> list[dict[str, Any]]:
         return self.request("GET", f"/contacts/{quote_id(contact_id)}/notes", retry=True).json().get("notes", [])
 
@@ -146,10 +194,13 @@ class GHLClient(ApiClient):
     def _per_contact(self, fetch, contact_ids: list[str], workers: int) -> dict[str, list[dict[str, Any]]]:
         """GHL has no location-wide listing of these: the per-contact calls run concurrently (bounded),
         paced by the shared rate limiter. A contact GHL no longer has (deleted since we linked it) is
-        left out of the answer: its children were not read, which is not the same as none."""
-        def read(contact_id: str) -> list[dict[str, Any]] | None:
+        left out of the answer: its children were not read, which is not the same as none. When the
+        daily budget reserve is reached, DailyBudgetReached carries what was read and what was not."""
+        def read(contact_id: str) -> list[dict[str, Any]] | None | DailyBudgetReached:
             try:
                 return fetch(contact_id)
+            except DailyBudgetReached as stop:
+                return stop
             except ApiError as exc:
                 if exc.status in (400, 404) and "not found" in exc.message.lower():
                     log.warning("GHL contact %s not found: its children were not read", contact_id)
@@ -158,7 +209,12 @@ class GHLClient(ApiClient):
 
         with ThreadPoolExecutor(max_workers=workers) as pool:
             answers = dict(zip(contact_ids, pool.map(read, contact_ids), strict=True))
-        return {contact_id: listed for contact_id, listed in answers.items() if listed is not None}
+        found = {contact_id: listed for contact_id, listed in answers.items() if isinstance(listed, list)}
+        if stops := [a for a in answers.values() if isinstance(a, DailyBudgetReached)]:
+            stops[0].partial = found
+            stops[0].unread = [c for c, a in answers.items() if isinstance(a, DailyBudgetReached)]
+            raise stops[0]
+        return found
 
     def notes_for(self, contact_ids: list[str], workers: int = 4) -> dict[str, list[dict[str, Any]]]:
         """Notes of the contacts known to have changed."""
@@ -167,10 +223,6 @@ class GHLClient(ApiClient):
     def tasks_for(self, contact_ids: list[str], workers: int = 4) -> dict[str, list[dict[str, Any]]]:
         """Complete task lists of these contacts (unpaged, unlike the location-wide search)."""
         return self._per_contact(self.contact_tasks, contact_ids, workers)
-
-    def appointments_for(self, contact_ids: list[str], workers: int = 4) -> dict[str, list[dict[str, Any]]]:
-        """Appointments of the contacts known to have changed."""
-        return self._per_contact(self.contact_appointments, contact_ids, workers)
 
     def upsert_contact(self, fields: dict[str, Any]) -> dict[str, Any]:
         body = {"locationId": self.location_id, **fields}
@@ -269,8 +321,9 @@ class GHLHook(HookBase):
                              "or OAuth extra fields client_id, client_secret, refresh_token")
         return GHLConfig(base_url=base_url, location_id=location_id, auth=auth)
 
-    def get_conn(self, page_limit: int = 500, paging: dict[str, PagingLimits] | None = None) -> GHLClient:
-        return GHLClient(self.config(), page_limit=page_limit, paging=paging)
+    def get_conn(self, page_limit: int = 500, paging: dict[str, PagingLimits] | None = None,
+                 daily_reserve: int = 0) -> GHLClient:
+        return GHLClient(self.config(), page_limit=page_limit, paging=paging, daily_reserve=daily_reserve)
 
     def test_connection(self) -> tuple[bool, str]:
         """One cheap authenticated call: a search for a single contact."""

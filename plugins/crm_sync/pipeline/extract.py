@@ -2,32 +2,40 @@
 
 Contacts (and the app's tasks, notes and appointments) come from each API's incremental
 listing over the run's window. GHL has no "changed since" listing for the others: its
-tasks come from the location-wide task search (a few paged calls), its notes and
-appointments from the contacts this window found changed (every contact on the first sync),
-plus the appointments of contacts with a linked appointment still to come. The run log keeps
-which contacts' complete child lists were read: reconcile sees GHL deletes only there.
+appointments come from the location's calendars over a time range (a few calls per calendar,
+whatever the number of contacts), its tasks from the task search (the whole location every
+``ghl.task_scan_hours``, else only the changed contacts' tasks), its notes from the contacts
+this window found changed (every contact on the first sync: GHL lists notes only per contact).
+A record is landed only when its payload differs from the one last staged (``landing``).
+The run log keeps which contacts' complete child lists were read, and the children on them
+that were not landed: reconcile sees GHL deletes only there.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
 from crm_sync.digest import digest
 from crm_sync.hooks.app import AppHook, dig
-from crm_sync.hooks.ghl import GHLClient, GHLHook
+from crm_sync.hooks.ghl import DailyBudgetReached, GHLClient, GHLHook
 from crm_sync.pipeline import inbox
 from crm_sync.pipeline.context import RunContext, Window, extraction_window, log_step, utcnow
 from crm_sync.pipeline.csv_source import read_csv_folder
+from crm_sync.pipeline.landing import changed_only
 from crm_sync.pipeline.normalize import moment_or_none
 from crm_sync.pipeline.shape import shape_problem, stand_in
 from crm_sync.profile import Side
 from crm_sync.warehouse.db import engine
 from crm_sync.warehouse.ops import insert_ignore
-from crm_sync.warehouse.tables import raw_record, staging_record, xref
+from crm_sync.warehouse.tables import raw_record, run_log, staging_record, xref
+
+log = logging.getLogger(__name__)
 
 
 def raw_row(ctx: RunContext, side: Side, entity: str, payload: Any, extracted_at) -> dict[str, Any]:
@@ -45,29 +53,59 @@ def raw_row(ctx: RunContext, side: Side, entity: str, payload: Any, extracted_at
             "source_id": source_id, "source_updated_at": updated, "payload": payload, "extracted_at": extracted_at}
 
 
-def _ghl_children(client: GHLClient, ctx: RunContext, ids: dict[str, list[str]]
-                  ) -> tuple[list[tuple[str, dict]], dict[str, set[str]]]:
-    """``ids``: per entity, the contacts whose complete list to read. Tasks also come from the
-    location-wide search (every run); their per-contact lists are read only to see deletes.
-    Answers the children and, per entity, the contacts whose list was read."""
-    synced = ctx.profile.synced()
-    records: list[tuple[str, dict]] = []
-    read: dict[str, set[str]] = {}
-    if "task" in synced:
-        found = list(client.search_tasks())
-        listed = client.tasks_for(ids["task"])
-        found += [task for children in listed.values() for task in children]
-        well = [shape_problem(task, "id", "contactId") is None and task.get("id") not in (None, "") for task in found]
-        tasks = {task["id"]: task for task, ok in zip(found, well, strict=True) if ok}
-        records += [("task", task) for task in tasks.values()]
-        records += [("task", task) for task, ok in zip(found, well, strict=True) if not ok]  # quarantined in stage
-        read["task"] = set(listed)
-    for entity, fetch in (("note", client.notes_for), ("appointment", client.appointments_for)):
-        if entity in synced:
-            listed = fetch(ids[entity])
-            records += [(entity, child) for children in listed.values() for child in children]
-            read[entity] = set(listed)
-    return records, read
+def _ghl_tasks(client: GHLClient, full: bool, changed: list[str], linked: set[str]) -> tuple[list[dict], set[str]]:
+    """Tasks GHL changed: GHL has no "changed since" for tasks, and a task edit leaves its contact
+    untouched. So the location-wide search reads every task once every ``ghl.task_scan_hours``
+    (and on the first sync); other runs read only the tasks of the contacts this window changed,
+    by the search's contactId filter, so their cost follows the changes, not the location's size.
+    Changed contacts holding linked tasks get their complete, unpaged list instead (to see deletes).
+    Answers the tasks and the contacts whose complete list was read."""
+    listed = client.tasks_for(sorted(set(changed) & linked))
+    found = [task for children in listed.values() for task in children]
+    others = sorted(set(changed) - linked)
+    if full or others:
+        found += client.search_tasks(None if full else others)
+    well = [shape_problem(task, "id", "contactId") is None and task.get("id") not in (None, "") for task in found]
+    tasks = {task["id"]: task for task, ok in zip(found, well, strict=True) if ok}
+    malformed = [task for task, ok in zip(found, well, strict=True) if not ok]  # stage quarantines them
+    return list(tasks.values()) + malformed, set(listed)
+
+
+def _task_scan_due(conn: sa.Connection, ctx: RunContext) -> bool:
+    """Whether the last full read of GHL's tasks is older than ``ghl.task_scan_hours``."""
+    for finished, stats in conn.execute(sa.select(run_log.c.finished_at, run_log.c.stats).where(
+            run_log.c.profile == ctx.profile.name, run_log.c.step == "extract", run_log.c.side == "ghl")
+            .order_by(run_log.c.finished_at.desc())):
+        if (stats or {}).get("task_full_scan"):
+            return utcnow() - finished >= timedelta(hours=ctx.profile.ghl.task_scan_hours)
+    return True
+
+
+def _notes_pending(conn: sa.Connection, ctx: RunContext) -> set[str]:
+    """Contacts whose notes the last GHL extract did not read because the daily budget ran low."""
+    stats = conn.execute(sa.select(run_log.c.stats).where(
+        run_log.c.profile == ctx.profile.name, run_log.c.step == "extract", run_log.c.side == "ghl")
+        .order_by(run_log.c.finished_at.desc()).limit(1)).scalar_one_or_none() or {}
+    return set(stats.get("notes_pending") or [])
+
+
+def _appointment_range(ctx: RunContext, first: bool) -> tuple[datetime, datetime]:
+    """Appointments come from the calendars over a time range: the first sync looks back
+    ``appointment_history_days``, later runs ``appointment_lookback_days`` (a past appointment
+    marked showed or no-show), and every run ``appointment_horizon_days`` ahead."""
+    ghl, now = ctx.profile.ghl, utcnow()
+    back = ghl.appointment_history_days if first else ghl.appointment_lookback_days
+    return now - timedelta(days=back), now + timedelta(days=ghl.appointment_horizon_days)
+
+
+def _complete_in_range(rows: list[sa.Row], start: datetime, end: datetime) -> set[str]:
+    """Contacts all of whose linked appointments start in the range read: for them, the calendars'
+    answer is a complete list (a linked appointment missing from it was deleted in GHL)."""
+    inside: dict[str, bool] = {}
+    for r in rows:
+        moment = moment_or_none((r.fields or {}).get("start"))
+        inside[r.contact_id] = inside.get(r.contact_id, True) and moment is not None and start <= moment <= end
+    return {contact_id for contact_id, ok in inside.items() if ok}
 
 
 def _last_synced(conn: sa.Connection, ctx: RunContext) -> dict[str, Any]:
@@ -96,18 +134,15 @@ def _linked_children(conn: sa.Connection, ctx: RunContext, entity: str) -> list[
         staging_record.c.side == "ghl", xref.c.app_id.is_not(None))).all()
 
 
-def _upcoming(appointments: list[sa.Row]) -> set[str]:
-    """Contacts holding a linked appointment not over yet, whose reschedule or cancel GHL does not
-    show on its contact."""
-    now = utcnow()
-    return {r.contact_id for r in appointments
-            if (moment_or_none((r.fields or {}).get("end") or (r.fields or {}).get("start")) or now) >= now}
-
-
 def _extract_ghl(ctx: RunContext, window: Window, conn: sa.Connection
                  ) -> tuple[list[tuple[str, dict]], Any, dict[str, list[str]], dict[str, Any]]:
+    """Contacts changed in the window; notes of those contacts (every contact on the first sync:
+    GHL lists notes only per contact); tasks and appointments location-wide (see above); and what
+    the webhook inbox names: each contact an event names gets the read its event calls for."""
     client = GHLHook(ctx.profile.ghl.conn_id).get_conn(page_limit=ctx.profile.ghl.page_limit,
-                                                       paging=dict(ctx.profile.ghl.paging))
+                                                       paging=dict(ctx.profile.ghl.paging),
+                                                       daily_reserve=ctx.profile.ghl.daily_reserve)
+    synced_entities = ctx.profile.synced()
     try:
         contacts = list(client.search_contacts(window.since, window.until))
         usable = [c for c in contacts if shape_problem(c, "id") is None and c.get("id")]  # the rest: quarantined
@@ -121,18 +156,35 @@ def _extract_ghl(ctx: RunContext, window: Window, conn: sa.Connection
                  for entity in ("task", "note", "appointment")}
         linked_rows = {entity: _linked_children(conn, ctx, entity) for entity in ("task", "note", "appointment")}
         linked = {entity: {r.contact_id for r in rows} for entity, rows in linked_rows.items()}
-        upcoming = _upcoming(linked_rows["appointment"])
-        # Each contact a webhook named gets the one list its event calls for.
-        ids = {"task": [] if first["task"] else sorted((set(changed) | named["task"]) & linked["task"]),
-               "note": everyone if first["note"] else sorted(set(changed) | named["note"]),
-               "appointment": everyone if first["appointment"] else
-               sorted(set(changed) | upcoming | named["appointment"])}
-        children, read = _ghl_children(client, ctx, ids)
-        deleted = inbox.confirmed_deleted(client, webhooks.deleted_contacts & set(synced))
-        # Contacts whose complete list of an entity this run read (unpaged, every call succeeded):
-        # a linked child missing from one was deleted in GHL. Only those holding linked children matter.
+        records: list[tuple[str, dict]] = [("contact", c) for c in contacts]
+        read: dict[str, set[str]] = {}
+        facts: dict[str, Any] = {}
+        if "task" in synced_entities:
+            full = first["task"] or _task_scan_due(conn, ctx)
+            wanted = [] if first["task"] else sorted(set(changed) | named["task"])
+            tasks, read["task"] = _ghl_tasks(client, full, wanted, linked["task"])
+            records += [("task", task) for task in tasks]
+            facts["task_full_scan"] = full
+        if "appointment" in synced_entities:
+            start, end = _appointment_range(ctx, first["appointment"])
+            window_days = timedelta(days=ctx.profile.ghl.calendar_window_days)
+            records += [("appointment", a) for a in client.appointments_between(start, end, window_days)]
+            read["appointment"] = _complete_in_range(linked_rows["appointment"], start, end)
+            facts["appointment_range"] = [start.isoformat(), end.isoformat()]
+        if "note" in synced_entities:
+            wanted = set(everyone if first["note"] else changed) | named["note"] | _notes_pending(conn, ctx)
+            try:  # last: per contact, the bulk of a first sync, which can spread over days
+                listed = client.notes_for(sorted(wanted))
+            except DailyBudgetReached as stop:
+                log.warning("%s; %d contacts' notes wait for the next run", stop, len(stop.unread))
+                listed, facts["notes_pending"], facts["budget_stop"] = stop.partial, stop.unread, str(stop)
+            records += [("note", note) for notes in listed.values() for note in notes]
+            read["note"] = set(listed)
+        # Contacts whose complete list of an entity this run read (every call succeeded): a linked
+        # child missing from one was deleted in GHL. Only those holding linked children matter.
         complete = {entity: sorted(contact_ids & linked[entity]) for entity, contact_ids in read.items()}
-        return [("contact", c) for c in contacts] + children, client.metrics, complete, webhooks.as_log(deleted)
+        facts["inbox"] = webhooks.as_log(inbox.confirmed_deleted(client, webhooks.deleted_contacts & set(synced)))
+        return records, client.metrics, complete, facts
     finally:
         client.close()
 
@@ -155,19 +207,26 @@ def extract(ctx: RunContext, side: Side) -> dict[str, Any]:
     with eng.connect() as conn:
         window = extraction_window(conn, ctx, side, "contact")
         complete: dict[str, list[str]] = {}
-        webhooks: dict[str, Any] = {}
+        facts: dict[str, Any] = {}
         if side == "ghl":
-            records, metrics, complete, webhooks = _extract_ghl(ctx, window, conn)
+            records, metrics, complete, facts = _extract_ghl(ctx, window, conn)
         else:
             records, metrics, windows = _extract_app(ctx, conn)
             window = windows["contact"]
-    extracted_at = utcnow()
-    rows = [raw_row(ctx, side, entity, record, extracted_at) for entity, record in records]
+        extracted_at = utcnow()
+        rows, unchanged = changed_only(conn, ctx, side, [raw_row(ctx, side, entity, record, extracted_at)
+                                                         for entity, record in records])
     per_entity = {entity: sum(1 for e, _ in records if e == entity) for entity in ctx.profile.synced()}
-    stats = {"extracted": len(rows), "by_entity": per_entity, "window_mode": window.mode,
-             "api": metrics.as_dict() if metrics else {}}
+    webhooks = facts.pop("inbox", {})
+    stats = {"extracted": len(records), "landed": len(rows), "unchanged": len(unchanged), "by_entity": per_entity,
+             "window_mode": window.mode, "api": metrics.as_dict() if metrics else {}, **facts}
+    # Reconcile sees a GHL child delete where a complete list lacks a linked child: the children read
+    # but not landed (unchanged) are still on that list.
+    listed = {entity: sorted(r["source_id"] for r in unchanged if r["entity"] == entity
+                             and str(r["payload"].get("contactId")) in set(contact_ids))
+              for entity, contact_ids in complete.items()}
     with eng.begin() as conn:
         insert_ignore(conn, raw_record, rows, keys=["profile", "run_id", "side", "entity", "record_key"])
-        log_step(conn, ctx, "extract", {**stats, "complete_lists": complete, "inbox": webhooks}, side=side,
-                 window=window)
+        log_step(conn, ctx, "extract", {**stats, "complete_lists": complete, "unchanged_listed": listed,
+                                        "inbox": webhooks}, side=side, window=window)
     return stats

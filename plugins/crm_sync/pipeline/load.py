@@ -2,18 +2,23 @@
 
 Load reads only the outbox. A row is claimed with a conditional update (pending ->
 sending) so two runs can never send it both; it ends ``sent``, ``failed`` (the server
-refused it: the message is kept and the batch goes on) or back to ``pending`` when the
+refused it, or a dead letter: the message is kept and the batch goes on) or back to ``pending`` when the
 failure was transient, for the task's retry or the next run. Creates cannot duplicate:
 GHL contacts go through ``/contacts/upsert``, app contacts are looked up by email first,
 and a resent task, note or appointment is first looked up under its contact. After a write, the
 side's response is staged and its hash stored on the link, so the echo of our own write
-is recognised on the next extraction. Rows run in outbox order: a contact's create is
-sent before the tasks and notes that need its new id.
+is recognised on the next extraction. Rows run in lanes (``lanes``): each side's writes apart,
+concurrently, each side paced by its own client; every write of one contact in one lane, in
+outbox order, so a contact's create is sent before the tasks and notes that need its new id.
+Any other exception of one row is kept on the row and, after MAX_ATTEMPTS, dead-letters it.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, timedelta
 from typing import Any
 
@@ -21,10 +26,11 @@ import sqlalchemy as sa
 
 from crm_sync import alerts
 from crm_sync.hooks.app import AppClient, AppHook, dig, typed_id
-from crm_sync.hooks.ghl import GHLClient, GHLHook
+from crm_sync.hooks.ghl import DailyBudgetReached, GHLClient, GHLHook
 from crm_sync.http import ApiError
 from crm_sync.pipeline import inbox
 from crm_sync.pipeline.context import RunContext, advance_watermark, log_step, utcnow
+from crm_sync.pipeline.landing import mark_written
 from crm_sync.pipeline.normalize import RuleBroken, canonical_record, timestamp, to_side
 from crm_sync.pipeline.reconcile import NATURAL_KEY
 from crm_sync.pipeline.stage import record_hash
@@ -180,6 +186,7 @@ def record_success(conn: sa.Connection, ctx: RunContext, row: sa.Row, held: dict
         updated = timestamp(dig(held, updated_field), zone=profile.side_zone(side))
     except RuleBroken:  # the side reformatted a value beyond our rules: keep what we sent
         values, updated = dict(row.merged), utcnow()
+    mark_written(conn, ctx, side, row.entity, target_id, held)
     held_hash = record_hash(values, row.entity, False)
     staged = {"profile": profile.name, "side": side, "source_id": target_id, "updated_at": updated,
               "content_hash": held_hash, "raw_id": None, "run_id": ctx.run_id, "deleted": False}
@@ -216,6 +223,23 @@ def load(ctx: RunContext) -> dict[str, Any]:
         return _send_outbox(ctx, eng)
 
 
+MAX_ATTEMPTS = 3  # sends of one row that fail unexpectedly before it is dead-lettered (status failed)
+LANES_PER_SIDE = 4  # concurrent writers per side: GHL answers in ~100 ms, its pace is ~10 calls/s
+ERROR_CHARS = 500  # of a server's or an exception's message kept on the row
+
+
+def lanes(rows: list[sa.Row], per_side: int = LANES_PER_SIDE) -> list[list[sa.Row]]:
+    """The rows split into lanes sent concurrently, each in outbox order. A side's lanes never hold
+    another side's rows (each side is paced by its own client), and every write of one contact (its
+    own and its tasks', notes' and appointments') is in one lane: a contact's create goes before its
+    children, and two writes of one record are never reordered."""
+    split: dict[tuple[str, int], list[sa.Row]] = {}
+    for row in rows:
+        chain = row.contact_xref_id or row.xref_id
+        split.setdefault((row.side, chain % per_side), []).append(row)
+    return list(split.values())
+
+
 def _send_outbox(ctx: RunContext, eng: sa.Engine) -> dict[str, Any]:
     name = ctx.profile.name
     with eng.begin() as conn:
@@ -227,45 +251,34 @@ def _send_outbox(ctx: RunContext, eng: sa.Engine) -> dict[str, Any]:
                             .order_by(outbox.c.id)).all()
         if ctx.dry_run:
             conn.execute(sa.update(outbox).where(outbox.c.id.in_([r.id for r in rows])).values(status="dry_run"))
-    counts = {"sent": 0, "failed": 0, "transient": 0, "waiting": 0, "dry_run": len(rows) if ctx.dry_run else 0}
-    ghl = GHLHook(ctx.profile.ghl.conn_id).get_conn(page_limit=ctx.profile.ghl.page_limit)
+    counts = Counter({"sent": 0, "failed": 0, "transient": 0, "waiting": 0,
+                      "dry_run": len(rows) if ctx.dry_run else 0})
+    dead: list[dict[str, Any]] = []
+    ghl = GHLHook(ctx.profile.ghl.conn_id).get_conn(page_limit=ctx.profile.ghl.page_limit,
+                                                    daily_reserve=ctx.profile.ghl.daily_reserve)
     app = AppHook(ctx.profile.app).get_conn() if ctx.profile.app.kind == "rest" else None
     sender = Sender(ctx, eng.connect, ghl, app)
+    started = time.monotonic()
+    busy: dict[str, float] = {}  # per side: seconds until its last lane finished
     try:
-        for row in ([] if ctx.dry_run else rows):
-            with eng.begin() as conn:
-                if not _claim(conn, row.id):
-                    continue
-            try:
-                held = sender.send(row)
-            except ContactNotReady as waiting:
-                counts["waiting"] += 1
-                log.info("outbox row %s waits: %s has no id on %s yet", row.id, waiting, row.side)
-                with eng.begin() as conn:
-                    conn.execute(sa.update(outbox).where(outbox.c.id == row.id).values(
-                        status="pending", last_error="waiting for its contact to be created"))
-                continue
-            except ApiError as exc:
-                status = "pending" if exc.retriable else "failed"
-                counts["transient" if exc.retriable else "failed"] += 1
-                log.warning("outbox row %s (%s %s %s xref %s) %s: %s", row.id, row.op, row.side, row.entity,
-                            row.xref_id, status, exc)
-                with eng.begin() as conn:
-                    conn.execute(sa.update(outbox).where(outbox.c.id == row.id).values(
-                        status=status, last_error=str(exc)))
-                continue
-            with eng.begin() as conn:
-                record_success(conn, ctx, row, held)
-            counts["sent"] += 1
+        todo = lanes([] if ctx.dry_run else rows)
+        with ThreadPoolExecutor(max_workers=max(1, len(todo))) as pool:
+            for lane, (lane_counts, lane_dead) in zip(todo, pool.map(
+                    lambda lane: _send_lane(ctx, eng, sender, lane), todo), strict=True):
+                busy[lane[0].side] = max(busy.get(lane[0].side, 0.0), lane_counts.pop("finished_s"))
+                counts.update(lane_counts)
+                dead += lane_dead
     finally:
         ghl.close()
         if app is not None:
             app.close()
     api = {"ghl": ghl.metrics.as_dict(), "app": app.metrics.as_dict() if app else {}}
-    stats = {**counts, "api": api}
-    if counts["failed"]:  # refused for good (422 etc.): they wait for the outbox CLI, so someone must know
+    stats = {**counts, "dead_letter": dead, "send_s": round(time.monotonic() - started, 3),
+             "send_s_by_side": {side: round(seconds, 3) for side, seconds in busy.items()}, "api": api}
+    if counts["failed"]:  # refused for good (422, dead letters): they wait for the outbox CLI, so someone must know
         alerts.send(alerts.Alert("rows_failed", profile=ctx.profile.name, dag_id=ctx.profile.dag_id,
-                                 run_id=ctx.run_id, counts={"failed": counts["failed"], "sent": counts["sent"]}))
+                                 run_id=ctx.run_id, counts={"failed": counts["failed"], "sent": counts["sent"],
+                                                            "dead_letter": len(dead)}))
     with eng.begin() as conn:
         log_step(conn, ctx, "load", stats)
         if not counts["transient"]:
@@ -274,6 +287,58 @@ def _send_outbox(ctx: RunContext, eng: sa.Engine) -> dict[str, Any]:
     if counts["transient"]:
         raise TransientLoadError(f"{counts['transient']} write(s) failed transiently and stay pending")
     return stats
+
+
+def _send_lane(ctx: RunContext, eng: sa.Engine, sender: Sender, rows: list[sa.Row]
+               ) -> tuple[Counter, list[dict[str, Any]]]:
+    """Send one lane's rows in order. Whatever one row raises, the lane goes on: a refusal marks it
+    failed, a transient error leaves it pending, anything else (an HTML page answered with 200, a body
+    without the expected key, a bug) is recorded on the row and retried by the next attempts, then
+    dead-lettered (failed) after MAX_ATTEMPTS so it never stands first in line forever."""
+    counts: Counter = Counter()
+    dead: list[dict[str, Any]] = []
+    started = time.monotonic()
+    for row in rows:
+        with eng.begin() as conn:
+            if not _claim(conn, row.id):
+                continue
+        try:
+            held = sender.send(row)
+            with eng.begin() as conn:
+                record_success(conn, ctx, row, held)
+            counts["sent"] += 1
+            continue
+        except ContactNotReady as waiting:
+            counts["waiting"] += 1
+            log.info("outbox row %s waits: %s has no id on %s yet", row.id, waiting, row.side)
+            with eng.begin() as conn:
+                conn.execute(sa.update(outbox).where(outbox.c.id == row.id).values(
+                    status="pending", last_error="waiting for its contact to be created"))
+            continue
+        except DailyBudgetReached as stop:  # GHL's day is spent: the write goes out with the next run
+            counts["budget_waiting"] += 1
+            status, error = "pending", str(stop)
+        except ApiError as exc:
+            status = "pending" if exc.retriable else "failed"
+            counts["transient" if exc.retriable else "failed"] += 1
+            error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - one bad row must not stop the others
+            error = f"{type(exc).__name__}: {exc}"
+            if row.attempts + 1 >= MAX_ATTEMPTS:
+                status, error = "failed", f"dead letter after {row.attempts + 1} attempts: {error}"
+                counts["failed"] += 1
+                dead.append({"id": row.id, "entity": row.entity, "side": row.side, "op": row.op,
+                             "error": error[:ERROR_CHARS]})
+            else:
+                status = "pending"
+                counts["transient"] += 1
+        log.warning("outbox row %s (%s %s %s xref %s) %s: %s", row.id, row.op, row.side, row.entity,
+                    row.xref_id, status, error[:ERROR_CHARS])
+        with eng.begin() as conn:
+            conn.execute(sa.update(outbox).where(outbox.c.id == row.id).values(
+                status=status, last_error=error[:ERROR_CHARS]))
+    counts["finished_s"] = time.monotonic() - started
+    return counts, dead
 
 
 def _advance_watermarks(conn: sa.Connection, ctx: RunContext) -> None:

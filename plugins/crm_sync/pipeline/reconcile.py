@@ -447,7 +447,7 @@ def _deleted_in_ghl(conn: sa.Connection, ctx: RunContext, plan: Planner, links: 
         return ghl
     seen = {r.source_id for r in conn.execute(sa.select(raw_record.c.source_id).where(
         raw_record.c.profile == ctx.profile.name, raw_record.c.run_id == ctx.run_id, raw_record.c.side == "ghl",
-        raw_record.c.entity == plan.entity))}
+        raw_record.c.entity == plan.entity))} | set((logged.get("unchanged_listed") or {}).get(plan.entity, []))
     both = links.dropna(subset=["ghl_id", "app_id"])
     gone = both[both.ghl_id.isin(ghl.index[ghl.contact_id.isin(complete)]) & ~both.ghl_id.isin(seen)
                 & both.app_id.isin(app.index)]

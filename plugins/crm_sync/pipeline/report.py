@@ -83,6 +83,7 @@ def summarize(conn: sa.Connection, profile: str, run_id: str, zone: tzinfo = UTC
         "quarantined_by_rule": dict(Counter(q.rule for q in bad).most_common()),
         "validate": steps[("validate", "-")].stats if ("validate", "-") in steps else {},
         "failed_at": _failed_at(steps),
+        "dead_letter": (load.stats.get("dead_letter") or []) if load else [],
         "entities": _by_entity(raws, writes, bad),
         "quarantine": [{"entity": q.entity, "side": q.side, "source_id": q.source_id, "rule": q.rule, "detail": q.detail,
                         "raw_id": q.raw_id, "payload": q.payload} for q in bad],

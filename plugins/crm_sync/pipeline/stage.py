@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from crm_sync.hooks.app import dig
 from crm_sync.pipeline.context import RunContext, log_step, utcnow
+from crm_sync.pipeline.landing import mark_staged
 from crm_sync.pipeline.matching import FIELDS as BULK_FIELDS
 from crm_sync.pipeline.matching import normalize_contacts
 from crm_sync.pipeline.normalize import (
@@ -184,6 +185,7 @@ def stage(ctx: RunContext) -> dict[str, Any]:
         upsert(conn, staging_contact, contacts, keys=["profile", "side", "source_id"])
         upsert(conn, staging_record, children, keys=["profile", "entity", "side", "source_id"])
         insert_ignore(conn, quarantine, bad, keys=["profile", "run_id", "raw_id", "rule"])
+        mark_staged(conn, ctx, raws)
         stats = {"staged_changed": len(contacts) + len(children), "quarantined": len(bad), "rows": len(raws)}
         log_step(conn, ctx, "stage", stats)
     return stats

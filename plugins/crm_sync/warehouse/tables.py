@@ -1,7 +1,8 @@
 """Warehouse tables (SQLAlchemy Core). The schema itself is created by the migrations.
 
 raw_record -> staging_contact (people) / staging_record (tasks, notes, appointments)
--> (quarantine) -> xref / outbox -> sync_state, run_log.
+-> (quarantine) -> xref / outbox -> sync_state, run_log; raw_landed keeps the payload hash last
+staged per record, so extract lands only what changed.
 SQLite has no schemas, so the layers are table-name prefixes, the same on PostgreSQL.
 """
 
@@ -133,6 +134,16 @@ outbox = sa.Table(
     sa.Column("last_error", sa.Text),
     sa.Column("created_at", TS, nullable=False),
     sa.Column("sent_at", TS),
+)
+
+raw_landed = sa.Table(
+    "raw_landed", metadata,
+    sa.Column("profile", sa.String(64), primary_key=True),
+    sa.Column("side", sa.String(8), primary_key=True),
+    sa.Column("entity", sa.String(32), primary_key=True),
+    sa.Column("record_key", sa.String(128), primary_key=True),
+    sa.Column("payload_hash", sa.String(64), nullable=False, comment="SHA-256 of the payload as received, once staged"),
+    sa.Column("run_id", sa.String(250), nullable=False, comment="run that staged it"),
 )
 
 sync_state = sa.Table(

@@ -1,0 +1,69 @@
+"""One bad row never blocks the outbox: a write answered with an HTML page (200) is recorded on its
+row, the other writes go out in the same load, and after MAX_ATTEMPTS the row is dead-lettered."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from crm_sync.cli import list_rows
+from crm_sync.pipeline.context import RunContext
+from crm_sync.pipeline.extract import extract
+from crm_sync.pipeline.load import MAX_ATTEMPTS, TransientLoadError, load
+from crm_sync.pipeline.reconcile import reconcile
+from crm_sync.pipeline.report import render, summarize
+from crm_sync.pipeline.stage import stage
+from crm_sync.profile import profile_by_name
+from crm_sync.warehouse.db import engine
+from crm_sync.warehouse.tables import outbox
+
+from tests.conftest import connection_env
+
+PAST = "2026-10-01T09:00:00Z"
+
+
+@pytest.fixture
+def warehouse(tmp_path, monkeypatch, ghl_sim, gymdesk_sim):
+    monkeypatch.setenv("WAREHOUSE_URL", f"sqlite:///{tmp_path / 'w.db'}")
+    for name, value in connection_env(ghl_sim.url, gymdesk_sim.url).items():
+        monkeypatch.setenv(name, value)
+    engine.cache_clear()
+    yield engine()
+    engine().dispose()
+    engine.cache_clear()
+
+
+def statuses(eng: sa.Engine) -> list[tuple[str, int]]:
+    with eng.connect() as conn:
+        return sorted((r.status, r.attempts) for r in conn.execute(sa.select(outbox.c.status, outbox.c.attempts)))
+
+
+def test_an_html_answer_to_one_write_is_recorded_the_rest_drains_and_it_is_dead_lettered(warehouse, ghl_sim,
+                                                                                          gymdesk_sim):
+    gymdesk_sim.seed("members", [{"id": f"mem_{n}", "first_name": f"P{n}", "last_name": "Lee", "phone": None,
+                                  "email": f"p{n}@example.com", "company": None, "lead_source": "Walk-in",
+                                  "status": "active", "created_at": PAST, "updated_at": PAST} for n in range(3)])
+    ctx = RunContext(profile_by_name("gymdesk"), "manual__1", "manual", None, None)
+    for side in ("ghl", "app"):
+        extract(ctx, side)
+    stage(ctx)
+    reconcile(ctx)
+    planned = len(statuses(warehouse))  # 3 GHL contact creates and each new lead's 2 tasks
+
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        ghl_sim.admin.post("/faults", json={"writes": {"skip": 0, "html": 1}}).raise_for_status()
+        if attempt < MAX_ATTEMPTS:
+            with pytest.raises(TransientLoadError):
+                load(ctx)
+        else:
+            stats = load(ctx)
+        # The others went out on the first load; the bad contact's tasks wait for it.
+        assert statuses(warehouse).count(("sent", 1)) == planned - 3
+
+    assert statuses(warehouse).count(("failed", MAX_ATTEMPTS)) == 1
+    [dead] = stats["dead_letter"]
+    assert dead["error"].startswith(f"dead letter after {MAX_ATTEMPTS} attempts: JSONDecodeError")
+    with warehouse.connect() as conn:
+        [row] = list_rows(conn, "gymdesk", "failed")
+        page = render({**summarize(conn, "gymdesk", "manual__1"), "generated_at": "now", "dry_run": False})
+    assert row["last_error"] == dead["error"] and row["attempts"] == MAX_ATTEMPTS
+    assert "Dead letters" in page and "dead letter after 3 attempts: JSONDecodeError" in page
