@@ -28,7 +28,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
 
-from include.airflow_runner import Services, airflow_services, prepare_metadata  # noqa: E402
+from include.airflow_runner import Services, airflow, airflow_services, prepare_metadata  # noqa: E402
 from include.celery_stack import celery_services_env, location_connections, write_location_profiles  # noqa: E402
 from include.demo import demo_env  # noqa: E402
 from include.simulators import ghl, gymdesk  # noqa: E402
@@ -52,6 +52,8 @@ def seeds(key: str, location: str, count: int) -> tuple[list[dict], list[dict]]:
 def run_phase(services: Services, api: httpx.Client, keys: list[str]) -> dict[str, float]:
     """Trigger the DAGs of ``keys`` together; their extracted-records and sent-writes rates."""
     dag_ids = [f"ghl_gymdesk_{key}" for key in keys]
+    for dag_id in dag_ids:  # no DAG is unpaused at creation
+        airflow(["dags", "unpause", dag_id], services.env, services.log_dir / f"unpause-{dag_id}.log")
     triggers = [subprocess.Popen(["airflow", "dags", "trigger", dag_id], env=services.env, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL) for dag_id in dag_ids]
     if any(t.wait(timeout=300) for t in triggers):

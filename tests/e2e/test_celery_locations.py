@@ -17,7 +17,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from include.airflow_runner import airflow_services, prepare_metadata
+from include.airflow_runner import airflow, airflow_services, prepare_metadata
 from include.celery_stack import celery_services_env, location_connections, write_location_profiles
 from include.simulators import ghl, gymdesk, gymflow
 from include.simulators.base import ServerThread, SimState
@@ -59,6 +59,8 @@ def test_four_profiles_on_two_locations_converge_through_two_celery_workers_with
         prepare_metadata(env, tmp_path / "logs")  # with the pools crm_sync_ghl_a and crm_sync_ghl_b
         dag_ids = [f"ghl_{name}_{key}" for name in APPS for key in LOCATIONS]
         with airflow_services(env, tmp_path / "logs", timeout=300) as services:
+            for dag_id in dag_ids:  # no DAG is unpaused at creation
+                airflow(["dags", "unpause", dag_id], services.env, services.log_dir / f"unpause-{dag_id}.log")
             triggers = [subprocess.Popen(["airflow", "dags", "trigger", dag_id], env=services.env,
                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for dag_id in dag_ids]
             assert [t.wait(timeout=300) for t in triggers] == [0] * 4
