@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
@@ -16,6 +18,7 @@ from crm_sync.pipeline.report import RunFailed, report
 from crm_sync.profile import profile_by_name
 from crm_sync.warehouse.tables import quarantine, raw_record
 
+from tests.conftest import APP_KEY, ROOT
 from tests.integration.test_app_hook import client
 from tests.integration.test_malformed_records import warehouse  # noqa: F401  (the fixture)
 
@@ -34,6 +37,26 @@ def test_oauth_tokens_obtained_at_run_time_are_masked(app_sim):
     assert auth.access_token and refresh
     assert auth.access_token not in redact(f"oops {auth.access_token}")
     assert refresh not in redact(f"oops {refresh}")
+
+
+@pytest.mark.parametrize("app_sim", ["gymflow"], indirect=True)
+def test_an_email_in_a_query_string_never_reaches_the_logs_at_info(app_sim):
+    """httpx logs each request line (with its query string, a lookup's email) at INFO. Airflow's
+    logging quiets it in tasks; the one client every request goes through (crm_sync.http) quiets it
+    wherever it runs: here a plain process logging at INFO, without Airflow."""
+    script = (
+        "import logging, sys\n"
+        "logging.basicConfig(level=logging.INFO, stream=sys.stdout)\n"
+        "from crm_sync.http import ApiClient\n"
+        f"api = ApiClient({app_sim.url!r}, headers={{'Authorization': 'Bearer {APP_KEY}'}})\n"
+        "api.request('GET', '/api/v2/contacts', params={'email': 'private.person@example.com'}, retry=False)\n"
+        "assert 'airflow' not in sys.modules\n"
+        "print('calls', api.metrics.calls)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": f"{ROOT / 'plugins'}{os.pathsep}{ROOT}"})
+    assert done.returncode == 0, done.stderr
+    assert "calls 1" in done.stdout  # the lookup was sent
+    assert "private.person" not in done.stdout + done.stderr
 
 
 @pytest.mark.parametrize("warehouse_url", ["sqlite"], indirect=True)
