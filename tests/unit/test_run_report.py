@@ -53,3 +53,21 @@ def test_a_manual_run_is_titled_by_its_run_id_whatever_interval_airflow_gave_it(
               "interval_start": "2026-11-29T00:00:00+00:00", "interval_end": "2026-11-30T00:00:00+00:00"}
     assert run_title(manual) == "manual__2026-11-30T14:52:21+00:00"
     assert run_title({**manual, "run_type": "scheduled"}) == "2026-11-29 00:00 UTC to 2026-11-30 00:00 UTC"
+
+
+def test_a_run_where_nothing_changed_reports_what_it_read_as_unchanged(warehouse):
+    """Only changed records land in raw_record; the report still counts every record read."""
+    from crm_sync.pipeline.context import log_step
+
+    profile = profile_by_name("gymdesk")
+    ctx = RunContext(profile=profile, run_id="manual__2026-11-30T10:00:00+00:00", run_type="manual")
+    read = {"ghl": {"contact": 52, "task": 3}, "app": {"contact": 55, "task": 8}}
+    with warehouse.begin() as conn:
+        for side, by_entity in read.items():
+            total = sum(by_entity.values())
+            log_step(conn, ctx, "extract", {"extracted": total, "landed": 0, "unchanged": total,
+                                            "by_entity": by_entity, "window_mode": "watermark", "api": {}}, side=side)
+        summary = build_report(conn, profile, ctx.run_id)
+    assert summary["sides"]["ghl"]["extracted"] == summary["sides"]["ghl"]["unchanged"] == 55
+    assert summary["sides"]["app"]["extracted"] == summary["sides"]["app"]["unchanged"] == 63
+    assert summary["entities"]["contact"]["extracted_ghl"] == 52 and summary["entities"]["task"]["extracted_app"] == 8

@@ -62,13 +62,15 @@ def summarize(conn: sa.Connection, profile: str, run_id: str, zone: tzinfo = UTC
         bad_ids = {q.source_id for q in bad if q.side == side}
         mine = [w for w in writes if w.side == side]
         ids = [source_id for s, source_id in extracted if s == side]
+        # Records read; only the changed ones land in raw_record, the others are counted by extract.
+        identical = extract.stats.get("unchanged", 0) if extract else 0
         sides[side] = {
             "window": _window(extract, zone),
-            "extracted": len(ids),
+            "extracted": extract.stats.get("extracted", len(ids)) if extract else len(ids),
             "quarantined": len({q.raw_id for q in bad if q.side == side}),
             "created": sum(w.op == "create" and w.status == "sent" for w in mine),
             "updated": sum(w.op == "update" and w.status == "sent" for w in mine),
-            "unchanged": sum(1 for i in ids if i is not None and i not in touched and i not in bad_ids),
+            "unchanged": identical + sum(1 for i in ids if i is not None and i not in touched and i not in bad_ids),
             "failed": sum(w.status == "failed" for w in mine),
             "planned": sum(w.status in ("pending", "dry_run") for w in mine),
             "api_calls": (extract.stats["api"].get("calls", 0) if extract else 0)
@@ -84,7 +86,9 @@ def summarize(conn: sa.Connection, profile: str, run_id: str, zone: tzinfo = UTC
         "validate": steps[("validate", "-")].stats if ("validate", "-") in steps else {},
         "failed_at": _failed_at(steps),
         "dead_letter": (load.stats.get("dead_letter") or []) if load else [],
-        "entities": _by_entity(raws, writes, bad),
+        "entities": _by_entity(raws, writes, bad, {side: (steps[("extract", side)].stats.get("by_entity")
+                                                          if ("extract", side) in steps else None)
+                                                   for side in ("ghl", "app")}),
         "quarantine": [{"entity": q.entity, "side": q.side, "source_id": q.source_id, "rule": q.rule, "detail": q.detail,
                         "raw_id": q.raw_id, "payload": q.payload} for q in bad],
         "writes": [{"entity": w.entity, "side": w.side, "op": w.op, "changes": _changes(w, zone), "target_id": w.target_id, "status": w.status,
@@ -109,12 +113,20 @@ def _changes(write, zone: tzinfo = UTC) -> list[dict[str, str]]:
              "after": shown(name, value)} for name, value in (write.payload or {}).items()]
 
 
-def _by_entity(raws, writes, bad) -> dict[str, dict[str, int]]:
-    """Per entity: records read from each side, writes sent to each side, rows quarantined."""
+def _by_entity(raws, writes, bad, read: dict[str, dict[str, int] | None]) -> dict[str, dict[str, int]]:
+    """Per entity: records read from each side (as extract counted them; else those landed), writes
+    sent to each side, rows quarantined."""
     counts: dict[str, dict[str, int]] = {}
-    for entity in dict.fromkeys([r.entity for r in raws] + [w.entity for w in writes]):
+
+    def extracted(entity: str, side: str) -> int:
+        if read.get(side) is not None:
+            return read[side].get(entity, 0)
+        return sum(r.entity == entity and r.side == side for r in raws)
+
+    counted = [entity for by_side in read.values() if by_side for entity, n in by_side.items() if n]
+    for entity in dict.fromkeys([r.entity for r in raws] + [w.entity for w in writes] + counted):
         counts[entity] = {
-            **{f"extracted_{side}": sum(r.entity == entity and r.side == side for r in raws) for side in ("ghl", "app")},
+            **{f"extracted_{side}": extracted(entity, side) for side in ("ghl", "app")},
             **{f"sent_to_{side}": sum(w.entity == entity and w.side == side and w.status == "sent" for w in writes)
                for side in ("ghl", "app")},
             "quarantined": sum(q.entity == entity for q in bad),
