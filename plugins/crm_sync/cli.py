@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -137,6 +138,7 @@ def review_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # the warehouse's migration chatter is not the answer
     parser = argparse.ArgumentParser(prog="python -m crm_sync.cli", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     areas = parser.add_subparsers(dest="area", required=True)
