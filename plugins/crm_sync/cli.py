@@ -138,7 +138,12 @@ def review_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # the warehouse's migration chatter is not the answer
+    # Airflow's logging (configured when crm_sync imports it) writes to stdout: the answer goes there,
+    # so logs go to stderr, and the warehouse's migration chatter not at all.
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
+            handler.setStream(sys.stderr)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(prog="python -m crm_sync.cli", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     areas = parser.add_subparsers(dest="area", required=True)
