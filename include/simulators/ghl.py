@@ -13,7 +13,8 @@ matching by email then phone, ``dateUpdated`` stamped on contact field and tag w
 Ed25519-signed webhooks delivered in the background. Strict mode (``strict=True``) also
 validates request bodies against the spec and answers 422 as GHL does.
 
-Admin routes (besides base.py's): ``POST /_sim/oauth/clients``, ``POST /_sim/oauth/installs``,
+Admin routes (besides base.py's): ``POST /_sim/day`` (a new day, optionally a new daily limit),
+``POST /_sim/oauth/clients``, ``POST /_sim/oauth/installs``,
 ``POST /_sim/webhooks``, ``GET /_sim/webhooks/deliveries``, ``POST /_sim/appointments``,
 ``DELETE /_sim/appointments/{id}``; ``POST /_sim/faults`` also takes ``expire_tokens``,
 ``ignore_paging`` (searches answer their first page forever) and ``rate_headers`` (headers set on
@@ -848,6 +849,14 @@ def _admin_routes(sim: GHLSimulator) -> APIRouter:
         """Install an app on a location: answers an authorization code and a refresh token."""
         return sim.install(Installation(body["client_id"], body["location_id"], tuple(body.get("scopes", [])),
                                         body.get("user_id", "sim-user"), body.get("company_id", "sim-company")))
+
+    @admin.post("/day")
+    def new_day(body: dict[str, Any]) -> dict[str, int]:
+        """A new day for the daily limit: every location's count starts again (``daily_max``: a new limit)."""
+        with sim.limiter.lock:
+            sim.limiter.daily_max = int(body.get("daily_max", sim.limiter.daily_max))
+            sim.limiter.daily.clear()
+        return {"daily_max": sim.limiter.daily_max}
 
     @admin.post("/webhooks")
     def add_webhook_target(body: dict[str, Any]) -> dict[str, list[str]]:

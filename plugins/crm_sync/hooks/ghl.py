@@ -56,11 +56,11 @@ class GHLConfig:
 
 
 class DailyBudgetReached(RuntimeError):
-    """The location's daily GHL budget left fell below the profile's reserve (``ghl.daily_reserve``):
+    """The location's daily GHL budget left is down to the profile's reserve (``ghl.daily_reserve``):
     the run stops reading and writing GHL cleanly, and the next one goes on where it stopped."""
 
     def __init__(self, remaining: int, reserve: int):
-        super().__init__(f"GHL's daily budget has {remaining} calls left, below the reserve of {reserve} "
+        super().__init__(f"GHL's daily budget has {remaining} calls left, down to the reserve of {reserve} "
                          "(ghl.daily_reserve in the profile): the rest waits for the next run")
         self.partial: dict[str, list[dict[str, Any]]] = {}
         self.unread: list[str] = []
@@ -83,15 +83,16 @@ class GHLClient(ApiClient):
         return PageGuard(what, f"ghl.paging.{entity}", lambda record: record.get("id"),
                          max_pages=limits.max_pages, max_records=limits.max_records)
 
-    def request(self, method: str, path: str, *, retry: bool, **kwargs: Any) -> httpx.Response:
-        """No call once the day's remaining budget is below the reserve. Each call is charged before it
-        is sent, so calls in flight on other threads count too."""
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """No call once the day's remaining budget is down to the reserve. Each attempt (a retry too) is
+        charged before it is sent, so calls in flight on other threads count too. DailyBudgetReached
+        is not an ApiError: it is never retried."""
         with self._count_lock:
             if self.daily_remaining is not None:
-                if self.daily_remaining < self.daily_reserve:
+                if self.daily_remaining <= self.daily_reserve:
                     raise DailyBudgetReached(self.daily_remaining, self.daily_reserve)
                 self.daily_remaining -= 1
-        return super().request(method, path, retry=retry, **kwargs)
+        return super()._send(method, path, **kwargs)
 
     def observe(self, response: httpx.Response) -> None:
         daily = response.headers.get("X-RateLimit-Daily-Remaining", "")

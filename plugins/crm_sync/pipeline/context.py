@@ -48,11 +48,12 @@ class Window:
     until: datetime | None
     mode: str  # "interval", "watermark" or "initial"
     started_at: datetime
+    stopped: bool = False  # the read stopped early (GHL's daily budget): only ``until`` was reached
 
     @property
-    def watermark_after(self) -> datetime:
-        """Where the watermark may move once this window is synced."""
-        return self.until or self.started_at
+    def watermark_after(self) -> datetime | None:
+        """Where the watermark may move once this window is synced (None: nowhere)."""
+        return self.until if self.stopped else self.until or self.started_at
 
 
 def _as_utc(moment: datetime) -> datetime:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -81,12 +83,30 @@ def _task_scan_due(conn: sa.Connection, ctx: RunContext) -> bool:
     return True
 
 
-def _notes_pending(conn: sa.Connection, ctx: RunContext) -> set[str]:
-    """Contacts whose notes the last GHL extract did not read because the daily budget ran low."""
+def _owed(conn: sa.Connection, ctx: RunContext) -> dict[str, Any]:
+    """What the last GHL extract left unread when the day's budget ran low (``owed`` in its log):
+    the contacts whose notes or tasks it did not read, and where its appointment range began."""
     stats = conn.execute(sa.select(run_log.c.stats).where(
         run_log.c.profile == ctx.profile.name, run_log.c.step == "extract", run_log.c.side == "ghl")
         .order_by(run_log.c.finished_at.desc()).limit(1)).scalar_one_or_none() or {}
-    return set(stats.get("notes_pending") or [])
+    return stats.get("owed") or {}
+
+
+def _read_until_stopped(contacts: Iterator[dict[str, Any]]) -> tuple[list[dict[str, Any]], DailyBudgetReached | None]:
+    """Every contact the search yields, or those read before the day's budget ran low."""
+    read: list[dict[str, Any]] = []
+    try:
+        read.extend(contacts)
+    except DailyBudgetReached as stop:
+        return read, stop
+    return read, None
+
+
+def _stopped_window(window: Window, contacts: list[dict[str, Any]]) -> Window:
+    """The part of the window a stopped contact search covered: the search is sorted by dateUpdated,
+    so every contact updated before the last one read was read; the next run starts there."""
+    reached = [m for c in contacts if isinstance(c, dict) and (m := moment_or_none(c.get("dateUpdated")))]
+    return replace(window, until=reached[-1] if reached else window.since, stopped=True)
 
 
 def _appointment_range(ctx: RunContext, first: bool) -> tuple[datetime, datetime]:
@@ -134,17 +154,33 @@ def _linked_children(conn: sa.Connection, ctx: RunContext, entity: str) -> list[
         staging_record.c.side == "ghl", xref.c.app_id.is_not(None))).all()
 
 
-def _extract_ghl(ctx: RunContext, window: Window, conn: sa.Connection
-                 ) -> tuple[list[tuple[str, dict]], Any, dict[str, list[str]], dict[str, Any]]:
+@dataclass
+class Extracted:
+    records: list[tuple[str, dict]]
+    metrics: Any
+    window: Window
+    complete: dict[str, list[str]] = field(default_factory=dict)  # entity -> contacts whose full list was read
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+def _extract_ghl(ctx: RunContext, window: Window, conn: sa.Connection) -> Extracted:
     """Contacts changed in the window; notes of those contacts (every contact on the first sync:
     GHL lists notes only per contact); tasks and appointments location-wide (see above); and what
-    the webhook inbox names: each contact an event names gets the read its event calls for."""
+    the webhook inbox names: each contact an event names gets the read its event calls for.
+
+    When the day's budget falls below ``ghl.daily_reserve`` (DailyBudgetReached, raised before any
+    call is sent), each read stops where it is and every later one at once: what was read lands,
+    and what was not is logged as ``owed`` (contacts whose notes or tasks wait, where the
+    appointment range began; the contact window ends at the last contact read), so the next run
+    reads exactly that, plus its own changes. The inbox's events stay pending for the next run."""
     client = GHLHook(ctx.profile.ghl.conn_id).get_conn(page_limit=ctx.profile.ghl.page_limit,
                                                        paging=dict(ctx.profile.ghl.paging),
                                                        daily_reserve=ctx.profile.ghl.daily_reserve)
-    synced_entities = ctx.profile.synced()
+    synced_entities, owed_before, owed = ctx.profile.synced(), _owed(conn, ctx), {}
     try:
-        contacts = list(client.search_contacts(window.since, window.until))
+        contacts, stop = _read_until_stopped(client.search_contacts(window.since, window.until))
+        if stop:
+            window = _stopped_window(window, contacts)
         usable = [c for c in contacts if shape_problem(c, "id") is None and c.get("id")]  # the rest: quarantined
         synced = _last_synced(conn, ctx)
         changed = _changed_since_sync(usable, synced)
@@ -161,43 +197,60 @@ def _extract_ghl(ctx: RunContext, window: Window, conn: sa.Connection
         facts: dict[str, Any] = {}
         if "task" in synced_entities:
             full = first["task"] or _task_scan_due(conn, ctx)
-            wanted = [] if first["task"] else sorted(set(changed) | named["task"])
-            tasks, read["task"] = _ghl_tasks(client, full, wanted, linked["task"])
-            records += [("task", task) for task in tasks]
-            facts["task_full_scan"] = full
+            wanted = [] if first["task"] else sorted(set(changed) | named["task"] | set(owed_before.get("task", [])))
+            try:  # a stopped scan is due again next run (task_full_scan is logged only when it ends)
+                tasks, read["task"] = _ghl_tasks(client, full, wanted, linked["task"])
+                records += [("task", task) for task in tasks]
+                facts["task_full_scan"] = full
+            except DailyBudgetReached as reached:
+                stop, owed["task"] = stop or reached, wanted
         if "appointment" in synced_entities:
             start, end = _appointment_range(ctx, first["appointment"])
+            if begun := moment_or_none(owed_before.get("appointment_from")):
+                start = min(start, begun)
             window_days = timedelta(days=ctx.profile.ghl.calendar_window_days)
-            records += [("appointment", a) for a in client.appointments_between(start, end, window_days)]
-            read["appointment"] = _complete_in_range(linked_rows["appointment"], start, end)
-            facts["appointment_range"] = [start.isoformat(), end.isoformat()]
+            try:
+                records += [("appointment", a) for a in client.appointments_between(start, end, window_days)]
+                read["appointment"] = _complete_in_range(linked_rows["appointment"], start, end)
+                facts["appointment_range"] = [start.isoformat(), end.isoformat()]
+            except DailyBudgetReached as reached:
+                stop, owed["appointment_from"] = stop or reached, start.isoformat()
         if "note" in synced_entities:
-            wanted = set(everyone if first["note"] else changed) | named["note"] | _notes_pending(conn, ctx)
+            wanted = set(everyone if first["note"] else changed) | named["note"] | set(owed_before.get("note", []))
             try:  # last: per contact, the bulk of a first sync, which can spread over days
                 listed = client.notes_for(sorted(wanted))
-            except DailyBudgetReached as stop:
-                log.warning("%s; %d contacts' notes wait for the next run", stop, len(stop.unread))
-                listed, facts["notes_pending"], facts["budget_stop"] = stop.partial, stop.unread, str(stop)
+            except DailyBudgetReached as reached:
+                stop, listed, owed["note"] = stop or reached, reached.partial, reached.unread
             records += [("note", note) for notes in listed.values() for note in notes]
             read["note"] = set(listed)
+        deleted: list[str] = []
+        if stop is None:
+            try:
+                deleted = inbox.confirmed_deleted(client, webhooks.deleted_contacts & set(synced))
+            except DailyBudgetReached as reached:
+                stop = reached
         # Contacts whose complete list of an entity this run read (every call succeeded): a linked
         # child missing from one was deleted in GHL. Only those holding linked children matter.
         complete = {entity: sorted(contact_ids & linked[entity]) for entity, contact_ids in read.items()}
-        facts["inbox"] = webhooks.as_log(inbox.confirmed_deleted(client, webhooks.deleted_contacts & set(synced)))
-        return records, client.metrics, complete, facts
+        facts["inbox"] = webhooks.as_log(deleted, used=stop is None)
+        if stop:
+            log.warning("%s; left for the next run: %s", stop, {k: len(v) if isinstance(v, list) else v
+                                                                   for k, v in owed.items()} or "no child reads")
+            facts.update(budget_stop=str(stop), owed=owed)
+        return Extracted(records, client.metrics, window, complete, facts)
     finally:
         client.close()
 
 
-def _extract_app(ctx: RunContext, conn: sa.Connection) -> tuple[list[tuple[str, dict]], Any, dict[str, Window]]:
+def _extract_app(ctx: RunContext, conn: sa.Connection) -> Extracted:
     windows = {entity: extraction_window(conn, ctx, "app", entity) for entity in ctx.profile.synced()}
     if ctx.profile.app.kind == "csv":
-        return read_csv_folder(ctx.profile), None, windows
+        return Extracted(read_csv_folder(ctx.profile), None, windows["contact"])
     client = AppHook(ctx.profile.app).get_conn()
     try:
         records = [(entity, record) for entity, window in windows.items()
                    for record in client.list_changed(entity, window.since, window.until, ctx.profile.zone)]
-        return records, client.metrics, windows
+        return Extracted(records, client.metrics, windows["contact"])
     finally:
         client.close()
 
@@ -206,27 +259,22 @@ def extract(ctx: RunContext, side: Side) -> dict[str, Any]:
     eng = engine()
     with eng.connect() as conn:
         window = extraction_window(conn, ctx, side, "contact")
-        complete: dict[str, list[str]] = {}
-        facts: dict[str, Any] = {}
-        if side == "ghl":
-            records, metrics, complete, facts = _extract_ghl(ctx, window, conn)
-        else:
-            records, metrics, windows = _extract_app(ctx, conn)
-            window = windows["contact"]
-        extracted_at = utcnow()
+        got = _extract_ghl(ctx, window, conn) if side == "ghl" else _extract_app(ctx, conn)
+        records, extracted_at = got.records, utcnow()
         rows, unchanged = changed_only(conn, ctx, side, [raw_row(ctx, side, entity, record, extracted_at)
                                                          for entity, record in records])
     per_entity = {entity: sum(1 for e, _ in records if e == entity) for entity in ctx.profile.synced()}
+    facts = dict(got.facts)
     webhooks = facts.pop("inbox", {})
     stats = {"extracted": len(records), "landed": len(rows), "unchanged": len(unchanged), "by_entity": per_entity,
-             "window_mode": window.mode, "api": metrics.as_dict() if metrics else {}, **facts}
+             "window_mode": got.window.mode, "api": got.metrics.as_dict() if got.metrics else {}, **facts}
     # Reconcile sees a GHL child delete where a complete list lacks a linked child: the children read
     # but not landed (unchanged) are still on that list.
     listed = {entity: sorted(r["source_id"] for r in unchanged if r["entity"] == entity
                              and str(r["payload"].get("contactId")) in set(contact_ids))
-              for entity, contact_ids in complete.items()}
+              for entity, contact_ids in got.complete.items()}
     with eng.begin() as conn:
         insert_ignore(conn, raw_record, rows, keys=["profile", "run_id", "side", "entity", "record_key"])
-        log_step(conn, ctx, "extract", {**stats, "complete_lists": complete, "unchanged_listed": listed,
-                                        "inbox": webhooks}, side=side, window=window)
+        log_step(conn, ctx, "extract", {**stats, "complete_lists": got.complete, "unchanged_listed": listed,
+                                        "inbox": webhooks}, side=side, window=got.window)
     return stats

@@ -31,8 +31,10 @@ class InboxWork:
     reads: dict[str, set[str]] = field(default_factory=lambda: {entity: set() for entity in READS.values()})
     deleted_contacts: set[str] = field(default_factory=set)
 
-    def as_log(self, deleted: list[str]) -> dict:
-        return {"ids": self.ids, "reads": {entity: len(ids) for entity, ids in self.reads.items()},
+    def as_log(self, deleted: list[str], used: bool = True) -> dict:
+        """What extract logs; ``used`` False (it stopped before reading all they call for): no event id,
+        so load marks none done and the next run takes them again."""
+        return {"ids": self.ids if used else [], "reads": {entity: len(ids) for entity, ids in self.reads.items()},
                 "deleted_contacts": deleted}
 
 

@@ -85,6 +85,7 @@ def summarize(conn: sa.Connection, profile: str, run_id: str, zone: tzinfo = UTC
         "quarantined_by_rule": dict(Counter(q.rule for q in bad).most_common()),
         "validate": steps[("validate", "-")].stats if ("validate", "-") in steps else {},
         "failed_at": _failed_at(steps),
+        "budget_stop": _budget_stop(steps),
         "dead_letter": (load.stats.get("dead_letter") or []) if load else [],
         "entities": _by_entity(raws, writes, bad, {side: (steps[("extract", side)].stats.get("by_entity")
                                                           if ("extract", side) in steps else None)
@@ -132,6 +133,19 @@ def _by_entity(raws, writes, bad, read: dict[str, dict[str, int] | None]) -> dic
             "quarantined": sum(q.entity == entity for q in bad),
         }
     return counts
+
+
+def _budget_stop(steps: dict[tuple[str, str], Any]) -> dict[str, Any] | None:
+    """What waits for the next run because GHL's daily budget ran down to the reserve, if it did."""
+    extract, load = steps.get(("extract", "ghl")), steps.get(("load", "-"))
+    message = extract.stats.get("budget_stop") if extract else None
+    writes = load.stats.get("budget_waiting", 0) if load else 0
+    if not message and not writes:
+        return None
+    owed = (extract.stats.get("owed") or {}) if extract else {}
+    return {"message": message or "GHL's daily budget ran down to its reserve (ghl.daily_reserve) during the load",
+            "notes_owed": len(owed.get("note") or []), "tasks_owed": len(owed.get("task") or []),
+            "appointments_from": owed.get("appointment_from"), "writes_waiting": writes}
 
 
 def _failed_at(steps: dict[tuple[str, str], Any]) -> str | None:
