@@ -168,7 +168,7 @@ def _extract_ghl(ctx: RunContext, window: Window, conn: sa.Connection) -> Extrac
     GHL lists notes only per contact); tasks and appointments location-wide (see above); and what
     the webhook inbox names: each contact an event names gets the read its event calls for.
 
-    When the day's budget falls below ``ghl.daily_reserve`` (DailyBudgetReached, raised before any
+    When the day's budget is down to ``ghl.daily_reserve`` (DailyBudgetReached, raised before any
     call is sent), each read stops where it is and every later one at once: what was read lands,
     and what was not is logged as ``owed`` (contacts whose notes or tasks wait, where the
     appointment range began; the contact window ends at the last contact read), so the next run
