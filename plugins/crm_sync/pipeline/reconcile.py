@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -214,7 +214,8 @@ class Planner:
         the same load, under one link made here. A contact create planned again (its first one failed)
         plans the same tasks again: those already in the outbox get no second link."""
         sides: list[Side] = ["ghl", "app"] if tasks.mapping.writes_to("app") else ["ghl"]
-        planned = [[self._template_row(tasks, side, contact_link, index, template) for side in sides]
+        now = utcnow()  # one clock for both sides: their due dates are the same
+        planned = [[self._template_row(tasks, side, contact_link, index, template, now) for side in sides]
                    for contact_link, record in created
                    for index, template in enumerate(self.mapping.new_contact_tasks)
                    if not template.only_if or record.get(template.only_if)]
@@ -232,9 +233,9 @@ class Planner:
         tasks.outbox += [row for rows in planned for row in rows if row["xref_id"] is not None]
 
     def _template_row(self, tasks: Planner, side: Side, contact_link: int, index: int,
-                      template: NewContactTask) -> dict[str, Any]:
+                      template: NewContactTask, now: datetime) -> dict[str, Any]:
         """One side's create of a ``new_contact_tasks`` template; its key is the same in every run."""
-        due = (utcnow() + timedelta(hours=template.due_in_hours)).replace(microsecond=0)
+        due = (now + timedelta(hours=template.due_in_hours)).replace(microsecond=0)
         task = {"title": template.title, "body": template.body, "completed": False,
                 "due_date": due.strftime("%Y-%m-%dT%H:%M:%SZ")}
         merged = {k: v for k, v in task.items() if v is not None and k in tasks.fields}
@@ -242,7 +243,7 @@ class Planner:
             "profile": self.ctx.profile.name, "run_id": self.ctx.run_id, "entity": "task", "side": side,
             "op": "create", "xref_id": None, "contact_xref_id": contact_link, "target_id": None,
             "payload": tasks.accepted(side, merged), "merged": merged, "source_hash": None, "status": "pending",
-            "attempts": 0, "created_at": utcnow(),
+            "attempts": 0, "created_at": now,
             "decisions": [{"field": "*", "winner": "profile", "reason": "new_contact_tasks template",
                            "ghl": "", "app": "", "value": template.title}],
             "idempotency_key": _idempotency_key(self.ctx, "task", side, "template", (contact_link, index), (), {}),
