@@ -52,6 +52,7 @@ from crm_sync.warehouse.tables import (
 
 OTHER: dict[Side, Side] = {"ghl": "app", "app": "ghl"}
 NATURAL_KEY = {"task": "title", "note": "body", "appointment": "start"}
+KEYS_PER_QUERY = 10_000
 
 
 def _value(value: Any) -> Any:
@@ -220,8 +221,9 @@ class Planner:
                    for index, template in enumerate(self.mapping.new_contact_tasks)
                    if not template.only_if or record.get(template.only_if)]
         keys = [row["idempotency_key"] for rows in planned for row in rows]
-        known = dict(conn.execute(sa.select(outbox.c.idempotency_key, outbox.c.xref_id).where(
-            outbox.c.idempotency_key.in_(keys))).all()) if keys else {}
+        known = {key: xref_id for chunk in range(0, len(keys), KEYS_PER_QUERY)  # SQLite's bind limit
+                 for key, xref_id in conn.execute(sa.select(outbox.c.idempotency_key, outbox.c.xref_id).where(
+                     outbox.c.idempotency_key.in_(keys[chunk:chunk + KEYS_PER_QUERY])))}
         fresh = [rows for rows in planned if not any(row["idempotency_key"] in known for row in rows)]
         for rows, link_id in zip(fresh, _new_links(conn, self.ctx, "task", len(fresh)), strict=True):
             for row in rows:
