@@ -248,7 +248,7 @@ def reference(trial: Trial, ghl_seed: dict, app_seed_: dict) -> tuple[Counter, d
     with _IN_PROCESS, simulators(ghl_seed, app_seed_) as sides:
         run_in_process(sides, home, f"reference__{trial.number}_1")
         writes = {side: sides.writes(side) for side in ("ghl", "app")}
-        run_in_process(sides, home, f"reference__{trial.number}_2")  # the new leads' tasks reach the app
+        run_in_process(sides, home, f"reference__{trial.number}_2")  # as a trial does: a faulted run, then another
         return sides.holdings(), writes
 
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from tests.conftest import APP_KEY, GHL_TOKEN, LOCATION_ID, app_connection_env, run_dag
 
@@ -232,6 +233,11 @@ def test_gymdesk_lead_gets_tasks_and_ghl_notes_and_appointments_reach_the_calend
         (lena["id"], "Call new lead", False), (lena["id"], "Follow-up reminder", False)]
     due = [datetime.fromisoformat(t["dueDate"].replace("Z", "+00:00")) - started for t in tasks]
     assert timedelta(hours=23) < due[0] < timedelta(hours=25) and timedelta(hours=71) < due[1] < timedelta(hours=73)
+    # Tasks go both ways: the same run puts the lead's new tasks on the Gymdesk member too, linked to GHL's.
+    desk_tasks = sorted(app_sim.records("tasks"), key=lambda t: t["due_at"])
+    assert [(t["member_id"], t["title"], t["description"], t["status"], t["due_at"]) for t in desk_tasks] == [
+        ("mem_1", t["title"], t["body"], "open", t["dueDate"]) for t in tasks]
+    assert task_links(env) == {(g["id"], d["id"]) for g, d in zip(tasks, desk_tasks, strict=True)}
     omar = by_email(app_sim.records("members"))["omar@example.com"]
     assert sorted((n["member_id"], n["content"], n["noted_at"]) for n in app_sim.records("notes")) == [
         ("mem_1", "Desk only", PAST), (omar["id"], "Knee injury: no squats", "2026-11-02T10:15:00Z")]
@@ -243,13 +249,21 @@ def test_gymdesk_lead_gets_tasks_and_ghl_notes_and_appointments_reach_the_calend
     app_sim.reset_calls()
     run_dag(airflow_home, "ghl_gymdesk", env)
 
-    # Tasks go both ways: the next run puts the lead's new GHL tasks on the Gymdesk member, once.
-    assert sorted((t["member_id"], t["title"]) for t in app_sim.records("tasks")) == [
-        ("mem_1", "Call new lead"), ("mem_1", "Follow-up reminder")]
-    assert len(ghl_sim.records("tasks")) == 2
+    # The first run converged: the next one writes nothing and plans no task.
     writes = {k: v for k, v in {**ghl_sim.calls(), **app_sim.calls()}.items()
               if k.split(" ")[0] in ("POST", "PUT", "PATCH", "DELETE") and "search" not in k}
-    assert writes == {"POST /v1/tasks": 2}, writes
+    assert writes == {}, writes
+    assert len(ghl_sim.records("tasks")) == 2 and len(app_sim.records("tasks")) == 2
+    with sa.create_engine(env["WAREHOUSE_URL"]).connect() as conn:
+        [stats] = conn.execute(sa.text(
+            "SELECT stats FROM run_log WHERE step = 'reconcile' ORDER BY finished_at DESC")).first()
+    assert "task" not in json.loads(stats)["planned_by_entity"]
+
+
+def task_links(env: dict[str, str]) -> set[tuple[str | None, str | None]]:
+    """(GHL id, app id) of every task link in the run's warehouse."""
+    with sa.create_engine(env["WAREHOUSE_URL"]).connect() as conn:
+        return set(conn.execute(sa.text("SELECT ghl_id, app_id FROM xref WHERE entity = 'task'")).all())
 
 
 @pytest.mark.parametrize("app_sim", ["generic"], indirect=True)

@@ -12,7 +12,8 @@ from tests.helpers import GHL_FIELDS, GYMDESK_FIELDS, by_email
 
 pytestmark = [pytest.mark.integration]
 WRITE_METHODS = ("POST /contacts/upsert", "POST /contacts/", "PUT /contacts/{contact_id}",
-                 "POST /v1/members", "PATCH /v1/members/{member_id}")
+                 "POST /v1/members", "PATCH /v1/members/{member_id}",
+                 "POST /contacts/{contact_id}/tasks", "POST /v1/tasks")  # tasks: new leads' new_contact_tasks
 
 
 def test_two_way_contact_sync_reaches_the_merged_result_and_a_rerun_writes_nothing(

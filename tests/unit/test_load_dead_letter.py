@@ -47,7 +47,7 @@ def test_an_html_answer_to_one_write_is_recorded_the_rest_drains_and_it_is_dead_
         extract(ctx, side)
     stage(ctx)
     reconcile(ctx)
-    planned = len(statuses(warehouse))  # 3 GHL contact creates and each new lead's 2 tasks
+    planned = len(statuses(warehouse))  # 3 GHL contact creates and each new lead's 2 tasks on each side
 
     for attempt in range(1, MAX_ATTEMPTS + 1):
         ghl_sim.admin.post("/faults", json={"writes": {"skip": 0, "html": 1}}).raise_for_status()

@@ -198,7 +198,7 @@ def record_success(conn: sa.Connection, ctx: RunContext, row: sa.Row, held: dict
                                        "contact_id": None if contact_id is None else str(contact_id)}],
                keys=["profile", "entity", "side", "source_id"])
     link = {f"{side}_id": target_id, f"{side}_hash": held_hash, "base": row.merged, "updated_at": utcnow()}
-    if row.xref_id == 0:  # a profile template task: its link is born with it
+    if row.xref_id == 0:  # a template task planned by an older version (GHL only, no link yet): its link is born here
         conn.execute(sa.insert(xref).values(profile=profile.name, entity=row.entity, **link))
     else:
         other = "app" if side == "ghl" else "ghl"

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -37,7 +37,7 @@ from crm_sync.pipeline.matching import diff, external_matches, find_matches
 from crm_sync.pipeline.merge import merge
 from crm_sync.pipeline.normalize import Broken
 from crm_sync.pipeline.stage import quarantine_row
-from crm_sync.profile import CANONICAL, GHL_READ_ONLY, Side
+from crm_sync.profile import CANONICAL, GHL_READ_ONLY, NewContactTask, Side
 from crm_sync.warehouse.lock import profile_lock
 from crm_sync.warehouse.ops import insert_ignore
 from crm_sync.warehouse.tables import (
@@ -52,6 +52,7 @@ from crm_sync.warehouse.tables import (
 
 OTHER: dict[Side, Side] = {"ghl": "app", "app": "ghl"}
 NATURAL_KEY = {"task": "title", "note": "body", "appointment": "start"}
+KEYS_PER_QUERY = 10_000
 
 
 def _value(value: Any) -> Any:
@@ -87,9 +88,8 @@ class Planner:
     def write(self, side: Side, op: str, xref_id: int, target_id: str | None, payload: dict, merged: dict,
               source_hash: str | None, ids: tuple, hashes: tuple, decisions: list,
               contact_xref_id: int | None = None) -> None:
-        if op in ("create", "update"):  # only fields that side holds and accepts
-            payload = {k: v for k, v in payload.items() if k in self.fields and getattr(self.fields[k], side)
-                       and (side == "app" or (self.entity, k) not in GHL_READ_ONLY)}
+        if op in ("create", "update"):
+            payload = self.accepted(side, payload)
             if not payload:
                 return
         if not self.mapping.writes_to(side):
@@ -101,6 +101,11 @@ class Planner:
             "status": "pending", "attempts": 0, "created_at": utcnow(),
             "idempotency_key": _idempotency_key(self.ctx, self.entity, side, op, ids, hashes, payload),
         })
+
+    def accepted(self, side: Side, values: dict[str, Any]) -> dict[str, Any]:
+        """Only the fields that side holds and accepts."""
+        return {k: v for k, v in values.items() if k in self.fields and getattr(self.fields[k], side)
+                and (side == "app" or (self.entity, k) not in GHL_READ_ONLY)}
 
     def pair(self, xref_id: int, g: pd.Series, a: pd.Series, base: dict | None,
              contact_xref_id: int | None = None) -> None:
@@ -203,26 +208,48 @@ class Planner:
         self.write(source, "update", xref_id, row.source_id, merged.patch_for(record), merged.values,
                    row.content_hash, ids, hashes, merged.decisions, contact_xref_id)
 
-    def template_tasks(self, contact_xref_id: int, record: dict[str, Any], tasks_planner: Planner) -> None:
-        """The profile's tasks for a person the app brings to GHL (a lead's first call, a reminder).
-        Their link is made when load creates them (xref_id 0)."""
-        for index, template in enumerate(self.mapping.new_contact_tasks):
-            if template.only_if and not record.get(template.only_if):
-                continue
-            due = (utcnow() + timedelta(hours=template.due_in_hours)).replace(microsecond=0)
-            payload = {"title": template.title, "body": template.body, "completed": False,
-                       "due_date": due.strftime("%Y-%m-%dT%H:%M:%SZ")}
-            payload = {k: v for k, v in payload.items() if v is not None and k in tasks_planner.fields}
-            tasks_planner.outbox.append({
-                "profile": self.ctx.profile.name, "run_id": self.ctx.run_id, "entity": "task", "side": "ghl",
-                "op": "create", "xref_id": 0, "contact_xref_id": contact_xref_id, "target_id": None,
-                "payload": payload, "merged": payload, "source_hash": None, "status": "pending", "attempts": 0,
-                "decisions": [{"field": "*", "winner": "profile", "reason": "new_contact_tasks template",
-                               "ghl": "", "app": "", "value": template.title}],
-                "created_at": utcnow(),
-                "idempotency_key": _idempotency_key(self.ctx, "task", "ghl", "template", (contact_xref_id, index),
-                                                    (), {}),
-            })
+    def template_tasks(self, conn: sa.Connection, created: list[tuple[int, dict[str, Any]]],
+                       tasks: Planner) -> None:
+        """The profile's tasks for each person the app brings to GHL (a lead's first call, a reminder),
+        given as (contact link, record): created in GHL and, when tasks sync to the app, in the app in
+        the same load, under one link made here. A contact create planned again (its first one failed)
+        plans the same tasks again: those already in the outbox get no second link."""
+        sides: list[Side] = ["ghl", "app"] if tasks.mapping.writes_to("app") else ["ghl"]
+        now = utcnow()  # one clock for both sides: their due dates are the same
+        planned = [[self._template_row(tasks, side, contact_link, index, template, now) for side in sides]
+                   for contact_link, record in created
+                   for index, template in enumerate(self.mapping.new_contact_tasks)
+                   if not template.only_if or record.get(template.only_if)]
+        keys = [row["idempotency_key"] for rows in planned for row in rows]
+        known = {key: xref_id for chunk in range(0, len(keys), KEYS_PER_QUERY)  # SQLite's bind limit
+                 for key, xref_id in conn.execute(sa.select(outbox.c.idempotency_key, outbox.c.xref_id).where(
+                     outbox.c.idempotency_key.in_(keys[chunk:chunk + KEYS_PER_QUERY])))}
+        fresh = [rows for rows in planned if not any(row["idempotency_key"] in known for row in rows)]
+        for rows, link_id in zip(fresh, _new_links(conn, self.ctx, "task", len(fresh)), strict=True):
+            for row in rows:
+                row["xref_id"] = link_id
+        for rows in planned:  # planned before: queued again as they are (a dry run's rows become due)
+            for row in rows:
+                if row["idempotency_key"] in known:
+                    row["xref_id"] = known[row["idempotency_key"]]
+        tasks.outbox += [row for rows in planned for row in rows if row["xref_id"] is not None]
+
+    def _template_row(self, tasks: Planner, side: Side, contact_link: int, index: int,
+                      template: NewContactTask, now: datetime) -> dict[str, Any]:
+        """One side's create of a ``new_contact_tasks`` template; its key is the same in every run."""
+        due = (now + timedelta(hours=template.due_in_hours)).replace(microsecond=0)
+        task = {"title": template.title, "body": template.body, "completed": False,
+                "due_date": due.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        merged = {k: v for k, v in task.items() if v is not None and k in tasks.fields}
+        return {
+            "profile": self.ctx.profile.name, "run_id": self.ctx.run_id, "entity": "task", "side": side,
+            "op": "create", "xref_id": None, "contact_xref_id": contact_link, "target_id": None,
+            "payload": tasks.accepted(side, merged), "merged": merged, "source_hash": None, "status": "pending",
+            "attempts": 0, "created_at": now,
+            "decisions": [{"field": "*", "winner": "profile", "reason": "new_contact_tasks template",
+                           "ghl": "", "app": "", "value": template.title}],
+            "idempotency_key": _idempotency_key(self.ctx, "task", side, "template", (contact_link, index), (), {}),
+        }
 
 
 def _links(conn: sa.Connection, ctx: RunContext, entity: str) -> pd.DataFrame:
@@ -238,6 +265,14 @@ def _insert_links(conn: sa.Connection, ctx: RunContext, entity: str, rows: list[
     if rows:
         conn.execute(sa.insert(xref), [{"profile": ctx.profile.name, "entity": entity, "ghl_id": None,
                                         "app_id": None, "updated_at": utcnow(), **row} for row in rows])
+
+
+def _new_links(conn: sa.Connection, ctx: RunContext, entity: str, count: int) -> list[int]:
+    """Ids of ``count`` new links with neither side's id yet (a write planned here will give them one)."""
+    if not count:
+        return []
+    rows = [{"profile": ctx.profile.name, "entity": entity, "updated_at": utcnow()} for _ in range(count)]
+    return list(conn.execute(sa.insert(xref).returning(xref.c.id, sort_by_parameter_order=True), rows).scalars())
 
 
 def _link_ids(conn: sa.Connection, ctx: RunContext, entity: str) -> dict[tuple, int]:
@@ -288,12 +323,14 @@ def _contacts(conn: sa.Connection, ctx: RunContext, plan: Planner, tasks: Planne
                                   "app_id": [a for _, a in linked_now]})
     for link in plan.settle_identical(matched_links, ghl, app).itertuples():
         plan.pair(int(link.id), ghl.loc[link.ghl_id], app.loc[link.app_id], None)
+    created_in_ghl: list[tuple[int, dict[str, Any]]] = []
     for link_id, side, row in _one_sided(link_ids, busy, ghl, app):
         before = len(plan.outbox)
         plan.create(link_id, side, row)
-        created_in_ghl = any(r["side"] == "ghl" and r["op"] == "create" for r in plan.outbox[before:])
-        if created_in_ghl and tasks is not None:
-            plan.template_tasks(link_id, _record(row, "contact"), tasks)
+        if any(r["side"] == "ghl" and r["op"] == "create" for r in plan.outbox[before:]):
+            created_in_ghl.append((link_id, _record(row, "contact")))
+    if tasks is not None:
+        plan.template_tasks(conn, created_in_ghl, tasks)
     first_time = _first_honoured(decided, chosen, link_ids, lone_ghl, lone_app)
     review.mark_applied(conn, ctx.profile.name, ctx.run_id, first_time)
     review.replace_candidates(conn, ctx.profile.name, ctx.run_id, ambiguous)
