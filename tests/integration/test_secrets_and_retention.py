@@ -1,5 +1,5 @@
 """Secrets and personal data: tokens obtained at run time are masked, reports are owner-only, and
-expired raw records, quarantine rows and report files are deleted at the end of a run."""
+expired raw records, quarantine rows, report files and webhook events are deleted at the end of a run."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from crm_sync.paths import data_home
 from crm_sync.pipeline.context import RunContext, utcnow
 from crm_sync.pipeline.report import RunFailed, report
 from crm_sync.profile import profile_by_name
-from crm_sync.warehouse.tables import quarantine, raw_record
+from crm_sync.warehouse.tables import quarantine, raw_record, webhook_done, webhook_inbox
 
 from tests.conftest import APP_KEY, ROOT
 from tests.integration.test_app_hook import client
@@ -61,9 +61,18 @@ def test_an_email_in_a_query_string_never_reaches_the_logs_at_info(app_sim):
 
 @pytest.mark.parametrize("warehouse_url", ["sqlite"], indirect=True)
 def test_reports_are_owner_only_and_expired_data_is_deleted(warehouse):  # noqa: F811
-    ctx = RunContext(profile=profile_by_name("gymdesk"), run_id="manual__now", run_type="manual")
+    profile = profile_by_name("gymdesk")
+    profile = profile.model_copy(update={"ghl": profile.ghl.model_copy(update={"location_id": "mine"})})
+    ctx = RunContext(profile=profile, run_id="manual__now", run_type="manual")
     old, new = utcnow() - timedelta(days=91), utcnow() - timedelta(days=89)
+    events = [("mine", True, old), ("mine", True, new), ("theirs", True, old), ("nobody", False, old)]
     with warehouse.begin() as conn:
+        for n, (location, routed, moment) in enumerate(events):
+            conn.execute(sa.insert(webhook_inbox).values(
+                id=n + 1, webhook_id=f"w{n}", location_id=location, event_type="ContactUpdate", contact_id="c",
+                event_at=moment, received_at=moment, routed=routed, payload={"type": "ContactUpdate"}))
+            conn.execute(sa.insert(webhook_done).values(profile="gymdesk", inbox_id=n + 1, run_id="r",
+                                                        done_at=moment))
         for n, (profile, moment) in enumerate([("gymdesk", old), ("gymdesk", new), ("gist", old)]):
             conn.execute(sa.insert(raw_record).values(
                 profile=profile, run_id=f"r{n}", side="app", entity="contact", record_key=f"k{n}", source_id=f"k{n}",
@@ -90,3 +99,7 @@ def test_reports_are_owner_only_and_expired_data_is_deleted(warehouse):  # noqa:
         left = {(r.profile, r.run_id) for r in conn.execute(sa.select(raw_record.c.profile, raw_record.c.run_id))}
         bad = {(r.profile, r.run_id) for r in conn.execute(sa.select(quarantine.c.profile, quarantine.c.run_id))}
     assert left == bad == {("gymdesk", "r1"), ("gist", "r2")}
+    with warehouse.connect() as conn:  # webhook events: this location's old ones and old unrouted ones go
+        kept_events = {r.webhook_id for r in conn.execute(sa.select(webhook_inbox.c.webhook_id))}
+        done = {r.inbox_id for r in conn.execute(sa.select(webhook_done.c.inbox_id))}
+    assert kept_events == {"w1", "w2"} and done == {2, 3}

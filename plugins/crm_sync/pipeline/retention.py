@@ -1,5 +1,6 @@
-"""Retention: raw records, quarantine rows and report files older than the profile's
-``retention_days`` are deleted at the end of every run, so personal data does not pile up.
+"""Retention: raw records, quarantine rows, report files and webhook events (of the profile's
+location, and those no profile routes) older than the profile's ``retention_days`` are deleted
+at the end of every run, so personal data does not pile up.
 
 Staging, links (xref), the outbox and the run log are the sync's memory and are kept. A
 quarantine row whose raw record is gone is gone too: both go by the same age.
@@ -15,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from crm_sync.pipeline.context import RunContext, utcnow
-from crm_sync.warehouse.tables import quarantine, raw_record
+from crm_sync.warehouse.tables import quarantine, raw_record, webhook_done, webhook_inbox
 
 
 def write_private(path: Path, text: str) -> None:
@@ -37,10 +38,20 @@ def cleanup(conn: sa.Connection, ctx: RunContext, reports: Path) -> dict[str, An
                                                     raw_record.c.extracted_at < cutoff)).rowcount
     bad = conn.execute(sa.delete(quarantine).where(quarantine.c.profile == ctx.profile.name,
                                                    quarantine.c.created_at < cutoff)).rowcount
+    events = _expired_events(conn, ctx.profile.ghl.location_id, cutoff)
     files = 0
     for path in reports.glob("*"):
         if path.suffix in (".html", ".json") and path.stat().st_mtime < cutoff.timestamp():
             path.unlink(missing_ok=True)
             files += 1
     return {"retention_days": days, "raw_records_deleted": raws, "quarantine_deleted": bad,
-            "report_files_deleted": files}
+            "report_files_deleted": files, "webhook_events_deleted": events}
+
+
+def _expired_events(conn: sa.Connection, location_id: str | None, cutoff) -> int:
+    """Delete the webhook events received before ``cutoff`` for this location, or routed to no profile."""
+    mine = webhook_inbox.c.location_id == location_id if location_id else sa.false()
+    expired = sa.select(webhook_inbox.c.id).where(webhook_inbox.c.received_at < cutoff,
+                                                 sa.or_(mine, ~webhook_inbox.c.routed))
+    conn.execute(sa.delete(webhook_done).where(webhook_done.c.inbox_id.in_(expired)))
+    return conn.execute(sa.delete(webhook_inbox).where(webhook_inbox.c.id.in_(expired))).rowcount
