@@ -64,10 +64,13 @@ def test_the_stack_starts_only_with_its_secrets_set_and_encrypts_connections_at_
         assert env["AIRFLOW__API_AUTH__JWT_SECRET"].startswith("${AIRFLOW_JWT_SECRET:?"), name
         assert env["AIRFLOW__CORE__FERNET_KEY"].startswith("${AIRFLOW_FERNET_KEY:?"), name
         assert "${WAREHOUSE_DB_PASSWORD:?" in env["AIRFLOW_CONN_WAREHOUSE_DEFAULT"], name
+        for setting in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CELERY__RESULT_BACKEND"):
+            assert "airflow:${AIRFLOW_DB_PASSWORD:?" in env[setting], f"{name}: {setting} has a fixed password"
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith("${AIRFLOW_DB_PASSWORD:?")
     text = (ROOT / "docker-compose.yaml").read_text()
     assert not re.search(r"\$\{[A-Z_]*(SECRET|KEY|PASSWORD)[A-Z_]*:-", text), "a secret has a default"
     example = (ROOT / ".env.example").read_text()
-    for variable in ("AIRFLOW_JWT_SECRET", "AIRFLOW_FERNET_KEY", "WAREHOUSE_DB_PASSWORD"):
+    for variable in ("AIRFLOW_JWT_SECRET", "AIRFLOW_FERNET_KEY", "AIRFLOW_DB_PASSWORD", "WAREHOUSE_DB_PASSWORD"):
         assert re.search(rf"^{variable}=$", example, re.M), f".env.example lacks {variable}"
     assert ".env" in (ROOT / ".gitignore").read_text().split()
 
