@@ -312,6 +312,8 @@ def _contacts(conn: sa.Connection, ctx: RunContext, plan: Planner, tasks: Planne
     kept_apart = _kept_apart(lone_ghl, lone_app, linked_now, ambiguous, decided, ghl, app, plan)
     new_links = [{"ghl_id": g, "app_id": a} for g, a in linked_now]
     matched = {("ghl", g) for g, _ in linked_now} | {("app", a) for _, a in linked_now}
+    ambiguous.update(_clashes(lone_ghl, lone_app, ghl, app, links, linked_now, {*matched, *ambiguous, *kept_apart},
+                              plan))
     for side, lone in (("ghl", lone_ghl), ("app", lone_app)):
         for source_id in lone.source_id:
             if (side, source_id) not in matched and (side, source_id) not in ambiguous \
@@ -413,6 +415,35 @@ def _kept_apart(lone_ghl: pd.DataFrame, lone_app: pd.DataFrame, pairs: list[tupl
                     f"and is not created in {plan.ctx.side_name(target)}: a record there has the same "
                     f"{' and '.join(shared)}, which a create would land on"))
     return out
+
+
+def _clashes(lone_ghl: pd.DataFrame, lone_app: pd.DataFrame, ghl: pd.DataFrame, app: pd.DataFrame,
+             links: pd.DataFrame, linked_now: list[tuple[str, str]], settled: set[tuple[str, str]], plan: Planner
+             ) -> dict[tuple[str, str], list[str]]:
+    """Records to be created on the other side whose create would land on another record: GHL's
+    upsert matches an existing contact by email or phone, and an app create is looked up by email
+    first. So a record sharing such a key with a record there that is linked to someone else, or with
+    another record to be created, would overwrite that person: it waits for review, ambiguous."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for side, lone, other, at in (("ghl", lone_ghl, app, 1), ("app", lone_app, ghl, 0)):
+        target = OTHER[side]
+        if not plan.mapping.writes_to(target) or lone.empty:
+            continue
+        creating = lone[[(side, i) not in settled for i in lone.source_id]]
+        linked = set(links[f"{target}_id"].dropna()) | {pair[at] for pair in linked_now}
+        taken = other[other.source_id.isin(linked)]
+        for key in ("email", "phone") if target == "ghl" else ("email",):
+            mine = creating[["source_id", key]].dropna()
+            hits = mine.merge(taken[["source_id", key]].dropna(), on=key, suffixes=("", "_there"))
+            for own, there in zip(hits.source_id, hits.source_id_there, strict=True):
+                found.setdefault((side, own), []).append(f"{target}:{there} by {key}, already linked to another record")
+            twins = mine[mine[key].duplicated(keep=False)]
+            for _, group in twins.groupby(key):
+                for own in group.source_id:
+                    found.setdefault((side, own), []).extend(
+                        f"{side}:{twin} by {key}: one create in {plan.ctx.side_name(target)} would land on the other"
+                        for twin in group.source_id if twin != own)
+    return found
 
 
 def _first_honoured(decided: pd.DataFrame, chosen: list[tuple[str, str]], link_ids: dict[tuple, int],

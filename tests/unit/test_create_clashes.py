@@ -1,0 +1,74 @@
+"""A create must never land on another person. GHL's upsert matches an existing contact by email
+or phone, and an app create is looked up by email first: a record sharing such a key with a record
+already linked to someone else, or with another record about to be created, waits for review
+(ambiguous, in quarantine with the record it would land on) instead of overwriting that person."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+from crm_sync.pipeline.context import RunContext
+from crm_sync.pipeline.extract import extract
+from crm_sync.pipeline.load import load
+from crm_sync.pipeline.reconcile import reconcile
+from crm_sync.pipeline.stage import stage
+from crm_sync.profile import profile_by_name
+from crm_sync.warehouse.db import engine
+from crm_sync.warehouse.tables import outbox, quarantine
+
+from include.demo_data import LOCATION_ID
+from tests.conftest import connection_env
+
+PAST = "2026-10-01T09:00:00Z"
+
+
+def member(member_id: str, first: str, email: str, updated: str = PAST) -> dict:
+    return {"id": member_id, "first_name": first, "last_name": "Gym", "phone": None, "email": email,
+            "company": None, "lead_source": None, "status": "active", "created_at": PAST, "updated_at": updated}
+
+
+@pytest.fixture
+def warehouse(tmp_path, monkeypatch, ghl_sim, gymdesk_sim):
+    monkeypatch.setenv("WAREHOUSE_URL", f"sqlite:///{tmp_path / 'w.db'}")
+    for name, value in connection_env(ghl_sim.url, gymdesk_sim.url).items():
+        monkeypatch.setenv(name, value)
+    engine.cache_clear()
+    yield engine()
+    engine().dispose()
+    engine.cache_clear()
+
+
+def run(run_id: str) -> None:
+    ctx = RunContext(profile_by_name("gymdesk"), run_id, "manual", None, None)
+    for side in ("ghl", "app"):
+        extract(ctx, side)
+    stage(ctx)
+    reconcile(ctx)
+    load(ctx)
+
+
+def test_a_new_member_sharing_a_linked_contacts_email_or_another_new_members_waits_for_review(
+        warehouse, ghl_sim, gymdesk_sim):
+    ghl_sim.seed("contacts", [{"id": "ghlAnn0000000000001", "locationId": LOCATION_ID, "firstName": "Ann",
+                               "lastName": "Gym", "email": "ann@example.com", "dateAdded": PAST, "dateUpdated": PAST}])
+    gymdesk_sim.seed("members", [member("mem_1", "Ann", "ann@example.com")])
+    run("manual__1")  # Ann is linked
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    gymdesk_sim.seed("members", [member("mem_2", "Bob", "ann@example.com", now),  # a second member on Ann's email
+                                 member("mem_3", "Cy", "twins@example.com", now),
+                                 member("mem_4", "Di", "twins@example.com", now), member("mem_5", "Eve", "eve@example.com", now)])
+
+    run("manual__2")
+
+    contacts = {c["email"]: c for c in ghl_sim.records("contacts")}
+    assert contacts["ann@example.com"]["firstName"] == "Ann"  # not overwritten by Bob
+    assert sorted(contacts) == ["ann@example.com", "eve@example.com"]  # only Eve had no clash
+    with warehouse.connect() as conn:
+        held = {r.source_id: r.detail for r in conn.execute(sa.select(quarantine).where(
+            quarantine.c.run_id == "manual__2", quarantine.c.rule == "ambiguous_match"))}
+        unsent = conn.execute(sa.select(outbox.c.id).where(outbox.c.status != "sent")).all()
+    assert sorted(held) == ["mem_2", "mem_3", "mem_4"] and not unsent
+    assert "ghl:ghlAnn0000000000001 by email, already linked to another record" in held["mem_2"]
+    assert "app:mem_4 by email" in held["mem_3"] and "app:mem_3 by email" in held["mem_4"]
