@@ -137,6 +137,21 @@ def sqlite_warehouse(tmp_path, monkeypatch) -> Iterator[sa.Engine]:
     eng.dispose()
 
 
+@pytest.fixture
+def gymdesk_warehouse(tmp_path, monkeypatch, ghl_sim, gymdesk_sim) -> Iterator[sa.Engine]:
+    """A SQLite warehouse and the GHL and Gymdesk simulators' connections, found by the steps' own
+    code as a DAG run finds them (WAREHOUSE_URL, AIRFLOW_CONN_*): the engine those steps use."""
+    from crm_sync.warehouse.db import engine
+
+    monkeypatch.setenv("WAREHOUSE_URL", f"sqlite:///{tmp_path / 'w.db'}")
+    for name, value in connection_env(ghl_sim.url, gymdesk_sim.url).items():
+        monkeypatch.setenv(name, value)
+    engine.cache_clear()
+    yield engine()
+    engine().dispose()
+    engine.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def airflow_home(tmp_path_factory) -> Path:
     """An Airflow home with its metadata database migrated once per test session."""

@@ -15,11 +15,9 @@ from crm_sync.pipeline.load import load
 from crm_sync.pipeline.reconcile import reconcile
 from crm_sync.pipeline.stage import stage
 from crm_sync.profile import profile_by_name
-from crm_sync.warehouse.db import engine
 from crm_sync.warehouse.tables import outbox, quarantine
 
 from include.demo_data import LOCATION_ID
-from tests.conftest import connection_env
 
 PAST = "2026-10-01T09:00:00Z"
 
@@ -30,14 +28,8 @@ def member(member_id: str, first: str, email: str, updated: str = PAST) -> dict:
 
 
 @pytest.fixture
-def warehouse(tmp_path, monkeypatch, ghl_sim, gymdesk_sim):
-    monkeypatch.setenv("WAREHOUSE_URL", f"sqlite:///{tmp_path / 'w.db'}")
-    for name, value in connection_env(ghl_sim.url, gymdesk_sim.url).items():
-        monkeypatch.setenv(name, value)
-    engine.cache_clear()
-    yield engine()
-    engine().dispose()
-    engine.cache_clear()
+def warehouse(gymdesk_warehouse):
+    return gymdesk_warehouse
 
 
 def run(run_id: str) -> None:

@@ -29,15 +29,8 @@ def iso(moment: datetime) -> str:
 
 
 @pytest.fixture
-def warehouse(tmp_path, monkeypatch, ghl_sim, gymdesk_sim):
-    url = f"sqlite:///{tmp_path / 'w.db'}"
-    monkeypatch.setenv("WAREHOUSE_URL", url)
-    for name, value in connection_env(ghl_sim.url, gymdesk_sim.url).items():
-        monkeypatch.setenv(name, value)
-    engine.cache_clear()  # the task code's engine is cached per process: this test's warehouse
-    yield engine()
-    engine().dispose()
-    engine.cache_clear()
+def warehouse(gymdesk_warehouse):
+    return gymdesk_warehouse
 
 
 def synced(n: int) -> None:

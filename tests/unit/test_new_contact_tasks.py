@@ -11,27 +11,19 @@ from crm_sync.pipeline.load import load
 from crm_sync.pipeline.reconcile import reconcile
 from crm_sync.pipeline.stage import stage
 from crm_sync.profile import profile_by_name
-from crm_sync.warehouse.db import engine
 from crm_sync.warehouse.tables import outbox, xref
 
-from tests.conftest import connection_env
 
 PAST = "2026-10-01T09:00:00Z"
 TEMPLATES = ["Call new lead", "Follow-up reminder"]
 
 
 @pytest.fixture
-def warehouse(tmp_path, monkeypatch, ghl_sim, gymdesk_sim):
-    monkeypatch.setenv("WAREHOUSE_URL", f"sqlite:///{tmp_path / 'w.db'}")
-    for name, value in connection_env(ghl_sim.url, gymdesk_sim.url).items():
-        monkeypatch.setenv(name, value)
-    engine.cache_clear()
+def warehouse(gymdesk_warehouse, gymdesk_sim):
     gymdesk_sim.seed("members", [{"id": "mem_1", "first_name": "Lena", "last_name": "Silva", "phone": None,
                                   "email": "lena@example.com", "company": None, "lead_source": "Website form",
                                   "status": "lead", "created_at": PAST, "updated_at": PAST}])
-    yield engine()
-    engine().dispose()
-    engine.cache_clear()
+    return gymdesk_warehouse
 
 
 def run(run_id: str, dry_run: bool = False, send: bool = True) -> RunContext:
