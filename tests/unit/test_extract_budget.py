@@ -256,3 +256,32 @@ def test_each_retry_is_charged_to_the_day_so_the_reserve_holds(ghl_sim, monkeypa
             list(client.search_contacts(None, None))
     finally:
         client.close()
+
+
+def test_threads_of_a_new_client_wait_for_the_first_answer_so_the_reserve_holds(ghl_sim, monkeypatch):
+    """The load's lanes share one client that does not yet know the day's remaining: only the first call
+    goes out blind, the others wait for its answer and then stop at the reserve (no 429 from GHL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from crm_sync.hooks.ghl import DailyBudgetReached, GHLHook
+
+    for name, value in connection_env(ghl_sim.url, "http://127.0.0.1:9").items():
+        monkeypatch.setenv(name, value)
+    ghl_sim.admin.post("/day", json={"daily_max": 3}).raise_for_status()
+    client = GHLHook().get_conn(daily_reserve=2)
+    client.limiter = type(client.limiter)(1000, 100)  # no pacing: the lanes' calls would all go out at once
+
+    def one_call(_):
+        try:
+            list(client.search_contacts(None, None))
+            return "sent"
+        except DailyBudgetReached:
+            return "held"
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            outcomes = list(pool.map(one_call, range(8)))
+    finally:
+        client.close()
+    assert sorted(outcomes) == ["held"] * 7 + ["sent"]
+    assert not [route for route in ghl_sim.calls() if route.startswith("429")]

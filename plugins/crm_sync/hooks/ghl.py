@@ -9,6 +9,7 @@ creates (GHL matches by email/phone, so a retried create cannot duplicate) and
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -77,6 +78,8 @@ class GHLClient(ApiClient):
         self.paging = paging or {}
         self.daily_reserve = daily_reserve
         self.daily_remaining: int | None = None  # from X-RateLimit-Daily-Remaining, once GHL answered
+        self._first_sent = False
+        self._first_answered = threading.Event()
 
     def _guard(self, entity: str, what: str) -> PageGuard:
         limits = self.paging.get(entity) or PagingLimits()
@@ -85,14 +88,22 @@ class GHLClient(ApiClient):
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """No call once the day's remaining budget is down to the reserve. Each attempt (a retry too) is
-        charged before it is sent, so calls in flight on other threads count too. DailyBudgetReached
-        is not an ApiError: it is never retried."""
+        charged before it is sent, so calls in flight on other threads count too. Until GHL's first
+        answer tells the day's remaining, only one call goes out: the reserve pays for at most that
+        one, never for a blind call per thread. DailyBudgetReached is not an ApiError: never retried."""
+        with self._count_lock:
+            first, self._first_sent = not self._first_sent, True
+        if not first:
+            self._first_answered.wait()
         with self._count_lock:
             if self.daily_remaining is not None:
                 if self.daily_remaining <= self.daily_reserve:
                     raise DailyBudgetReached(self.daily_remaining, self.daily_reserve)
                 self.daily_remaining -= 1
-        return super()._send(method, path, **kwargs)
+        try:
+            return super()._send(method, path, **kwargs)
+        finally:
+            self._first_answered.set()  # answered or failed: the others go on (a failure leaves it unknown)
 
     def observe(self, response: httpx.Response) -> None:
         daily = response.headers.get("X-RateLimit-Daily-Remaining", "")
