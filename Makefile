@@ -11,6 +11,7 @@ export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 PROFILE ?= gymdesk
 EXECUTOR ?= local
 PYTEST_ARGS ?=
+TEST_WORKERS ?= 2
 CHAOS_ARGS ?= --trials 20
 
 .PHONY: venv demo ui chaos test test-slow clean
@@ -33,7 +34,7 @@ chaos: venv
 	$(BIN)/python -m include.chaos $(CHAOS_ARGS)
 
 test: venv
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 test-slow: venv
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
