@@ -48,7 +48,7 @@ def test_records_of_the_wrong_shape_are_quarantined_by_rule_and_the_good_ones_st
         monkeypatch.setenv(name, value)
     gymdesk_sim.seed("members", [member("mem_good"), member("m" * 300), member({"nested": "id"}),
                                  member("mem_deep", extra=nested(200))])
-    gymdesk_sim.admin.post("/faults", json={"extra_rows": ["just a string", [1, 2], 42]}).raise_for_status()
+    gymdesk_sim.admin.post("/faults", json={"extra_rows": ["just a string", [1, 2], 42, [1, 2]]}).raise_for_status()
     ghl_sim.seed("contacts", [{"id": cid, "locationId": LOCATION_ID, "email": f"g{len(cid)}@example.com",
                                "dateAdded": PAST, "dateUpdated": PAST, "tags": []} for cid in ("ghlGood", "g" * 200)])
     ctx = RunContext(profile=profile_by_name("gymdesk"), run_id="manual__shape", run_type="manual")
@@ -63,8 +63,8 @@ def test_records_of_the_wrong_shape_are_quarantined_by_rule_and_the_good_ones_st
         children = Counter(r.rule for r in conn.execute(sa.text("SELECT rule FROM quarantine WHERE entity <> 'contact'")))
         staged = {r.source_id for r in conn.execute(sa.text("SELECT source_id FROM staging_contact"))}
         details = [r.detail for r in conn.execute(sa.text("SELECT detail FROM quarantine"))]
-    assert rules == Counter({("app", "not_an_object"): 3, ("app", "id_too_long"): 1, ("app", "id_type"): 1,
+    assert rules == Counter({("app", "not_an_object"): 4, ("app", "id_too_long"): 1, ("app", "id_type"): 1,
                              ("app", "too_deep"): 1, ("ghl", "id_too_long"): 1})
-    assert children == {"not_an_object": 9}  # the same three on the tasks, notes and bookings lists
-    assert staged == {"mem_good", "ghlGood"} and stats["quarantined"] == 16
+    assert children == {"not_an_object": 12}  # the same four on the tasks, notes and bookings lists
+    assert staged == {"mem_good", "ghlGood"} and stats["quarantined"] == 20  # [1, 2] twice: two rows
     assert any("300 characters" in d and "128" in d for d in details)

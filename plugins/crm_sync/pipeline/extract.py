@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -53,6 +54,18 @@ def raw_row(ctx: RunContext, side: Side, entity: str, payload: Any, extracted_at
     key = source_id or "sha256:" + hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:40]
     return {"profile": ctx.profile.name, "run_id": ctx.run_id, "side": side, "entity": entity, "record_key": key,
             "source_id": source_id, "source_updated_at": updated, "payload": payload, "extracted_at": extracted_at}
+
+
+def _each_malformed_apart(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Identical malformed records are keyed by their content: the second and later copies get ``:2``,
+    ``:3``... so each is landed and quarantined, not folded into the first (a valid record's key is its id)."""
+    seen: Counter[tuple[str, str]] = Counter()
+    for row in rows:
+        if row["record_key"].startswith("malformed:"):
+            seen[row["entity"], row["record_key"]] += 1
+            if (copy := seen[row["entity"], row["record_key"]]) > 1:
+                row["record_key"] += f":{copy}"
+    return rows
 
 
 def _ghl_tasks(client: GHLClient, full: bool, changed: list[str], linked: set[str]) -> tuple[list[dict], set[str]]:
@@ -261,8 +274,8 @@ def extract(ctx: RunContext, side: Side) -> dict[str, Any]:
         window = extraction_window(conn, ctx, side, "contact")
         got = _extract_ghl(ctx, window, conn) if side == "ghl" else _extract_app(ctx, conn)
         records, extracted_at = got.records, utcnow()
-        rows, unchanged = changed_only(conn, ctx, side, [raw_row(ctx, side, entity, record, extracted_at)
-                                                         for entity, record in records])
+        rows, unchanged = changed_only(conn, ctx, side, _each_malformed_apart(
+            [raw_row(ctx, side, entity, record, extracted_at) for entity, record in records]))
     per_entity = {entity: sum(1 for e, _ in records if e == entity) for entity in ctx.profile.synced()}
     facts = dict(got.facts)
     webhooks = facts.pop("inbox", {})
