@@ -37,7 +37,7 @@ test: venv
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 test-slow: venv
-	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m slow -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 clean:
 	rm -rf .demo .chaos .pytest_cache

@@ -216,3 +216,18 @@ def processes(environment: str, in_arguments: str | None = None) -> dict[int, st
         if any(v.startswith(environment.encode()) for v in variables) or (in_arguments and in_arguments in cmdline):
             found[int(entry.name)] = cmdline
     return found
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """``make test-slow`` (``--dist loadscope``): the end-to-end tests share what a user's machine has once,
+    the repository's .demo/ folder and one Celery broker, so they are one unit of work that one worker runs
+    test after test; every other test is a unit of its own, for either worker."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class EndToEndTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "tests/e2e" if nodeid.startswith("tests/e2e/") else nodeid
+
+    return EndToEndTogether(config, log)
