@@ -1,7 +1,7 @@
 # crm-sync: `make demo` runs a full sync on the embedded default, `make test` runs the tests,
 # `make demo EXECUTOR=celery` runs it on PostgreSQL, Redis and two Celery workers,
 # `make ui` keeps the Airflow UI up on the demo (until Ctrl-C), `make chaos` runs crash-safety trials of the load (CHAOS_ARGS, e.g. --trials 20 --seed 7).
-# All three create the virtual environment from requirements.txt when it is missing or stale.
+# All of them create the virtual environment from requirements.txt and requirements-dev.txt when it is missing or stale.
 
 PYTHON ?= python3.11
 VENV := .venv
@@ -18,20 +18,20 @@ CHAOS_ARGS ?= --trials 20
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt requirements.lock pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -c requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $(STAMP)
 
 demo: venv
-	$(BIN)/python -m include.demo --profile $(PROFILE) --executor $(EXECUTOR)
+	$(BIN)/python -m harness.demo --profile $(PROFILE) --executor $(EXECUTOR)
 
 ui: venv
-	$(BIN)/python -m include.ui --profile $(PROFILE)
+	$(BIN)/python -m harness.ui --profile $(PROFILE)
 
 chaos: venv
-	$(BIN)/python -m include.chaos $(CHAOS_ARGS)
+	$(BIN)/python -m harness.chaos $(CHAOS_ARGS)
 
 test: venv
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)

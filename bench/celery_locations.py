@@ -1,6 +1,6 @@
 """Scale-out bench: two GHL locations through two Celery workers against one location alone.
 
-One CeleryExecutor stack (include/celery_stack.py: PostgreSQL metadata and warehouse, Redis,
+One CeleryExecutor stack (harness/celery_stack.py: PostgreSQL metadata and warehouse, Redis,
 api-server, scheduler, dag-processor, two workers) syncs the gymdesk profile on three locations
 with the same data each (GHL contacts to Gymdesk, Gymdesk members to GHL, every location under
 GHL's real 100 calls / 10 s limit). First location a runs alone (the baseline), then b and c run
@@ -28,11 +28,11 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
 
-from include.airflow_runner import Services, airflow, airflow_services, prepare_metadata  # noqa: E402
-from include.celery_stack import celery_services_env, location_connections, write_location_profiles  # noqa: E402
-from include.demo import demo_env  # noqa: E402
-from include.simulators import ghl, gymdesk  # noqa: E402
-from include.simulators.base import ServerThread, SimState  # noqa: E402
+from harness.airflow_runner import Services, airflow, airflow_services, prepare_metadata  # noqa: E402
+from harness.celery_stack import celery_services_env, location_connections, write_location_profiles  # noqa: E402
+from harness.demo import demo_env  # noqa: E402
+from harness.simulators import ghl, gymdesk  # noqa: E402
+from harness.simulators.base import ServerThread, SimState  # noqa: E402
 
 KEYS = ("a", "b", "c")
 API_KEY = "bench-key"

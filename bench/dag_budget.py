@@ -33,9 +33,9 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
 
-from include.demo_data import LOCATION_ID  # noqa: E402
-from include.simulators import ghl, gymdesk  # noqa: E402
-from include.simulators.base import ServerThread, SimState, iso_z  # noqa: E402
+from harness.demo_data import LOCATION_ID  # noqa: E402
+from harness.simulators import ghl, gymdesk  # noqa: E402
+from harness.simulators.base import ServerThread, SimState, iso_z  # noqa: E402
 
 DAG_ID = "ghl_gymdesk"
 GHL_TOKEN, APP_KEY = "pit-bench-token", "bench-app-key"

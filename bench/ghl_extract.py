@@ -29,8 +29,8 @@ sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
 
 from crm_sync.hooks.ghl import BearerToken, GHLClient, GHLConfig  # noqa: E402
 
-from include.simulators import ghl  # noqa: E402
-from include.simulators.base import ServerThread, SimState, iso_z  # noqa: E402
+from harness.simulators import ghl  # noqa: E402
+from harness.simulators.base import ServerThread, SimState, iso_z  # noqa: E402
 
 CEILING_PER_S = 10.0
 LOCATIONS = [f"bench-location-{n}" for n in range(4)]

@@ -2,7 +2,7 @@
 in GHL to the write in the app through Airflow.
 
 Starts GHL's and Gymdesk's simulators, an Airflow api-server serving the crm_sync receiver and a
-scheduler (include/webhook_lab.py), lets the first scheduled run sync the seeded contacts, then:
+scheduler (harness/webhook_lab.py), lets the first scheduled run sync the seeded contacts, then:
 
 (a) a burst of --burst signed ContactUpdate events from 16 threads (one that gets no answer is
     sent again, up to 3 times, as GHL redelivers): answers, inbox rows, answer time p99, beside the p99 of the same api-server's /execution/health (the baseline: what any
@@ -36,9 +36,9 @@ sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
-from include.demo_data import LOCATION_ID  # noqa: E402
-from include.simulators import ghl_keys  # noqa: E402
-from include.webhook_lab import event, lab, post_all, signed  # noqa: E402
+from harness.demo_data import LOCATION_ID  # noqa: E402
+from harness.simulators import ghl_keys  # noqa: E402
+from harness.webhook_lab import event, lab, post_all, signed  # noqa: E402
 
 PAST = "2026-11-01T09:00:00Z"
 

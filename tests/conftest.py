@@ -15,9 +15,9 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from include.demo_data import LOCATION_ID, DemoData, build
-from include.simulators import generic, ghl, gist, gymdesk, gymflow, mygadgetrepairs
-from include.simulators.base import ServerThread, SimState
+from harness.demo_data import LOCATION_ID, DemoData, build
+from harness.simulators import generic, ghl, gist, gymdesk, gymflow, mygadgetrepairs
+from harness.simulators.base import ServerThread, SimState
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = os.environ.get("CRM_SYNC_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")

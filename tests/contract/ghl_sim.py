@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 from fastapi import FastAPI, Request, Response
 
-from include.simulators import ghl
-from include.simulators.base import ServerThread, SimState
+from harness.simulators import ghl
+from harness.simulators.base import ServerThread, SimState
 
 LOCATION = "locContract000000001"
 TOKENS = {"pit-all": list(ghl.SCOPES), "pit-write-only": [ghl.WRITE], "pit-read-only": [ghl.READ]}

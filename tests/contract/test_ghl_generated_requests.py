@@ -30,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from include.simulators import ghl, spec
+from harness.simulators import ghl, spec
 from tests.contract.ghl_sim import LOCATION, running_sim
 from tests.contract.test_ghl_simulator_contract import served_operations
 

@@ -20,8 +20,8 @@ import httpx
 import pytest
 from fastapi.routing import APIRoute
 
-from include.simulators import ghl, ghl_docs, ghl_keys, spec
-from include.simulators.base import SimState
+from harness.simulators import ghl, ghl_docs, ghl_keys, spec
+from harness.simulators.base import SimState
 from tests.contract.ghl_sim import LOCATION, RunningSim, running_sim, webhook_receiver
 
 EVENT_TYPES = {"ContactCreate", "ContactUpdate", "ContactTagUpdate", "ContactDelete", "NoteCreate", "NoteUpdate",
@@ -238,4 +238,4 @@ def test_webhooks_are_signed_with_ed25519_over_the_raw_body(driven):
 
 def test_the_operations_doc_is_up_to_date():
     assert ghl_docs.DOC_PATH.read_text() == ghl_docs.render(), \
-        "docs/ghl_operations.md is stale: run python -m include.simulators.ghl_docs"
+        "docs/ghl_operations.md is stale: run python -m harness.simulators.ghl_docs"

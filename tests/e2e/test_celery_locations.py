@@ -17,10 +17,10 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from include.airflow_runner import airflow, airflow_services, prepare_metadata
-from include.celery_stack import celery_services_env, location_connections, write_location_profiles
-from include.simulators import ghl, gymdesk, gymflow
-from include.simulators.base import ServerThread, SimState
+from harness.airflow_runner import airflow, airflow_services, prepare_metadata
+from harness.celery_stack import celery_services_env, location_connections, write_location_profiles
+from harness.simulators import ghl, gymdesk, gymflow
+from harness.simulators.base import ServerThread, SimState
 from tests.conftest import APP_KEY, airflow_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # one Celery stack, four concurrent runs

@@ -20,7 +20,7 @@ def test_chaos_trials_find_no_duplicate_and_no_lost_record(tmp_path):
     env.pop("AIRFLOW_HOME")
     # Seed 1: a kill before and a kill after a write, a dropped connection, then the lost answers to
     # two app task creates that were duplicated before load looked app children up on a resend.
-    result = subprocess.run([sys.executable, "-m", "include.chaos", "--trials", "4", "--seed", "1",
+    result = subprocess.run([sys.executable, "-m", "harness.chaos", "--trials", "4", "--seed", "1",
                              "--home", str(tmp_path / "chaos"), "--timeout", "840"],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     lines = result.stdout.strip().splitlines()

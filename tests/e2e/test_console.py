@@ -44,7 +44,7 @@ def make_ui():
     env = airflow_env(Path("/nonexistent"))
     env.pop("AIRFLOW_HOME")
     before = ui_processes()
-    process = subprocess.Popen([sys.executable, "-m", "include.ui", "--port", "0"], cwd=ROOT, env=env,
+    process = subprocess.Popen([sys.executable, "-m", "harness.ui", "--port", "0"], cwd=ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
     deadline = time.monotonic() + 900

@@ -27,7 +27,7 @@ def test_make_demo_backfills_three_days_then_reruns_with_zero_writes():
     env = airflow_env(Path("/nonexistent"))  # the demo sets its own Airflow home; keep the test's out of it
     env.pop("AIRFLOW_HOME")
     before = demo_processes()  # an Airflow the user runs on the demo's home is not the demo's leftover
-    result = subprocess.run([sys.executable, "-m", "include.demo"], cwd=ROOT, env=env, capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "harness.demo"], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     lines = result.stdout.strip().splitlines()
@@ -59,7 +59,7 @@ def test_make_demo_runs_every_built_in_profile(profile):
     env = airflow_env(Path("/nonexistent"))
     env.pop("AIRFLOW_HOME")
     before = demo_processes()
-    result = subprocess.run([sys.executable, "-m", "include.demo", "--profile", profile], cwd=ROOT, env=env,
+    result = subprocess.run([sys.executable, "-m", "harness.demo", "--profile", profile], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     match = LAST_LINE.match(result.stdout.strip().splitlines()[-1])

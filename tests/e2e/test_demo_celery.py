@@ -31,7 +31,7 @@ def test_the_celery_demo_runs_on_two_workers_then_leaves_no_process_database_or_
     env.pop("AIRFLOW_HOME")
     processes_before, databases_before = demo_processes(), demo_databases()
     claimed_before = {n for n in range(16) if redis.Redis(db=n).exists("crm_sync:claimed_by")}
-    result = subprocess.run([sys.executable, "-m", "include.demo", "--executor", "celery"], cwd=ROOT, env=env,
+    result = subprocess.run([sys.executable, "-m", "harness.demo", "--executor", "celery"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     match = LAST_LINE.match(result.stdout.strip().splitlines()[-1])

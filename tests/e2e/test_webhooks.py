@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from include.webhook_lab import event, lab, post_all, signed
+from harness.webhook_lab import event, lab, post_all, signed
 from tests.integration.test_app_profiles import PAST, by_email, ghl_contact
 
 pytestmark = [pytest.mark.e2e]

@@ -9,7 +9,7 @@ import pytest
 from crm_sync.hooks.app import AppClient
 from crm_sync.profile import profile_by_name
 
-from include.demo_apps import COLLECTIONS, UPDATED_FORMAT
+from harness.demo_apps import COLLECTIONS, UPDATED_FORMAT
 from tests.conftest import APP_KEY, CLIENT_ID, CLIENT_SECRET
 
 pytestmark = [pytest.mark.integration]

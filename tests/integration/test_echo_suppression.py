@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from include.demo_apps import app_seed, ghl_children
-from include.demo_data import build
+from harness.demo_apps import app_seed, ghl_children
+from harness.demo_data import build
 from tests.conftest import app_connection_env, run_dag
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -8,7 +8,7 @@ import pytest
 from crm_sync.hooks.ghl import BearerToken, GHLClient, GHLConfig
 from crm_sync.http import ApiError
 
-from include.demo_data import LOCATION_ID
+from harness.demo_data import LOCATION_ID
 from tests.conftest import GHL_TOKEN
 
 pytestmark = [pytest.mark.integration]

@@ -9,7 +9,7 @@ import pytest
 from crm_sync.hooks.ghl import BearerToken, GHLClient, GHLConfig
 from crm_sync.http import MAX_PAUSE_S
 
-from include.demo_data import LOCATION_ID
+from harness.demo_data import LOCATION_ID
 from tests.conftest import GHL_TOKEN
 
 pytestmark = [pytest.mark.integration]

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from crm_sync.paths import PROFILES_DIR
 
-from include.simulators import mygadgetrepairs
-from include.simulators.base import ServerThread, SimState
+from harness.simulators import mygadgetrepairs
+from harness.simulators.base import ServerThread, SimState
 from tests.conftest import APP_KEY, LOCATION_ID, Sim, run_dag
 from tests.integration.test_app_profiles import PAST, by_email, environment, ghl_contact
 

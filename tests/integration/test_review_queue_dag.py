@@ -9,7 +9,7 @@ import sys
 import pytest
 import sqlalchemy as sa
 
-from include.demo_data import LOCATION_ID
+from harness.demo_data import LOCATION_ID
 from tests.conftest import airflow_env, connection_env, run_dag
 from tests.helpers import GHL_FIELDS, GYMDESK_FIELDS, plain
 

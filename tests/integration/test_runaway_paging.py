@@ -12,8 +12,8 @@ from crm_sync.paging import PagingRunaway
 from crm_sync.paths import PROFILES_DIR
 from crm_sync.profile import PagingLimits, ProfileError, parse_profile, profile_by_name
 
-from include.demo_apps import COLLECTIONS
-from include.demo_data import LOCATION_ID
+from harness.demo_apps import COLLECTIONS
+from harness.demo_data import LOCATION_ID
 from tests.conftest import GHL_TOKEN
 from tests.integration.test_app_hook import APPS, client, person
 

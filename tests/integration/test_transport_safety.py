@@ -12,7 +12,7 @@ from crm_sync.paths import PROFILES_DIR
 from crm_sync.profile import ProfileError, parse_profile, profile_by_name
 from crm_sync.transport import UnsafeTransport
 
-from include.demo_data import LOCATION_ID
+from harness.demo_data import LOCATION_ID
 from tests.conftest import APP_KEY, GHL_TOKEN
 from tests.integration.test_app_hook import person
 

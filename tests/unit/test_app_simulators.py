@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from include.simulators import __main__ as cli
-from include.simulators import generic, gist, gymdesk, gymflow, mygadgetrepairs
-from include.simulators.base import ServerThread
+from harness.simulators import __main__ as cli
+from harness.simulators import generic, gist, gymdesk, gymflow, mygadgetrepairs
+from harness.simulators.base import ServerThread
 
 KEY = "app-test-key"
 CLIENT_ID, CLIENT_SECRET = "generic-client", "generic-secret"
@@ -758,7 +758,7 @@ def test_generic_records_use_their_own_id_fields_and_notes_remember_when_they_we
         assert run.api.get("/api/contacts").json() == {"data": [], "total": 0}
 
 
-# ------------------------------------------------------------------ python -m include.simulators <app>
+# ------------------------------------------------------------------ python -m harness.simulators <app>
 
 @pytest.mark.parametrize("app, seed, path, headers", [
     ("gymdesk", {"members": [{"id": "mem_1", "updated_at": iso(BASE)}]}, "/v1/members", {"X-API-Key": "k"}),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from include.chaos import judge
+from harness.chaos import judge
 
 
 def held(*records: tuple[str, str, str, dict]) -> Counter:

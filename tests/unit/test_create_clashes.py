@@ -17,7 +17,7 @@ from crm_sync.pipeline.stage import stage
 from crm_sync.profile import profile_by_name
 from crm_sync.warehouse.tables import outbox, quarantine
 
-from include.demo_data import LOCATION_ID
+from harness.demo_data import LOCATION_ID
 
 PAST = "2026-10-01T09:00:00Z"
 

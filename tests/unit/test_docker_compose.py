@@ -131,11 +131,11 @@ def test_the_login_comment_says_what_simple_auth_manager_does():
 
 
 def test_the_stack_runs_the_configuration_of_the_celery_demo():
-    """Same executor settings as `make demo EXECUTOR=celery` (include/celery_stack.py), two workers."""
+    """Same executor settings as `make demo EXECUTOR=celery` (harness/celery_stack.py), two workers."""
     import inspect
 
-    from include import celery_stack
-    from include.airflow_runner import CELERY_WORKERS
+    from harness import celery_stack
+    from harness.airflow_runner import CELERY_WORKERS
 
     services = compose()["services"]
     demo_settings = set(re.findall(r'"(AIRFLOW__[A-Z_]+)"', inspect.getsource(celery_stack.celery_services_env)))
@@ -147,3 +147,18 @@ def test_the_stack_runs_the_configuration_of_the_celery_demo():
     assert services["airflow-worker"]["deploy"]["replicas"] == CELERY_WORKERS == 2
     assert services["airflow-worker"]["command"][:3] == ["airflow", "celery", "worker"]
     assert services["airflow-dag-processor"]["command"] == ["airflow", "dag-processor"]
+
+
+def test_image_installs_no_test_tool_and_compose_mounts_no_harness():
+    """Production containers carry the product only: the test harness and the test tools stay out."""
+    installed = set(re.findall(r"requirements[\w.-]*\.txt", (ROOT / "Dockerfile").read_text()))
+    assert installed == {"requirements.txt"}
+    runtime = (ROOT / "requirements.txt").read_text().lower()
+    for tool in ("pytest", "hypothesis", "schemathesis", "selenium", "openapi-schema-validator"):
+        assert not re.search(rf"^{tool}\b", runtime, re.M), f"the image would install {tool}"
+    for name, service in compose()["services"].items():
+        for mount in service.get("volumes", []):
+            source = mount.split(":")[0]
+            assert "harness" not in source and "tests" not in source, f"{name} mounts {source}"
+            if source == "./include":
+                assert {p.name for p in (ROOT / "include").iterdir()} <= {"profiles", "sql"}

@@ -16,9 +16,9 @@ from crm_sync.profile import profile_by_name
 from crm_sync.warehouse.db import engine
 from crm_sync.warehouse.tables import raw_record, run_log
 
-from include.demo_data import LOCATION_ID
-from include.simulators import ghl
-from include.simulators.base import ServerThread, SimState
+from harness.demo_data import LOCATION_ID
+from harness.simulators import ghl
+from harness.simulators.base import ServerThread, SimState
 from tests.conftest import GHL_TOKEN, Sim, connection_env
 
 PAST = "2026-10-01T09:00:00.000Z"

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from include.simulators import ghl, ghl_keys, spec
+from harness.simulators import ghl, ghl_keys, spec
 from tests.contract.ghl_sim import LOCATION, RunningSim, running_sim, webhook_receiver
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from include.simulators.__main__ import build_app, parse_args, save_state
+from harness.simulators.__main__ import build_app, parse_args, save_state
 
 
 def test_records_saved_on_stop_are_loaded_instead_of_the_seed(tmp_path):

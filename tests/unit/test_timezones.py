@@ -13,8 +13,8 @@ from crm_sync.pipeline.normalize import RuleBroken, canonical_record, to_side
 from crm_sync.profile import FieldMap, ProfileError, parse_profile, profile_by_name
 from crm_sync.timezones import show
 
-from include.simulators import mygadgetrepairs
-from include.simulators.base import ServerThread, SimState
+from harness.simulators import mygadgetrepairs
+from harness.simulators.base import ServerThread, SimState
 from tests.conftest import ROOT
 
 NY = ZoneInfo("America/New_York")

@@ -24,7 +24,7 @@ from crm_sync.warehouse.tables import webhook_inbox
 from crm_sync.web import webhooks
 from crm_sync.webhooks.settings import WebhookSettings
 from crm_sync.webhooks.trigger import Coalescer
-from include.simulators import ghl_keys
+from harness.simulators import ghl_keys
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCATION = "loc-webhooks-1"

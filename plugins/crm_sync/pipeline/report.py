@@ -22,7 +22,7 @@ import jinja2
 import sqlalchemy as sa
 
 from crm_sync.errors import NoRetryError
-from crm_sync.paths import PROJECT_ROOT, data_home
+from crm_sync.paths import data_home
 from crm_sync.pipeline.context import INTERVAL_RUN_TYPES, RunContext, log_step, utcnow
 from crm_sync.pipeline.retention import cleanup, write_private
 from crm_sync.profile import CANONICAL, Profile
@@ -32,7 +32,7 @@ from crm_sync.warehouse.db import engine
 from crm_sync.warehouse.tables import outbox, quarantine, raw_record, run_log, xref
 
 log = logging.getLogger(__name__)
-TEMPLATES = PROJECT_ROOT / "include" / "templates"
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"  # package data: shipped with crm_sync
 PIPELINE = ("extract", "stage", "validate", "reconcile", "load")
 
 

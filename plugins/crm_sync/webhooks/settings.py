@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 # shared/ref/ghl/NOTES.md: GHL's published Ed25519 public key (SPKI DER, base64).
 GHL_ED25519_PUBLIC_KEY = "MCowBQYDK2VwAyEAi2HR1srL4o18O8BRa7gVJY7G7bupbN3H9AwJrHCDiOg="
-# include/specs/ghl/oauth/WebhookAuthentication.md: the key of the legacy x-wh-signature (RSA-SHA256).
+# harness/specs/ghl/oauth/WebhookAuthentication.md: the key of the legacy x-wh-signature (RSA-SHA256).
 GHL_RSA_PUBLIC_KEY = """-----BEGIN PUBLIC KEY-----
 MIICIjANBgkqhkiG9w0BAQEFAAOCAg8AMIICCgKCAgEAokvo/r9tVgcfZ5DysOSC
 Frm602qYV0MaAiNnX9O8KxMbiyRKWeL9JpCpVpt4XHIcBOK4u3cLSqJGOLaPuXw6

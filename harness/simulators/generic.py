@@ -35,8 +35,8 @@ from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
 
-from include.simulators.base import SimState, error
-from include.simulators.rest_app import (
+from harness.simulators.base import SimState, error
+from harness.simulators.rest_app import (
     ISO,
     Api,
     Field,

@@ -1,4 +1,4 @@
-"""GoHighLevel API v2 simulator, following the OpenAPI specs in include/specs/ghl.
+"""GoHighLevel API v2 simulator, following the OpenAPI specs in harness/specs/ghl.
 
 Operations (docs/ghl_operations.md lists them against the specs): contacts (search, get,
 create, upsert, update, delete), their tasks, notes, tags and appointments, the location-wide
@@ -40,9 +40,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from include.simulators import ghl_keys, spec
-from include.simulators.base import SimState, Table, error, install_common, now_iso, parse_iso
-from include.simulators.ghl_webhooks import Webhooks
+from harness.simulators import ghl_keys, spec
+from harness.simulators.base import SimState, Table, error, install_common, now_iso, parse_iso
+from harness.simulators.ghl_webhooks import Webhooks
 
 API_VERSION = "2021-07-28"
 CALENDARS_VERSION = "2021-04-15"  # the Version calendars.json declares for GET /calendars/events

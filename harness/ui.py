@@ -23,8 +23,8 @@ import threading
 from contextlib import ExitStack
 from pathlib import Path
 
-from include.airflow_runner import airflow, airflow_services, free_port
-from include.demo import DEMO_HOME, ROOT, app_connection, demo_env, simulator
+from harness.airflow_runner import airflow, airflow_services, free_port
+from harness.demo import DEMO_HOME, ROOT, app_connection, demo_env, simulator
 
 USER = "admin"
 
@@ -75,7 +75,7 @@ def main() -> int:
     profile = profile_by_name(args.profile)
     if args.fresh or not demo_ready(profile):
         print(f"ui: running the demo of {profile.name} first (`make demo PROFILE={profile.name}`)", flush=True)
-        code = subprocess.call([sys.executable, "-m", "include.demo", "--profile", profile.name], cwd=ROOT)
+        code = subprocess.call([sys.executable, "-m", "harness.demo", "--profile", profile.name], cwd=ROOT)
         if code:
             return code
     with ExitStack() as stack:

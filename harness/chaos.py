@@ -42,10 +42,10 @@ from typing import Any
 
 import httpx
 
-from include.airflow_runner import Services, airflow, airflow_services, free_port, prepare_metadata
-from include.demo import APP_KEY, GHL_TOKEN, ROOT, app_connection, demo_env
-from include.demo_apps import COLLECTIONS, app_seed, ghl_children
-from include.demo_data import LOCATION_ID, build
+from harness.airflow_runner import Services, airflow, airflow_services, free_port, prepare_metadata
+from harness.demo import APP_KEY, GHL_TOKEN, ROOT, app_connection, demo_env
+from harness.demo_apps import COLLECTIONS, app_seed, ghl_children
+from harness.demo_data import LOCATION_ID, build
 
 HOME = ROOT / ".chaos"
 PROFILE, DAG_ID = "gymdesk", "ghl_gymdesk"
@@ -183,8 +183,8 @@ def judge(expected: Counter, actual: Counter) -> tuple[int, int, list[str]]:
 @contextmanager
 def simulators(ghl_seed: dict, app_seed_: dict, ports: tuple[int, int] = (0, 0)) -> Iterator[Sides]:
     """GHL and Gymdesk simulators on localhost (on ``ports``, else free ones), seeded; stopped on the way out."""
-    from include.simulators.__main__ import make_app, parse_args
-    from include.simulators.base import ServerThread, SimState
+    from harness.simulators.__main__ import make_app, parse_args
+    from harness.simulators.base import ServerThread, SimState
 
     with ExitStack() as stack:
         urls = []

@@ -23,8 +23,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from include.simulators.base import SimState
-from include.simulators.rest_app import (
+from harness.simulators.base import SimState
+from harness.simulators.rest_app import (
     ISO,
     Api,
     Cursor,

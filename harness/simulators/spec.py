@@ -1,4 +1,4 @@
-"""GoHighLevel's OpenAPI specs (include/specs/ghl, vendored) as request and response validators.
+"""GoHighLevel's OpenAPI specs (harness/specs/ghl, vendored) as request and response validators.
 
 Tests use ``validate_request`` / ``validate_response`` to hold the simulator and our hook to the
 published contract; the simulator's strict mode uses ``request_problems``. Schemas are checked

@@ -157,7 +157,7 @@ def airflow_services(env: dict[str, str], log_dir: Path, timeout: float = 120, *
     unpaused DAGs' schedules (cron and assets), not only the runs asked for. With ``ui`` the
     api-server also serves the UI (all apps, one worker, on 127.0.0.1), a dag-processor runs and the
     scheduler follows the schedules: what `make ui` keeps up. With the CeleryExecutor (``env``
-    names it: include.celery_stack) also a dag-processor and two Celery workers, and the whole
+    names it: harness.celery_stack) also a dag-processor and two Celery workers, and the whole
     api-server, whose UI data the tests read."""
     deadline = time.monotonic() + timeout
     port = port or free_port()

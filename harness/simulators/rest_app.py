@@ -40,7 +40,7 @@ from urllib.parse import urlencode
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from include.simulators.base import FaultAction, SimState, error, install_common, iso_z, utcnow
+from harness.simulators.base import FaultAction, SimState, error, install_common, iso_z, utcnow
 
 # ------------------------------------------------------------------ wire formats
 

@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from include.simulators import ghl_keys
-from include.simulators.base import now_iso
+from harness.simulators import ghl_keys
+from harness.simulators.base import now_iso
 
 
 def _loopback(url: str) -> bool:

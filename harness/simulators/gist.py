@@ -36,8 +36,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from include.simulators.base import SimState, utcnow
-from include.simulators.rest_app import (
+from harness.simulators.base import SimState, utcnow
+from harness.simulators.rest_app import (
     UNIX,
     Api,
     Field,

@@ -11,7 +11,7 @@ The last line is ``demo: profile=<dag id> writes=<n> rerun_writes=<n> quarantine
 
 ``--executor celery`` (`make demo EXECUTOR=celery`) runs the same on this machine's services:
 Airflow metadata and the warehouse on PostgreSQL, Redis as the Celery broker, two Celery workers
-(include/celery_stack.py); the rerun is a triggered run through them, and the last line names
+(harness/celery_stack.py); the rerun is a triggered run through them, and the last line names
 ``executor=celery`` after the profile.
 """
 
@@ -30,9 +30,9 @@ from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from include.airflow_runner import airflow, prepare_metadata, run_backfill
-from include.demo_apps import app_seed, ghl_children
-from include.demo_data import LOCATION_ID, build
+from harness.airflow_runner import airflow, prepare_metadata, run_backfill
+from harness.demo_apps import app_seed, ghl_children
+from harness.demo_data import LOCATION_ID, build
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_HOME = ROOT / ".demo"
@@ -50,7 +50,7 @@ def simulator(name: str, seed: dict, home: Path, zone: str = "UTC") -> Iterator[
     url_file.unlink(missing_ok=True)
     with log_file.open("a") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "include.simulators", name, "--seed", str(seed_file), "--url-file", str(url_file),
+            [sys.executable, "-m", "harness.simulators", name, "--seed", str(seed_file), "--url-file", str(url_file),
              "--state-file", str(home / f"{name}.state.json"),
              "--token", GHL_TOKEN, "--location", LOCATION_ID, "--api-key", APP_KEY,
              *(["--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET] if name == "generic" else []),
@@ -176,7 +176,7 @@ def main() -> int:
         env = demo_env(DEMO_HOME, ghl_url, app_connection(profile, app_url))
         celery = args.executor == "celery"
         if celery:
-            from include.celery_stack import celery_services_env
+            from harness.celery_stack import celery_services_env
 
             env.update(stack.enter_context(celery_services_env()))
             print("demo: CeleryExecutor: Airflow metadata and warehouse on PostgreSQL (fresh databases), "

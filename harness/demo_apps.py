@@ -1,6 +1,6 @@
 """Demo seeds for every app profile: the demo people, and some tasks, notes and appointments.
 
-The people (good, bad and ambiguous) are the Gymdesk members of include/demo_data.py,
+The people (good, bad and ambiguous) are the Gymdesk members of harness/demo_data.py,
 rewritten into each app's own field names and formats through its profile's mapping;
 invalid values are kept as they are, so every app's demo meets the same bad rows. GHL gets
 the children that flow from GHL (notes, appointments, a task) and the app gets tasks.
@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from include.demo_data import LOCATION_ID, DemoData
+from harness.demo_data import LOCATION_ID, DemoData
 
 # Where each simulator keeps each entity (its /_sim/records/<collection>).
 COLLECTIONS = {

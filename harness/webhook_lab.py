@@ -3,7 +3,7 @@ an api-server serving the crm_sync receiver, and a scheduler that runs the profi
 and on the location's asset. Shared by tests/e2e/test_webhooks.py and bench/webhooks.py.
 
 The profile is the built-in gymdesk one with ``ghl.location_id`` set; the receiver trusts the
-simulator's TEST key (include/simulators/ghl_keys.py), never GHL's.
+simulator's TEST key (harness/simulators/ghl_keys.py), never GHL's.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 
-from include.airflow_runner import Services, airflow, airflow_services, prepare_metadata
-from include.chaos import Sides, simulators
-from include.demo import GHL_TOKEN, ROOT, app_connection, demo_env
-from include.demo_data import LOCATION_ID
-from include.simulators import ghl_keys
+from harness.airflow_runner import Services, airflow, airflow_services, prepare_metadata
+from harness.chaos import Sides, simulators
+from harness.demo import GHL_TOKEN, ROOT, app_connection, demo_env
+from harness.demo_data import LOCATION_ID
+from harness.simulators import ghl_keys
 
 PROFILE, DAG_ID = "gymdesk", "ghl_gymdesk"
 RECEIVER_PATH = "/crm-sync/webhooks/ghl"

@@ -1,4 +1,4 @@
-"""Run one simulator as a process: ``python -m include.simulators <app> [options]``.
+"""Run one simulator as a process: ``python -m harness.simulators <app> [options]``.
 
 Apps: ghl, gymdesk, gymflow, mygadgetrepairs, gist, generic.
 
@@ -15,8 +15,8 @@ import signal
 import threading
 from pathlib import Path
 
-from include.simulators import generic, ghl, gist, gymdesk, gymflow, mygadgetrepairs
-from include.simulators.base import ServerThread, SimState
+from harness.simulators import generic, ghl, gist, gymdesk, gymflow, mygadgetrepairs
+from harness.simulators.base import ServerThread, SimState
 
 APPS = ("ghl", "gymdesk", "gymflow", "mygadgetrepairs", "gist", "generic")
 KEYED_APPS = {"gymdesk": gymdesk.create_app, "gymflow": gymflow.create_app,
