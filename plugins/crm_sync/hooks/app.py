@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, tzinfo
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
@@ -18,10 +17,11 @@ from crm_sync.hooks.base import HookBase
 from crm_sync.hooks.oauth import (AirflowVariableTokenStore, OAuthClient, RotatingOAuth, TokenStore, shared_store,
                                   unsaved_alert)
 from crm_sync.http import ApiClient, ApiError
-from crm_sync.paging import PageGuard
+from crm_sync.paging import (CursorPaginator, NextLinkPaginator, OffsetPaginator, PageGuard, PageNumberPaginator,
+                             PageRequest, Paginator, SinglePagePaginator, pages)
 from crm_sync.transport import quote_id
 from crm_sync.pipeline.normalize import format_moment, moment_or_none
-from crm_sync.profile import AppApi, AppEntityApi
+from crm_sync.profile import AppApi, AppEntityApi, Pagination
 from crm_sync.timezones import day_start
 
 
@@ -70,7 +70,7 @@ class AppClient(ApiClient):
             if older and spec.newest_first:
                 return
 
-    def _pages(self, entity: str, spec: AppEntityApi, path: str, params: dict[str, Any] | None
+    def _pages(self, entity: str, spec: AppEntityApi, path: str, params: dict[str, Any]
                ) -> Iterator[list[dict[str, Any]]]:
         paging = spec.pagination
         guard = PageGuard(f"the app's {entity}s ({path})", f"app.entities.{entity}.pagination",
@@ -78,41 +78,16 @@ class AppClient(ApiClient):
                           max_pages=paging.max_pages, max_records=paging.max_records)
         if paging.size_param:
             params[paging.size_param] = paging.size
-        position = {"page": 1, "offset": 0}.get(paging.style)
-        url: str | None = path
-        asked: set[str] = set()
-        while url is not None:
-            if paging.style == "page":
-                params[paging.page_param] = position
-            elif paging.style == "offset":
-                params[paging.offset_param] = position
-            request = f"{url} {sorted((params or {}).items())}"
-            if request in asked:  # a cursor or link that points back: stop rather than loop forever
-                raise ApiError(None, "GET", url, f"the app sent the same page twice ({paging.style} paging); "
-                                                 "check the profile's pagination settings")
-            asked.add(request)
-            body = self.request("GET", url, params=params, retry=True).json()
+
+        def fetch(call: PageRequest) -> tuple[Any, list[Any]]:
+            body = self.request("GET", call.path, params=call.params, retry=True).json()
             records = self._unwrap(spec.list_key, body) or []
             if not isinstance(records, list):
-                raise ApiError(None, "GET", url, f"the list body holds no list of records under "
-                                                 f"app.entities.{entity}.list_key ({spec.list_key!r})")
-            guard.page(records)
-            yield records
-            if not records or paging.style == "none":
-                return
-            if paging.style in ("page", "offset"):
-                more = dig(body, paging.has_more) if paging.has_more else len(records) >= paging.size
-                if not more:
-                    return
-                position += 1 if paging.style == "page" else len(records)
-            elif paging.style == "cursor":
-                cursor = dig(body, paging.next_cursor)
-                if not cursor:
-                    return
-                params[paging.cursor_param] = cursor
-            else:  # next_link: the URL carries every parameter (httpx would replace its query with ours)
-                link = dig(body, paging.next_link)
-                url, params = (_relative(link), None) if link else (None, params)
+                raise ApiError(None, "GET", call.path, f"the list body holds no list of records under "
+                                                       f"app.entities.{entity}.list_key ({spec.list_key!r})")
+            return body, records
+
+        yield from pages(paginator(paging), PageRequest(path, params), fetch, guard)
 
     def lookup(self, entity: str, email: str, email_field: str = "email") -> dict[str, Any] | None:
         """The record with this email, found by the app's own search, or None."""
@@ -161,10 +136,20 @@ def typed_id(value: str) -> Any:
     return int(value) if value.isdigit() else value
 
 
-def _relative(link: str) -> str:
-    """A next-page link, as a path on our base URL (the host is the one we already trust)."""
-    parts = urlsplit(link)
-    return f"{parts.path}?{parts.query}" if parts.query else parts.path
+def paginator(paging: Pagination) -> Paginator:
+    """The paginator of the profile's paging style, reading the answer where the profile says."""
+    has_more = (lambda body: dig(body, paging.has_more)) if paging.has_more else None
+    match paging.style:
+        case "page":
+            return PageNumberPaginator(paging.page_param, paging.size, has_more)
+        case "offset":
+            return OffsetPaginator(paging.offset_param, paging.size, has_more)
+        case "cursor":
+            return CursorPaginator(paging.cursor_param, lambda body: dig(body, paging.next_cursor))
+        case "next_link":
+            return NextLinkPaginator(lambda body: dig(body, paging.next_link))
+        case _:
+            return SinglePagePaginator()
 
 
 class AppHook(HookBase):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,7 +22,7 @@ from crm_sync.hooks.base import HookBase
 from crm_sync.hooks.oauth import (AirflowVariableTokenStore, GHLOAuth, OAuthClient, TokenStore, shared_store,
                                   unsaved_alert)
 from crm_sync.http import ApiClient, ApiError, header_number
-from crm_sync.paging import PageGuard
+from crm_sync.paging import PageGuard, PageRequest, SearchAfterPaginator, SkipLimitPaginator, pages
 from crm_sync.profile import PagingLimits
 from crm_sync.transport import quote_id
 
@@ -129,22 +129,15 @@ class GHLClient(ApiClient):
             "filters": [{"field": "dateUpdated", "operator": "range", "value": bounds}] if bounds else [],
         }
         guard = self._guard("contact", "GHL contacts (contact search)")
-        while True:
-            page = self.request("POST", "/contacts/search", json=body, retry=True).json()
-            contacts = _listed(page, "contacts")
-            guard.page(contacts)
+        for contacts in pages(SearchAfterPaginator(self.page_limit), PageRequest("/contacts/search", body),
+                              self._search(lambda page: _listed(page, "contacts")), guard):
             yield from contacts
-            if len(contacts) < self.page_limit:
-                return
-            cursor = contacts[-1].get("searchAfter") if isinstance(contacts[-1], dict) else None
-            if not isinstance(cursor, list) or not cursor:
-                raise ApiError(None, "POST", "/contacts/search", "a full page whose last contact has no searchAfter")
-            body = {**body, "searchAfter": cursor}
 
     def search_tasks(self, contact_ids: list[str] | None = None, completed: bool | None = None,
                      limit: int = 100) -> Iterator[dict[str, Any]]:
         """Tasks of the whole location (or of the given contacts) in a few calls, not one per contact."""
         chunks = [contact_ids[i:i + 100] for i in range(0, len(contact_ids), 100)] if contact_ids else [None]
+        path = f"/locations/{quote_id(self.location_id)}/tasks/search"
         for chunk in chunks:
             body: dict[str, Any] = {"limit": limit, "skip": 0}
             if chunk is not None:
@@ -152,15 +145,16 @@ class GHLClient(ApiClient):
             if completed is not None:
                 body["completed"] = completed
             guard = self._guard("task", "GHL tasks (task search)")
-            while True:
-                page = self.request("POST", f"/locations/{quote_id(self.location_id)}/tasks/search",
-                                    json=body, retry=True).json()
-                tasks = _flatten(_listed(page, "tasks"))
-                guard.page(tasks)
+            for tasks in pages(SkipLimitPaginator(limit), PageRequest(path, body),
+                               self._search(lambda page: _flatten(_listed(page, "tasks"))), guard):
                 yield from tasks
-                if len(tasks) < limit:
-                    break
-                body = {**body, "skip": body["skip"] + limit}
+
+    def _search(self, records_of: Callable[[Any], list[Any]]) -> Callable[[PageRequest], tuple[Any, list[Any]]]:
+        """Sends one page of a search: its answer, and the records ``records_of`` finds in it."""
+        def fetch(call: PageRequest) -> tuple[Any, list[Any]]:
+            page = self.request("POST", call.path, json=call.params, retry=True).json()
+            return page, records_of(page)
+        return fetch
 
     def calendar_events(self, start: datetime, end: datetime, *, calendar_id: str | None = None,
                         user_id: str | None = None, group_id: str | None = None) -> list[dict[str, Any]]:
