@@ -33,6 +33,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
 
+from crm_sync.pipeline import handoff  # noqa: E402
 from harness.demo_data import LOCATION_ID  # noqa: E402
 from harness.simulators import ghl, gymdesk  # noqa: E402
 from harness.simulators.base import ServerThread, SimState, iso_z  # noqa: E402
@@ -128,8 +129,10 @@ def run_once(name: str, env: dict[str, str], ghl_url: str, app_url: str, home: P
     with warehouse.connect() as conn:
         load = json.loads(conn.execute(sa.text(
             "SELECT stats FROM run_log WHERE step = 'load' ORDER BY finished_at DESC LIMIT 1")).scalar_one())
-        extract = {side: json.loads(stats) for side, stats in conn.execute(sa.text(
-            "SELECT side, stats FROM run_log WHERE step = 'extract' ORDER BY finished_at DESC LIMIT 2"))}
+        extract = {side: {**json.loads(stats), "task_full_scan": handoff.parse(
+            json.loads(handed) if handed else None, json.loads(stats)).task_full_scan}
+            for side, stats, handed in conn.execute(sa.text(
+                "SELECT side, stats, handoff FROM run_log WHERE step = 'extract' ORDER BY finished_at DESC LIMIT 2"))}
     figures = {
         "ghl_calls": sum(ghl_calls.values()), "ghl_reads": sum(v for k, v in ghl_calls.items() if is_read(k)),
         "app_calls": sum(app_calls.values()), "raw_rows_added": _raw_rows(warehouse) - before,

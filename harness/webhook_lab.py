@@ -102,14 +102,16 @@ class Lab:
 
     def used_twice(self) -> int:
         """Inbox events the extract of more than one successful run used."""
+        from crm_sync.pipeline import handoff
+        from crm_sync.warehouse.tables import run_log
+
         succeeded = {r["run_id"] for r in self.runs() if r["state"] == "success"}
         with self.warehouse.connect() as conn:
-            logs = conn.execute(sa.text("SELECT run_id, stats FROM run_log WHERE profile = :p AND step = 'extract' "
-                                        "AND side = 'ghl'"), {"p": PROFILE}).all()
+            logs = conn.execute(sa.select(run_log.c.run_id, run_log.c.handoff, run_log.c.stats).where(
+                run_log.c.profile == PROFILE, run_log.c.step == "extract", run_log.c.side == "ghl")).all()
         seen: dict[int, int] = {}
-        for run_id, stats in logs:
-            stats = json.loads(stats) if isinstance(stats, str) else stats
-            for inbox_id in (stats.get("inbox") or {}).get("ids", []) if run_id in succeeded else []:
+        for row in logs:
+            for inbox_id in handoff.of_row(row).webhook_events.ids if row.run_id in succeeded else []:
                 seen[inbox_id] = seen.get(inbox_id, 0) + 1
         return sum(1 for n in seen.values() if n > 1)
 

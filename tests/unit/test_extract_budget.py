@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from crm_sync.pipeline import handoff
 from crm_sync.pipeline.context import RunContext, advance_watermark
 from crm_sync.pipeline.extract import extract
 from crm_sync.pipeline.report import build_report, render
@@ -45,6 +46,12 @@ def run(n: int) -> RunContext:
     return RunContext(profile_by_name("gymdesk"), f"manual__{n}", "manual", None, None)
 
 
+def handed(n: int) -> handoff.Handoff:
+    """What run ``n``'s GHL extract handed on to the later steps and the next run."""
+    with engine().connect() as conn:
+        return handoff.read(conn, run(n), "ghl")
+
+
 def seed(ghl_sim, people: int) -> None:
     soon = datetime.now(UTC) + timedelta(days=3)
     ghl_sim.seed("contacts", [{"id": f"c{n:05d}", "locationId": LOCATION_ID, "firstName": f"P{n}",
@@ -68,7 +75,7 @@ def test_appointments_come_from_calendars_and_an_unchanged_run_lands_nothing(war
     calls = ghl_sim.calls()
 
     assert first["by_entity"]["appointment"] == 4 and first["landed"] == first["extracted"] == 12 + 6 + 4
-    assert first["task_full_scan"] is True
+    assert handed(1).task_full_scan is True
     assert (second["extracted"], second["landed"], second["unchanged"]) == (4, 0, 4)
     with warehouse.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(raw_record).where(
@@ -105,7 +112,7 @@ def test_task_edits_on_unchanged_contacts_are_read_by_the_full_scan_when_it_is_d
 
     due = extract(run(3), "ghl")
 
-    assert due["task_full_scan"] is True and due["landed"] == 1
+    assert handed(3).task_full_scan is True and due["landed"] == 1
     assert ghl_sim.calls()["POST /locations/{location_id}/tasks/search"] == 1
 
 
@@ -160,10 +167,11 @@ def test_a_first_sync_stops_at_the_daily_reserve_and_the_next_run_reads_only_wha
         small.reset_calls()
         second = extract(RunContext(profile, "manual__2", "manual", None, None), "ghl")
         note_reads = small.calls()["GET /contacts/{contact_id}/notes"]
+        owed, owed_after = handed(1).owed, handed(2).owed
 
-    assert "down to the reserve of 5" in first["budget_stop"] and 0 < len(first["owed"]["note"]) < 16
+    assert "down to the reserve of 5" in first["budget_stop"] and 0 < len(owed.note) < 16
     assert first["by_entity"]["note"] + second["by_entity"]["note"] == 16
-    assert note_reads == len(first["owed"]["note"]) and "owed" not in second
+    assert note_reads == len(owed.note) and owed_after == handoff.Owed()
 
 
 def test_a_budget_that_runs_out_in_the_contact_search_ends_the_window_at_the_last_contact_read(
@@ -192,21 +200,23 @@ def test_a_budget_that_runs_out_in_the_contact_search_ends_the_window_at_the_las
         small.reset_calls()
         second = extract(RunContext(reserving(0, page_limit=4), "manual__2", "manual", None, None), "ghl")
         calls = small.calls()
+        first_handed, second_handed = handed(1), handed(2)
 
+    owed = first_handed.owed
     assert "down to the reserve of 96" in first["budget_stop"]
     assert first["by_entity"] == {"contact": 16, "task": 0, "note": 0, "appointment": 0}
-    assert first["owed"] == {"task": [], "appointment_from": first["owed"]["appointment_from"],
-                             "note": [f"c{n:05d}" for n in range(16)]}
-    assert "task_full_scan" not in first
+    assert owed == handoff.Owed(task=[], appointment_from=owed.appointment_from,
+                                note=[f"c{n:05d}" for n in range(16)])
+    assert first_handed.task_full_scan is False
     assert "Stopped at GHL's daily budget" in page and "the notes of 16 contacts" in page
     assert window_end.replace(tzinfo=UTC) == base + timedelta(minutes=10 * 15)  # the last contact read
     # The next day: from the last contact read (the 5-minute overlap re-reads only it), the task scan
     # and the full appointment range the first sync owes, and every contact's notes exactly once.
     assert second["by_entity"]["contact"] == people - 16 + 1
-    assert second["task_full_scan"] is True and second["by_entity"]["task"] == len(range(0, people, 3))
-    assert second["appointment_range"][0] == first["owed"]["appointment_from"]
+    assert second_handed.task_full_scan is True and second["by_entity"]["task"] == len(range(0, people, 3))
+    assert second["appointment_range"][0] == owed.appointment_from
     assert calls["GET /contacts/{contact_id}/notes"] == people and second["by_entity"]["note"] == people
-    assert "owed" not in second
+    assert second_handed.owed == handoff.Owed()
 
 
 def test_a_later_run_stopped_at_the_task_search_owes_those_tasks_and_the_appointment_range(
@@ -228,16 +238,17 @@ def test_a_later_run_stopped_at_the_task_search_owes_those_tasks_and_the_appoint
         small.reset_calls()
         after = extract(RunContext(reserving(0), "manual__3", "manual", None, None), "ghl")
         calls = small.calls()
+        owed = handed(2).owed
 
     assert stopped["by_entity"] == {"contact": 1, "task": 0, "note": 0, "appointment": 0}
-    assert stopped["owed"]["task"] == ["c00002"] and stopped["owed"]["note"] == ["c00002"]
-    assert stopped["owed"]["appointment_from"]
+    assert owed.task == ["c00002"] and owed.note == ["c00002"]
+    assert owed.appointment_from
     # The next run reads what was owed (the contact's tasks, its notes, the appointment range) though
     # the contact did not change again, and lands the task edit.
     assert after["by_entity"]["task"] == 1 and after["landed"] >= 1
     assert calls["POST /locations/{location_id}/tasks/search"] == 1
     assert calls["GET /contacts/{contact_id}/notes"] == 1
-    assert after["appointment_range"][0] == stopped["owed"]["appointment_from"]
+    assert after["appointment_range"][0] == owed.appointment_from
 
 
 def test_each_retry_is_charged_to_the_day_so_the_reserve_holds(ghl_sim, monkeypatch):

@@ -7,8 +7,9 @@ whatever the number of contacts), its tasks from the task search (the whole loca
 ``ghl.task_scan_hours``, else only the changed contacts' tasks), its notes from the contacts
 this window found changed (every contact on the first sync: GHL lists notes only per contact).
 A record is landed only when its payload differs from the one last staged (``landing``).
-The run log keeps which contacts' complete child lists were read, and the children on them
-that were not landed: reconcile sees GHL deletes only there.
+What the later steps and the next run need from extract is its ``handoff``: which contacts'
+complete child lists were read and the children on them that were not landed (reconcile sees
+GHL deletes only there), what the day's budget left unread, the webhook events used.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import sqlalchemy as sa
 from crm_sync.digest import digest
 from crm_sync.hooks.app import AppHook, dig
 from crm_sync.hooks.ghl import DailyBudgetReached, GHLClient, GHLHook
-from crm_sync.pipeline import inbox
+from crm_sync.pipeline import handoff, webhook_events
 from crm_sync.pipeline.context import RunContext, Window, extraction_window, log_step, utcnow
 from crm_sync.pipeline.csv_source import read_csv_folder
 from crm_sync.pipeline.landing import changed_only
@@ -36,7 +37,7 @@ from crm_sync.pipeline.shape import shape_problem, stand_in
 from crm_sync.profile import Side
 from crm_sync.warehouse.db import engine
 from crm_sync.warehouse.ops import insert_ignore
-from crm_sync.warehouse.tables import raw_record, run_log, staging_record, xref
+from crm_sync.warehouse.tables import raw_record, staging_record, xref
 
 log = logging.getLogger(__name__)
 
@@ -88,21 +89,8 @@ def _ghl_tasks(client: GHLClient, full: bool, changed: list[str], linked: set[st
 
 def _task_scan_due(conn: sa.Connection, ctx: RunContext) -> bool:
     """Whether the last full read of GHL's tasks is older than ``ghl.task_scan_hours``."""
-    for finished, stats in conn.execute(sa.select(run_log.c.finished_at, run_log.c.stats).where(
-            run_log.c.profile == ctx.profile.name, run_log.c.step == "extract", run_log.c.side == "ghl")
-            .order_by(run_log.c.finished_at.desc())):
-        if (stats or {}).get("task_full_scan"):
-            return utcnow() - finished >= timedelta(hours=ctx.profile.ghl.task_scan_hours)
-    return True
-
-
-def _owed(conn: sa.Connection, ctx: RunContext) -> dict[str, Any]:
-    """What the last GHL extract left unread when the day's budget ran low (``owed`` in its log):
-    the contacts whose notes or tasks it did not read, and where its appointment range began."""
-    stats = conn.execute(sa.select(run_log.c.stats).where(
-        run_log.c.profile == ctx.profile.name, run_log.c.step == "extract", run_log.c.side == "ghl")
-        .order_by(run_log.c.finished_at.desc()).limit(1)).scalar_one_or_none() or {}
-    return stats.get("owed") or {}
+    finished = handoff.last_task_full_scan(conn, ctx.profile.name)
+    return finished is None or utcnow() - finished >= timedelta(hours=ctx.profile.ghl.task_scan_hours)
 
 
 def _read_until_stopped(contacts: Iterator[dict[str, Any]]) -> tuple[list[dict[str, Any]], DailyBudgetReached | None]:
@@ -173,7 +161,8 @@ class Extracted:
     metrics: Any
     window: Window
     complete: dict[str, list[str]] = field(default_factory=dict)  # entity -> contacts whose full list was read
-    facts: dict[str, Any] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)  # for people: the report, the task's return value
+    handed_on: handoff.Handoff = field(default_factory=handoff.Handoff)  # its lists are filled in by extract
 
 
 def _extract_ghl(ctx: RunContext, window: Window, conn: sa.Connection) -> Extracted:
@@ -183,13 +172,14 @@ def _extract_ghl(ctx: RunContext, window: Window, conn: sa.Connection) -> Extrac
 
     When the day's budget is down to ``ghl.daily_reserve`` (DailyBudgetReached, raised before any
     call is sent), each read stops where it is and every later one at once: what was read lands,
-    and what was not is logged as ``owed`` (contacts whose notes or tasks wait, where the
+    and what was not is handed on as ``owed`` (contacts whose notes or tasks wait, where the
     appointment range began; the contact window ends at the last contact read), so the next run
-    reads exactly that, plus its own changes. The inbox's events stay pending for the next run."""
+    reads exactly that, plus its own changes. The webhook events stay pending for the next run."""
     client = GHLHook(ctx.profile.ghl.conn_id).get_conn(page_limit=ctx.profile.ghl.page_limit,
                                                        paging=dict(ctx.profile.ghl.paging),
                                                        daily_reserve=ctx.profile.ghl.daily_reserve)
-    synced_entities, owed_before, owed = ctx.profile.synced(), _owed(conn, ctx), {}
+    synced_entities, owed = ctx.profile.synced(), {}
+    owed_before = handoff.read_last(conn, ctx.profile.name, "ghl").owed
     try:
         contacts, stop = _read_until_stopped(client.search_contacts(window.since, window.until))
         if stop:
@@ -198,7 +188,7 @@ def _extract_ghl(ctx: RunContext, window: Window, conn: sa.Connection) -> Extrac
         synced = _last_synced(conn, ctx)
         changed = _changed_since_sync(usable, synced)
         everyone = sorted({c["id"] for c in usable} | set(synced))
-        webhooks = inbox.pending(conn, ctx, client.location_id)
+        webhooks = webhook_events.pending(conn, ctx, client.location_id)
         named = {entity: contact_ids & set(everyone) for entity, contact_ids in webhooks.reads.items()}
         # The first sync of an entity (a new profile, or one switched on later) covers every known contact.
         first = {entity: extraction_window(conn, ctx, "ghl", entity).mode == "initial"
@@ -208,18 +198,19 @@ def _extract_ghl(ctx: RunContext, window: Window, conn: sa.Connection) -> Extrac
         records: list[tuple[str, dict]] = [("contact", c) for c in contacts]
         read: dict[str, set[str]] = {}
         facts: dict[str, Any] = {}
+        task_full_scan = False
         if "task" in synced_entities:
             full = first["task"] or _task_scan_due(conn, ctx)
-            wanted = [] if first["task"] else sorted(set(changed) | named["task"] | set(owed_before.get("task", [])))
-            try:  # a stopped scan is due again next run (task_full_scan is logged only when it ends)
+            wanted = [] if first["task"] else sorted(set(changed) | named["task"] | set(owed_before.task))
+            try:  # a stopped scan is due again next run (task_full_scan is handed on only when it ends)
                 tasks, read["task"] = _ghl_tasks(client, full, wanted, linked["task"])
                 records += [("task", task) for task in tasks]
-                facts["task_full_scan"] = full
+                task_full_scan = full
             except DailyBudgetReached as reached:
                 stop, owed["task"] = stop or reached, wanted
         if "appointment" in synced_entities:
             start, end = _appointment_range(ctx, first["appointment"])
-            if begun := moment_or_none(owed_before.get("appointment_from")):
+            if begun := moment_or_none(owed_before.appointment_from):
                 start = min(start, begun)
             window_days = timedelta(days=ctx.profile.ghl.calendar_window_days)
             try:
@@ -229,7 +220,7 @@ def _extract_ghl(ctx: RunContext, window: Window, conn: sa.Connection) -> Extrac
             except DailyBudgetReached as reached:
                 stop, owed["appointment_from"] = stop or reached, start.isoformat()
         if "note" in synced_entities:
-            wanted = set(everyone if first["note"] else changed) | named["note"] | set(owed_before.get("note", []))
+            wanted = set(everyone if first["note"] else changed) | named["note"] | set(owed_before.note)
             try:  # last: per contact, the bulk of a first sync, which can spread over days
                 listed = client.notes_for(sorted(wanted))
             except DailyBudgetReached as reached:
@@ -239,18 +230,19 @@ def _extract_ghl(ctx: RunContext, window: Window, conn: sa.Connection) -> Extrac
         deleted: list[str] = []
         if stop is None:
             try:
-                deleted = inbox.confirmed_deleted(client, webhooks.deleted_contacts & set(synced))
+                deleted = webhook_events.confirmed_deleted(client, webhooks.deleted_contacts & set(synced))
             except DailyBudgetReached as reached:
                 stop = reached
         # Contacts whose complete list of an entity this run read (every call succeeded): a linked
         # child missing from one was deleted in GHL. Only those holding linked children matter.
         complete = {entity: sorted(contact_ids & linked[entity]) for entity, contact_ids in read.items()}
-        facts["inbox"] = webhooks.as_log(deleted, used=stop is None)
         if stop:
             log.warning("%s; left for the next run: %s", stop, {k: len(v) if isinstance(v, list) else v
                                                                    for k, v in owed.items()} or "no child reads")
-            facts.update(budget_stop=str(stop), owed=owed)
-        return Extracted(records, client.metrics, window, complete, facts)
+            facts["budget_stop"] = str(stop)
+        handed_on = handoff.Handoff(task_full_scan=task_full_scan, owed=handoff.Owed(**owed),
+                                    webhook_events=webhooks.handed_on(deleted, used=stop is None))
+        return Extracted(records, client.metrics, window, complete, facts, handed_on)
     finally:
         client.close()
 
@@ -277,17 +269,16 @@ def extract(ctx: RunContext, side: Side) -> dict[str, Any]:
         rows, unchanged = changed_only(conn, ctx, side, _each_malformed_apart(
             [raw_row(ctx, side, entity, record, extracted_at) for entity, record in records]))
     per_entity = {entity: sum(1 for e, _ in records if e == entity) for entity in ctx.profile.synced()}
-    facts = dict(got.facts)
-    webhooks = facts.pop("inbox", {})
     stats = {"extracted": len(records), "landed": len(rows), "unchanged": len(unchanged), "by_entity": per_entity,
-             "window_mode": got.window.mode, "api": got.metrics.as_dict() if got.metrics else {}, **facts}
+             "window_mode": got.window.mode, "api": got.metrics.as_dict() if got.metrics else {}, **got.facts}
     # Reconcile sees a GHL child delete where a complete list lacks a linked child: the children read
     # but not landed (unchanged) are still on that list.
     listed = {entity: sorted(r["source_id"] for r in unchanged if r["entity"] == entity
                              and str(r["payload"].get("contactId")) in set(contact_ids))
               for entity, contact_ids in got.complete.items()}
+    handed_on = got.handed_on.model_copy(update={"complete_lists": got.complete, "unchanged_listed": listed})
     with eng.begin() as conn:
         insert_ignore(conn, raw_record, rows, keys=["profile", "run_id", "side", "entity", "record_key"])
-        log_step(conn, ctx, "extract", {**stats, "complete_lists": got.complete, "unchanged_listed": listed,
-                                        "inbox": webhooks}, side=side, window=got.window)
+        log_step(conn, ctx, "extract", stats, side=side, window=got.window)
+        handoff.record(conn, ctx, side, handed_on)
     return stats

@@ -28,7 +28,7 @@ from crm_sync import alerts
 from crm_sync.hooks.app import AppClient, AppHook, dig, typed_id
 from crm_sync.hooks.ghl import DailyBudgetReached, GHLClient, GHLHook
 from crm_sync.http import ApiError
-from crm_sync.pipeline import inbox
+from crm_sync.pipeline import webhook_events
 from crm_sync.pipeline.context import RunContext, advance_watermark, log_step, utcnow
 from crm_sync.pipeline.landing import mark_written
 from crm_sync.pipeline.normalize import RuleBroken, canonical_record, timestamp, to_side
@@ -283,7 +283,7 @@ def _send_outbox(ctx: RunContext, eng: sa.Engine) -> dict[str, Any]:
         log_step(conn, ctx, "load", stats)
         if not counts["transient"]:
             _advance_watermarks(conn, ctx)
-            inbox.mark_done(conn, ctx)  # the webhook events this run used
+            webhook_events.mark_done(conn, ctx)  # the webhook events this run's extract handed on
     if counts["transient"]:
         raise TransientLoadError(f"{counts['transient']} write(s) failed transiently and stay pending")
     return stats

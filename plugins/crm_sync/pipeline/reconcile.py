@@ -31,7 +31,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from crm_sync import review
-from crm_sync.pipeline import inbox
+from crm_sync.pipeline import handoff
 from crm_sync.pipeline.context import RunContext, log_step, utcnow
 from crm_sync.pipeline.matching import diff, external_matches, find_matches
 from crm_sync.pipeline.merge import merge
@@ -44,7 +44,6 @@ from crm_sync.warehouse.tables import (
     outbox,
     quarantine,
     raw_record,
-    run_log,
     staging_contact,
     staging_record,
     xref,
@@ -507,15 +506,13 @@ def _deleted_in_ghl(conn: sa.Connection, ctx: RunContext, plan: Planner, links: 
     """Linked children missing from a complete list this run read of their GHL contact's children were
     deleted in GHL: each follows ``on_delete`` and leaves GHL's staging, so its link goes quiet (never
     recreated, never updated). Only complete lists count: a failed read fails extract before this."""
-    logged = conn.execute(sa.select(run_log.c.stats).where(
-        run_log.c.profile == ctx.profile.name, run_log.c.run_id == ctx.run_id, run_log.c.step == "extract",
-        run_log.c.side == "ghl")).scalar_one_or_none() or {}
-    complete = set((logged.get("complete_lists") or {}).get(plan.entity, []))
+    handed = handoff.read(conn, ctx, "ghl")
+    complete = set(handed.complete_lists.get(plan.entity, []))
     if not complete or ghl.empty:
         return ghl
     seen = {r.source_id for r in conn.execute(sa.select(raw_record.c.source_id).where(
         raw_record.c.profile == ctx.profile.name, raw_record.c.run_id == ctx.run_id, raw_record.c.side == "ghl",
-        raw_record.c.entity == plan.entity))} | set((logged.get("unchanged_listed") or {}).get(plan.entity, []))
+        raw_record.c.entity == plan.entity))} | set(handed.unchanged_listed.get(plan.entity, []))
     both = links.dropna(subset=["ghl_id", "app_id"])
     gone = both[both.ghl_id.isin(ghl.index[ghl.contact_id.isin(complete)]) & ~both.ghl_id.isin(seen)
                 & both.app_id.isin(app.index)]
@@ -526,7 +523,7 @@ def _contacts_deleted_in_ghl(conn: sa.Connection, ctx: RunContext, plan: Planner
                              ghl: pd.DataFrame, app: pd.DataFrame) -> pd.DataFrame:
     """Linked contacts GHL deleted (a ContactDelete webhook, confirmed by GHL in this run's extract):
     each follows ``on_delete`` on the app and leaves GHL's staging, so its link goes quiet."""
-    deleted = inbox.deleted_contacts(conn, ctx)
+    deleted = handoff.read(conn, ctx, "ghl").webhook_events.deleted_contacts
     if not deleted:
         return ghl
     both = links.dropna(subset=["ghl_id", "app_id"])

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from crm_sync.errors import NoRetryError
 from crm_sync.paths import data_home
+from crm_sync.pipeline import handoff
 from crm_sync.pipeline.context import INTERVAL_RUN_TYPES, RunContext, log_step, utcnow
 from crm_sync.pipeline.retention import cleanup, write_private
 from crm_sync.profile import CANONICAL, Profile
@@ -142,10 +143,10 @@ def _budget_stop(steps: dict[tuple[str, str], Any]) -> dict[str, Any] | None:
     writes = load.stats.get("budget_waiting", 0) if load else 0
     if not message and not writes:
         return None
-    owed = (extract.stats.get("owed") or {}) if extract else {}
+    owed = handoff.of_row(extract).owed if extract else handoff.Owed()
     return {"message": message or "GHL's daily budget ran down to its reserve (ghl.daily_reserve) during the load",
-            "notes_owed": len(owed.get("note") or []), "tasks_owed": len(owed.get("task") or []),
-            "appointments_from": owed.get("appointment_from"), "writes_waiting": writes}
+            "notes_owed": len(owed.note), "tasks_owed": len(owed.task),
+            "appointments_from": owed.appointment_from, "writes_waiting": writes}
 
 
 def _failed_at(steps: dict[tuple[str, str], Any]) -> str | None:

@@ -166,6 +166,7 @@ run_log = sa.Table(
     sa.Column("window_end", TS),
     sa.Column("stats", sa.JSON, nullable=False),
     sa.Column("finished_at", TS, nullable=False),
+    sa.Column("handoff", sa.JSON, comment="crm_sync.pipeline.handoff, versioned; NULL: logged before 0008"),
 )
 
 review_candidate = sa.Table(

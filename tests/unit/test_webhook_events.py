@@ -1,5 +1,5 @@
 """What a run takes from the webhook inbox: the reads each event calls for, the contacts GHL
-deleted, and events marked done only by a run that logged them."""
+deleted, and events marked done only by a run whose extract handed them on."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from crm_sync.pipeline import inbox
+from crm_sync.pipeline import handoff, webhook_events
 from crm_sync.pipeline.context import RunContext, log_step
 from crm_sync.profile import profile_by_name
 from crm_sync.warehouse.db import engine
@@ -37,19 +37,21 @@ def ctx(run_id: str) -> RunContext:
 
 
 def test_each_event_asks_for_the_read_it_needs_and_contact_deletes_are_kept(conn):
-    work = inbox.pending(conn, ctx("r1"), "loc1")
+    work = webhook_events.pending(conn, ctx("r1"), "loc1")
     assert work.ids == [1, 2, 3, 4, 5, 6]  # not the other location's
     assert work.reads == {"note": {"c1"}, "task": {"c2", "c3"}, "appointment": {"c1"}}
     assert work.deleted_contacts == {"c5"}
 
 
-def test_events_are_done_only_for_the_run_that_logged_them_and_never_taken_again(conn):
+def test_events_are_done_only_for_the_run_that_handed_them_on_and_never_taken_again(conn):
     first = ctx("r1")
-    log_step(conn, first, "extract", {"inbox": inbox.pending(conn, first, "loc1").as_log([])}, side="ghl")
+    log_step(conn, first, "extract", {}, side="ghl")
+    handoff.record(conn, first, "ghl", handoff.Handoff(
+        webhook_events=webhook_events.pending(conn, first, "loc1").handed_on([])))
     conn.execute(sa.insert(webhook_inbox), [_event(8, "NoteCreate", "c1")])  # arrives during the run
-    assert inbox.mark_done(conn, ctx("a failed run that logged nothing")) == 0
-    assert inbox.mark_done(conn, first) == 6
-    assert inbox.pending(conn, ctx("r2"), "loc1").ids == [8]
+    assert webhook_events.mark_done(conn, ctx("a failed run that logged nothing")) == 0
+    assert webhook_events.mark_done(conn, first) == 6
+    assert webhook_events.pending(conn, ctx("r2"), "loc1").ids == [8]
     assert {(r.inbox_id, r.run_id) for r in conn.execute(sa.select(webhook_done))} == {
         (i, "r1") for i in range(1, 7)}
 
@@ -59,4 +61,4 @@ def test_a_profile_whose_location_id_is_not_its_connections_fails_naming_both(co
     wrong = RunContext(profile=profile.model_copy(update={"ghl": profile.ghl.model_copy(
         update={"location_id": "loc2"})}), run_id="r1", run_type="scheduled")
     with pytest.raises(ValueError, match="loc2.*loc1"):
-        inbox.pending(conn, wrong, "loc1")
+        webhook_events.pending(conn, wrong, "loc1")

@@ -1,10 +1,11 @@
-"""The run's half of the webhook inbox: which GHL contacts need which reads, which GHL deleted,
-and marking the events a successful run used.
+"""The pipeline's side of the webhook inbox (the receiver's store is ``crm_sync.webhooks.inbox``):
+which GHL contacts the events ask to read, which GHL deleted, and marking the events a successful
+run used.
 
 Extract takes the location's events no earlier successful run of this profile used (``pending``)
-and logs their ids with its stats; load marks exactly those done when it finishes without a
-transient failure (the condition on which the watermarks move too). A failed run marks nothing,
-so its events are read again by the next run.
+and hands their ids on (``crm_sync.pipeline.handoff``); load marks exactly those done when it
+finishes without a transient failure (the condition on which the watermarks move too). A failed
+run marks nothing, so its events are read again by the next run.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from crm_sync.http import ApiError
+from crm_sync.pipeline import handoff
 from crm_sync.pipeline.context import RunContext, utcnow
 from crm_sync.warehouse.ops import insert_ignore
-from crm_sync.warehouse.tables import run_log, webhook_done, webhook_inbox
+from crm_sync.warehouse.tables import webhook_done, webhook_inbox
 
 log = logging.getLogger(__name__)
 # The child list a contact's event calls for: a note, task or appointment created, changed or deleted.
@@ -26,19 +28,19 @@ BATCH_LIMIT = 50_000  # events per run; the rest wait for the next run
 
 
 @dataclass
-class InboxWork:
+class PendingEvents:
     ids: list[int] = field(default_factory=list)
     reads: dict[str, set[str]] = field(default_factory=lambda: {entity: set() for entity in READS.values()})
     deleted_contacts: set[str] = field(default_factory=set)
 
-    def as_log(self, deleted: list[str], used: bool = True) -> dict:
-        """What extract logs; ``used`` False (it stopped before reading all they call for): no event id,
-        so load marks none done and the next run takes them again."""
-        return {"ids": self.ids if used else [], "reads": {entity: len(ids) for entity, ids in self.reads.items()},
-                "deleted_contacts": deleted}
+    def handed_on(self, deleted: list[str], used: bool = True) -> handoff.WebhookEvents:
+        """What extract hands on; ``used`` False (it stopped before reading all they call for): no event
+        id, so load marks none done and the next run takes them again."""
+        return handoff.WebhookEvents(ids=self.ids if used else [], deleted_contacts=deleted,
+                                     reads={entity: len(ids) for entity, ids in self.reads.items()})
 
 
-def pending(conn: sa.Connection, ctx: RunContext, location_id: str) -> InboxWork:
+def pending(conn: sa.Connection, ctx: RunContext, location_id: str) -> PendingEvents:
     """The location's events this profile has not used in a successful run, oldest first."""
     if ctx.profile.ghl.location_id not in (None, location_id):
         raise ValueError(f"profile {ctx.profile.name}: ghl.location_id {ctx.profile.ghl.location_id} is not the "
@@ -48,7 +50,7 @@ def pending(conn: sa.Connection, ctx: RunContext, location_id: str) -> InboxWork
     rows = conn.execute(sa.select(webhook_inbox.c.id, webhook_inbox.c.event_type, webhook_inbox.c.contact_id)
                         .where(webhook_inbox.c.location_id == location_id, ~sa.exists(done))
                         .order_by(webhook_inbox.c.id).limit(BATCH_LIMIT)).all()
-    work = InboxWork(ids=[r.id for r in rows])
+    work = PendingEvents(ids=[r.id for r in rows])
     for row in rows:
         if not row.contact_id:
             continue
@@ -73,21 +75,9 @@ def confirmed_deleted(client, contact_ids: set[str]) -> list[str]:
     return gone
 
 
-def _extract_log(conn: sa.Connection, ctx: RunContext) -> dict:
-    stats = conn.execute(sa.select(run_log.c.stats).where(
-        run_log.c.profile == ctx.profile.name, run_log.c.run_id == ctx.run_id, run_log.c.step == "extract",
-        run_log.c.side == "ghl")).scalar_one_or_none() or {}
-    return stats.get("inbox") or {}
-
-
-def deleted_contacts(conn: sa.Connection, ctx: RunContext) -> list[str]:
-    """GHL contacts this run's extract found deleted (a ContactDelete event, confirmed by GHL)."""
-    return list(_extract_log(conn, ctx).get("deleted_contacts") or [])
-
-
 def mark_done(conn: sa.Connection, ctx: RunContext) -> int:
     """Mark the events this run's extract used as done for this profile; call only on success."""
-    ids = _extract_log(conn, ctx).get("ids") or []
+    ids = handoff.read(conn, ctx, "ghl").webhook_events.ids
     now = utcnow()
     insert_ignore(conn, webhook_done, [{"profile": ctx.profile.name, "inbox_id": i, "run_id": ctx.run_id,
                                         "done_at": now} for i in ids], keys=["profile", "inbox_id"])
