@@ -17,10 +17,10 @@ import pandas as pd
 import sqlalchemy as sa
 
 from crm_sync.hooks.app import dig
+from crm_sync.pipeline.bulk_normalize import FIELDS as BULK_FIELDS
+from crm_sync.pipeline.bulk_normalize import normalize_contacts
 from crm_sync.pipeline.context import RunContext, log_step, utcnow
 from crm_sync.pipeline.landing import mark_staged
-from crm_sync.pipeline.matching import FIELDS as BULK_FIELDS
-from crm_sync.pipeline.matching import normalize_contacts
 from crm_sync.pipeline.normalize import (
     Broken,
     RuleBroken,
@@ -100,7 +100,7 @@ def stage_one(ctx: RunContext, raw: sa.Row) -> dict[str, Any]:
 
 def stage_contacts(ctx: RunContext, raws: list[sa.Row]) -> tuple[list[dict[str, Any]], list[tuple[sa.Row, Broken]]]:
     """Contacts in bulk: each payload's fields are read row by row (JSON has to be), and emails,
-    phones and names are normalised and hashed column-wise (crm_sync.pipeline.matching), which is
+    phones and names are normalised and hashed column-wise (crm_sync.pipeline.bulk_normalize), which is
     where the per-row cost was. Returns (staging rows, (raw, rule broken) of the rest)."""
     fields = ctx.profile.fields("contact")
     rows, sources, read, bad = [], [], [], []
