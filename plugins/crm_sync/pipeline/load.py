@@ -32,7 +32,7 @@ from crm_sync.pipeline import inbox
 from crm_sync.pipeline.context import RunContext, advance_watermark, log_step, utcnow
 from crm_sync.pipeline.landing import mark_written
 from crm_sync.pipeline.normalize import RuleBroken, canonical_record, timestamp, to_side
-from crm_sync.pipeline.reconcile import NATURAL_KEY
+from crm_sync.pipeline.reconcile.children import NATURAL_KEY
 from crm_sync.pipeline.stage import record_hash
 from crm_sync.profile import Side
 from crm_sync.warehouse import outbox

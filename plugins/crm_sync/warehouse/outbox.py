@@ -21,6 +21,7 @@ from crm_sync.warehouse.ops import insert_ignore
 from crm_sync.warehouse.tables import outbox
 
 UNSENT = ("pending", "dry_run")  # planned, never claimed: a newer write may still replace them
+KEYS_PER_QUERY = 10_000  # SQLite's bind limit
 
 
 def _same_record(rows: Any, profile: Any, entity: Any, side: Any, xref_id: Any) -> sa.ColumnElement[bool]:
@@ -52,6 +53,13 @@ def queue(conn: sa.Connection, rows: list[dict[str, Any]], dry_run: bool) -> Non
     if keys and not dry_run:
         conn.execute(sa.update(outbox).where(outbox.c.idempotency_key.in_(keys), outbox.c.status == "dry_run")
                      .values(status="pending"))
+
+
+def xref_ids_by_key(conn: sa.Connection, keys: Sequence[str]) -> dict[str, int]:
+    """The link of each write already in the outbox, by idempotency key (keys not there are left out)."""
+    return {key: xref_id for chunk in range(0, len(keys), KEYS_PER_QUERY)
+            for key, xref_id in conn.execute(sa.select(outbox.c.idempotency_key, outbox.c.xref_id).where(
+                outbox.c.idempotency_key.in_(keys[chunk:chunk + KEYS_PER_QUERY])))}
 
 
 def supersede_link(conn: sa.Connection, xref_id: int) -> None:

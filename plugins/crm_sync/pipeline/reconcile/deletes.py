@@ -1,0 +1,61 @@
+"""GHL delete detection: linked records GHL deleted (a contact's ContactDelete webhook confirmed by
+this run's extract, a child missing from a complete list of its contact's children) follow the
+profile's ``on_delete`` on the app, and leave GHL's staging so their link goes quiet. (The app's
+deletes arrive as a soft-delete marker on the staged row: Planner.pair handles those.)"""
+
+from __future__ import annotations
+
+import pandas as pd
+import sqlalchemy as sa
+
+from crm_sync.pipeline import inbox
+from crm_sync.pipeline.context import RunContext
+from crm_sync.pipeline.reconcile.links import optional_int
+from crm_sync.pipeline.reconcile.planner import Planner
+from crm_sync.warehouse.tables import raw_record, run_log, staging_contact, staging_record
+
+
+def deleted_in_ghl(conn: sa.Connection, ctx: RunContext, plan: Planner, links: pd.DataFrame, ghl: pd.DataFrame,
+                    app: pd.DataFrame) -> pd.DataFrame:
+    """Linked children missing from a complete list this run read of their GHL contact's children were
+    deleted in GHL: each follows ``on_delete`` and leaves GHL's staging, so its link goes quiet (never
+    recreated, never updated). Only complete lists count: a failed read fails extract before this."""
+    logged = conn.execute(sa.select(run_log.c.stats).where(
+        run_log.c.profile == ctx.profile.name, run_log.c.run_id == ctx.run_id, run_log.c.step == "extract",
+        run_log.c.side == "ghl")).scalar_one_or_none() or {}
+    complete = set((logged.get("complete_lists") or {}).get(plan.entity, []))
+    if not complete or ghl.empty:
+        return ghl
+    seen = {r.source_id for r in conn.execute(sa.select(raw_record.c.source_id).where(
+        raw_record.c.profile == ctx.profile.name, raw_record.c.run_id == ctx.run_id, raw_record.c.side == "ghl",
+        raw_record.c.entity == plan.entity))} | set((logged.get("unchanged_listed") or {}).get(plan.entity, []))
+    both = links.dropna(subset=["ghl_id", "app_id"])
+    gone = both[both.ghl_id.isin(ghl.index[ghl.contact_id.isin(complete)]) & ~both.ghl_id.isin(seen)
+                & both.app_id.isin(app.index)]
+    return _follow_ghl_deletes(conn, ctx, plan, gone, ghl, app)
+
+
+def contacts_deleted_in_ghl(conn: sa.Connection, ctx: RunContext, plan: Planner, links: pd.DataFrame,
+                             ghl: pd.DataFrame, app: pd.DataFrame) -> pd.DataFrame:
+    """Linked contacts GHL deleted (a ContactDelete webhook, confirmed by GHL in this run's extract):
+    each follows ``on_delete`` on the app and leaves GHL's staging, so its link goes quiet."""
+    deleted = inbox.deleted_contacts(conn, ctx)
+    if not deleted:
+        return ghl
+    both = links.dropna(subset=["ghl_id", "app_id"])
+    gone = both[both.ghl_id.isin(deleted) & both.ghl_id.isin(ghl.index) & both.app_id.isin(app.index)]
+    return _follow_ghl_deletes(conn, ctx, plan, gone, ghl, app)
+
+
+def _follow_ghl_deletes(conn: sa.Connection, ctx: RunContext, plan: Planner, gone: pd.DataFrame,
+                        ghl: pd.DataFrame, app: pd.DataFrame) -> pd.DataFrame:
+    """Plan ``on_delete`` for each link in ``gone`` and drop its GHL record from staging."""
+    for link in gone.itertuples():
+        g = ghl.loc[link.ghl_id]
+        plan.deleted(int(link.id), g, app.loc[link.app_id], optional_int(g.get("contact_link")), gone="ghl")
+    if not gone.empty:
+        table = staging_contact if plan.entity == "contact" else staging_record
+        entity = [] if plan.entity == "contact" else [staging_record.c.entity == plan.entity]
+        conn.execute(sa.delete(table).where(table.c.profile == ctx.profile.name, table.c.side == "ghl",
+                                            table.c.source_id.in_(list(gone.ghl_id)), *entity))
+    return ghl.drop(index=list(gone.ghl_id))
