@@ -35,11 +35,10 @@ from crm_sync.pipeline.normalize import RuleBroken, canonical_record, timestamp,
 from crm_sync.pipeline.reconcile.children import NATURAL_KEY
 from crm_sync.pipeline.stage import record_hash
 from crm_sync.profile import Side
-from crm_sync.warehouse import outbox
+from crm_sync.warehouse import outbox, staging
 from crm_sync.warehouse.db import engine
 from crm_sync.warehouse.lock import profile_lock
-from crm_sync.warehouse.ops import upsert
-from crm_sync.warehouse.tables import run_log, staging_contact, staging_record, xref
+from crm_sync.warehouse.tables import run_log, staging_contact, xref
 
 log = logging.getLogger(__name__)
 
@@ -191,12 +190,11 @@ def record_success(conn: sa.Connection, ctx: RunContext, row: sa.Row, held: dict
     staged = {"profile": profile.name, "side": side, "source_id": target_id, "updated_at": updated,
               "content_hash": held_hash, "raw_id": None, "run_id": ctx.run_id, "deleted": False}
     if row.entity == "contact":
-        upsert(conn, staging_contact, [{**staged, **values}], keys=["profile", "side", "source_id"])
+        staging.keep(conn, contacts=[{**staged, **values}])
     else:
         contact_id = held.get("contactId") if side == "ghl" else dig(held, profile.contact_field(row.entity))
-        upsert(conn, staging_record, [{**staged, "entity": row.entity, "fields": values,
-                                       "contact_id": None if contact_id is None else str(contact_id)}],
-               keys=["profile", "entity", "side", "source_id"])
+        staging.keep(conn, children=[{**staged, "entity": row.entity, "fields": values,
+                                      "contact_id": None if contact_id is None else str(contact_id)}])
     link = {f"{side}_id": target_id, f"{side}_hash": held_hash, "base": row.merged, "updated_at": utcnow()}
     if row.xref_id == 0:  # a template task planned by an older version (GHL only, no link yet): its link is born here
         conn.execute(sa.insert(xref).values(profile=profile.name, entity=row.entity, **link))

@@ -33,8 +33,9 @@ from crm_sync.pipeline.normalize import (
 )
 from crm_sync.pipeline.shape import MALFORMED
 from crm_sync.profile import CANONICAL
+from crm_sync.warehouse import staging
 from crm_sync.warehouse.db import engine
-from crm_sync.warehouse.ops import insert_ignore, upsert
+from crm_sync.warehouse.ops import insert_ignore
 from crm_sync.warehouse.tables import quarantine, raw_record, staging_contact, staging_record
 
 
@@ -182,8 +183,7 @@ def stage(ctx: RunContext) -> dict[str, Any]:
                 if current.get(("contact", r["side"], r["source_id"])) != (r["content_hash"], r["external_id"])]
     children = [r for r in children if current.get((r["entity"], r["side"], r["source_id"])) != r["content_hash"]]
     with eng.begin() as conn:
-        upsert(conn, staging_contact, contacts, keys=["profile", "side", "source_id"])
-        upsert(conn, staging_record, children, keys=["profile", "entity", "side", "source_id"])
+        staging.keep(conn, contacts, children)
         insert_ignore(conn, quarantine, bad, keys=["profile", "run_id", "raw_id", "rule"])
         mark_staged(conn, ctx, raws)
         stats = {"staged_changed": len(contacts) + len(children), "quarantined": len(bad), "rows": len(raws)}

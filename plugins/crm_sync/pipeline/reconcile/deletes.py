@@ -12,7 +12,8 @@ from crm_sync.pipeline import inbox
 from crm_sync.pipeline.context import RunContext
 from crm_sync.pipeline.reconcile.links import optional_int
 from crm_sync.pipeline.reconcile.planner import Planner
-from crm_sync.warehouse.tables import raw_record, run_log, staging_contact, staging_record
+from crm_sync.warehouse import staging
+from crm_sync.warehouse.tables import raw_record, run_log
 
 
 def deleted_in_ghl(conn: sa.Connection, ctx: RunContext, plan: Planner, links: pd.DataFrame, ghl: pd.DataFrame,
@@ -54,8 +55,5 @@ def _follow_ghl_deletes(conn: sa.Connection, ctx: RunContext, plan: Planner, gon
         g = ghl.loc[link.ghl_id]
         plan.deleted(int(link.id), g, app.loc[link.app_id], optional_int(g.get("contact_link")), gone="ghl")
     if not gone.empty:
-        table = staging_contact if plan.entity == "contact" else staging_record
-        entity = [] if plan.entity == "contact" else [staging_record.c.entity == plan.entity]
-        conn.execute(sa.delete(table).where(table.c.profile == ctx.profile.name, table.c.side == "ghl",
-                                            table.c.source_id.in_(list(gone.ghl_id)), *entity))
+        staging.withdraw(conn, ctx.profile.name, plan.entity, "ghl", gone.ghl_id)
     return ghl.drop(index=list(gone.ghl_id))
