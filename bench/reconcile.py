@@ -39,7 +39,7 @@ import phonenumbers
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
 
-from crm_sync.pipeline import matching, normalize  # noqa: E402
+from crm_sync.pipeline import bulk_normalize, matching, normalize  # noqa: E402
 from crm_sync.profile import FieldMap  # noqa: E402
 
 SIZES = {"10k": 10_000, "100k": 100_000, "1m": 1_000_000}
@@ -216,8 +216,8 @@ def precision_recall(pairs: list[tuple[str, str]], truth: set[tuple[str, str]]) 
 
 def bulk(ghl_raw: pd.DataFrame, app_raw: pd.DataFrame) -> dict:
     t0 = time.perf_counter()
-    ghl, ghl_bad = matching.normalize_contacts(ghl_raw, REGION)
-    app, app_bad = matching.normalize_contacts(app_raw, REGION)
+    ghl, ghl_bad = bulk_normalize.normalize_contacts(ghl_raw, REGION)
+    app, app_bad = bulk_normalize.normalize_contacts(app_raw, REGION)
     t1 = time.perf_counter()
     pairs, ambiguous = matching.find_matches(ghl, app)
     t2 = time.perf_counter()
@@ -228,7 +228,7 @@ def bulk(ghl_raw: pd.DataFrame, app_raw: pd.DataFrame) -> dict:
             "stages": {"normalise": round(t1 - t0, 3), "match": round(t2 - t1, 3), "diff": round(t3 - t2, 3)}}
 
 
-FIELDS = {name: FieldMap(ghl=name) for name in matching.FIELDS}
+FIELDS = {name: FieldMap(ghl=name) for name in bulk_normalize.FIELDS}
 
 
 def python_path(ghl_raw: pd.DataFrame, app_raw: pd.DataFrame) -> dict:
@@ -243,7 +243,7 @@ def python_path(ghl_raw: pd.DataFrame, app_raw: pd.DataFrame) -> dict:
                 values = normalize.canonical_contact(payload, "ghl", FIELDS, REGION)
             except normalize.RuleBroken:
                 continue
-            rows[record["source_id"]] = {**{f: values[f] for f in matching.FIELDS},
+            rows[record["source_id"]] = {**{f: values[f] for f in bulk_normalize.FIELDS},
                                          "content_hash": normalize.content_hash(values)}
         sides[side] = rows
     pairs, ambiguous = [], {}
@@ -267,14 +267,15 @@ def python_path(ghl_raw: pd.DataFrame, app_raw: pd.DataFrame) -> dict:
                 why = f" by {key}" + (", another first name" if other_name else "")
                 ambiguous.setdefault(("ghl", g), []).append(f"app:{a}{why}")
                 ambiguous.setdefault(("app", a), []).append(f"ghl:{g}{why}")
-    differs = sum(any(sides["ghl"][g][f] != sides["app"][a][f] for f in matching.FIELDS) for g, a in pairs)
+    differs = sum(any(sides["ghl"][g][f] != sides["app"][a][f] for f in bulk_normalize.FIELDS) for g, a in pairs)
     return {"sides": sides, "pairs": pairs, "ambiguous": ambiguous, "differs": differs}
 
 
 def same_results(fast: dict, slow: dict) -> bool:
     for side in ("ghl", "app"):
         frame = fast[side].astype(object).where(fast[side].notna(), None)
-        rows = {r["source_id"]: {f: r[f] for f in (*matching.FIELDS, "content_hash")} for r in frame.to_dict("records")}
+        rows = {r["source_id"]: {f: r[f] for f in (*bulk_normalize.FIELDS, "content_hash")}
+                for r in frame.to_dict("records")}
         if rows != slow["sides"][side]:
             return False
     return (sorted(fast["pairs"]) == sorted(slow["pairs"]) and fast["ambiguous"] == slow["ambiguous"]
@@ -322,8 +323,8 @@ def main() -> None:
         print(f"{name}: {json.dumps(sizes[name])}", file=sys.stderr)
 
     ghl_raw, app_raw, truth, families = labelled_pairs()
-    ghl, _ = matching.normalize_contacts(ghl_raw, REGION)
-    app, _ = matching.normalize_contacts(app_raw, REGION)
+    ghl, _ = bulk_normalize.normalize_contacts(ghl_raw, REGION)
+    app, _ = bulk_normalize.normalize_contacts(app_raw, REGION)
     pairs, ambiguous = matching.find_matches(ghl, app)
     precision, recall = precision_recall(pairs, truth)
     result = {f"seconds_{name}": s["seconds"] for name, s in sizes.items()}

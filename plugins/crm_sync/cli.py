@@ -39,6 +39,7 @@ import sqlalchemy as sa
 
 from crm_sync import review
 from crm_sync.warehouse.db import engine
+from crm_sync.warehouse.outbox import move
 from crm_sync.warehouse.tables import outbox
 
 
@@ -49,31 +50,6 @@ def list_rows(conn: sa.Connection, profile: str, status: str | None) -> list[dic
     if status:
         query = query.where(outbox.c.status == status)
     return [dict(row._mapping) for row in conn.execute(query)]
-
-
-def superseded() -> sa.ColumnElement[bool]:
-    """A newer write of the same record and side exists: sending this row would put its old
-    payload over the newer data. (Template tasks, xref 0, have no record yet.)"""
-    newer = outbox.alias("newer")
-    return (outbox.c.xref_id != 0) & sa.exists().where(
-        newer.c.profile == outbox.c.profile, newer.c.entity == outbox.c.entity, newer.c.side == outbox.c.side,
-        newer.c.xref_id == outbox.c.xref_id, newer.c.id > outbox.c.id, newer.c.status != "discarded")
-
-
-def move(conn: sa.Connection, profile: str, ids: Sequence[int] | None, to: str) -> tuple[int, list[int]]:
-    """Failed (or, by id, pending) rows to ``to``; rows already sent are never touched. A retry
-    never puts a superseded row back in line: it is marked superseded, and its id returned."""
-    chosen = outbox.c.profile == profile
-    if ids:
-        chosen &= outbox.c.id.in_(ids) & outbox.c.status.in_(["failed", "pending", "dry_run"])
-    else:
-        chosen &= outbox.c.status == "failed"
-    replaced = [] if to != "pending" else list(conn.scalars(
-        sa.select(outbox.c.id).where(chosen, superseded()).order_by(outbox.c.id)))
-    if replaced:
-        conn.execute(sa.update(outbox).where(outbox.c.id.in_(replaced)).values(status="superseded"))
-    moved = conn.execute(sa.update(outbox).where(chosen, outbox.c.id.not_in(replaced)).values(status=to)).rowcount
-    return moved, replaced
 
 
 def known_profile(conn: sa.Connection, name: str) -> bool:

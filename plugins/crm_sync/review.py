@@ -34,7 +34,8 @@ import sqlalchemy as sa
 
 from crm_sync.pipeline.context import utcnow
 from crm_sync.profile import Profile, profile_by_name
-from crm_sync.warehouse.tables import outbox, review_candidate, review_decision, staging_contact, xref
+from crm_sync.warehouse import outbox
+from crm_sync.warehouse.tables import review_candidate, review_decision, staging_contact, xref
 
 Decision = Literal["link", "apart"]
 DECISIONS = ("link", "apart")
@@ -152,8 +153,7 @@ def drop_undone_links(conn: sa.Connection, profile: str) -> int:
     again = {(d.ghl_id, d.app_id) for d in active_decisions(conn, profile).itertuples() if d.decision == "link"}
     gone = [d for d in undone if (d.ghl_id, d.app_id) not in again]
     for d in gone:
-        conn.execute(sa.update(outbox).where(outbox.c.xref_id == d.xref_id, outbox.c.entity == "contact",
-                                             outbox.c.status.in_(["pending", "dry_run"])).values(status="superseded"))
+        outbox.supersede_link(conn, d.xref_id)
         conn.execute(sa.delete(xref).where(xref.c.id == d.xref_id, xref.c.ghl_id == d.ghl_id,
                                            xref.c.app_id == d.app_id))
         conn.execute(sa.update(review_decision).where(c.id == d.id).values(xref_id=None))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from crm_sync.hooks.app import AppClient
 from crm_sync.pipeline.context import RunContext
-from crm_sync.pipeline.reconcile import Planner
+from crm_sync.pipeline.reconcile.planner import Planner
 from crm_sync.profile import profile_by_name
 
 

@@ -7,7 +7,7 @@ import random
 
 import pandas as pd
 import pytest
-from crm_sync.pipeline import matching, normalize
+from crm_sync.pipeline import bulk_normalize, matching, normalize
 
 from bench.reconcile import labelled_pairs, precision_recall
 
@@ -68,7 +68,7 @@ def noisy_frame(n: int, seed: int) -> pd.DataFrame:
     rows = []
     for i in range(n):
         row = {"source_id": f"s{i}", "email": _noisy(rng, emails, letters), "phone": _noisy(rng, phones, digits)}
-        for field in matching.TEXT_FIELDS:
+        for field in bulk_normalize.TEXT_FIELDS:
             row[field] = _noisy(rng, TRICKY_TEXT + ["Ava", "Garcia", "Acme Inc", "web"], letters)
         rows.append(row)
     rows.append({"source_id": "int", "email": None, "phone": 4152011001, "first_name": 12, "last_name": 1.5,
@@ -84,7 +84,7 @@ def per_row(frame: pd.DataFrame, region: str) -> tuple[dict, dict]:
     for row in frame.astype(object).to_dict("records"):
         values = {}
         try:
-            for field in matching.FIELDS:
+            for field in bulk_normalize.FIELDS:
                 raw = row.get(field)
                 raw = None if isinstance(raw, float) and math.isnan(raw) else raw
                 if field == "email":
@@ -101,8 +101,8 @@ def per_row(frame: pd.DataFrame, region: str) -> tuple[dict, dict]:
 
 
 def bulk(frame: pd.DataFrame, region: str) -> tuple[dict, dict]:
-    good, bad = matching.normalize_contacts(frame, region)
-    columns = [*matching.FIELDS, "content_hash"]
+    good, bad = bulk_normalize.normalize_contacts(frame, region)
+    columns = [*bulk_normalize.FIELDS, "content_hash"]
     good_rows = {r["source_id"]: {c: (None if pd.isna(r[c]) else r[c]) for c in columns}
                  for r in good.astype(object).to_dict("records")}
     return good_rows, {r.source_id: (r.rule, r.detail) for r in bad.itertuples()}
@@ -122,10 +122,10 @@ def test_the_fast_path_decides_the_common_shapes():
     """Only what it cannot decide may reach email-validator and phonenumbers."""
     phones = pd.Series(["(415) 201-1001", "415.201.1001", "+1 415 201 1001", "4152011001", "+14152011001",
                         "1-415-201-1001", " +44 20 7946 0958 "], dtype="str")
-    assert pd.notna(matching._fast_phone(phones, "US")).all()
-    assert pd.notna(matching._fast_phone(pd.Series(["020 7946 0958", "07911 123456"], dtype="str"), "GB")).all()
+    assert pd.notna(bulk_normalize._fast_phone(phones, "US")).all()
+    assert pd.notna(bulk_normalize._fast_phone(pd.Series(["020 7946 0958", "07911 123456"], dtype="str"), "GB")).all()
     emails = pd.Series(["Ava.Garcia@Example.COM", "  o'brien+x@mail.co.uk ", "A_B-C@sub-1.x9.io"], dtype="str")
-    assert list(matching._fast_email(emails)) == ["ava.garcia@example.com", "o'brien+x@mail.co.uk",
+    assert list(bulk_normalize._fast_email(emails)) == ["ava.garcia@example.com", "o'brien+x@mail.co.uk",
                                                      "a_b-c@sub-1.x9.io"]
 
 
@@ -141,7 +141,7 @@ def test_tricky_values_one_by_one():
 
 def test_hash_covers_tags_like_the_per_row_hash():
     frame = pd.DataFrame({"source_id": ["a", "b"], "email": ["A@x.com", None], "tags": [["vip", "zoë"], None]})
-    good, _ = matching.normalize_contacts(frame, "US")
+    good, _ = bulk_normalize.normalize_contacts(frame, "US")
     assert good.content_hash.tolist() == [
         normalize.content_hash({"email": "a@x.com", "tags": ["vip", "zoë"]}), normalize.content_hash({})]
 
@@ -193,8 +193,8 @@ def test_find_matches_equals_the_plain_contract(seed):
 
 def labelled():
     ghl_raw, app_raw, truth, families = labelled_pairs()
-    ghl, _ = matching.normalize_contacts(ghl_raw, "US")
-    app, _ = matching.normalize_contacts(app_raw, "US")
+    ghl, _ = bulk_normalize.normalize_contacts(ghl_raw, "US")
+    app, _ = bulk_normalize.normalize_contacts(app_raw, "US")
     return ghl, app, truth, families
 
 

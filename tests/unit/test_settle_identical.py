@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 from crm_sync.pipeline.context import RunContext
-from crm_sync.pipeline.reconcile import Planner
+from crm_sync.pipeline.reconcile.planner import Planner
 from crm_sync.profile import CANONICAL, profile_by_name
 
 

@@ -32,13 +32,13 @@ from crm_sync.pipeline import webhook_events
 from crm_sync.pipeline.context import RunContext, advance_watermark, log_step, utcnow
 from crm_sync.pipeline.landing import mark_written
 from crm_sync.pipeline.normalize import RuleBroken, canonical_record, timestamp, to_side
-from crm_sync.pipeline.reconcile import NATURAL_KEY
+from crm_sync.pipeline.reconcile.children import NATURAL_KEY
 from crm_sync.pipeline.stage import record_hash
 from crm_sync.profile import Side
+from crm_sync.warehouse import outbox, staging
 from crm_sync.warehouse.db import engine
 from crm_sync.warehouse.lock import profile_lock
-from crm_sync.warehouse.ops import upsert
-from crm_sync.warehouse.tables import outbox, run_log, staging_contact, staging_record, xref
+from crm_sync.warehouse.tables import run_log, staging_contact, xref
 
 log = logging.getLogger(__name__)
 
@@ -175,8 +175,7 @@ def record_success(conn: sa.Connection, ctx: RunContext, row: sa.Row, held: dict
     side: Side = row.side
     profile = ctx.profile
     if held is None:  # a delete: nothing to stage
-        conn.execute(sa.update(outbox).where(outbox.c.id == row.id).values(status="sent", sent_at=utcnow(),
-                                                                          last_error=None))
+        outbox.mark_sent(conn, row.id, utcnow())
         return
     id_field, updated_field = profile.record_fields(side, row.entity)
     target_id = str(dig(held, id_field))
@@ -191,30 +190,21 @@ def record_success(conn: sa.Connection, ctx: RunContext, row: sa.Row, held: dict
     staged = {"profile": profile.name, "side": side, "source_id": target_id, "updated_at": updated,
               "content_hash": held_hash, "raw_id": None, "run_id": ctx.run_id, "deleted": False}
     if row.entity == "contact":
-        upsert(conn, staging_contact, [{**staged, **values}], keys=["profile", "side", "source_id"])
+        staging.keep(conn, contacts=[{**staged, **values}])
     else:
         contact_id = held.get("contactId") if side == "ghl" else dig(held, profile.contact_field(row.entity))
-        upsert(conn, staging_record, [{**staged, "entity": row.entity, "fields": values,
-                                       "contact_id": None if contact_id is None else str(contact_id)}],
-               keys=["profile", "entity", "side", "source_id"])
+        staging.keep(conn, children=[{**staged, "entity": row.entity, "fields": values,
+                                      "contact_id": None if contact_id is None else str(contact_id)}])
     link = {f"{side}_id": target_id, f"{side}_hash": held_hash, "base": row.merged, "updated_at": utcnow()}
     if row.xref_id == 0:  # a template task planned by an older version (GHL only, no link yet): its link is born here
         conn.execute(sa.insert(xref).values(profile=profile.name, entity=row.entity, **link))
     else:
         other = "app" if side == "ghl" else "ghl"
-        sibling = conn.execute(sa.select(outbox.c.id).where(  # the other side's own write records its hash
-            outbox.c.xref_id == row.xref_id, outbox.c.run_id == row.run_id, outbox.c.side == other)).first()
-        if sibling is None and row.source_hash:
+        # the other side's own write records its hash
+        if not outbox.planned_in_run(conn, row.xref_id, row.run_id, other) and row.source_hash:
             link[f"{other}_hash"] = row.source_hash
         conn.execute(sa.update(xref).where(xref.c.id == row.xref_id).values(link))
-    conn.execute(sa.update(outbox).where(outbox.c.id == row.id).values(
-        status="sent", target_id=target_id, sent_at=utcnow(), last_error=None))
-
-
-def _claim(conn: sa.Connection, row_id: int) -> bool:
-    claimed = conn.execute(sa.update(outbox).where(outbox.c.id == row_id, outbox.c.status == "pending")
-                           .values(status="sending", attempts=outbox.c.attempts + 1))
-    return claimed.rowcount == 1
+    outbox.mark_sent(conn, row.id, utcnow(), target_id)
 
 
 def load(ctx: RunContext) -> dict[str, Any]:
@@ -245,12 +235,10 @@ def _send_outbox(ctx: RunContext, eng: sa.Engine) -> dict[str, Any]:
     with eng.begin() as conn:
         # A crash between claim and result leaves "sending": resend looks up what the first send may have
         # created (GHL upsert, GHL child lookup, app email lookup), so reclaim.
-        conn.execute(sa.update(outbox).where(outbox.c.profile == name, outbox.c.status == "sending")
-                     .values(status="pending"))
-        rows = conn.execute(sa.select(outbox).where(outbox.c.profile == name, outbox.c.status == "pending")
-                            .order_by(outbox.c.id)).all()
+        outbox.release_stuck(conn, name)
+        rows = outbox.due(conn, name)
         if ctx.dry_run:
-            conn.execute(sa.update(outbox).where(outbox.c.id.in_([r.id for r in rows])).values(status="dry_run"))
+            outbox.mark_dry_run(conn, [r.id for r in rows])
     counts = Counter({"sent": 0, "failed": 0, "transient": 0, "waiting": 0,
                       "dry_run": len(rows) if ctx.dry_run else 0})
     dead: list[dict[str, Any]] = []
@@ -300,7 +288,7 @@ def _send_lane(ctx: RunContext, eng: sa.Engine, sender: Sender, rows: list[sa.Ro
     started = time.monotonic()
     for row in rows:
         with eng.begin() as conn:
-            if not _claim(conn, row.id):
+            if not outbox.claim(conn, row.id):
                 continue
         try:
             held = sender.send(row)
@@ -312,8 +300,7 @@ def _send_lane(ctx: RunContext, eng: sa.Engine, sender: Sender, rows: list[sa.Ro
             counts["waiting"] += 1
             log.info("outbox row %s waits: %s has no id on %s yet", row.id, waiting, row.side)
             with eng.begin() as conn:
-                conn.execute(sa.update(outbox).where(outbox.c.id == row.id).values(
-                    status="pending", last_error="waiting for its contact to be created"))
+                outbox.retry_later(conn, row.id, "waiting for its contact to be created")
             continue
         except DailyBudgetReached as stop:  # GHL's day is spent: the write goes out with the next run
             counts["budget_waiting"] += 1
@@ -335,8 +322,7 @@ def _send_lane(ctx: RunContext, eng: sa.Engine, sender: Sender, rows: list[sa.Ro
         log.warning("outbox row %s (%s %s %s xref %s) %s: %s", row.id, row.op, row.side, row.entity,
                     row.xref_id, status, error[:ERROR_CHARS])
         with eng.begin() as conn:
-            conn.execute(sa.update(outbox).where(outbox.c.id == row.id).values(
-                status=status, last_error=error[:ERROR_CHARS]))
+            (outbox.fail if status == "failed" else outbox.retry_later)(conn, row.id, error[:ERROR_CHARS])
     counts["finished_s"] = time.monotonic() - started
     return counts, dead
 

@@ -17,10 +17,10 @@ import pandas as pd
 import sqlalchemy as sa
 
 from crm_sync.hooks.app import dig
+from crm_sync.pipeline.bulk_normalize import FIELDS as BULK_FIELDS
+from crm_sync.pipeline.bulk_normalize import normalize_contacts
 from crm_sync.pipeline.context import RunContext, log_step, utcnow
 from crm_sync.pipeline.landing import mark_staged
-from crm_sync.pipeline.matching import FIELDS as BULK_FIELDS
-from crm_sync.pipeline.matching import normalize_contacts
 from crm_sync.pipeline.normalize import (
     Broken,
     RuleBroken,
@@ -33,8 +33,9 @@ from crm_sync.pipeline.normalize import (
 )
 from crm_sync.pipeline.shape import MALFORMED
 from crm_sync.profile import CANONICAL
+from crm_sync.warehouse import staging
 from crm_sync.warehouse.db import engine
-from crm_sync.warehouse.ops import insert_ignore, upsert
+from crm_sync.warehouse.ops import insert_ignore
 from crm_sync.warehouse.tables import quarantine, raw_record, staging_contact, staging_record
 
 
@@ -100,7 +101,7 @@ def stage_one(ctx: RunContext, raw: sa.Row) -> dict[str, Any]:
 
 def stage_contacts(ctx: RunContext, raws: list[sa.Row]) -> tuple[list[dict[str, Any]], list[tuple[sa.Row, Broken]]]:
     """Contacts in bulk: each payload's fields are read row by row (JSON has to be), and emails,
-    phones and names are normalised and hashed column-wise (crm_sync.pipeline.matching), which is
+    phones and names are normalised and hashed column-wise (crm_sync.pipeline.bulk_normalize), which is
     where the per-row cost was. Returns (staging rows, (raw, rule broken) of the rest)."""
     fields = ctx.profile.fields("contact")
     rows, sources, read, bad = [], [], [], []
@@ -182,8 +183,7 @@ def stage(ctx: RunContext) -> dict[str, Any]:
                 if current.get(("contact", r["side"], r["source_id"])) != (r["content_hash"], r["external_id"])]
     children = [r for r in children if current.get((r["entity"], r["side"], r["source_id"])) != r["content_hash"]]
     with eng.begin() as conn:
-        upsert(conn, staging_contact, contacts, keys=["profile", "side", "source_id"])
-        upsert(conn, staging_record, children, keys=["profile", "entity", "side", "source_id"])
+        staging.keep(conn, contacts, children)
         insert_ignore(conn, quarantine, bad, keys=["profile", "run_id", "raw_id", "rule"])
         mark_staged(conn, ctx, raws)
         stats = {"staged_changed": len(contacts) + len(children), "quarantined": len(bad), "rows": len(raws)}

@@ -31,6 +31,7 @@ from crm_sync.pipeline.context import RunContext, log_step, utcnow
 from crm_sync.pipeline.matching import name_keys
 from crm_sync.pipeline.normalize import Broken
 from crm_sync.pipeline.stage import quarantine_row
+from crm_sync.warehouse import staging
 from crm_sync.warehouse.db import engine
 from crm_sync.warehouse.ops import insert_ignore
 from crm_sync.warehouse.tables import quarantine, raw_record, staging_contact, staging_record
@@ -196,11 +197,8 @@ def _frame(conn: sa.Connection, ctx: RunContext, table: sa.Table) -> pd.DataFram
 
 def _withdraw(conn: sa.Connection, ctx: RunContext, table: str, row: pd.Series) -> None:
     """A row that failed validation leaves staging, so reconcile never sees it."""
-    target = staging_contact if table == "staging_contact" else staging_record
-    where = [target.c.profile == ctx.profile.name, target.c.side == row["side"], target.c.source_id == row["source_id"]]
-    if target is staging_record:
-        where.append(target.c.entity == row["entity"])
-    conn.execute(sa.delete(target).where(*where))
+    entity = "contact" if table == "staging_contact" else row["entity"]
+    staging.withdraw(conn, ctx.profile.name, entity, row["side"], [row["source_id"]])
 
 
 def _check_table(conn: sa.Connection, ctx: RunContext, table: sa.Table) -> tuple[int, int, list[dict[str, Any]]]:
