@@ -15,13 +15,13 @@ from urllib.parse import urlsplit
 import httpx
 
 from crm_sync.hooks.base import HookBase
-from crm_sync.hooks.oauth import (AirflowVariableTokenStore, OAuthClient, RotatingOAuth, TokenStore, shared_store,
-                                  unsaved_alert)
+from crm_sync.hooks.oauth import OAuthClient, RotatingOAuth, unsaved_alert
+from crm_sync.hooks.token_store import AirflowVariableTokenStore, TokenStore, shared_store
 from crm_sync.http import ApiClient, ApiError
 from crm_sync.paging import PageGuard
 from crm_sync.transport import quote_id
 from crm_sync.pipeline.normalize import format_moment, moment_or_none
-from crm_sync.profile import AppApi, AppEntityApi
+from crm_sync.profile_app import AppApi, AppEntityApi
 from crm_sync.timezones import day_start
 
 
