@@ -20,15 +20,9 @@ from crm_sync.hooks.token_store import AirflowVariableTokenStore, TokenStore, sh
 from crm_sync.http import ApiClient, ApiError
 from crm_sync.paging import PageGuard
 from crm_sync.transport import quote_id
-from crm_sync.pipeline.normalize import format_moment, moment_or_none
 from crm_sync.profile_app import AppApi, AppEntityApi
-from crm_sync.timezones import day_start
-
-
-def dig(body: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        body = body.get(part) if isinstance(body, dict) else None
-    return body
+from crm_sync.records import dig, typed_id
+from crm_sync.timezones import day_start, format_moment, moment_or_none
 
 
 class AppClient(ApiClient):
@@ -154,11 +148,6 @@ class AppClient(ApiClient):
 
     def delete(self, entity: str, record_id: str) -> dict[str, Any]:
         return self._write(entity, "delete", record_id, None, retry=True)
-
-
-def typed_id(value: str) -> Any:
-    """Apps with integer ids want them back as integers."""
-    return int(value) if value.isdigit() else value
 
 
 def _relative(link: str) -> str:

@@ -35,9 +35,9 @@ from crm_sync.pipeline import inbox
 from crm_sync.pipeline.context import RunContext, log_step, utcnow
 from crm_sync.pipeline.matching import diff, external_matches, find_matches
 from crm_sync.pipeline.merge import merge
-from crm_sync.pipeline.normalize import Broken
 from crm_sync.pipeline.stage import quarantine_row
 from crm_sync.profile import CANONICAL, GHL_READ_ONLY, NewContactTask, Side
+from crm_sync.records import Broken
 from crm_sync.warehouse.lock import profile_lock
 from crm_sync.warehouse.ops import insert_ignore
 from crm_sync.warehouse.tables import (
