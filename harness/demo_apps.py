@@ -46,7 +46,7 @@ def _contact_id(app: str, member: dict[str, Any]) -> Any:
 
 
 def _stamp(profile, iso: str) -> Any:
-    from crm_sync.pipeline.normalize import format_moment, timestamp
+    from crm_sync.timezones import format_moment, timestamp
 
     return format_moment(timestamp(iso), UPDATED_FORMAT.get(profile.name, "iso"), profile.zone)
 

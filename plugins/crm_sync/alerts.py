@@ -8,7 +8,8 @@ notifier that connection names (extra ``notifier``: a dotted class path, ``notif
 
 What an alert carries is built here from names and counts only: profile, DAG, run, counts
 and a link to the run's report page; never a token, a secret or a record's personal data.
-Sending never fails the caller: an alert that cannot be delivered is logged.
+Sending never fails the caller: an alert that cannot be delivered is logged. The failed-run
+alert, which reads the run's counts from its report, is sent by ``pipeline.run_failed``.
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
-
-from airflow.sdk import BaseNotifier
 
 log = logging.getLogger(__name__)
 GLOBAL_CONN_ID = "crm_sync_alerts"
@@ -147,45 +146,3 @@ def refresh_token_not_saved(conn_id: str) -> bool:
     profile = next((tag for tag in getattr(dag, "tags", ()) if tag != "crm-sync"), None)  # the factory's tags
     return send(Alert("refresh_token_not_saved", profile=profile, dag_id=getattr(dag, "dag_id", None),
                       run_id=getattr(run, "run_id", None), subject=conn_id), context)
-
-
-def run_counts(profile: str, run_id: str) -> dict[str, int] | None:
-    """What the run did before it failed, from the warehouse's run summary (counts only);
-    None when validate failed it: that breach sent its own alert already."""
-    try:
-        from crm_sync.pipeline.report import summarize
-        from crm_sync.warehouse.db import engine
-
-        with engine().connect() as conn:
-            summary = summarize(conn, profile, run_id)
-    except Exception as exc:  # noqa: BLE001 - the alert goes out without counts rather than not at all
-        log.warning("alert without counts: the run summary could not be read (%s)", type(exc).__name__)
-        return {}
-    if summary["validate"].get("passed") is False:
-        return None
-    sides = summary["sides"].values()
-    return {"extracted": sum(s["extracted"] for s in sides), "quarantined": summary["quarantined"],
-            "writes_sent": summary["writes_sent"], "writes_failed": sum(s["failed"] for s in sides)}
-
-
-class RunFailedNotifier(BaseNotifier):
-    """The DAG's ``on_failure_callback`` (run by Airflow's dag-processor): one alert per failed run."""
-
-    template_fields = ()
-
-    def __init__(self, profile: str):
-        super().__init__()
-        self.profile = profile
-
-    def render_template_fields(self, context, jinja_env=None) -> None:
-        """Nothing to render; and `airflow dags test` hands callbacks a SerializedDAG without a template env."""
-
-    def notify(self, context: dict[str, Any]) -> None:
-        run, dag = context.get("dag_run"), context.get("dag")
-        run_id = context.get("run_id") or getattr(run, "run_id", None)
-        counts = run_counts(self.profile, run_id) if run_id else {}
-        if counts is None:
-            log.info("run %s failed on its data-quality threshold, which was alerted already", run_id)
-            return
-        send(Alert("run_failed", profile=self.profile, dag_id=getattr(dag, "dag_id", None), run_id=run_id,
-                   counts=counts), context)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, Param, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from crm_sync.alerts import RunFailedNotifier
+from crm_sync.pipeline.run_failed import RunFailedNotifier
 from crm_sync.profile import Profile
 
 DOC = """

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from crm_sync.digest import digest
 from crm_sync.errors import NoRetryError
 from crm_sync.http import ApiError
+from crm_sync.records import record_key
 
 DEFAULT_MAX_PAGES = 10_000
 DEFAULT_MAX_RECORDS = 500_000
@@ -29,14 +29,6 @@ DEFAULT_MAX_RECORDS = 500_000
 
 class PagingRunaway(NoRetryError):
     """A paged read that would not end; names the entity and the setting that bounds it."""
-
-
-def record_key(record: Any, id_of: Callable[[Any], Any]) -> str:
-    """The record's id, or a digest of the record when it has none (it is quarantined later)."""
-    record_id = id_of(record) if isinstance(record, dict) else None
-    if record_id not in (None, ""):
-        return f"id:{record_id}"
-    return "sha:" + digest(record)
 
 
 class PageGuard:
@@ -53,7 +45,7 @@ class PageGuard:
         """Account for one page just received (before its records are used)."""
         records = list(records)
         self.pages += 1
-        keys = {record_key(record, self.id_of) for record in records}
+        keys = {record_key(record, self.id_of(record) if isinstance(record, dict) else None) for record in records}
         new = keys - self.seen
         if records and not new:
             self._stop(f"page {self.pages} brought no record not already seen (the server repeats pages)")

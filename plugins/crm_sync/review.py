@@ -32,8 +32,8 @@ from typing import Any, Literal
 import pandas as pd
 import sqlalchemy as sa
 
-from crm_sync.pipeline.context import utcnow
 from crm_sync.profile import Profile, profile_by_name
+from crm_sync.timezones import utcnow
 from crm_sync.warehouse import outbox
 from crm_sync.warehouse.tables import review_candidate, review_decision, staging_contact, xref
 

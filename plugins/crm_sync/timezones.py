@@ -12,14 +12,25 @@ zone. One rule set, used by reads, writes, "changed since" filters and reports:
   within eleven hours of the shop;
 - an appointment keeps its duration: its local end is its local start plus its duration, so a
   start moved forward out of a nonexistent hour moves its end with it.
+
+Timestamps as the sides write them (ISO 8601, Unix seconds or milliseconds, strftime patterns)
+are read (``timestamp``) and written (``format_moment``) here too.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, tzinfo
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from crm_sync.records import Broken, RuleBroken
+
 DAY_TIME = time(12, 0)
+
+
+def utcnow() -> datetime:
+    """Now, as an aware UTC datetime: every timestamp the warehouse stores."""
+    return datetime.now(UTC)
 
 
 def zone(name: str) -> ZoneInfo:
@@ -71,6 +82,58 @@ def span_end(start: datetime, wall_start: datetime, wall_end: datetime) -> datet
 def wall_end(start: datetime, end: datetime, where: tzinfo) -> datetime:
     """An appointment's local end: its local start plus its duration."""
     return to_wall(start, where) + (end - start)
+
+
+def _timestamp_broken(detail: str) -> RuleBroken:
+    return RuleBroken(Broken("timestamp_format", detail))
+
+
+def timestamp(value: Any, pattern: str = "iso", zone: tzinfo = UTC) -> datetime | None:
+    """A moment in UTC from ISO 8601, Unix seconds or milliseconds, or an strftime pattern; a value
+    without an offset is a wall-clock time in ``zone`` (``to_instant`` has the DST rule). Raises
+    RuleBroken (``timestamp_format``) for a value that is none of these."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, bool):
+        raise _timestamp_broken(f"timestamp {value!r} is a boolean")
+    try:
+        if isinstance(value, int | float):
+            return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, UTC)
+        moment = parse_moment(value, pattern)
+    except (ValueError, OverflowError, OSError):
+        expected = "an ISO 8601 timestamp" if pattern in ("iso", "unix", "unix_ms") else f"in the form {pattern}"
+        raise _timestamp_broken(f"timestamp {value!r} is not {expected}") from None
+    try:
+        return to_instant(moment, zone)
+    except OverflowError:
+        raise _timestamp_broken(f"timestamp {value!r} is out of range in {zone}") from None
+
+
+def parse_moment(value: Any, pattern: str) -> datetime:
+    """The datetime a text holds: naive (a wall-clock time) when it carries no offset."""
+    if pattern not in ("iso", "unix", "unix_ms"):
+        return datetime.strptime(str(value), pattern)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def moment_or_none(value: Any, zone: tzinfo = UTC) -> datetime | None:
+    """A timestamp for bookkeeping (windows, echo checks): unreadable is None, stage quarantines it."""
+    try:
+        return timestamp(value, zone=zone)
+    except RuleBroken:
+        return None
+
+
+def format_moment(moment: datetime, pattern: str, zone: tzinfo = UTC) -> str | int:
+    """A moment as an app wants it in a query or a body: ISO 8601 and Unix times in UTC (they
+    carry their offset), a strftime pattern as the wall clock of ``zone``."""
+    if pattern == "unix":
+        return int(moment.timestamp())
+    if pattern == "unix_ms":
+        return int(moment.timestamp() * 1000)
+    if pattern == "iso":
+        return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return to_wall(moment, zone).strftime(pattern)
 
 
 def show(moment: datetime | str | None, where: tzinfo, empty: str = "") -> str:

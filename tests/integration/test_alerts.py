@@ -8,7 +8,8 @@ import json
 import pytest
 from airflow.sdk import BaseNotifier
 from crm_sync import alerts
-from crm_sync.alerts import Alert, RunFailedNotifier
+from crm_sync.alerts import Alert
+from crm_sync.pipeline.run_failed import RunFailedNotifier
 
 from tests.contract.ghl_sim import webhook_receiver
 

@@ -25,7 +25,7 @@ from crm_sync.paths import PROFILES_DIR
 from crm_sync.pipeline import normalize
 from crm_sync.pipeline.context import RunContext
 from crm_sync.pipeline.csv_source import read_file
-from crm_sync.pipeline.normalize import RuleBroken
+from crm_sync.records import RuleBroken
 from crm_sync.pipeline.stage import stage_contacts, stage_one
 from crm_sync.profile import ProfileError, parse_profile, profile_by_name
 from hypothesis import HealthCheck, given, seed, settings

@@ -9,7 +9,7 @@ from crm_sync.http import ApiError
 from crm_sync.paging import (CursorPaginator, NextLinkPaginator, OffsetPaginator, PageGuard, PageNumberPaginator,
                              PageRequest, PagingRunaway, SearchAfterPaginator, SinglePagePaginator,
                              SkipLimitPaginator, pages)
-from crm_sync.profile import Pagination
+from crm_sync.profile_app import Pagination
 
 
 def rows(*ids: int) -> list[dict]:

@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from crm_sync.hooks.app import AppClient
-from crm_sync.pipeline.normalize import RuleBroken, canonical_record, to_side
+from crm_sync.pipeline.normalize import canonical_record, to_side
 from crm_sync.profile import FieldMap, ProfileError, parse_profile, profile_by_name
+from crm_sync.records import RuleBroken
 from crm_sync.timezones import show
 
 from harness.simulators import mygadgetrepairs

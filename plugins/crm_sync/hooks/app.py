@@ -14,21 +14,15 @@ from typing import Any
 import httpx
 
 from crm_sync.hooks.base import HookBase
-from crm_sync.hooks.oauth import (AirflowVariableTokenStore, OAuthClient, RotatingOAuth, TokenStore, shared_store,
-                                  unsaved_alert)
+from crm_sync.hooks.oauth import OAuthClient, RotatingOAuth, unsaved_alert
+from crm_sync.hooks.token_store import AirflowVariableTokenStore, TokenStore, shared_store
 from crm_sync.http import ApiClient, ApiError
 from crm_sync.paging import (CursorPaginator, NextLinkPaginator, OffsetPaginator, PageGuard, PageNumberPaginator,
                              PageRequest, Paginator, SinglePagePaginator, pages)
+from crm_sync.profile_app import AppApi, AppEntityApi, Pagination
+from crm_sync.records import dig, typed_id
+from crm_sync.timezones import day_start, format_moment, moment_or_none
 from crm_sync.transport import quote_id
-from crm_sync.pipeline.normalize import format_moment, moment_or_none
-from crm_sync.profile import AppApi, AppEntityApi, Pagination
-from crm_sync.timezones import day_start
-
-
-def dig(body: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        body = body.get(part) if isinstance(body, dict) else None
-    return body
 
 
 class AppClient(ApiClient):
@@ -129,11 +123,6 @@ class AppClient(ApiClient):
 
     def delete(self, entity: str, record_id: str) -> dict[str, Any]:
         return self._write(entity, "delete", record_id, None, retry=True)
-
-
-def typed_id(value: str) -> Any:
-    """Apps with integer ids want them back as integers."""
-    return int(value) if value.isdigit() else value
 
 
 def paginator(paging: Pagination) -> Paginator:

@@ -19,11 +19,11 @@ from typing import Any
 import httpx
 
 from crm_sync.hooks.base import HookBase
-from crm_sync.hooks.oauth import (AirflowVariableTokenStore, GHLOAuth, OAuthClient, TokenStore, shared_store,
-                                  unsaved_alert)
+from crm_sync.hooks.oauth import GHLOAuth, OAuthClient, unsaved_alert
+from crm_sync.hooks.token_store import AirflowVariableTokenStore, TokenStore, shared_store
 from crm_sync.http import ApiClient, ApiError, header_number
 from crm_sync.paging import PageGuard, PageRequest, SearchAfterPaginator, SkipLimitPaginator, pages
-from crm_sync.profile import PagingLimits
+from crm_sync.profile_app import PagingLimits
 from crm_sync.transport import quote_id
 
 API_VERSION = "2021-07-28"

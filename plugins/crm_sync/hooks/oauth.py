@@ -19,12 +19,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Generator
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
 
 import httpx
 
+from crm_sync.hooks.token_store import SharedTokenStore, TokenStore
 from crm_sync.http import ApiClient, ApiError
 from crm_sync.masking import mask_tokens
 
@@ -33,43 +33,6 @@ TOKEN_ATTEMPTS = 5
 SAVE_ATTEMPTS = 4
 SAVE_BACKOFF_S = 0.5
 log = logging.getLogger(__name__)
-
-
-class TokenStore(Protocol):
-    """Where the newest refresh token of a connection lives between runs."""
-
-    def load(self) -> str | None: ...
-
-    def save(self, refresh_token: str) -> None: ...
-
-
-class AirflowVariableTokenStore:
-    """Keeps the refresh token in an Airflow Variable (encrypted at rest with Fernet; its key
-    contains "token", so Airflow masks the value in every log)."""
-
-    def __init__(self, conn_id: str, prefix: str = "crm_sync_ghl_refresh_token"):
-        self.key = f"{prefix}__{conn_id}"
-
-    def load(self) -> str | None:
-        from airflow.sdk import Variable
-
-        return Variable.get(self.key, default=None)
-
-    def save(self, refresh_token: str) -> None:
-        from airflow.sdk import Variable
-
-        Variable.set(self.key, refresh_token, description="OAuth refresh token, rotated by crm-sync")
-
-
-@runtime_checkable
-class SharedTokenStore(TokenStore, Protocol):
-    """A token store every process shares: a lock around the refresh, and the access token kept."""
-
-    def locked(self) -> AbstractContextManager[None]: ...
-
-    def load_access(self) -> tuple[str, float] | None: ...
-
-    def save_access(self, access_token: str, expires_at: float) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -182,13 +145,6 @@ class RotatingOAuth(httpx.Auth):
             self._refresh(request.headers["Authorization"].removeprefix("Bearer "))
             request.headers["Authorization"] = f"Bearer {self.access_token}"
             yield request
-
-
-def shared_store(legacy: AirflowVariableTokenStore) -> TokenStore:
-    """The store the hooks use: the warehouse's, shared by every worker, under the Variable's key."""
-    from crm_sync.hooks.token_store import WarehouseTokenStore
-
-    return WarehouseTokenStore(legacy.key, legacy=legacy)
 
 
 def unsaved_alert(conn_id: str) -> Callable[[], None]:

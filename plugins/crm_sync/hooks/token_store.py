@@ -1,4 +1,6 @@
-"""OAuth tokens shared by every task, process and Celery worker through the warehouse.
+"""Where OAuth tokens live: the store protocols ``hooks.oauth`` refreshes through, an Airflow
+Variable (the old home of a refresh token), and the warehouse, shared by every task, process and
+Celery worker.
 
 A GHL refresh token works once. Workers that each refreshed on their own would race: the
 first wins, the others present a dead token (invalid_grant) and the install is lost. So a
@@ -11,17 +13,54 @@ key (``[core] fernet_key``), like Airflow's own connections and variables.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
+from typing import Protocol, runtime_checkable
 
 import sqlalchemy as sa
 
-from crm_sync.hooks.oauth import TokenStore
 from crm_sync.warehouse.lock import named_lock
 from crm_sync.warehouse.ops import upsert
 from crm_sync.warehouse.tables import oauth_token
 
 LOCK_WAIT_S = 120.0
+
+
+class TokenStore(Protocol):
+    """Where the newest refresh token of a connection lives between runs."""
+
+    def load(self) -> str | None: ...
+
+    def save(self, refresh_token: str) -> None: ...
+
+
+class AirflowVariableTokenStore:
+    """Keeps the refresh token in an Airflow Variable (encrypted at rest with Fernet; its key
+    contains "token", so Airflow masks the value in every log)."""
+
+    def __init__(self, conn_id: str, prefix: str = "crm_sync_ghl_refresh_token"):
+        self.key = f"{prefix}__{conn_id}"
+
+    def load(self) -> str | None:
+        from airflow.sdk import Variable
+
+        return Variable.get(self.key, default=None)
+
+    def save(self, refresh_token: str) -> None:
+        from airflow.sdk import Variable
+
+        Variable.set(self.key, refresh_token, description="OAuth refresh token, rotated by crm-sync")
+
+
+@runtime_checkable
+class SharedTokenStore(TokenStore, Protocol):
+    """A token store every process shares: a lock around the refresh, and the access token kept."""
+
+    def locked(self) -> AbstractContextManager[None]: ...
+
+    def load_access(self) -> tuple[str, float] | None: ...
+
+    def save_access(self, access_token: str, expires_at: float) -> None: ...
 
 
 class TokenLockBusy(RuntimeError):
@@ -99,3 +138,7 @@ class WarehouseTokenStore:
     def save_access(self, access_token: str, expires_at: float) -> None:
         self._write(access_token=_fernet().encrypt(access_token.encode()).decode(), expires_at=expires_at)
 
+
+def shared_store(legacy: AirflowVariableTokenStore) -> TokenStore:
+    """The store the hooks use: the warehouse's, shared by every worker, under the Variable's key."""
+    return WarehouseTokenStore(legacy.key, legacy=legacy)

@@ -9,14 +9,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from crm_sync.profile import Profile, Side, profile_by_name
+from crm_sync.timezones import utcnow
 from crm_sync.warehouse.ops import upsert
 from crm_sync.warehouse.tables import run_log, sync_state
 
 INTERVAL_RUN_TYPES = {"scheduled", "backfill"}
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from crm_sync.paths import data_home
-from crm_sync.profile import CsvSource, ProfileError
+from crm_sync.profile import ProfileError
+from crm_sync.profile_app import CsvSource
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
 """A bigger file is quarantined whole (split it): every line is held in memory while it is read."""

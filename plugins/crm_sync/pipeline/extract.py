@@ -14,8 +14,6 @@ GHL deletes only there), what the day's budget left unread, the webhook events u
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections import Counter
 from collections.abc import Iterator
@@ -25,16 +23,16 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from crm_sync.digest import digest
-from crm_sync.hooks.app import AppHook, dig
+from crm_sync.hooks.app import AppHook
 from crm_sync.hooks.ghl import DailyBudgetReached, GHLClient, GHLHook
 from crm_sync.pipeline import handoff, webhook_events
 from crm_sync.pipeline.context import RunContext, Window, extraction_window, log_step, utcnow
 from crm_sync.pipeline.csv_source import read_csv_folder
 from crm_sync.pipeline.landing import changed_only
-from crm_sync.pipeline.normalize import moment_or_none
 from crm_sync.pipeline.shape import shape_problem, stand_in
 from crm_sync.profile import Side
+from crm_sync.records import MALFORMED_PREFIX, dig, record_key
+from crm_sync.timezones import moment_or_none
 from crm_sync.warehouse.db import engine
 from crm_sync.warehouse.ops import insert_ignore
 from crm_sync.warehouse.tables import raw_record, staging_record, xref
@@ -47,12 +45,12 @@ def raw_row(ctx: RunContext, side: Side, entity: str, payload: Any, extracted_at
     contact_field = None if entity == "contact" else "contactId" if side == "ghl" else ctx.profile.contact_field(entity)
     if (broken := shape_problem(payload, id_field, contact_field)) is not None:  # stage quarantines it
         return {"profile": ctx.profile.name, "run_id": ctx.run_id, "side": side, "entity": entity,
-                "record_key": f"malformed:{digest(payload)[:40]}", "source_id": None, "source_updated_at": None,
+                "record_key": record_key(payload, malformed=True), "source_id": None, "source_updated_at": None,
                 "payload": stand_in(broken, payload), "extracted_at": extracted_at}
     source_id = dig(payload, id_field)
     source_id = str(source_id) if source_id not in (None, "") else None
     updated = moment_or_none(dig(payload, updated_field), ctx.profile.side_zone(side))  # a bad one: stage quarantines it with the rule
-    key = source_id or "sha256:" + hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:40]
+    key = record_key(payload, source_id)
     return {"profile": ctx.profile.name, "run_id": ctx.run_id, "side": side, "entity": entity, "record_key": key,
             "source_id": source_id, "source_updated_at": updated, "payload": payload, "extracted_at": extracted_at}
 
@@ -62,7 +60,7 @@ def _each_malformed_apart(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ``:3``... so each is landed and quarantined, not folded into the first (a valid record's key is its id)."""
     seen: Counter[tuple[str, str]] = Counter()
     for row in rows:
-        if row["record_key"].startswith("malformed:"):
+        if row["record_key"].startswith(MALFORMED_PREFIX):
             seen[row["entity"], row["record_key"]] += 1
             if (copy := seen[row["entity"], row["record_key"]]) > 1:
                 row["record_key"] += f":{copy}"

@@ -25,16 +25,18 @@ from typing import Any
 import sqlalchemy as sa
 
 from crm_sync import alerts
-from crm_sync.hooks.app import AppClient, AppHook, dig, typed_id
+from crm_sync.hooks.app import AppClient, AppHook
 from crm_sync.hooks.ghl import DailyBudgetReached, GHLClient, GHLHook
 from crm_sync.http import ApiError
 from crm_sync.pipeline import webhook_events
 from crm_sync.pipeline.context import RunContext, advance_watermark, log_step, utcnow
 from crm_sync.pipeline.landing import mark_written
-from crm_sync.pipeline.normalize import RuleBroken, canonical_record, timestamp, to_side
+from crm_sync.pipeline.normalize import canonical_record, to_side
 from crm_sync.pipeline.reconcile.children import NATURAL_KEY
 from crm_sync.pipeline.stage import record_hash
 from crm_sync.profile import Side
+from crm_sync.records import RuleBroken, dig, typed_id
+from crm_sync.timezones import timestamp
 from crm_sync.warehouse import outbox, staging
 from crm_sync.warehouse.db import engine
 from crm_sync.warehouse.lock import profile_lock

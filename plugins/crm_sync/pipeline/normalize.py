@@ -15,7 +15,6 @@ import hashlib
 import json
 import re
 import unicodedata
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
@@ -24,21 +23,9 @@ from anyascii import anyascii
 from email_validator import EmailNotValidError, validate_email
 
 from crm_sync.profile import CANONICAL, GHL_READ_ONLY, FieldMap, Side
-from crm_sync.timezones import day_instant, local_day, span_end, to_instant, to_wall, wall_end
-
-
-@dataclass(frozen=True)
-class Broken:
-    """A value that breaks a rule: the rule's name and a sentence a user can act on."""
-
-    rule: str
-    detail: str
-
-
-class RuleBroken(Exception):
-    def __init__(self, broken: Broken):
-        super().__init__(broken.detail)
-        self.broken = broken
+from crm_sync.records import Broken, RuleBroken, dig
+from crm_sync.timezones import (day_instant, format_moment, local_day, parse_moment, span_end, timestamp, to_wall,
+                                wall_end)
 
 
 def _broken(rule: str, detail: str) -> RuleBroken:
@@ -104,53 +91,6 @@ def phone(value: Any, region: str) -> str | None:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
-def timestamp(value: Any, pattern: str = "iso", zone: tzinfo = UTC) -> datetime | None:
-    """A moment in UTC from ISO 8601, Unix seconds or milliseconds, or an strftime pattern; a value
-    without an offset is a wall-clock time in ``zone`` (crm_sync.timezones has the DST rule)."""
-    if value in (None, ""):
-        return None
-    if isinstance(value, bool):
-        raise _broken("timestamp_format", f"timestamp {value!r} is a boolean")
-    try:
-        if isinstance(value, int | float):
-            return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, UTC)
-        moment = _parse(value, pattern)
-    except (ValueError, OverflowError, OSError):
-        expected = "an ISO 8601 timestamp" if pattern in ("iso", "unix", "unix_ms") else f"in the form {pattern}"
-        raise _broken("timestamp_format", f"timestamp {value!r} is not {expected}") from None
-    try:
-        return to_instant(moment, zone)
-    except OverflowError:
-        raise _broken("timestamp_format", f"timestamp {value!r} is out of range in {zone}") from None
-
-
-def _parse(value: Any, pattern: str) -> datetime:
-    """The datetime a text holds: naive (a wall-clock time) when it carries no offset."""
-    if pattern not in ("iso", "unix", "unix_ms"):
-        return datetime.strptime(str(value), pattern)
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-
-
-def moment_or_none(value: Any, zone: tzinfo = UTC) -> datetime | None:
-    """A timestamp for bookkeeping (windows, echo checks): unreadable is None, stage quarantines it."""
-    try:
-        return timestamp(value, zone=zone)
-    except RuleBroken:
-        return None
-
-
-def format_moment(moment: datetime, pattern: str, zone: tzinfo = UTC) -> str | int:
-    """A moment as an app wants it in a query or a body: ISO 8601 and Unix times in UTC (they
-    carry their offset), a strftime pattern as the wall clock of ``zone``."""
-    if pattern == "unix":
-        return int(moment.timestamp())
-    if pattern == "unix_ms":
-        return int(moment.timestamp() * 1000)
-    if pattern == "iso":
-        return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    return to_wall(moment, zone).strftime(pattern)
-
-
 def _date_only(spec: FieldMap) -> bool:
     return spec.format not in ("iso", "unix", "unix_ms") and "%H" not in spec.format and not spec.time_field
 
@@ -185,7 +125,7 @@ def _keep_duration(values: dict[str, Any], payload: dict[str, Any], fields: dict
     if not (start and end and _wall_clock(start) and _wall_clock(end) and values.get("start") and values.get("end")):
         return
     try:
-        walls = [_parse(raw_value(spec, payload, "app"), _app_pattern(spec)) for spec in (start, end)]
+        walls = [parse_moment(raw_value(spec, payload, "app"), _app_pattern(spec)) for spec in (start, end)]
         if all(wall.tzinfo is None for wall in walls):
             values["end"] = _canonical_moment(span_end(timestamp(values["start"]), *walls), end)
     except (ValueError, OverflowError):  # not wall-clock text after all (a Unix number): keep the end as read
@@ -222,14 +162,6 @@ def _bool(value: Any) -> bool | None:
     raise _broken("type", f"expected true or false, got {value!r}")
 
 
-def _read(payload: dict[str, Any], path: str | None) -> Any:
-    if path is None:
-        return None
-    for part in path.split("."):
-        payload = payload.get(part) if isinstance(payload, dict) else None
-    return payload
-
-
 def _name_part(full: Any, part: str) -> str | None:
     words = (text(full) or "").split(" ")
     if not words[0]:
@@ -242,12 +174,12 @@ def _name_part(full: Any, part: str) -> str | None:
 def raw_value(spec: FieldMap, payload: dict[str, Any], side: Side) -> Any:
     """One field as the side holds it, before normalising: read at its path, a name part taken,
     a date joined to its time, an app's own value mapped to the canonical one."""
-    raw = _read(payload, spec.ghl if side == "ghl" else spec.app)
+    raw = dig(payload, spec.ghl if side == "ghl" else spec.app)
     if side == "app":
         if spec.part:
             raw = _name_part(raw, spec.part)
         if spec.time_field and raw not in (None, ""):
-            raw = f"{raw} {_read(payload, spec.time_field) or '00:00'}"
+            raw = f"{raw} {dig(payload, spec.time_field) or '00:00'}"
         if spec.values is not None and raw not in (None, ""):
             raw = _from_values(raw, spec)
     return raw

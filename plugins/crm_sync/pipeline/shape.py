@@ -11,26 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from crm_sync.hooks.app import dig
-from crm_sync.pipeline.normalize import Broken
+from crm_sync.records import MAX_DEPTH, Broken, dig, too_deep
 
-MAX_DEPTH = 32  # levels of objects and arrays in one record; real CRM records use a handful
 ID_MAX_CHARS = 128  # the warehouse's id columns (raw_record.source_id, staging, xref)
 MALFORMED = "_malformed"
-
-
-def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
-    """Whether objects and arrays nest deeper than ``limit`` (iterative: no recursion to exhaust)."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
-        if children is None:
-            continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children)
-    return False
 
 
 def _id_problem(value: Any, key: str, rule: str) -> Broken | None:

@@ -16,23 +16,15 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from crm_sync.hooks.app import dig
 from crm_sync.pipeline.bulk_normalize import FIELDS as BULK_FIELDS
 from crm_sync.pipeline.bulk_normalize import normalize_contacts
 from crm_sync.pipeline.context import RunContext, log_step, utcnow
 from crm_sync.pipeline.landing import mark_staged
-from crm_sync.pipeline.normalize import (
-    Broken,
-    RuleBroken,
-    canonical_record,
-    content_hash,
-    field_key,
-    field_value,
-    raw_value,
-    timestamp,
-)
+from crm_sync.pipeline.normalize import canonical_record, content_hash, field_key, field_value, raw_value
 from crm_sync.pipeline.shape import MALFORMED
 from crm_sync.profile import CANONICAL
+from crm_sync.records import Broken, RuleBroken, dig
+from crm_sync.timezones import timestamp
 from crm_sync.warehouse import staging
 from crm_sync.warehouse.db import engine
 from crm_sync.warehouse.ops import insert_ignore

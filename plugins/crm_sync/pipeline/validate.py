@@ -29,8 +29,8 @@ from crm_sync import alerts
 from crm_sync.errors import NoRetryError
 from crm_sync.pipeline.context import RunContext, log_step, utcnow
 from crm_sync.pipeline.matching import name_keys
-from crm_sync.pipeline.normalize import Broken
 from crm_sync.pipeline.stage import quarantine_row
+from crm_sync.records import Broken
 from crm_sync.warehouse import staging
 from crm_sync.warehouse.db import engine
 from crm_sync.warehouse.ops import insert_ignore

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from crm_sync import review
 from crm_sync.pipeline.context import RunContext
 from crm_sync.pipeline.matching import external_matches, find_matches
-from crm_sync.pipeline.normalize import Broken
+from crm_sync.records import Broken
 from crm_sync.pipeline.reconcile.deletes import contacts_deleted_in_ghl
 from crm_sync.pipeline.reconcile.links import (
     busy_links,
