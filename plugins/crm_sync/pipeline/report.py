@@ -21,6 +21,7 @@ from typing import Any
 import jinja2
 import sqlalchemy as sa
 
+from crm_sync.console_urls import run_report_url
 from crm_sync.errors import NoRetryError
 from crm_sync.paths import data_home
 from crm_sync.pipeline.context import INTERVAL_RUN_TYPES, RunContext, log_step, utcnow
@@ -254,14 +255,7 @@ def report(ctx: RunContext) -> dict[str, Any]:
         stats["retention"] = cleanup(conn, ctx, path.parent)
         log_step(conn, ctx, "report", stats)
     log.info("run report: %s in the Airflow UI (crm-sync), exported to %s",
-             console_path(ctx.profile.dag_id, ctx.run_id), path.as_uri())
+             run_report_url(ctx.profile.dag_id, ctx.run_id), path.as_uri())
     if failed_at:
         raise RunFailed(f"the run stopped at {failed_at}; its report is {path}")
     return stats
-
-
-def console_path(dag_id: str, run_id: str) -> str:
-    """The run's report page in the Airflow UI, relative to the api-server's base URL."""
-    from urllib.parse import quote
-
-    return f"/crm-sync/dags/{dag_id}/runs/{quote(run_id, safe='')}"
