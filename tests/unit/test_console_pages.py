@@ -80,7 +80,8 @@ def test_a_review_decision_is_stored_and_a_refused_one_says_why(client, sqlite_w
     with sqlite_warehouse.begin() as conn:
         conn.execute(sa.insert(staging_contact), [
             {"profile": "gymdesk", "side": side, "source_id": source_id, "email": "dana@example.org",
-             "first_name": "Dana", "content_hash": "h", "run_id": "r1"} for side, source_id in (("ghl", "g1"), ("app", "a1"))])
+             "first_name": "Dana", "content_hash": "h", "run_id": "r1"}
+            for side, source_id in (("ghl", "g1"), ("app", "a1"))])
     form = {"ghl_id": "g1", "app_id": "a1"}
 
     refused = client.post(f"/dags/{DAG}/review/decide", data={**form, "decision": "maybe"}, follow_redirects=False)

@@ -60,42 +60,42 @@ def _run(profile: Profile, run_id: str, steps: dict[tuple[str, str], Any], count
 
 
 def _counts(conn: sa.Connection, profile: str, run_ids: list[str]) -> dict[str, dict[str, dict[str, int]]]:
-    """Per run, per side ("-": the whole run): rows landed, landed and left alone (no write touched
-    them, no rule quarantined them), rows quarantined, writes by outcome. One query."""
+    """Per run, per side ("-": the whole run): writes by outcome, rows quarantined, rows landed, and
+    rows landed and left alone (no write touched them, no rule quarantined them). One query: each
+    part answers (run_id, side, what, outbox status or None, count)."""
     def of(table: sa.Table) -> tuple:
         return table.c.profile == profile, table.c.run_id.in_(run_ids)
 
-    def label(name: str) -> Any:
-        return sa.literal(name, sa.String)
+    def named(what: str) -> Any:
+        return sa.literal(what, sa.String)
 
-    n, nothing = sa.func.count().label("n"), sa.cast(sa.null(), sa.String)
-    # The ids the report does not count as unchanged: every record a write of the run touched
-    # (on either side), and those quarantined on that side.
-    left_out = sa.union(*(sa.select(outbox.c.run_id, label(side).label("side"), getattr(xref.c, f"{side}_id").label("id"))
-                          .join(xref, xref.c.id == outbox.c.xref_id).where(*of(outbox)) for side in SIDES),
-                        sa.select(quarantine.c.run_id, quarantine.c.side, quarantine.c.source_id)
-                        .where(*of(quarantine))).subquery("left_out")
-    untouched = sa.select(raw_record.c.run_id, raw_record.c.side, label("landed_unchanged"), nothing, n).outerjoin(
-        left_out, sa.and_(left_out.c.run_id == raw_record.c.run_id, left_out.c.side == raw_record.c.side,
-                          left_out.c.id == raw_record.c.source_id)).where(
-        *of(raw_record), raw_record.c.source_id.is_not(None), left_out.c.id.is_(None)
-    ).group_by(raw_record.c.run_id, raw_record.c.side)
+    n, no_status = sa.func.count(), sa.cast(sa.null(), sa.String)
     bad_rows = sa.func.count(sa.distinct(quarantine.c.raw_id))
-    query = sa.union_all(
-        sa.select(outbox.c.run_id, outbox.c.side, outbox.c.op, outbox.c.status, n).where(*of(outbox))
-        .group_by(outbox.c.run_id, outbox.c.side, outbox.c.op, outbox.c.status),
-        sa.select(quarantine.c.run_id, quarantine.c.side, label("quarantined"), nothing, bad_rows)
-        .where(*of(quarantine)).group_by(quarantine.c.run_id, quarantine.c.side),
-        sa.select(quarantine.c.run_id, label("-"), label("quarantined"), nothing, bad_rows)
-        .where(*of(quarantine)).group_by(quarantine.c.run_id),
-        sa.select(raw_record.c.run_id, raw_record.c.side, label("landed"), nothing, n)
-        .where(*of(raw_record)).group_by(raw_record.c.run_id, raw_record.c.side),
-        untouched,
-    )
+    writes = (sa.select(outbox.c.run_id, outbox.c.side, outbox.c.op, outbox.c.status, n).where(*of(outbox))
+              .group_by(outbox.c.run_id, outbox.c.side, outbox.c.op, outbox.c.status))
+    bad = (sa.select(quarantine.c.run_id, quarantine.c.side, named("quarantined"), no_status, bad_rows)
+           .where(*of(quarantine)).group_by(quarantine.c.run_id, quarantine.c.side))
+    bad_in_run = (sa.select(quarantine.c.run_id, named("-"), named("quarantined"), no_status, bad_rows)
+                  .where(*of(quarantine)).group_by(quarantine.c.run_id))
+    landed = (sa.select(raw_record.c.run_id, raw_record.c.side, named("landed"), no_status, n)
+              .where(*of(raw_record)).group_by(raw_record.c.run_id, raw_record.c.side))
+    # What the report does not count as unchanged: every record a write of the run touched (on
+    # either side), and those quarantined on their side.
+    touched = [sa.select(outbox.c.run_id, named(side).label("side"), xref.c[f"{side}_id"].label("id"))
+               .join(xref, xref.c.id == outbox.c.xref_id).where(*of(outbox)) for side in SIDES]
+    bad_ids = sa.select(quarantine.c.run_id, quarantine.c.side, quarantine.c.source_id).where(*of(quarantine))
+    left_out = sa.union(*touched, bad_ids).subquery("left_out")
+    left_alone = (sa.select(raw_record.c.run_id, raw_record.c.side, named("landed_unchanged"), no_status, n)
+                  .outerjoin(left_out, sa.and_(left_out.c.run_id == raw_record.c.run_id,
+                                               left_out.c.side == raw_record.c.side,
+                                               left_out.c.id == raw_record.c.source_id))
+                  .where(*of(raw_record), raw_record.c.source_id.is_not(None), left_out.c.id.is_(None))
+                  .group_by(raw_record.c.run_id, raw_record.c.side))
+
     counts: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
-    for run_id, side, what, status, number in conn.execute(query):
+    for run_id, side, what, status, number in conn.execute(sa.union_all(writes, bad, bad_in_run, landed, left_alone)):
         mine = counts[run_id][side]
-        if status is None:  # a row count
+        if status is None:  # rows counted
             mine[what] += number
             continue
         mine[OUTCOMES.get(status, status)] += number
