@@ -81,8 +81,8 @@ def seed(conn: sa.Connection, profile: Profile, runs: int, landed: int = 20, wri
                  "op": "update" if k % 2 else "create", "xref_id": first_link + ids[1 + k // 2],
                  "target_id": f"{side}{ids[1 + k // 2]}", "payload": _person(side, ids[1 + k // 2]),
                  "merged": _person("merged", ids[1 + k // 2]), "source_hash": "0" * 64,
-                 "decisions": [{"field": "email", "ghl": "a@example.org", "app": "b@example.org",
-                                "winner": "ghl", "why": "newer"}],
+                 "decisions": [{"field": "email", "winner": "ghl", "reason": "last_write_wins: GHL's is newer",
+                                "ghl": "a@example.org", "app": "b@example.org", "value": "a@example.org"}],
                  "idempotency_key": f"{ctx.run_id}:{side}:{k}", "status": statuses[k % len(statuses)],
                  "created_at": start} for k in range(writes) for side in ("ghl", "app") if k % 2 == (side == "app")])
             log_step(conn, ctx, "reconcile", {"planned": writes})

@@ -68,12 +68,14 @@ def test_the_report_json_is_the_report_the_task_exports(client, runs, sqlite_war
     assert client.get(f"/api/dags/not_ours/runs/{quote(runs[0], safe='')}").status_code == 404
 
 
-def test_the_runs_list_links_every_run_to_its_report(client, runs):
+def test_the_runs_list_links_every_run_to_its_report_page(client, runs):
     page = client.get(f"/dags/{DAG}").text
     assert page.count("<tr>") == len(runs) + 1
     for run_id in runs:  # newest first
         assert page.count(f'/dags/{DAG}/runs/{quote(run_id, safe="/")}"') == 1
     assert page.index(quote(runs[-1], safe="/")) < page.index(quote(runs[0], safe="/"))
+    report = client.get(run_report_url(DAG, runs[0]).removeprefix("/crm-sync"))
+    assert report.status_code == 200 and "last_write_wins: GHL&#39;s is newer" in report.text
 
 
 def test_a_review_decision_is_stored_and_a_refused_one_says_why(client, sqlite_warehouse):
@@ -98,3 +100,20 @@ def test_a_review_decision_is_stored_and_a_refused_one_says_why(client, sqlite_w
                                    follow_redirects=False).headers["location"]
     undone = client.post(f"/dags/{DAG}/review/undo", data={"decision_id": str(stored[0].id)}, follow_redirects=False)
     assert f"decision%20{stored[0].id}%20undone" in undone.headers["location"]
+
+
+def test_the_index_shows_each_profiles_newest_run(client, runs, sqlite_warehouse, monkeypatch):
+    from airflow.api_fastapi import app as airflow_app
+
+    class ReadsOneDag:
+        def get_authorized_dag_ids(self, user, method):
+            return {DAG}
+
+    monkeypatch.setattr(airflow_app, "get_auth_manager", ReadsOneDag)
+    with sqlite_warehouse.connect() as conn:
+        newest = build_report(conn, profile_by_name("gymdesk"), runs[-1])
+    page = client.get("/").text
+    row = page[page.index(f'<a href="/dags/{DAG}">'):].split("</tr>")[0]
+    assert f'/dags/{DAG}/runs/{quote(runs[-1], safe="/")}">{runs[-1]}</a>' in row
+    assert f"<td>{newest['writes_sent']}</td><td class=\"bad\">{newest['quarantined']}</td>" in row
+    assert newest["writes_sent"] and newest["quarantined"]
