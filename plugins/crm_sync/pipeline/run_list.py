@@ -3,7 +3,7 @@ whatever the number of runs (which runs, their run_log rows, and one counts quer
 
 A run's report reads its writes and quarantined rows with their payloads; the list needs only how
 many there are, so the database counts them. The numbers are the report's own: the same
-`side_summary` turns them into a side's columns (tests/unit/test_run_list.py holds the two equal).
+`side_summary` turns them into a side's columns (tests/integration/test_run_list.py holds the two equal).
 """
 
 from __future__ import annotations
