@@ -69,7 +69,7 @@ def main() -> int:
     parser.add_argument("--fresh", action="store_true", help="run the demo again even when the last one is reusable")
     args = parser.parse_args()
 
-    from crm_sync.pipeline.report import console_path
+    from crm_sync.console_urls import run_report_url
     from crm_sync.profile import profile_by_name, usable_profiles
 
     profile = profile_by_name(args.profile)
@@ -93,7 +93,7 @@ def main() -> int:
         airflow(["dags", "unpause", profile.dag_id], services.env, DEMO_HOME / "ui" / "unpause.log")
         url = services.env["AIRFLOW__API__BASE_URL"]
         passwords = json.loads((Path(env["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated").read_text())
-        report = url + console_path(profile.dag_id, newest_run(profile)).replace("/crm-sync/", "/crm-sync/api/", 1)
+        report = run_report_url(profile.dag_id, newest_run(profile), url, json=True)
         print(f"ui: url={url} user={USER} password={passwords[USER]} report={report}", flush=True)
         while not stop.wait(1):
             services.check()

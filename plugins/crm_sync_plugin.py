@@ -10,19 +10,19 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
+from crm_sync.console_urls import CONSOLE, run_report_url
 from crm_sync.web import console
 
-PREFIX = "crm-sync"  # external_views hrefs are relative to the UI's base URL
+# external_views hrefs are relative to the UI's base URL; the UI fills in the placeholders
+RUN_TAB = run_report_url("{DAG_ID}", "{RUN_ID}", base="", quote_run_id=False)
 
 
 class CrmSyncPlugin(AirflowPlugin):
     name = "crm_sync"
-    fastapi_apps = [{"app": console, "url_prefix": f"/{PREFIX}", "name": "crm-sync console"}]
+    fastapi_apps = [{"app": console, "url_prefix": f"/{CONSOLE}", "name": "crm-sync console"}]
     external_views = [
-        {"name": "crm-sync", "href": f"{PREFIX}/", "destination": "nav", "url_route": "crm-sync",
+        {"name": "crm-sync", "href": f"{CONSOLE}/", "destination": "nav", "url_route": "crm-sync",
          "nav_top_level": True},
-        {"name": "crm-sync report", "href": f"{PREFIX}/dags/{{DAG_ID}}/runs/{{RUN_ID}}", "destination": "dag_run",
-         "url_route": "crm-sync-run"},
-        {"name": "crm-sync report", "href": f"{PREFIX}/dags/{{DAG_ID}}/runs/{{RUN_ID}}", "destination": "task_instance",
-         "url_route": "crm-sync-task"},
+        {"name": "crm-sync report", "href": RUN_TAB, "destination": "dag_run", "url_route": "crm-sync-run"},
+        {"name": "crm-sync report", "href": RUN_TAB, "destination": "task_instance", "url_route": "crm-sync-task"},
     ]

@@ -17,7 +17,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+
+from crm_sync.console_urls import run_report_url
 
 log = logging.getLogger(__name__)
 GLOBAL_CONN_ID = "crm_sync_alerts"
@@ -63,7 +64,7 @@ class Alert:
 def report_url(dag_id: str, run_id: str) -> str:
     """The run's report page in the console, under Airflow's ``[api] base_url``."""
     base = _config("api", "base_url") or "http://localhost:8080"
-    return f"{base.rstrip('/')}/crm-sync/dags/{dag_id}/runs/{quote(run_id, safe='')}"
+    return run_report_url(dag_id, run_id, base)
 
 
 def _config(section: str, key: str) -> str | None:

@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from crm_sync.web.app import app
 
-OPEN_BY_DESIGN = ("/webhooks/",)  # verified by their signature instead (crm_sync.web.webhooks)
+OPEN_BY_DESIGN = ("/webhooks/",)  # verified by their signature instead (crm_sync.web.routes.receiver)
 
 
 def console_routes() -> list[tuple[str, str]]:

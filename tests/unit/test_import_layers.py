@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "plugins" / "crm_sync"
 
 # Bottom up. A module belongs to the entry with the longest matching dotted prefix.
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "paths", "masking", "timezones", "digest", "transport", "records", "provider"),
+    ("errors", "paths", "masking", "timezones", "digest", "transport", "records", "console_urls", "provider"),
     ("http", "paging", "warehouse"),
     ("profile", "profile_app", "locations", "alerts"),
     ("hooks", "webhooks", "review"),

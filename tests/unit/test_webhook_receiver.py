@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from crm_sync.profile import location_asset
 from crm_sync.warehouse.db import engine
 from crm_sync.warehouse.tables import webhook_inbox
-from crm_sync.web import webhooks
+from crm_sync.web.routes import receiver as ghl_receiver
 from crm_sync.webhooks.settings import WebhookSettings
 from crm_sync.webhooks.trigger import Coalescer
 from harness.simulators import ghl_keys
@@ -52,11 +52,11 @@ class Receiver:
         self.woken: list[str] = []
         self.engine = engine(url)
         config = WebhookSettings(public_key=ghl_keys.TEST_PUBLIC_KEY_SPKI_B64, trigger_interval_s=0.01, **settings)
-        target = webhooks.Receiver(config, Coalescer(self._wake, config.trigger_interval_s), self.engine,
+        target = ghl_receiver.Receiver(config, Coalescer(self._wake, config.trigger_interval_s), self.engine,
                                    profiles)
         app = FastAPI()
-        app.include_router(webhooks.router)
-        app.dependency_overrides[webhooks.receiver] = lambda: target
+        app.include_router(ghl_receiver.router)
+        app.dependency_overrides[ghl_receiver.receiver] = lambda: target
         self.client = TestClient(app)
 
     def _wake(self, asset: str) -> bool:

@@ -21,6 +21,7 @@ from typing import Any
 import jinja2
 import sqlalchemy as sa
 
+from crm_sync.console_urls import run_report_url
 from crm_sync.errors import NoRetryError
 from crm_sync.paths import data_home
 from crm_sync.pipeline import handoff
@@ -54,29 +55,8 @@ def summarize(conn: sa.Connection, profile: str, run_id: str, zone: tzinfo = UTC
                        .order_by(quarantine.c.id)).all()
     raws = conn.execute(sa.select(raw_record.c.side, raw_record.c.source_id, raw_record.c.entity).where(
         raw_record.c.profile == profile, raw_record.c.run_id == run_id)).all()
-    extracted = [(r.side, r.source_id) for r in raws]
     load = steps.get(("load", "-"))
-    sides = {}
-    for side in ("ghl", "app"):
-        extract = steps.get(("extract", side))
-        touched = {w.ghl_id if side == "ghl" else w.app_id for w in writes}
-        bad_ids = {q.source_id for q in bad if q.side == side}
-        mine = [w for w in writes if w.side == side]
-        ids = [source_id for s, source_id in extracted if s == side]
-        # Records read; only the changed ones land in raw_record, the others are counted by extract.
-        identical = extract.stats.get("unchanged", 0) if extract else 0
-        sides[side] = {
-            "window": _window(extract, zone),
-            "extracted": extract.stats.get("extracted", len(ids)) if extract else len(ids),
-            "quarantined": len({q.raw_id for q in bad if q.side == side}),
-            "created": sum(w.op == "create" and w.status == "sent" for w in mine),
-            "updated": sum(w.op == "update" and w.status == "sent" for w in mine),
-            "unchanged": identical + sum(1 for i in ids if i is not None and i not in touched and i not in bad_ids),
-            "failed": sum(w.status == "failed" for w in mine),
-            "planned": sum(w.status in ("pending", "dry_run") for w in mine),
-            "api_calls": (extract.stats["api"].get("calls", 0) if extract else 0)
-            + (load.stats["api"][side].get("calls", 0) if load else 0),
-        }
+    sides = {side: side_summary(steps, side, _tally(side, raws, writes, bad), zone) for side in ("ghl", "app")}
     return {
         "profile": profile, "run_id": run_id, "timezone": str(zone),
         "run_type": next((s.run_type for s in steps.values()), None),
@@ -85,7 +65,7 @@ def summarize(conn: sa.Connection, profile: str, run_id: str, zone: tzinfo = UTC
         "quarantined": len({q.raw_id for q in bad}),
         "quarantined_by_rule": dict(Counter(q.rule for q in bad).most_common()),
         "validate": steps[("validate", "-")].stats if ("validate", "-") in steps else {},
-        "failed_at": _failed_at(steps),
+        "failed_at": stopped_at(steps),
         "budget_stop": _budget_stop(steps),
         "dead_letter": (load.stats.get("dead_letter") or []) if load else [],
         "entities": _by_entity(raws, writes, bad, {side: (steps[("extract", side)].stats.get("by_entity")
@@ -95,6 +75,45 @@ def summarize(conn: sa.Connection, profile: str, run_id: str, zone: tzinfo = UTC
                         "raw_id": q.raw_id, "payload": q.payload} for q in bad],
         "writes": [{"entity": w.entity, "side": w.side, "op": w.op, "changes": _changes(w, zone), "target_id": w.target_id, "status": w.status,
                     "last_error": w.last_error, "payload": w.payload, "decisions": w.decisions} for w in writes],
+    }
+
+
+def _tally(side: str, raws, writes, bad) -> dict[str, int]:
+    """The run's rows of one side, counted: what `side_summary` needs beside run_log. The runs list
+    counts the same in SQL (crm_sync.pipeline.run_list)."""
+    touched = {w.ghl_id if side == "ghl" else w.app_id for w in writes}
+    bad_ids = {q.source_id for q in bad if q.side == side}
+    mine = [w for w in writes if w.side == side]
+    ids = [r.source_id for r in raws if r.side == side]
+    return {
+        "landed": len(ids),
+        "landed_unchanged": sum(1 for i in ids if i is not None and i not in touched and i not in bad_ids),
+        "quarantined": len({q.raw_id for q in bad if q.side == side}),
+        "created": sum(w.op == "create" and w.status == "sent" for w in mine),
+        "updated": sum(w.op == "update" and w.status == "sent" for w in mine),
+        "failed": sum(w.status == "failed" for w in mine),
+        "planned": sum(w.status in ("pending", "dry_run") for w in mine),
+    }
+
+
+def side_summary(steps: dict[tuple[str, str], Any], side: str, tally: dict[str, int], zone: tzinfo = UTC
+                 ) -> dict[str, Any]:
+    """One side of a run: extracted, quarantined, created, updated, unchanged, failed and planned
+    writes, API calls; from its run_log rows and its rows counted (`_tally`)."""
+    extract, load = steps.get(("extract", side)), steps.get(("load", "-"))
+    # Records read; only the changed ones land in raw_record, the others are counted by extract.
+    identical = extract.stats.get("unchanged", 0) if extract else 0
+    return {
+        "window": _window(extract, zone),
+        "extracted": extract.stats.get("extracted", tally["landed"]) if extract else tally["landed"],
+        "quarantined": tally["quarantined"],
+        "created": tally["created"],
+        "updated": tally["updated"],
+        "unchanged": identical + tally["landed_unchanged"],
+        "failed": tally["failed"],
+        "planned": tally["planned"],
+        "api_calls": (extract.stats["api"].get("calls", 0) if extract else 0)
+        + (load.stats["api"][side].get("calls", 0) if load else 0),
     }
 
 
@@ -149,7 +168,7 @@ def _budget_stop(steps: dict[tuple[str, str], Any]) -> dict[str, Any] | None:
             "appointments_from": owed.appointment_from, "writes_waiting": writes}
 
 
-def _failed_at(steps: dict[tuple[str, str], Any]) -> str | None:
+def stopped_at(steps: dict[tuple[str, str], Any]) -> str | None:
     """The first pipeline step with no successful run_log row: where a failed run stopped."""
     done = {step for (step, _side), row in steps.items() if row.stats.get("passed", True)}
     return next((step for step in PIPELINE if step not in done), None)
@@ -170,17 +189,20 @@ def build_report(conn: sa.Connection, profile: Profile, run_id: str) -> dict[str
     summary = summarize(conn, profile.name, run_id, profile.zone)
     run = conn.execute(sa.select(run_log.c.stats).where(
         run_log.c.profile == profile.name, run_log.c.run_id == run_id, run_log.c.step == "report")).first()
-    facts = dict(run.stats) if run else {}
-    summary.update(
-        dag_id=profile.dag_id,
-        interval_start=facts.get("interval_start"), interval_end=facts.get("interval_end"),
-        dry_run=facts.get("dry_run", profile.dry_run), generated_at=facts.get("generated_at"),
-        finished=run is not None)
-    summary["title"] = run_title(summary)
+    summary.update(run_facts(profile, summary, run.stats if run else None))
     summary["validate"] = {"threshold": profile.quality_threshold, **summary["validate"]}
     empty = {"extracted_ghl": 0, "extracted_app": 0, "sent_to_ghl": 0, "sent_to_app": 0, "quarantined": 0}
     summary["entities"] = {**{entity: dict(empty) for entity in profile.synced()}, **summary["entities"]}
     return summary
+
+
+def run_facts(profile: Profile, summary: dict[str, Any], logged: dict[str, Any] | None) -> dict[str, Any]:
+    """The run's own facts as the report task logged them (None: it has not run yet), and its title."""
+    facts = logged or {}
+    out = {"dag_id": profile.dag_id, "interval_start": facts.get("interval_start"),
+           "interval_end": facts.get("interval_end"), "dry_run": facts.get("dry_run", profile.dry_run),
+           "generated_at": facts.get("generated_at"), "finished": logged is not None}
+    return {**out, "title": run_title({**summary, **out})}
 
 
 def run_title(summary: dict[str, Any]) -> str:
@@ -255,14 +277,7 @@ def report(ctx: RunContext) -> dict[str, Any]:
         stats["retention"] = cleanup(conn, ctx, path.parent)
         log_step(conn, ctx, "report", stats)
     log.info("run report: %s in the Airflow UI (crm-sync), exported to %s",
-             console_path(ctx.profile.dag_id, ctx.run_id), path.as_uri())
+             run_report_url(ctx.profile.dag_id, ctx.run_id), path.as_uri())
     if failed_at:
         raise RunFailed(f"the run stopped at {failed_at}; its report is {path}")
     return stats
-
-
-def console_path(dag_id: str, run_id: str) -> str:
-    """The run's report page in the Airflow UI, relative to the api-server's base URL."""
-    from urllib.parse import quote
-
-    return f"/crm-sync/dags/{dag_id}/runs/{quote(run_id, safe='')}"

@@ -239,7 +239,8 @@ def _newly_bad(conn: sa.Connection, ctx: RunContext) -> int:
 
 
 def validate(ctx: RunContext) -> dict[str, Any]:
-    from crm_sync.pipeline.report import console_path, report_path
+    from crm_sync.console_urls import run_report_url
+    from crm_sync.pipeline.report import report_path
 
     eng = engine()
     with eng.begin() as conn:
@@ -259,7 +260,7 @@ def validate(ctx: RunContext) -> dict[str, Any]:
                  "passed": passed, "expectations": expectations}
         log_step(conn, ctx, "validate", stats)
     log.info("data-quality report (written by the report task): %s#data-quality, and in the Airflow UI at %s",
-             report_path(ctx).as_uri(), console_path(ctx.profile.dag_id, ctx.run_id))
+             report_path(ctx).as_uri(), run_report_url(ctx.profile.dag_id, ctx.run_id))
     if not passed:
         alerts.send(alerts.Alert("quality_breach", profile=ctx.profile.name, dag_id=ctx.profile.dag_id,
                                  run_id=ctx.run_id, counts={"rows": extracted, "newly_bad": bad}))

@@ -1,5 +1,6 @@
 """The crm_sync plugin's FastAPI app, mounted at /crm-sync in Airflow's api-server: the console
-and the GHL webhook receiver.
+and the GHL webhook receiver, laid out as Airflow's own api_fastapi: one router per resource in
+`routes/`, the JSON answers' models in `datamodels.py`, what routes are given in `dependencies.py`.
 
 Access is decided per router (crm_sync.web.security), not by middleware: the console's routers
 need the Airflow login, the webhook receiver verifies GHL's signature instead.
@@ -9,8 +10,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from crm_sync.web import webhooks
-from crm_sync.web.routes import profiles, review, runs
+from crm_sync.review import ReviewError
+from crm_sync.web.routes import profiles, receiver, review, runs
 
 
 def create_app() -> FastAPI:
@@ -19,7 +20,8 @@ def create_app() -> FastAPI:
     app.include_router(profiles.dag)
     app.include_router(runs.router)
     app.include_router(review.router)
-    app.include_router(webhooks.router)
+    app.include_router(receiver.router)
+    app.add_exception_handler(ReviewError, review.refused)
     return app
 
 

@@ -3,6 +3,8 @@
 The decisions themselves are crm_sync.review's (stored as ids with who and when; the next run
 honours them); this router only shows the queue and posts the user's choice. Forms post with the
 UI's session cookie, which Airflow sets SameSite=lax, so another site cannot post in the user's name.
+A decision review refuses raises out of the route, so the request's transaction is rolled back, and
+comes back to the queue as its error (`refused`, the app's handler for ReviewError).
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from airflow.api_fastapi.core_api.security import GetUserDep
-from crm_sync.web import services
-from crm_sync.web.services import engine
+from crm_sync import review
+from crm_sync.web.dependencies import ProfileOfDag, WarehouseConnection
 from crm_sync.web.pages import page
 from crm_sync.web.security import EDIT_DAG, READ_DAG
 
@@ -23,12 +25,9 @@ router = APIRouter(dependencies=READ_DAG)
 
 
 @router.get("/dags/{dag_id}/review", response_class=HTMLResponse)
-def queue(request: Request, dag_id: str, error: str = "", done: str = "") -> HTMLResponse:
-    from crm_sync import review
-
-    profile = services.profile_of(dag_id)
-    with engine().connect() as conn:
-        items, decisions = review.pending(conn, profile), review.decisions(conn, profile)
+def queue(request: Request, profile: ProfileOfDag, conn: WarehouseConnection, error: str = "",
+          done: str = "") -> HTMLResponse:
+    items, decisions = review.pending(conn, profile), review.decisions(conn, profile)
     fields = list(profile.fields("contact"))
     return page(request, "review.html.j2", profile=profile, items=items, decisions=decisions, fields=fields,
                 error=error, done=done)
@@ -40,32 +39,24 @@ def _back(request: Request, dag_id: str, **message: str) -> RedirectResponse:
     return RedirectResponse(f"{base}/dags/{dag_id}/review" + (f"?{query}" if query else ""), status_code=303)
 
 
-@router.post("/dags/{dag_id}/review/decide", dependencies=[*EDIT_DAG])
-def decide(request: Request, dag_id: str, user: GetUserDep, ghl_id: Annotated[str, Form()],
-           app_id: Annotated[str, Form()], decision: Annotated[str, Form()]) -> RedirectResponse:
-    from crm_sync import review
+def refused(request: Request, exc: review.ReviewError) -> RedirectResponse:
+    """A decision review would not take: back to the queue, which says why."""
+    return _back(request, request.path_params["dag_id"], error=str(exc))
 
-    profile = services.profile_of(dag_id)
-    try:
-        with engine().begin() as conn:
-            review.decide(conn, profile, ghl_id, app_id, decision, user.get_name())
-    except review.ReviewError as exc:
-        return _back(request, dag_id, error=str(exc))
+
+@router.post("/dags/{dag_id}/review/decide", dependencies=[*EDIT_DAG], response_class=RedirectResponse,
+             status_code=303)
+def decide(request: Request, profile: ProfileOfDag, user: GetUserDep, conn: WarehouseConnection,
+           ghl_id: Annotated[str, Form()], app_id: Annotated[str, Form()],
+           decision: Annotated[str, Form()]) -> RedirectResponse:
+    review.decide(conn, profile, ghl_id, app_id, decision, user.get_name())
     verb = "linked" if decision == "link" else "kept apart"
-    return _back(request, dag_id, done=f"ghl:{ghl_id} and app:{app_id} {verb}; the next run applies it")
+    return _back(request, profile.dag_id, done=f"ghl:{ghl_id} and app:{app_id} {verb}; the next run applies it")
 
 
-@router.post("/dags/{dag_id}/review/undo", dependencies=[*EDIT_DAG])
-def undo(request: Request, dag_id: str, user: GetUserDep,
+@router.post("/dags/{dag_id}/review/undo", dependencies=[*EDIT_DAG], response_class=RedirectResponse,
+             status_code=303)
+def undo(request: Request, profile: ProfileOfDag, user: GetUserDep, conn: WarehouseConnection,
          decision_id: Annotated[int, Form()]) -> RedirectResponse:
-    from crm_sync import review
-
-    profile = services.profile_of(dag_id)
-    try:
-        with engine().begin() as conn:
-            review.undo(conn, profile, decision_id, user.get_name())
-    except review.ReviewError as exc:
-        return _back(request, dag_id, error=str(exc))
-    return _back(request, dag_id, done=f"decision {decision_id} undone; the next run applies it")
-
-
+    review.undo(conn, profile, decision_id, user.get_name())
+    return _back(request, profile.dag_id, done=f"decision {decision_id} undone; the next run applies it")

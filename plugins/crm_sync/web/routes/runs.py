@@ -1,25 +1,25 @@
-"""One run's report: the page, and the same content as JSON."""
+"""One run's report: the page, and the same content as JSON (its model: ..datamodels.RunReport)."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from crm_sync.console_urls import RUN_REPORT, RUN_REPORT_JSON
 from crm_sync.web import services
+from crm_sync.web.datamodels import RunReport
+from crm_sync.web.dependencies import ProfileOfDag, WarehouseConnection
 from crm_sync.web.pages import page
 from crm_sync.web.security import READ_DAG
 
 router = APIRouter(dependencies=READ_DAG)
 
 
-@router.get("/dags/{dag_id}/runs/{run_id}", response_class=HTMLResponse)
-def report_page(request: Request, dag_id: str, run_id: str) -> HTMLResponse:
-    report = services.report(services.profile_of(dag_id), run_id)
-    return page(request, "run.html.j2", r=report)
+@router.get(RUN_REPORT, response_class=HTMLResponse)
+def report_page(request: Request, profile: ProfileOfDag, run_id: str, conn: WarehouseConnection) -> HTMLResponse:
+    return page(request, "run.html.j2", r=services.report(conn, profile, run_id))
 
 
-@router.get("/api/dags/{dag_id}/runs/{run_id}")
-def report_json(dag_id: str, run_id: str) -> dict[str, Any]:
-    return services.report(services.profile_of(dag_id), run_id)
+@router.get(RUN_REPORT_JSON)
+def report_json(profile: ProfileOfDag, run_id: str, conn: WarehouseConnection) -> RunReport:
+    return RunReport.model_validate(services.report(conn, profile, run_id))

@@ -27,6 +27,7 @@ from starlette.requests import ClientDisconnect
 
 from crm_sync.paths import PROFILES_DIR
 from crm_sync.profile import location_asset
+from crm_sync.web.datamodels import Refusal, WebhookAnswer
 from crm_sync.webhooks.inbox import BadEvent, Event, StaleEvent, parse, store
 from crm_sync.webhooks.routing import profiles_for
 from crm_sync.webhooks.settings import WebhookSettings
@@ -84,17 +85,25 @@ async def _body(request: Request, limit: int) -> bytes:
 
 def _refuse(status: int, reason: str) -> JSONResponse:
     log.info("GHL webhook refused with %s: %s", status, reason)
-    return JSONResponse({"detail": reason}, status_code=status)
+    return JSONResponse(Refusal(detail=reason).model_dump(), status_code=status)
+
+
+def _answer(status: int, answer: WebhookAnswer) -> JSONResponse:
+    return JSONResponse(answer.model_dump(exclude_none=True), status_code=status)
 
 
 def _store(target: Receiver, event: Event) -> tuple[bool, tuple[str, ...]]:
-    """(new?, the profiles the event's location routes to); blocking work, run off the event loop."""
+    """(new?, the profiles the event's location routes to); blocking work, run off the event loop.
+    Its own transaction, not the console's per-request one: only a verified event reaches the warehouse."""
     profiles = profiles_for(event.location_id, target.profiles_dir)
     with target.warehouse.begin() as conn:
         return store(conn, event, bool(profiles)), profiles
 
 
-@router.post("/webhooks/ghl")
+REFUSALS = {code: {"model": Refusal} for code in (400, 401, 413)}
+
+
+@router.post("/webhooks/ghl", response_model=WebhookAnswer, responses={202: {"model": WebhookAnswer}, **REFUSALS})
 async def receive_ghl(request: Request, target: Annotated[Receiver, Depends(receiver)]) -> JSONResponse:
     config = target.settings
     try:
@@ -113,9 +122,9 @@ async def receive_ghl(request: Request, target: Annotated[Receiver, Depends(rece
     log.debug("GHL webhook body: %s", raw[:2000])
     new, profiles = await run_in_threadpool(_store, target, event)
     if not new:
-        return JSONResponse({"status": "duplicate"}, status_code=200)
+        return _answer(200, WebhookAnswer(status="duplicate"))
     if not profiles:
         log.info("GHL webhook stored unrouted: no profile names its location")
-        return JSONResponse({"status": "unrouted"}, status_code=202)
+        return _answer(202, WebhookAnswer(status="unrouted"))
     target.wake.notify(location_asset(event.location_id))
-    return JSONResponse({"status": "stored", "profiles": list(profiles)}, status_code=200)
+    return _answer(200, WebhookAnswer(status="stored", profiles=list(profiles)))

@@ -1,0 +1,122 @@
+"""What the console's JSON routes answer, as pydantic models (Airflow's `core_api/datamodels` way):
+FastAPI checks each answer against its model and the app's OpenAPI documents it.
+
+The fields follow `crm_sync.pipeline.report.build_report` key for key and in its order, so the JSON
+is the dict the report task exports; `JsonValue` marks what is a record's own data, kept as stored.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, JsonValue
+
+
+class SideSummary(BaseModel):
+    """One side of a run (GHL or the app): records read, and what happened to them."""
+
+    window: str
+    extracted: int
+    quarantined: int
+    created: int
+    updated: int
+    unchanged: int
+    failed: int
+    planned: int
+    api_calls: int
+
+
+class BudgetStop(BaseModel):
+    """What waits for the next run because GHL's daily budget ran down to the reserve."""
+
+    message: str
+    notes_owed: int
+    tasks_owed: int
+    appointments_from: str | None
+    writes_waiting: int
+
+
+class DeadLetter(BaseModel):
+    """A write that failed in an unexpected way on every attempt (an outbox row, no longer sent)."""
+
+    id: int
+    entity: str
+    side: str
+    op: str
+    error: str
+
+
+class EntityCounts(BaseModel):
+    extracted_ghl: int
+    extracted_app: int
+    sent_to_ghl: int
+    sent_to_app: int
+    quarantined: int
+
+
+class QuarantinedRow(BaseModel):
+    entity: str
+    side: str
+    source_id: str | None
+    rule: str
+    detail: str
+    raw_id: int
+    payload: JsonValue  # the raw record as received
+
+
+class FieldChange(BaseModel):
+    field: str
+    before: str
+    after: str
+
+
+class Write(BaseModel):
+    entity: str
+    side: str
+    op: str
+    changes: list[FieldChange]
+    target_id: str | None
+    status: str
+    last_error: str | None
+    payload: JsonValue
+    decisions: JsonValue  # per field: which side won and why
+
+
+class RunReport(BaseModel):
+    """One run's report: the page's content, as the report task also exports it."""
+
+    profile: str
+    run_id: str
+    timezone: str
+    run_type: str | None
+    sides: dict[Literal["ghl", "app"], SideSummary]
+    writes_sent: int
+    quarantined: int
+    quarantined_by_rule: dict[str, int]
+    validate_: dict[str, Any] = Field(alias="validate")  # validate's results, the profile's threshold
+    failed_at: str | None
+    budget_stop: BudgetStop | None
+    dead_letter: list[DeadLetter]
+    entities: dict[str, EntityCounts]
+    quarantine: list[QuarantinedRow]
+    writes: list[Write]
+    dag_id: str
+    interval_start: str | None
+    interval_end: str | None
+    dry_run: bool
+    generated_at: str | None
+    finished: bool
+    title: str
+
+
+class WebhookAnswer(BaseModel):
+    """The receiver's answer to a webhook it took (stored, a repeat, or kept unrouted)."""
+
+    status: Literal["stored", "duplicate", "unrouted"]
+    profiles: list[str] | None = None  # the profiles woken, when stored
+
+
+class Refusal(BaseModel):
+    """Why a request was refused."""
+
+    detail: str

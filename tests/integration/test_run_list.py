@@ -1,0 +1,58 @@
+"""The console's runs list counts what each run's report counts: drawn from one counts query, it
+must show for every run the numbers its full report shows (on SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+from crm_sync.pipeline.context import RunContext, log_step
+from crm_sync.pipeline.report import build_report
+from crm_sync.pipeline.run_list import list_runs, newest_run_ids
+from crm_sync.profile import profile_by_name
+from crm_sync.warehouse.db import create, migrate
+from crm_sync.warehouse.tables import quarantine, raw_record
+
+from bench.console_runs import seed
+
+pytestmark = [pytest.mark.integration]
+SHOWN = ("profile", "run_id", "timezone", "run_type", "sides", "writes_sent", "quarantined", "failed_at",
+         "dag_id", "interval_start", "interval_end", "dry_run", "generated_at", "finished", "title")
+
+
+@pytest.fixture
+def conn(warehouse_url):
+    eng = create(warehouse_url)
+    migrate(eng)
+    with eng.begin() as c:
+        yield c
+    eng.dispose()
+
+
+def test_every_run_listed_has_its_reports_numbers_newest_first(conn):
+    profile = profile_by_name("gymdesk")
+    seeded = seed(conn, profile, 12, landed=6, writes=7)  # run 9 stops at validate
+    # a manual run that stopped after extract, with rows no id names, one quarantined on both sides
+    manual = RunContext(profile, "manual__2026-12-01T10:00:00+00:00", "manual")
+    log_step(conn, manual, "extract", {"landed": 3, "api": {"calls": 2}}, side="app")
+    raw_ids = conn.execute(sa.insert(raw_record).returning(raw_record.c.id), [
+        {"profile": profile.name, "run_id": manual.run_id, "side": "app", "entity": "task", "record_key": key,
+         "source_id": source_id, "payload": {"title": key}, "extracted_at": datetime.now(UTC)}
+        for key, source_id in (("sha256:1", None), ("t1", "t1"), ("t2", "t2"))]).scalars().all()
+    conn.execute(sa.insert(quarantine), [
+        {"profile": profile.name, "run_id": manual.run_id, "side": "app", "entity": "task", "source_id": source_id,
+         "rule": rule, "detail": "no title", "raw_id": raw_id, "created_at": datetime.now(UTC)}
+        for raw_id, source_id, rule in ((raw_ids[0], None, "malformed"), (raw_ids[1], "t1", "malformed"),
+                                        (raw_ids[1], "t1", "required"))])
+
+    listed = list_runs(conn, profile)
+    assert [r["run_id"] for r in listed] == newest_run_ids(conn, profile.name) == [manual.run_id, *seeded[::-1]]
+    for row in listed:
+        report = build_report(conn, profile, row["run_id"])
+        assert row == {key: report[key] for key in SHOWN}, row["run_id"]
+    manual_row, failed_validation = listed[0], listed[3]  # run 9 of 12 failed validate
+    assert manual_row["failed_at"] == "stage" and manual_row["quarantined"] == 2
+    assert manual_row["sides"]["app"]["extracted"] == 3 and manual_row["sides"]["app"]["unchanged"] == 1
+    assert failed_validation["failed_at"] == "validate" and failed_validation["writes_sent"] == 0
+    assert [r["run_id"] for r in list_runs(conn, profile, limit=2)] == [manual.run_id, seeded[-1]]

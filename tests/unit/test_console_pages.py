@@ -1,0 +1,119 @@
+"""The console as a logged-in user sees it, in-process against a SQLite warehouse: every JSON route
+answers a documented model, the report's JSON is the report the task exports, the runs list links
+each run, and a review decision is stored (or refused) in the request's one transaction."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from crm_sync.console_urls import run_report_url
+from crm_sync.pipeline.report import build_report
+from crm_sync.profile import profile_by_name
+from crm_sync.warehouse.tables import review_decision, staging_contact
+from crm_sync.web import security
+from crm_sync.web.app import create_app
+
+from bench.console_runs import seed
+
+DAG = "ghl_gymdesk"
+
+
+@pytest.fixture
+def client(sqlite_warehouse):
+    """The console with Airflow's login stood in for by a user who may read and edit every DAG
+    (tests/unit/test_console_access.py holds that the real dependencies refuse everyone else)."""
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from airflow.api_fastapi.core_api.security import get_user
+
+    app = create_app()
+    for depends in (*security.LOGGED_IN, *security.READ_DAG, *security.EDIT_DAG):
+        app.dependency_overrides[depends.dependency] = lambda: None
+    app.dependency_overrides[get_user] = lambda: SimpleAuthManagerUser(username="reviewer", role="admin")
+    return TestClient(app)
+
+
+@pytest.fixture
+def runs(sqlite_warehouse) -> list[str]:
+    with sqlite_warehouse.begin() as conn:
+        return seed(conn, profile_by_name("gymdesk"), 3, landed=5, writes=4)
+
+
+def test_every_json_route_answers_a_model_the_openapi_documents():
+    schema = create_app().openapi()
+    models = schema["components"]["schemas"]
+    json_answers = 0
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            for status, answer in operation["responses"].items():
+                if "application/json" in answer.get("content", {}):
+                    json_answers += 1
+                    ref = answer["content"]["application/json"]["schema"].get("$ref", "")
+                    assert ref.rsplit("/", 1)[-1] in models, f"{method.upper()} {path} answers {status} without a model"
+    assert json_answers >= 6  # the report, the receiver's 200/202/400/401/413
+    assert {"RunReport", "WebhookAnswer", "Refusal"} <= set(models)
+
+
+def test_the_report_json_is_the_report_the_task_exports(client, runs, sqlite_warehouse):
+    with sqlite_warehouse.connect() as conn:
+        report = json.loads(json.dumps(build_report(conn, profile_by_name("gymdesk"), runs[0]), default=str))
+    answer = client.get(run_report_url(DAG, runs[0], json=True).removeprefix("/crm-sync"))
+    assert answer.status_code == 200 and answer.json() == report
+    assert list(answer.json()) == list(report) and report["writes"] and report["quarantine"]
+    assert client.get(run_report_url(DAG, "manual__nope", json=True).removeprefix("/crm-sync")).status_code == 404
+    assert client.get(f"/api/dags/not_ours/runs/{quote(runs[0], safe='')}").status_code == 404
+
+
+def test_the_runs_list_links_every_run_to_its_report_page(client, runs):
+    page = client.get(f"/dags/{DAG}").text
+    assert page.count("<tr>") == len(runs) + 1
+    for run_id in runs:  # newest first
+        assert page.count(f'/dags/{DAG}/runs/{quote(run_id, safe="/")}"') == 1
+    assert page.index(quote(runs[-1], safe="/")) < page.index(quote(runs[0], safe="/"))
+    report = client.get(run_report_url(DAG, runs[0]).removeprefix("/crm-sync"))
+    assert report.status_code == 200 and "last_write_wins: GHL&#39;s is newer" in report.text
+
+
+def test_a_review_decision_is_stored_and_a_refused_one_says_why(client, sqlite_warehouse):
+    with sqlite_warehouse.begin() as conn:
+        conn.execute(sa.insert(staging_contact), [
+            {"profile": "gymdesk", "side": side, "source_id": source_id, "email": "dana@example.org",
+             "first_name": "Dana", "content_hash": "h", "run_id": "r1"}
+            for side, source_id in (("ghl", "g1"), ("app", "a1"))])
+    form = {"ghl_id": "g1", "app_id": "a1"}
+
+    refused = client.post(f"/dags/{DAG}/review/decide", data={**form, "decision": "maybe"}, follow_redirects=False)
+    assert refused.status_code == 303 and "error=decision%20must%20be%20one%20of" in refused.headers["location"]
+    kept = client.post(f"/dags/{DAG}/review/decide", data={**form, "decision": "apart"}, follow_redirects=False)
+    assert kept.status_code == 303 and kept.headers["location"].startswith(f"/dags/{DAG}/review?done=")
+    with sqlite_warehouse.connect() as conn:
+        stored = conn.execute(sa.select(review_decision.c.id, review_decision.c.decision,
+                                        review_decision.c.decided_by)).all()
+    assert [(d.decision, d.decided_by) for d in stored] == [("apart", "reviewer")]
+    assert "apart" in client.get(kept.headers["location"]).text
+
+    assert "error=" in client.post(f"/dags/{DAG}/review/undo", data={"decision_id": "999"},
+                                   follow_redirects=False).headers["location"]
+    undone = client.post(f"/dags/{DAG}/review/undo", data={"decision_id": str(stored[0].id)}, follow_redirects=False)
+    assert f"decision%20{stored[0].id}%20undone" in undone.headers["location"]
+
+
+def test_the_index_shows_each_profiles_newest_run(client, runs, sqlite_warehouse, monkeypatch):
+    from airflow.api_fastapi import app as airflow_app
+
+    class ReadsOneDag:
+        def get_authorized_dag_ids(self, user, method):
+            return {DAG}
+
+    monkeypatch.setattr(airflow_app, "get_auth_manager", ReadsOneDag)
+    with sqlite_warehouse.connect() as conn:
+        newest = build_report(conn, profile_by_name("gymdesk"), runs[-1])
+    page = client.get("/").text
+    row = page[page.index(f'<a href="/dags/{DAG}">'):].split("</tr>")[0]
+    assert f'/dags/{DAG}/runs/{quote(runs[-1], safe="/")}">{runs[-1]}</a>' in row
+    assert f"<td>{newest['writes_sent']}</td><td class=\"bad\">{newest['quarantined']}</td>" in row
+    assert newest["writes_sent"] and newest["quarantined"]
