@@ -10,6 +10,7 @@ from urllib.parse import quote
 CONSOLE = "crm-sync"  # where crm_sync_plugin mounts the console in the api-server
 RUN_REPORT = "/dags/{dag_id}/runs/{run_id}"  # a run's report page, inside the console
 RUN_REPORT_JSON = "/api" + RUN_REPORT  # the same report as JSON
+OPENAPI = "/api/openapi.json"  # the console's JSON API, described (behind the login)
 
 
 def run_report_url(dag_id: str, run_id: str, base: str = "/", *, json: bool = False, quote_run_id: bool = True) -> str:

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from crm_sync.console_urls import run_report_url
+from crm_sync.console_urls import OPENAPI, run_report_url
 from crm_sync.pipeline.report import build_report
 from crm_sync.profile import profile_by_name
 from crm_sync.warehouse.tables import review_decision, staging_contact
@@ -56,6 +56,13 @@ def test_every_json_route_answers_a_model_the_openapi_documents():
                     assert ref.rsplit("/", 1)[-1] in models, f"{method.upper()} {path} answers {status} without a model"
     assert json_answers >= 6  # the report, the receiver's 200/202/400/401/413
     assert {"RunReport", "WebhookAnswer", "Refusal"} <= set(models)
+
+
+def test_a_logged_in_user_reads_the_json_apis_description_at_its_url(client):
+    schema = client.get(OPENAPI).json()
+    report = schema["paths"]["/api/dags/{dag_id}/runs/{run_id}"]["get"]["responses"]["200"]
+    assert report["content"]["application/json"]["schema"]["$ref"].endswith("/RunReport")
+    assert "sides" in schema["components"]["schemas"]["RunReport"]["properties"]
 
 
 def test_the_report_json_is_the_report_the_task_exports(client, runs, sqlite_warehouse):
