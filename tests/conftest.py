@@ -218,6 +218,19 @@ def processes(environment: str, in_arguments: str | None = None) -> dict[int, st
     return found
 
 
+KINDS = ("unit", "integration", "contract", "e2e")  # the folders under tests/, each a marker of that name
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects by marker
+def pytest_collection_modifyitems(config, items):
+    """Every test carries its folder's kind as a marker, so `-m unit` or `-m "not e2e"` select by kind."""
+    tests = ROOT / "tests"
+    for item in items:
+        kind = item.path.relative_to(tests).parts[0] if item.path.is_relative_to(tests) else None
+        if kind in KINDS:
+            item.add_marker(kind)
+
+
 def pytest_xdist_make_scheduler(config, log):
     """``make test-slow`` (``--dist loadscope``): the end-to-end tests share what a user's machine has once,
     the repository's .demo/ folder and one Celery broker, so they are one unit of work that one worker runs
