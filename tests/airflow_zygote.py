@@ -48,10 +48,11 @@ def _preload() -> None:
         raise RuntimeError(f"the zygote imported the project's own modules, which a run must import itself: {own}")
 
 
-def _child(request: dict) -> None:
+def _child(request: dict, replies: int) -> None:
     """In the forked child: become the run's process, run Airflow's CLI, exit with its code."""
     code = 1
     try:
+        os.close(replies)  # the zygote's answers are not the run's to hold open
         for fd, path in ((1, request["stdout"]), (2, request["stderr"])):
             target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             os.dup2(target, fd)
@@ -84,12 +85,12 @@ def _child(request: dict) -> None:
         os._exit(code)
 
 
-def _serve_one(request: dict) -> dict:
+def _serve_one(request: dict, replies: int) -> dict:
     if threading.active_count() != 1:
         raise RuntimeError(f"the zygote has {threading.active_count()} threads: forking it would copy held locks")
     pid = os.fork()
     if pid == 0:
-        _child(request)
+        _child(request, replies)
     deadline = time.monotonic() + request["timeout"]
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
@@ -108,7 +109,7 @@ def main() -> None:
     _preload()
     replies.write(json.dumps({"ready": True}) + "\n")
     for line in sys.stdin:
-        replies.write(json.dumps(_serve_one(json.loads(line))) + "\n")
+        replies.write(json.dumps(_serve_one(json.loads(line), replies.fileno())) + "\n")
 
 
 if __name__ == "__main__":

@@ -158,8 +158,8 @@ def gymdesk_warehouse(tmp_path, monkeypatch, ghl_sim, gymdesk_sim) -> Iterator[s
 def airflow_home(tmp_path_factory) -> Path:
     """An Airflow home with its metadata database migrated once per test session."""
     home = tmp_path_factory.mktemp("airflow_home")
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=airflow_env(home), check=True,
-                   capture_output=True, timeout=300)
+    migrated = airflow(home, {}, "db", "migrate", timeout=300)
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
     return home
 
 
