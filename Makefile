@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 TEST_WORKERS ?= 2
 CHAOS_ARGS ?= --trials 20
 
-.PHONY: venv demo ui chaos test test-slow clean
+.PHONY: venv demo ui chaos test test-slow test-all clean
 
 venv: $(STAMP)
 
@@ -38,6 +38,10 @@ test: venv
 
 test-slow: venv
 	$(BIN)/python -m pytest -m slow -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
+
+# both suites in one session (CI): the default suite's tests fill the worker the end-to-end tests leave idle
+test-all: venv
+	$(BIN)/python -m pytest -m "slow or not slow" -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 clean:
 	rm -rf .demo .chaos .pytest_cache
