@@ -1,8 +1,8 @@
 """One Airflow start-up shared by many `airflow dags test` runs of a test session.
 
-Every `airflow dags test` used to be a fresh interpreter that spent most of its time importing Airflow,
-its CLI, the task SDK, the in-process execution API, pandas and Great Expectations before the first task.
-The zygote is a process started once per Airflow home (with that home's environment: Airflow reads
+A fresh `airflow dags test` interpreter spends about half its time importing Airflow, its CLI, the task
+SDK, the in-process execution API, pandas and Great Expectations before the first task. The zygote is a
+process started once per Airflow home and test process (with that home's environment: Airflow reads
 AIRFLOW_HOME and its metadata database's URL at import) that imports all of that and nothing of this
 project; each run is a forked child that takes the run's own environment, runs Airflow's CLI with the
 run's arguments and exits with its exit code, its output written to the files the caller names. The
