@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -156,8 +158,8 @@ def gymdesk_warehouse(tmp_path, monkeypatch, ghl_sim, gymdesk_sim) -> Iterator[s
 def airflow_home(tmp_path_factory) -> Path:
     """An Airflow home with its metadata database migrated once per test session."""
     home = tmp_path_factory.mktemp("airflow_home")
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=airflow_env(home), check=True,
-                   capture_output=True, timeout=300)
+    migrated = airflow(home, {}, "db", "migrate", timeout=300)
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
     return home
 
 
@@ -185,12 +187,68 @@ def connection_env(ghl_url: str, gymdesk_url: str) -> dict[str, str]:
     }
 
 
+class Zygote:
+    """An Airflow start-up shared by the `airflow dags test` runs of one Airflow home in this test process
+    (tests/airflow_zygote.py): each run is a forked child of it with the run's environment."""
+
+    started: dict[Path, Zygote] = {}
+
+    def __init__(self, home: Path):
+        self.log = tempfile.NamedTemporaryFile(prefix="airflow-zygote-", suffix=".log", delete=False)
+        self.process = subprocess.Popen([sys.executable, "-m", "tests.airflow_zygote"], cwd=ROOT, env=airflow_env(home),
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        self.lock = threading.Lock()
+        if not self.process.stdout.readline():
+            raise RuntimeError(f"the Airflow zygote did not start:\n{Path(self.log.name).read_text()[-5000:]}")
+
+    @classmethod
+    def of(cls, home: Path) -> Zygote:
+        if home not in cls.started or cls.started[home].process.poll() is not None:
+            cls.started[home] = cls(home)
+        return cls.started[home]
+
+    def run(self, args: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+        with self.lock, tempfile.TemporaryDirectory(prefix="airflow-run-") as folder:
+            out, err = Path(folder) / "stdout", Path(folder) / "stderr"
+            request = {"args": args, "env": env, "stdout": str(out), "stderr": str(err), "timeout": timeout}
+            self.process.stdin.write(json.dumps(request) + "\n")
+            self.process.stdin.flush()
+            reply = self.process.stdout.readline()
+            if not reply:
+                raise RuntimeError(f"the Airflow zygote died:\n{Path(self.log.name).read_text()[-5000:]}")
+            answer = json.loads(reply)
+            stdout, stderr = out.read_text(errors="replace"), err.read_text(errors="replace")
+        if answer.get("timeout"):
+            raise subprocess.TimeoutExpired(["airflow", *args], timeout, stdout, stderr)
+        return subprocess.CompletedProcess(["airflow", *args], answer["returncode"], stdout, stderr)
+
+    @classmethod
+    def stop_all(cls) -> None:
+        for zygote in cls.started.values():
+            zygote.process.stdin.close()
+            zygote.process.wait(timeout=30)
+            Path(zygote.log.name).unlink(missing_ok=True)
+        cls.started.clear()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    Zygote.stop_all()
+
+
+def airflow(home: Path, env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """`airflow <args>` on the home with the run's environment: a child of the home's zygote (set
+    CRM_SYNC_TEST_ZYGOTE=0 for a fresh interpreter per run, as a user's shell starts it)."""
+    if os.environ.get("CRM_SYNC_TEST_ZYGOTE", "1") == "0":
+        return subprocess.run([sys.executable, "-m", "airflow", *args], env=airflow_env(home, **env),
+                              capture_output=True, text=True, timeout=timeout)
+    return Zygote.of(home).run(list(args), airflow_env(home, **env), timeout)
+
+
 def run_dag(home: Path, dag_id: str, env: dict[str, str], *args: str, succeed: bool = True
             ) -> subprocess.CompletedProcess:
     """Run one DAG run through Airflow (`airflow dags test`); fail the test with its log if the run's
     outcome is not the expected one."""
-    result = subprocess.run([sys.executable, "-m", "airflow", "dags", "test", dag_id, *args],
-                            env=airflow_env(home, **env), capture_output=True, text=True, timeout=600)
+    result = airflow(home, env, "dags", "test", dag_id, *args)
     succeeded = result.returncode == 0 and "state=success" in result.stdout + result.stderr
     if succeeded != succeed:
         output = result.stdout + result.stderr
@@ -216,6 +274,19 @@ def processes(environment: str, in_arguments: str | None = None) -> dict[int, st
         if any(v.startswith(environment.encode()) for v in variables) or (in_arguments and in_arguments in cmdline):
             found[int(entry.name)] = cmdline
     return found
+
+
+KINDS = ("unit", "integration", "contract", "e2e")  # the folders under tests/, each a marker of that name
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects by marker
+def pytest_collection_modifyitems(config, items):
+    """Every test carries its folder's kind as a marker, so `-m unit` or `-m "not e2e"` select by kind."""
+    tests = ROOT / "tests"
+    for item in items:
+        kind = item.path.relative_to(tests).parts[0] if item.path.is_relative_to(tests) else None
+        if kind in KINDS:
+            item.add_marker(kind)
 
 
 def pytest_xdist_make_scheduler(config, log):

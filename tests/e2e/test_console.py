@@ -139,7 +139,10 @@ def test_make_ui_serves_the_console_to_a_logged_in_browser(make_ui, browser):
     assert "email_format" in page and "ambiguous_match" in page
     browser.switch_to.default_content()
     browser.save_screenshot(str(SHOTS / "run-tab.png"))
-    browser.get(f"{url}/crm-sync/dags/ghl_gymdesk/runs/{quote(first, safe='')}")
+    browser.get(f"{url}/crm-sync/dags/ghl_gymdesk/runs/{quote(first, safe='')}")  # the link an alert carries
+    assert browser.find_element(By.TAG_NAME, "h1").text.startswith("Sync report: gymdesk")
+    report = browser.find_element(By.TAG_NAME, "body").text
+    assert "Data quality" in report and "broken.email@@example" in report  # the same run, on its own page
     browser.save_screenshot(str(SHOTS / "report.png"))
 
     # the review queue: keep one ambiguous pair apart, see the decision, undo it

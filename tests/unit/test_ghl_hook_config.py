@@ -14,8 +14,17 @@ def set_conn(monkeypatch, **conn) -> None:
 
 
 def test_constructing_the_hook_looks_nothing_up(monkeypatch):
+    """DAG files build hooks at parse time: the connection is read when the hook is used, not before."""
+    looked_up = []
+    real = GHLHook.get_connection.__func__
+    monkeypatch.setattr(GHLHook, "get_connection",
+                        classmethod(lambda cls, conn_id: looked_up.append(conn_id) or real(cls, conn_id)))
     monkeypatch.delenv("AIRFLOW_CONN_GHL_UNDER_TEST", raising=False)
-    GHLHook("ghl_under_test")  # no connection exists, and nothing fails until get_conn()
+    hook = GHLHook("ghl_under_test")  # no connection exists yet
+    assert looked_up == []
+    set_conn(monkeypatch, password="pit-set-after", extra={"location_id": "loc-after"})
+    config = hook.config()  # the connection as it is when the hook is used
+    assert looked_up == ["ghl_under_test"] and config.location_id == "loc-after"
 
 
 def test_a_private_integration_token_becomes_bearer_auth_on_ghl_by_default(monkeypatch):

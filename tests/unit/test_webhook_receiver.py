@@ -18,7 +18,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from crm_sync.profile import location_asset
 from crm_sync.warehouse.db import engine
 from crm_sync.warehouse.tables import webhook_inbox
 from crm_sync.web.routes import receiver as ghl_receiver
@@ -75,26 +74,6 @@ class Receiver:
 def receiver(tmp_path, caplog) -> Receiver:
     caplog.set_level(logging.INFO)
     return Receiver(tmp_path, f"sqlite:///{tmp_path / 'warehouse.db'}")
-
-
-def test_a_signed_event_is_stored_once_and_wakes_the_locations_dags(tmp_path, warehouse_url):
-    receiver = Receiver(tmp_path, warehouse_url)
-    body = event()
-    answer = receiver.post(*signed(body))
-    assert answer.status_code == 200, answer.text
-    assert answer.json() == {"status": "stored", "profiles": ["gymdesk"]}
-    rows = receiver.rows()
-    assert [(r.webhook_id, r.event_type, r.contact_id, r.object_id, r.routed) for r in rows] == \
-        [(body["webhookId"], "NoteCreate", "contact1", "note1", True)]
-    assert rows[0].payload == body
-    # GHL redelivers: answered 200, not stored (so not processed) again.
-    again = receiver.post(*signed(body))
-    assert (again.status_code, again.json()) == (200, {"status": "duplicate"})
-    assert len(receiver.rows()) == 1
-    deadline = time.monotonic() + 5
-    while not receiver.woken and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert receiver.woken == [location_asset(LOCATION)]
 
 
 def test_unsigned_forged_and_altered_bodies_are_refused(receiver, caplog):

@@ -1,4 +1,5 @@
-"""Every DAG file imports cleanly, with no network, connection or warehouse access at parse time."""
+"""Every DAG file imports cleanly in an Airflow process of its own, with no network, connection or warehouse
+access at parse time; the pools command on a real Airflow home. The DAGs' shape is tests/unit/test_dag_shape.py."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import subprocess
 import sys
 import textwrap
 
-from airflow.timetables.interval import CronDataIntervalTimetable
 from crm_sync.profile import load_profiles
 
 from tests.conftest import ROOT, airflow_env
@@ -57,22 +57,6 @@ def test_every_dag_file_imports_without_touching_network_connections_or_the_ware
             "load", "report"])
 
 
-def test_dags_extract_data_intervals_one_run_at_a_time_with_retries():
-    from crm_sync.dag_factory import build_dag
-
-    for profile in load_profiles():
-        dag = build_dag(profile)
-        assert isinstance(dag.timetable, CronDataIntervalTimetable)  # backfills get real windows
-        assert dag.max_active_runs == 1
-        assert "crm-sync" in dag.tags and dag.doc_md
-        assert all(task.retries >= 1 for task in dag.tasks)
-        assert dag.params["dry_run"] is False or dag.params["dry_run"] is True
-        assert [t.task_id for t in dag.get_task("stage").upstream_list] != []
-        chain = ["stage", "validate", "reconcile", "load", "report"]
-        for upstream, downstream in zip(chain, chain[1:], strict=False):
-            assert downstream in dag.get_task(upstream).downstream_task_ids
-
-
 def test_an_invalid_profile_is_an_import_error_and_the_other_profiles_still_load(tmp_path):
     import shutil
 
@@ -92,15 +76,6 @@ def test_an_invalid_profile_is_an_import_error_and_the_other_profiles_still_load
     [(path, error)] = parsed["errors"].items()
     assert path.endswith("crm_sync_profile_errors.py")
     assert "gist.yaml" in error and "entities.contact.direction" in error and "sideways" in error
-
-
-def test_every_ghl_call_of_one_location_takes_a_slot_of_that_locations_pool():
-    from crm_sync.dag_factory import build_dag
-
-    for profile in load_profiles():
-        dag = build_dag(profile)
-        assert profile.ghl.pool_name == f"crm_sync_{profile.ghl.conn_id}"
-        assert {t.task_id for t in dag.tasks if t.pool == profile.ghl.pool_name} == {"extract_ghl", "load"}
 
 
 def test_the_pools_command_creates_each_locations_pool_once_and_keeps_a_users_size(airflow_home):
