@@ -308,13 +308,6 @@ def _json_other(values: pd.Series) -> list[str]:
             for v in values.astype(object)]
 
 
-def content_hashes(frame: pd.DataFrame) -> pd.Series:
-    """normalize.content_hash of each row of a frame of canonical values."""
-    parts = {name: (_json(frame[name].to_numpy(object)) if name in FIELDS else _json_other(frame[name]))
-             for name in HASHED if name in frame}
-    return pd.Series(_hashes(parts, len(frame)), index=frame.index, dtype="str")
-
-
 def normalize_contacts(frame: pd.DataFrame, region: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(good, bad). Good rows have canonical email, phone and text fields and content_hash; bad rows
     the first rule broken (`field`, `rule`, `detail`, fields taken in FIELDS order; `detail` is
