@@ -152,12 +152,13 @@ class NextLinkPaginator(Paginator):
     """The answer carries the next page's URL (``link_of``); none ends the list. The link carries
     every parameter, so the call sends none of its own (httpx would replace the link's query)."""
 
-    def __init__(self, link_of: Callable[[Any], Any]):
+    def __init__(self, link_of: Callable[[Any], Any], base_path: str = ""):
         self.link_of = link_of
+        self.base_path = base_path  # the base URL's own path (``/v1``), which the link repeats
 
     def next(self, request: PageRequest, body: Any, records: list[Any]) -> PageRequest | None:
         link = self.link_of(body)
-        return PageRequest(relative(link)) if link else None
+        return PageRequest(relative(link, self.base_path)) if link else None
 
 
 class SearchAfterPaginator(Paginator):
@@ -176,10 +177,15 @@ class SearchAfterPaginator(Paginator):
         return request.with_param("searchAfter", cursor)
 
 
-def relative(link: str) -> str:
-    """A next-page link, as a path on our base URL (the host is the one we already trust)."""
+def relative(link: str, base_path: str = "") -> str:
+    """A next-page link, as a path on our base URL (the host is the one we already trust). A link
+    under the base URL's own path (``/v1/contacts`` on ``https://app/v1``) loses that prefix, which
+    the client adds again."""
     parts = urlsplit(link)
-    return f"{parts.path}?{parts.query}" if parts.query else parts.path
+    path, base = parts.path, base_path.rstrip("/")
+    if base and path.startswith(base + "/"):
+        path = path[len(base):]
+    return f"{path}?{parts.query}" if parts.query else path
 
 
 def pages(paginator: Paginator, request: PageRequest, fetch: Callable[[PageRequest], tuple[Any, list[Any]]],

@@ -112,6 +112,11 @@ def test_the_profile_names_the_paginator_and_where_the_answer_holds_its_position
     assert cursor.next(PageRequest("/c", {}), {"paging": {"next": "n2"}}, rows(1)).params == {"after": "n2"}
     link = paginator(Pagination(style="next_link", next_link="links.next"))
     assert link.next(PageRequest("/c", {}), {"links": {"next": "https://a.example/c?p=2"}}, rows(1)).path == "/c?p=2"
+    # an app whose base URL has a path of its own (https://a.example/v1) repeats it in its links
+    under = paginator(Pagination(style="next_link", next_link="links.next"), "/v1/")
+    answer = {"links": {"next": "https://a.example/v1/c?p=2"}}
+    assert under.next(PageRequest("/c", {}), answer, rows(1)).path == "/c?p=2"
+    assert under.next(PageRequest("/c", {}), {"links": {"next": "/v10/c"}}, rows(1)).path == "/v10/c"
 
 
 def test_the_loop_sends_each_call_only_when_the_next_page_is_wanted_and_stops_on_an_empty_page():

@@ -81,7 +81,7 @@ class AppClient(ApiClient):
                                                        f"app.entities.{entity}.list_key ({spec.list_key!r})")
             return body, records
 
-        yield from pages(paginator(paging), PageRequest(path, params), fetch, guard)
+        yield from pages(paginator(paging, self.http.base_url.path), PageRequest(path, params), fetch, guard)
 
     def lookup(self, entity: str, email: str, email_field: str = "email") -> dict[str, Any] | None:
         """The record with this email, found by the app's own search, or None."""
@@ -125,8 +125,9 @@ class AppClient(ApiClient):
         return self._write(entity, "delete", record_id, None, retry=True)
 
 
-def paginator(paging: Pagination) -> Paginator:
-    """The paginator of the profile's paging style, reading the answer where the profile says."""
+def paginator(paging: Pagination, base_path: str = "") -> Paginator:
+    """The paginator of the profile's paging style, reading the answer where the profile says
+    (``base_path``: the path of the app's base URL, which its next links repeat)."""
     has_more = (lambda body: dig(body, paging.has_more)) if paging.has_more else None
     match paging.style:
         case "page":
@@ -136,7 +137,7 @@ def paginator(paging: Pagination) -> Paginator:
         case "cursor":
             return CursorPaginator(paging.cursor_param, lambda body: dig(body, paging.next_cursor))
         case "next_link":
-            return NextLinkPaginator(lambda body: dig(body, paging.next_link))
+            return NextLinkPaginator(lambda body: dig(body, paging.next_link), base_path)
         case _:
             return SinglePagePaginator()
 
