@@ -61,7 +61,6 @@ class PageGuard:
                             f"{len(self.seen)} records; check the profile setting {setting}")
 
 
-
 @dataclass(frozen=True)
 class PageRequest:
     """One page's call: the path and its parameters (a GET's query, a POST's JSON body);
