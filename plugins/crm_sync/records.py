@@ -33,6 +33,11 @@ class RuleBroken(Exception):
         super().__init__(broken.detail)
         self.broken = broken
 
+    @classmethod
+    def of(cls, rule: str, detail: str) -> RuleBroken:
+        """The exception for a value breaking ``rule``, said in ``detail``."""
+        return cls(Broken(rule, detail))
+
 
 def dig(record: Any, path: str | None) -> Any:
     """The value at a dotted path (``contact.id``) of a record; None where the path leads nowhere."""

@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime, time, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from crm_sync.records import Broken, RuleBroken
+from crm_sync.records import RuleBroken
 
 DAY_TIME = time(12, 0)
 
@@ -84,10 +84,6 @@ def wall_end(start: datetime, end: datetime, where: tzinfo) -> datetime:
     return to_wall(start, where) + (end - start)
 
 
-def _timestamp_broken(detail: str) -> RuleBroken:
-    return RuleBroken(Broken("timestamp_format", detail))
-
-
 def timestamp(value: Any, pattern: str = "iso", zone: tzinfo = UTC) -> datetime | None:
     """A moment in UTC from ISO 8601, Unix seconds or milliseconds, or an strftime pattern; a value
     without an offset is a wall-clock time in ``zone`` (``to_instant`` has the DST rule). Raises
@@ -95,18 +91,18 @@ def timestamp(value: Any, pattern: str = "iso", zone: tzinfo = UTC) -> datetime 
     if value in (None, ""):
         return None
     if isinstance(value, bool):
-        raise _timestamp_broken(f"timestamp {value!r} is a boolean")
+        raise RuleBroken.of("timestamp_format", f"timestamp {value!r} is a boolean")
     try:
         if isinstance(value, int | float):
             return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, UTC)
         moment = parse_moment(value, pattern)
     except (ValueError, OverflowError, OSError):
         expected = "an ISO 8601 timestamp" if pattern in ("iso", "unix", "unix_ms") else f"in the form {pattern}"
-        raise _timestamp_broken(f"timestamp {value!r} is not {expected}") from None
+        raise RuleBroken.of("timestamp_format", f"timestamp {value!r} is not {expected}") from None
     try:
         return to_instant(moment, zone)
     except OverflowError:
-        raise _timestamp_broken(f"timestamp {value!r} is out of range in {zone}") from None
+        raise RuleBroken.of("timestamp_format", f"timestamp {value!r} is out of range in {zone}") from None
 
 
 def parse_moment(value: Any, pattern: str) -> datetime:

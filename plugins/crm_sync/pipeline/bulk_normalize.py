@@ -25,6 +25,7 @@ from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata, region_code
 
 from crm_sync.pipeline import normalize
 from crm_sync.profile import CANONICAL
+from crm_sync.records import Broken, RuleBroken
 
 TEXT_FIELDS = ("first_name", "last_name", "company_name", "lead_source")
 FIELDS = ("email", "phone", *TEXT_FIELDS)  # the order a row's first broken rule is taken in
@@ -230,10 +231,10 @@ def _fast_phone(s: pd.Series, region: str) -> np.ndarray:
 
 # --- a column, the hash, the frame -----------------------------------------------------------
 
-def _call(fn: Callable[[Any], Any], value: Any) -> tuple[Any, normalize.Broken | None]:
+def _call(fn: Callable[[Any], Any], value: Any) -> tuple[Any, Broken | None]:
     try:
         return fn(value), None
-    except normalize.RuleBroken as exc:
+    except RuleBroken as exc:
         return None, exc.broken
 
 

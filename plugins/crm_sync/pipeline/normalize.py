@@ -23,20 +23,16 @@ from anyascii import anyascii
 from email_validator import EmailNotValidError, validate_email
 
 from crm_sync.profile import CANONICAL, GHL_READ_ONLY, FieldMap, Side
-from crm_sync.records import Broken, RuleBroken, dig
+from crm_sync.records import RuleBroken, dig
 from crm_sync.timezones import (day_instant, format_moment, local_day, parse_moment, span_end, timestamp, to_wall,
                                 wall_end)
-
-
-def _broken(rule: str, detail: str) -> RuleBroken:
-    return RuleBroken(Broken(rule, detail))
 
 
 def text(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, dict | list):
-        raise _broken("type", f"expected text, got {type(value).__name__} {json.dumps(value)[:80]}")
+        raise RuleBroken.of("type", f"expected text, got {type(value).__name__} {json.dumps(value)[:80]}")
     cleaned = " ".join(unicodedata.normalize("NFC", str(value)).split())
     return cleaned or None
 
@@ -75,7 +71,7 @@ def email(value: Any) -> str | None:
     try:
         return validate_email(raw, check_deliverability=False).normalized.lower()
     except EmailNotValidError as exc:
-        raise _broken("email_format", f"email {raw!r} is not a valid address: {exc}") from None
+        raise RuleBroken.of("email_format", f"email {raw!r} is not a valid address: {exc}") from None
 
 
 def phone(value: Any, region: str) -> str | None:
@@ -85,9 +81,9 @@ def phone(value: Any, region: str) -> str | None:
     try:
         parsed = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException as exc:
-        raise _broken("phone_format", f"phone {raw!r} cannot be parsed: {exc}") from None
+        raise RuleBroken.of("phone_format", f"phone {raw!r} cannot be parsed: {exc}") from None
     if not phonenumbers.is_valid_number(parsed):
-        raise _broken("phone_format", f"phone {raw!r} is not a valid number (default region {region})")
+        raise RuleBroken.of("phone_format", f"phone {raw!r} is not a valid number (default region {region})")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -107,7 +103,7 @@ def _canonical_moment(moment: datetime | None, spec: FieldMap, zone: tzinfo = UT
     try:
         day = local_day(moment, zone)  # also proves the app can be written this moment in its zone
     except OverflowError:
-        raise _broken("timestamp_format", f"timestamp {moment.isoformat()} is out of range in {zone}") from None
+        raise RuleBroken.of("timestamp_format", f"timestamp {moment.isoformat()} is out of range in {zone}") from None
     if _date_only(spec):
         return day.isoformat()
     return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -138,7 +134,7 @@ def _tags(value: Any, spec: FieldMap, separator: str = ";") -> list[str] | None:
     if isinstance(value, str):
         value = value.split(separator)
     if not isinstance(value, list):
-        raise _broken("type", f"expected a list of tags, got {type(value).__name__}")
+        raise RuleBroken.of("type", f"expected a list of tags, got {type(value).__name__}")
     names = [item.get(spec.item_key or "name") if isinstance(item, dict) else item for item in value]
     return sorted({t for t in (text(n) for n in names) if t}) or None
 
@@ -149,7 +145,7 @@ def _from_values(raw: Any, spec: FieldMap) -> Any:
         options = app_values if isinstance(app_values, list) else [app_values]
         if any(str(raw).lower() == str(option).lower() for option in options):
             return canonical
-    raise _broken("value_unmapped", f"value {raw!r} is not one of the mapped values {spec.values}")
+    raise RuleBroken.of("value_unmapped", f"value {raw!r} is not one of the mapped values {spec.values}")
 
 
 def _bool(value: Any) -> bool | None:
@@ -159,7 +155,7 @@ def _bool(value: Any) -> bool | None:
         return True
     if str(value).lower() in ("false", "0", "no"):
         return False
-    raise _broken("type", f"expected true or false, got {value!r}")
+    raise RuleBroken.of("type", f"expected true or false, got {value!r}")
 
 
 def _name_part(full: Any, part: str) -> str | None:
@@ -214,7 +210,7 @@ def canonical_record(entity: str, payload: dict[str, Any], side: Side, fields: d
         try:
             values[name] = field_value(entity, name, spec, payload, side, region, zone)
         except RuleBroken as exc:
-            raise _broken(exc.broken.rule, f"{field_key(entity, name, spec, side)}: {exc.broken.detail}") from None
+            raise RuleBroken.of(exc.broken.rule, f"{field_key(entity, name, spec, side)}: {exc.broken.detail}") from None
     if entity == "appointment" and side == "app":
         _keep_duration(values, payload, fields, zone)
     return values
