@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from crm_sync.console_urls import CONSOLE, run_report_url
+from crm_sync.console_urls import CONSOLE, UI_PAGE, run_report_url
 from crm_sync.web import console
 
 # external_views hrefs are relative to the UI's base URL; the UI fills in the placeholders
@@ -21,7 +21,7 @@ class CrmSyncPlugin(AirflowPlugin):
     name = "crm_sync"
     fastapi_apps = [{"app": console, "url_prefix": f"/{CONSOLE}", "name": "crm-sync console"}]
     external_views = [
-        {"name": "crm-sync", "href": f"{CONSOLE}/", "destination": "nav", "url_route": "crm-sync",
+        {"name": "crm-sync", "href": f"{CONSOLE}/", "destination": "nav", "url_route": UI_PAGE,
          "nav_top_level": True},
         {"name": "crm-sync report", "href": RUN_TAB, "destination": "dag_run", "url_route": "crm-sync-run"},
         {"name": "crm-sync report", "href": RUN_TAB, "destination": "task_instance", "url_route": "crm-sync-task"},

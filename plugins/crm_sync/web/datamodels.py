@@ -7,6 +7,7 @@ is the dict the report task exports; `JsonValue` marks what is a record's own da
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, JsonValue
@@ -107,6 +108,108 @@ class RunReport(BaseModel):
     generated_at: str | None
     finished: bool
     title: str
+
+
+# --- the JSON API for scripts (crm_sync.web.routes.api): lists, paged as Airflow's own API pages them
+
+class RunSummary(BaseModel):
+    """One run as the runs list shows it: its counts, not its writes or rows (the report has those)."""
+
+    run_id: str
+    run_type: str | None
+    title: str
+    state: Literal["running", "failed", "success"]  # success: every step done; failed: see failed_at
+    dry_run: bool
+    interval_start: str | None
+    interval_end: str | None
+    generated_at: str | None  # when its report was written: the run's end
+    failed_at: str | None  # the first step that did not succeed
+    writes_sent: int
+    quarantined: int
+    sides: dict[Literal["ghl", "app"], SideSummary]
+    report: str  # the report's JSON, a path under the api-server
+
+
+class RunCollection(BaseModel):
+    """A page of a profile's runs, newest first; ``total_entries`` counts them all."""
+
+    runs: list[RunSummary]
+    total_entries: int
+
+
+class DagSummary(BaseModel):
+    """A profile: its DAG, app and schedule, its review queue's length and its newest run."""
+
+    dag_id: str
+    profile: str
+    app: str
+    schedule: str | None
+    dry_run: bool
+    review_pending: int
+    latest_run: RunSummary | None
+
+
+class DagCollection(BaseModel):
+    dags: list[DagSummary]
+    total_entries: int
+
+
+class ReviewRecord(BaseModel):
+    """A record of an ambiguous match, with the profile's contact fields as staged."""
+
+    side: Literal["ghl", "app"]
+    id: str
+    staged: bool
+    fields: dict[str, JsonValue]
+
+
+class PairDecision(BaseModel):
+    id: int
+    decision: Literal["link", "apart"]
+    decided_by: str
+    decided_at: datetime
+
+
+class ReviewPair(BaseModel):
+    ghl_id: str
+    app_id: str
+    reason: str
+    decision: PairDecision | None  # decided, not yet applied by a run
+
+
+class ReviewItem(BaseModel):
+    """Records tied by candidate pairs; listed while one of its pairs is undecided."""
+
+    id: str
+    records: list[ReviewRecord]
+    pairs: list[ReviewPair]
+
+
+class ReviewQueue(BaseModel):
+    items: list[ReviewItem]
+    total_entries: int
+
+
+class ReviewDecision(BaseModel):
+    """A decision on a pair: who took it and when, and whether it was undone."""
+
+    id: int
+    ghl_id: str
+    app_id: str
+    decision: Literal["link", "apart"]
+    decided_by: str
+    decided_at: datetime
+    undone_by: str | None
+    undone_at: datetime | None
+    active: bool
+    applied_run_id: str | None  # the run that first honoured it
+
+
+class DecisionCollection(BaseModel):
+    """A page of a profile's decisions, newest first."""
+
+    decisions: list[ReviewDecision]
+    total_entries: int
 
 
 class WebhookAnswer(BaseModel):

@@ -7,6 +7,7 @@ plugin in every component."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, time
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -37,11 +38,11 @@ def pending_counts(conn: sa.Connection) -> dict[str, int]:
     return {profile.dag_id: len(review.pending(conn, profile)) for profile in profiles()}
 
 
-def runs(conn: sa.Connection, profile: Profile) -> list[dict[str, Any]]:
+def runs(conn: sa.Connection, profile: Profile, limit: int | None = None) -> list[dict[str, Any]]:
     """The profile's newest runs with their counts (not their writes: see crm_sync.pipeline.run_list)."""
     from crm_sync.pipeline.run_list import list_runs
 
-    return list_runs(conn, profile)
+    return list_runs(conn, profile) if limit is None else list_runs(conn, profile, limit=limit)
 
 
 def latest(conn: sa.Connection, profile: Profile) -> dict[str, Any] | None:
@@ -49,6 +50,67 @@ def latest(conn: sa.Connection, profile: Profile) -> dict[str, Any] | None:
 
     newest = list_runs(conn, profile, limit=1)
     return newest[0] if newest else None
+
+
+def runs_page(conn: sa.Connection, profile: Profile, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+    """A page of the profile's runs, newest first, and how many runs it has in all."""
+    from crm_sync.pipeline.run_list import list_runs
+    from crm_sync.warehouse.tables import run_log
+
+    total = conn.execute(sa.select(sa.func.count(sa.distinct(run_log.c.run_id)))
+                         .where(run_log.c.profile == profile.name)).scalar_one()
+    if offset >= total:
+        return [], total
+    return list_runs(conn, profile, limit=offset + limit)[offset:], total
+
+
+def run_state(run: dict[str, Any]) -> str:
+    """running until its report step is logged; then failed if a step did not succeed, else success."""
+    if not run["finished"]:
+        return "running"
+    return "failed" if run["failed_at"] else "success"
+
+
+GHL_DAILY_LIMIT = 200_000  # calls per location and day, as GHL publishes it (shared/ref/ghl/oauth)
+
+
+def ghl_calls_today(conn: sa.Connection, shown: list[Profile], now: datetime | None = None) -> list[dict[str, Any]]:
+    """Per GHL location (one connection: crm_sync.profile.GhlApi.pool_name), the calls the runs of
+    its profiles made to GHL since 00:00 UTC, against the day's limit and the profiles' reserve.
+    From run_log: what each run's GHL extract and its load counted (the report's API calls)."""
+    from crm_sync.warehouse.tables import run_log
+
+    since = datetime.combine((now or datetime.now(UTC)).date(), time(), UTC)
+    by_name = {profile.name: profile for profile in shown}
+    rows = conn.execute(sa.select(run_log.c.profile, run_log.c.step, run_log.c.stats).where(
+        run_log.c.profile.in_(list(by_name)), run_log.c.finished_at >= since, sa.or_(
+            sa.and_(run_log.c.step == "extract", run_log.c.side == "ghl"),
+            sa.and_(run_log.c.step == "load", run_log.c.side == "-")))).all()
+    locations: dict[str, dict[str, Any]] = {}
+    for profile in shown:
+        where = locations.setdefault(profile.ghl.conn_id, {
+            "conn_id": profile.ghl.conn_id, "location_id": profile.ghl.location_id, "profiles": [],
+            "calls": 0, "limit": GHL_DAILY_LIMIT, "reserve": 0, "since": since})
+        where["profiles"].append(profile.dag_id)
+        where["location_id"] = where["location_id"] or profile.ghl.location_id
+        where["reserve"] = max(where["reserve"], profile.ghl.daily_reserve)
+    for row in rows:
+        api = (row.stats or {}).get("api") or {}
+        calls = api.get("calls", 0) if row.step == "extract" else (api.get("ghl") or {}).get("calls", 0)
+        locations[by_name[row.profile].ghl.conn_id]["calls"] += calls
+    return sorted(locations.values(), key=lambda where: where["conn_id"])
+
+
+def review_queue(conn: sa.Connection, profile: Profile) -> list[dict[str, Any]]:
+    from crm_sync import review
+
+    return review.pending(conn, profile)
+
+
+def review_decisions(conn: sa.Connection, profile: Profile) -> list[dict[str, Any]]:
+    from crm_sync import review
+
+    return review.decisions(conn, profile)
 
 
 def report(conn: sa.Connection, profile: Profile, run_id: str) -> dict[str, Any]:
