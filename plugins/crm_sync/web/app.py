@@ -20,7 +20,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from starlette.datastructures import URL, Headers
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -51,8 +51,11 @@ def _route_path(scope: Scope) -> str:
     return scope["path"].removeprefix(scope.get("root_path", "").rstrip("/")) or "/"
 
 
-def _here(url: URL) -> str:
-    return url.path + (f"?{url.query}" if url.query else "")
+def _here(scope: Scope) -> str:
+    """The path and query asked for, as sent (a run id's quoted ``:`` and ``+`` stay quoted)."""
+    path = scope.get("raw_path") or scope["path"].encode()
+    query = scope.get("query_string", b"")
+    return (path + (b"?" + query if query else b"")).decode("latin-1")
 
 
 def _wants_html(request: Request) -> bool:
@@ -69,7 +72,7 @@ def _login(request: Request) -> RedirectResponse:
     post (which cannot be replayed) to the console's front page."""
     from airflow.api_fastapi.app import get_auth_manager
 
-    here = _here(request.url) if request.method == "GET" else request.scope.get("root_path", "").rstrip("/") + "/"
+    here = _here(request.scope) if request.method == "GET" else request.scope.get("root_path", "").rstrip("/") + "/"
     return RedirectResponse(get_auth_manager().get_url_login(next_url=here), status_code=303)
 
 
@@ -125,7 +128,7 @@ class InsideTheUI:
             if headers.get("sec-fetch-dest") == "document" and headers.get("sec-fetch-mode") == "navigate":
                 from airflow.api_fastapi.app import API_ROOT_PATH
 
-                moved = RedirectResponse(ui_url(_here(URL(scope=scope)), API_ROOT_PATH), status_code=307)
+                moved = RedirectResponse(ui_url(_here(scope), API_ROOT_PATH), status_code=307)
                 await moved(scope, receive, send)
                 return
         await self.app(scope, receive, send)

@@ -80,8 +80,8 @@ def bar_chart(title: str, series: tuple[Series, ...], columns: list[dict[str, An
             chart.bars.append({"x": round(x, 1), "y": round(y, 1), "w": round(bar - 1, 1), "h": round(h, 1),
                                "css": s.css, "value": value, "text": compact(value),
                                "title": f"{column['name']}: {value:,} {s.label}"})
-    chart.ticks = [{"y": round(TOP + plot_h - plot_h * share, 1), "text": compact(round(top * share))}
-                   for share in (0, 0.5, 1)]
+    chart.ticks = [{"y": round(TOP + plot_h - plot_h * share, 1), "text": compact(int(top * share))}
+                   for share in ((0, 0.5, 1) if top % 2 == 0 else (0, 1))]
     return chart
 
 
@@ -115,7 +115,8 @@ def budget_gauge(location: dict[str, Any], width: int = 480) -> dict[str, Any]:
     calls, limit, reserve = location["calls"], location["limit"], location["reserve"]
     share = min(calls / limit, 1)
     name = location["location_id"] or location["conn_id"]
-    text = f"{calls:,} of {limit:,} calls today ({share:.1%})"
+    text = f"{calls:,} of {limit:,} calls today ({share:.2%} used)" if share < 0.01 else (
+        f"{calls:,} of {limit:,} calls today ({share:.1%} used)")
     return {**location, "name": name, "width": width, "used": max(round(width * share, 1), 1) if calls else 0,
             "stop": round(width * (limit - reserve) / limit, 1), "text": text,
             "desc": f"GHL location {name}: {text}; runs stop {reserve:,} calls before the limit."}
