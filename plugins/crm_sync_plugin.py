@@ -4,6 +4,9 @@ Kept light on purpose (Airflow imports plugin files in every component at start-
 registers the FastAPI app (crm_sync.web: the console and POST /crm-sync/webhooks/ghl), a
 "crm-sync" entry in the navigation, and a "crm-sync report" tab on every DAG run and task
 instance, which opens that run's report (a DAG that is not crm-sync's gets a 404 there).
+
+The navigation entry shows the console in the UI's frame at /plugin/crm-sync/, the UI's one
+address for it (a console page opened in a tab of its own moves there: crm_sync.web.app).
 """
 
 from __future__ import annotations

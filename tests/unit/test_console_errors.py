@@ -114,6 +114,7 @@ def test_a_missing_run_is_a_page_in_the_consoles_layout_with_a_way_back(server, 
 
     nowhere = browser.get(f"/{CONSOLE}/no/such/page")
     assert nowhere.status_code == 404 and "<h1>Not found</h1>" in nowhere.text and "the runs of" not in nowhere.text
+    assert f"The console has no page at /{CONSOLE}/no/such/page." in nowhere.text
     not_ours = browser.get(f"/{CONSOLE}/dags/not_ours")
     assert not_ours.status_code == 404 and "not_ours is not a crm-sync DAG" in not_ours.text
     bad = browser.post(f"/{CONSOLE}/dags/{DAG}/review/undo", data={"decision_id": "one"})

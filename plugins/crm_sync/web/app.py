@@ -93,6 +93,8 @@ async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         return await http_exception_handler(request, exc)
     if exc.status_code in LOG_IN_AGAIN and LOG_IN_AGAIN[exc.status_code] in (None, exc.detail):
         return _login(request)
+    if exc.status_code == 404 and exc.detail == "Not Found":  # no route: say which address
+        return _error_page(request, 404, f"The console has no page at {request.url.path}.")
     return _error_page(request, exc.status_code, str(exc.detail))
 
 
