@@ -140,13 +140,17 @@ def test_make_ui_serves_the_console_to_a_logged_in_browser(make_ui, browser):
     browser.switch_to.default_content()
     browser.save_screenshot(str(SHOTS / "run-tab.png"))
     browser.get(f"{url}/crm-sync/dags/ghl_gymdesk/runs/{quote(first, safe='')}")  # the link an alert carries
+    assert "/plugin/crm-sync/crm-sync/dags/ghl_gymdesk/runs/" in browser.current_url  # shown inside the UI
+    browser.switch_to.frame(browser.find_element(By.TAG_NAME, "iframe"))
     assert browser.find_element(By.TAG_NAME, "h1").text.startswith("Sync report: gymdesk")
     report = browser.find_element(By.TAG_NAME, "body").text
     assert "Data quality" in report and "broken.email@@example" in report  # the same run, on its own page
+    browser.switch_to.default_content()
     browser.save_screenshot(str(SHOTS / "report.png"))
 
     # the review queue: keep one ambiguous pair apart, see the decision, undo it
     browser.get(f"{url}/crm-sync/dags/ghl_gymdesk/review")
+    browser.switch_to.frame(browser.find_element(By.TAG_NAME, "iframe"))
     browser.save_screenshot(str(SHOTS / "review.png"))
     browser.find_element(By.XPATH, "//button[normalize-space()='keep apart']").click()
     said = shown(browser, "review-done", "kept apart")  # the page after the POST, not the one before it
