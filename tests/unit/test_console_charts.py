@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from crm_sync.pipeline.context import RunContext, log_step
 from crm_sync.pipeline.run_list import list_runs
 from crm_sync.profile import profile_by_name
 from crm_sync.warehouse.tables import run_log
@@ -121,6 +122,19 @@ def test_locations_are_told_apart_by_their_connection(sqlite_warehouse, runs):
         ("ghl_default", gymdesk.ghl.location_id, [DAG]), ("ghl_other", "loc2", ["ghl_gymflow"])]
     assert places[0]["calls"] > 0 and places[1]["calls"] == 0
     assert charts.budget_gauge(places[1])["used"] == 0
+
+
+def test_a_location_counts_the_calls_of_profiles_the_user_may_not_read_without_naming_them(sqlite_warehouse, runs):
+    gymdesk, gymflow = profile_by_name("gymdesk"), profile_by_name("gymflow")
+    assert gymdesk.ghl.conn_id == gymflow.ghl.conn_id  # one location, one budget
+    with sqlite_warehouse.begin() as conn:
+        alone = services.ghl_calls_today(conn, [gymdesk])[0]["calls"]
+        ctx = RunContext(gymflow, "manual__flow", "manual", None, None)
+        log_step(conn, ctx, "extract", {"api": {"calls": 3}}, side="ghl")
+        log_step(conn, ctx, "extract", {"api": {"calls": 50}}, side="app")  # the app's: not GHL's budget
+        log_step(conn, ctx, "load", {"api": {"ghl": {"calls": 4}, "app": {"calls": 60}}})
+        shared = services.ghl_calls_today(conn, [gymdesk])
+    assert [(p["profiles"], p["calls"]) for p in shared] == [([DAG], alone + 3 + 4)]
 
 
 def test_the_pictures_need_no_script_and_nothing_from_elsewhere(client, runs):

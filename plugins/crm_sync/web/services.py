@@ -75,29 +75,31 @@ GHL_DAILY_LIMIT = 200_000  # calls per location and day, as GHL publishes it (sh
 
 
 def ghl_calls_today(conn: sa.Connection, shown: list[Profile], now: datetime | None = None) -> list[dict[str, Any]]:
-    """Per GHL location (one connection: crm_sync.profile.GhlApi.pool_name), the calls the runs of
-    its profiles made to GHL since 00:00 UTC, against the day's limit and the profiles' reserve.
-    From run_log: what each run's GHL extract and its load counted (the report's API calls)."""
+    """Per GHL location of the ``shown`` profiles (one connection: crm_sync.profile.GhlApi.pool_name),
+    the calls the runs of all its profiles made to GHL since 00:00 UTC, against the day's limit and
+    the profiles' reserve. From run_log: what each run's GHL extract and its load counted (the
+    report's API calls). Only the shown profiles are named."""
     from crm_sync.warehouse.tables import run_log
 
     since = datetime.combine((now or datetime.now(UTC)).date(), time(), UTC)
-    by_name = {profile.name: profile for profile in shown}
+    places = {profile.ghl.conn_id for profile in shown}
+    sharing = {profile.name: profile for profile in profiles() + shown if profile.ghl.conn_id in places}
     rows = conn.execute(sa.select(run_log.c.profile, run_log.c.step, run_log.c.stats).where(
-        run_log.c.profile.in_(list(by_name)), run_log.c.finished_at >= since, sa.or_(
+        run_log.c.profile.in_(list(sharing)), run_log.c.finished_at >= since, sa.or_(
             sa.and_(run_log.c.step == "extract", run_log.c.side == "ghl"),
             sa.and_(run_log.c.step == "load", run_log.c.side == "-")))).all()
-    locations: dict[str, dict[str, Any]] = {}
-    for profile in shown:
-        where = locations.setdefault(profile.ghl.conn_id, {
-            "conn_id": profile.ghl.conn_id, "location_id": profile.ghl.location_id, "profiles": [],
-            "calls": 0, "limit": GHL_DAILY_LIMIT, "reserve": 0, "since": since})
-        where["profiles"].append(profile.dag_id)
+    locations = {conn_id: {"conn_id": conn_id, "location_id": None, "profiles": [], "calls": 0,
+                           "limit": GHL_DAILY_LIMIT, "reserve": 0, "since": since} for conn_id in places}
+    for profile in sharing.values():
+        where = locations[profile.ghl.conn_id]
         where["location_id"] = where["location_id"] or profile.ghl.location_id
         where["reserve"] = max(where["reserve"], profile.ghl.daily_reserve)
+    for profile in shown:
+        locations[profile.ghl.conn_id]["profiles"].append(profile.dag_id)
     for row in rows:
         api = (row.stats or {}).get("api") or {}
         calls = api.get("calls", 0) if row.step == "extract" else (api.get("ghl") or {}).get("calls", 0)
-        locations[by_name[row.profile].ghl.conn_id]["calls"] += calls
+        locations[sharing[row.profile].ghl.conn_id]["calls"] += calls
     return sorted(locations.values(), key=lambda where: where["conn_id"])
 
 
