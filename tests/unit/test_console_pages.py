@@ -54,8 +54,9 @@ def test_every_json_route_answers_a_model_the_openapi_documents():
                     json_answers += 1
                     ref = answer["content"]["application/json"]["schema"].get("$ref", "")
                     assert ref.rsplit("/", 1)[-1] in models, f"{method.upper()} {path} answers {status} without a model"
-    assert json_answers >= 6  # the report, the receiver's 200/202/400/401/413
-    assert {"RunReport", "WebhookAnswer", "Refusal"} <= set(models)
+    assert json_answers >= 10  # the report, the API's four lists, the receiver's 200/202/400/401/413
+    assert {"RunReport", "DagCollection", "RunCollection", "ReviewQueue", "DecisionCollection", "WebhookAnswer",
+            "Refusal"} <= set(models)
 
 
 def test_a_logged_in_user_reads_the_json_apis_description_at_its_url(client):
