@@ -87,18 +87,19 @@ def test_migration_0009_counts_and_deletes_the_events_stored_unrouted(warehouse_
     moment = datetime(2026, 11, 30, 12, tzinfo=UTC)
     rows = [("ours", "NoteCreate", True), ("theirs", "NoteCreate", False), ("theirs", "NoteCreate", False),
             ("theirs", "TaskCreate", False)]
+    payload = '{"body": "' + SECRET_LOOKING + '"}'
     inbox = sa.table("webhook_inbox", *(sa.column(c) for c in (
         "id", "webhook_id", "location_id", "event_type", "event_at", "received_at", "routed", "payload")))
     with engine.begin() as conn:
         for n, (location, kind, routed) in enumerate(rows):
             conn.execute(sa.insert(inbox).values(id=n + 1, webhook_id=f"w{n}", location_id=location, event_type=kind,
                                                  event_at=moment, received_at=moment + timedelta(hours=n),
-                                                 routed=routed, payload=sa.literal('{"body": "' + SECRET_LOOKING + '"}')))
+                                                 routed=routed, payload=sa.literal(payload)))
             conn.execute(sa.insert(webhook_done).values(profile="p", inbox_id=n + 1, run_id="r", done_at=moment))
     migrate(engine)
     with engine.connect() as conn:
         assert [(r.webhook_id, r.payload_bytes) for r in conn.execute(sa.select(webhook_inbox))] == \
-            [("w0", len('{"body": "' + SECRET_LOOKING + '"}'))]
+            [("w0", len(payload))]
         assert [r.inbox_id for r in conn.execute(sa.select(webhook_done))] == [1]
         counts = [(r.location_id, r.event_type, r.count, r.first_seen, r.last_seen) for r in conn.execute(
             sa.select(webhook_unrouted).order_by(webhook_unrouted.c.event_type))]

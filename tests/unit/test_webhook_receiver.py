@@ -45,7 +45,8 @@ def write_profile(profiles: Path, name: str, location: str, retention_days: int 
     """A copy of a shipped profile that names ``location``, kept ``retention_days`` (None: forever)."""
     text = (ROOT / f"include/profiles/{name}.yaml").read_text().replace(
         "  conn_id: ghl_default\n", f"  conn_id: ghl_default\n  location_id: {location}\n", 1)
-    (profiles / f"{name}.yaml").write_text(text + f"\nretention_days: {'null' if retention_days is None else retention_days}\n")
+    days = "null" if retention_days is None else retention_days
+    (profiles / f"{name}.yaml").write_text(text + f"\nretention_days: {days}\n")
 
 
 class Receiver:
@@ -207,10 +208,12 @@ def airflow_receiver(tmp_path, monkeypatch):
     """The route with the real dependency: its settings read from Airflow's config (environment)."""
     monkeypatch.setenv("WAREHOUSE_URL", f"sqlite:///{tmp_path / 'warehouse.db'}")
     ghl_receiver._receiver.cache_clear()
+    engine.cache_clear()  # engine() with no URL: this test's WAREHOUSE_URL, not another test's
     app = FastAPI()
     app.include_router(ghl_receiver.router)
     yield TestClient(app)
     ghl_receiver._receiver.cache_clear()
+    engine.cache_clear()
 
 
 @pytest.mark.parametrize(("setting", "value", "named"), [

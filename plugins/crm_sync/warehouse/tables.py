@@ -217,7 +217,8 @@ webhook_unrouted = sa.Table(
     "webhook_unrouted", metadata,
     sa.Column("location_id", sa.String(64), primary_key=True),
     sa.Column("event_type", sa.String(64), primary_key=True),
-    sa.Column("count", sa.Integer, nullable=False, comment="signed events of a location no profile names: counted, not kept"),
+    sa.Column("count", sa.Integer, nullable=False,
+              comment="signed events of a location no profile names: counted, not kept"),
     sa.Column("first_seen", TS, nullable=False),
     sa.Column("last_seen", TS, nullable=False),
 )

@@ -69,8 +69,8 @@ class Pruner:
 
     def __init__(self, warehouse: sa.Engine, profiles_dir: Path, interval_s: float, cap_days: int | None = None,
                  clock: Callable[[], float] = time.monotonic):
-        self.warehouse, self.profiles_dir, self.interval_s, self.cap_days = warehouse, profiles_dir, interval_s, cap_days
-        self.clock = clock
+        self.warehouse, self.profiles_dir, self.interval_s = warehouse, profiles_dir, interval_s
+        self.cap_days, self.clock = cap_days, clock
         self._next = float("-inf")
         self._lock = threading.Lock()
 
