@@ -140,6 +140,12 @@ def main() -> int:
         url = services.env["AIRFLOW__API__BASE_URL"]
         passwords = json.loads((Path(env["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated").read_text())
         report = run_report_url(profile.dag_id, newest_run(profile), url, json=True)
+        # The receiver readies itself (the warehouse migrated) on its first request, which takes seconds,
+        # past the simulator's 5 s delivery timeout on a busy machine: ask it now, unsigned (refused,
+        # nothing stored), so that the user's first edit does not wait for it.
+        if (answer := httpx.post(url + RECEIVER_PATH, content=b"{}", timeout=60)).status_code != 401:
+            raise RuntimeError(f"the webhook receiver {url + RECEIVER_PATH} answered {answer.status_code} "
+                               f"to an unsigned body, not 401; see {DEMO_HOME / 'ui' / 'api-server.log'}")
         httpx.post(f"{ghl_url}/_sim/webhooks", json={"url": url + RECEIVER_PATH}, timeout=10).raise_for_status()
         command = try_command(profile, ghl_url)
         print(f"ui: url={url} user={USER} password={passwords[USER]} report={report}", flush=True)
