@@ -18,8 +18,10 @@ CHAOS_ARGS ?= --trials 20
 
 venv: $(STAMP)
 
+# pip and setuptools first, at the lock's versions: the ones `python -m venv` bundles have known advisories.
 $(STAMP): requirements.txt requirements-dev.txt requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock pip setuptools
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $(STAMP)

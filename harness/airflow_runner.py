@@ -155,8 +155,9 @@ def airflow_services(env: dict[str, str], log_dir: Path, timeout: float = 120, *
     apps) and scheduler (LocalExecutor) on a free localhost port; stops every process they started,
     task processes included, whatever happens. ``schedule``: the scheduler also creates runs from the
     unpaused DAGs' schedules (cron and assets), not only the runs asked for. With ``ui`` the
-    api-server also serves the UI (all apps, one worker, on 127.0.0.1), a dag-processor runs and the
-    scheduler follows the schedules: what `make ui` keeps up. With the CeleryExecutor (``env``
+    api-server also serves the UI (all apps, one worker, on 127.0.0.1), a dag-processor and a
+    triggerer run (the UI's home page shows each one's health) and the scheduler follows the
+    schedules: what `make ui` keeps up. With the CeleryExecutor (``env``
     names it: harness.celery_stack) also a dag-processor and two Celery workers, and the whole
     api-server, whose UI data the tests read."""
     deadline = time.monotonic() + timeout
@@ -189,6 +190,8 @@ def airflow_services(env: dict[str, str], log_dir: Path, timeout: float = 120, *
         start("scheduler", "scheduler", "--skip-serve-logs")
         if ui or celery:
             start("dag-processor", "dag-processor")
+        if ui:
+            start("triggerer", "triggerer", "--skip-serve-logs")
         if celery:
             for n in range(1, CELERY_WORKERS + 1):
                 start(f"celery-worker-{n}", "celery", "worker", "--celery-hostname", f"worker{n}@%h",

@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEMO_HOME = ROOT / ".demo"
 GHL_TOKEN, APP_KEY = "pit-demo-token", "demo-app-key"
 CLIENT_ID, CLIENT_SECRET = "demo-client", "demo-client-secret"  # the generic app's OAuth client
+RECEIVER_PATH = "/crm-sync/webhooks/ghl"  # the api-server's GHL webhook receiver (crm_sync.web)
 
 
 @contextmanager
@@ -103,6 +104,31 @@ def write_csv_import(profile, data, home: Path) -> Path:
                              "imported;vip" if n % 3 == 0 else "imported", "Met at the open day" if n % 4 == 0 else ""])
         writer.writerow([members[0]["email"], "Duplicate", "Row", "", "", "", ""])
     return path
+
+
+def located_profiles(home: Path, name: str, *, only: bool = False) -> Path:
+    """include/profiles copied to ``home/profiles``, with profile ``name`` naming the simulator's GHL
+    location (``ghl.location_id``): the receiver routes that location's webhooks to it and its DAG
+    runs on the location's asset as well as its cron. A copy for the demo (CRM_SYNC_PROFILES_DIR):
+    a location id is an account's own, and ``demo-location`` in the shipped files would schedule
+    every deployment on a location that does not exist. ``only``: no other profile in the copy."""
+    from crm_sync.profile import load_profile
+
+    folder = home / "profiles"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for source in sorted((ROOT / "include" / "profiles").glob("*.yaml")):
+        if only and source.stem != name:
+            continue
+        text = source.read_text()
+        if source.stem == name:
+            text = text.replace("\nghl:\n  conn_id: ghl_default\n",
+                                f"\nghl:\n  conn_id: ghl_default\n  location_id: {LOCATION_ID}\n", 1)
+        (folder / source.name).write_text(text)
+    if load_profile(folder / f"{name}.yaml").ghl.location_id != LOCATION_ID:
+        raise RuntimeError(f"profile {name}: no 'ghl:' section with 'conn_id: ghl_default' to add the demo's "
+                           "location_id to")
+    return folder
 
 
 def demo_env(home: Path, ghl_url: str, app_env: dict[str, str]) -> dict[str, str]:

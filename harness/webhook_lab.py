@@ -23,12 +23,11 @@ import sqlalchemy as sa
 
 from harness.airflow_runner import Services, airflow, airflow_services, prepare_metadata
 from harness.chaos import Sides, simulators
-from harness.demo import GHL_TOKEN, ROOT, app_connection, demo_env
+from harness.demo import GHL_TOKEN, RECEIVER_PATH, app_connection, demo_env, located_profiles
 from harness.demo_data import LOCATION_ID
 from harness.simulators import ghl_keys
 
 PROFILE, DAG_ID = "gymdesk", "ghl_gymdesk"
-RECEIVER_PATH = "/crm-sync/webhooks/ghl"
 
 
 def signed(body: dict) -> tuple[bytes, dict[str, str]]:
@@ -116,15 +115,6 @@ class Lab:
         return sum(1 for n in seen.values() if n > 1)
 
 
-def _profiles(home: Path) -> Path:
-    folder = home / "profiles"
-    folder.mkdir(parents=True, exist_ok=True)
-    text = (ROOT / "include" / "profiles" / f"{PROFILE}.yaml").read_text()
-    (folder / f"{PROFILE}.yaml").write_text(text.replace(
-        "  conn_id: ghl_default\n", f"  conn_id: ghl_default\n  location_id: {LOCATION_ID}\n", 1))
-    return folder
-
-
 @contextmanager
 def lab(home: Path, ghl_seed: dict, app_seed: dict, trigger_interval_s: float = 1.0,
         timeout: float = 300) -> Iterator[Lab]:
@@ -132,7 +122,7 @@ def lab(home: Path, ghl_seed: dict, app_seed: dict, trigger_interval_s: float = 
     from crm_sync.profile import load_profile
 
     deadline = time.monotonic() + timeout
-    profiles = _profiles(home)
+    profiles = located_profiles(home, PROFILE, only=True)
     profile = load_profile(profiles / f"{PROFILE}.yaml")
     warehouse = sa.create_engine(f"sqlite:///{home / 'warehouse.db'}")
     with simulators(ghl_seed, app_seed) as sides:

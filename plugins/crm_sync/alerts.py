@@ -10,13 +10,19 @@ What an alert carries is built here from names and counts only: profile, DAG, ru
 and a link to the run's report page; never a token, a secret or a record's personal data.
 Sending never fails the caller: an alert that cannot be delivered is logged. The failed-run
 alert, which reads the run's counts from its report, is sent by ``pipeline.run_failed``.
+
+A connection is trusted no further than it must be: the webhook must be ``https://`` (plain http
+only to this machine's loopback, as in tests), since the URL's path is its secret; the notifier
+must be a ``BaseNotifier`` subclass, so a connection cannot name ``os.system`` or any other callable.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from crm_sync.console_urls import run_report_url
 
@@ -29,6 +35,10 @@ TITLES = {
     "rows_failed": "rows failed for good (see the outbox: crm-sync outbox retry/discard)",
     "refresh_token_not_saved": "a rotated OAuth refresh token could not be saved: the install is at risk",
 }
+
+
+class AlertConfigError(ValueError):
+    """A connection's alert target breaks a rule; the message names the connection, never the URL's path."""
 
 
 @dataclass(frozen=True)
@@ -99,17 +109,73 @@ def send(alert: Alert, context: dict[str, Any] | None = None) -> bool:
     extra = conn.extra_dejson
     delivered = True
     if conn.host:
-        delivered = _post(conn.host, alert) and delivered
+        try:
+            delivered = _post(webhook_url(conn.conn_id, conn.host), alert) and delivered
+        except AlertConfigError as exc:
+            log.error("alert %s not sent to the webhook: %s", alert.kind, exc)
+            delivered = False
     if extra.get("notifier"):
-        delivered = _notify(extra["notifier"], extra.get("notifier_kwargs") or {}, alert, context) and delivered
+        try:
+            notifier, kwargs = notifier_class(conn.conn_id, extra["notifier"]), extra.get("notifier_kwargs") or {}
+            if not isinstance(kwargs, dict):
+                raise AlertConfigError(f"connection {conn.conn_id}: extra notifier_kwargs must be an object")
+            delivered = _notify(notifier, kwargs, alert, context) and delivered
+        except AlertConfigError as exc:
+            log.error("alert %s not sent to the notifier: %s", alert.kind, exc)
+            delivered = False
     return delivered
+
+
+def webhook_url(conn_id: str, url: str) -> str:
+    """The connection's webhook URL if it is https, or plain http to loopback; else AlertConfigError,
+    which names the connection and the URL's scheme and host, never its path (the secret part)."""
+    rule = "the webhook must be an https:// URL (plain http only to loopback: 127.0.0.0/8, ::1, localhost)"
+    try:
+        parts = urlsplit(url.strip())
+        scheme, host = parts.scheme, parts.hostname or ""
+    except ValueError:
+        scheme, host = "", ""
+    if (scheme == "https" and host) or (scheme == "http" and _is_loopback(host)):
+        return url.strip()
+    shown = f"it is {scheme}://{host}/..." if scheme in ("http", "https") and host else "it is not an http(s) URL"
+    raise AlertConfigError(f"connection {conn_id}: {rule}; {shown}")
+
+
+def _is_loopback(host: str) -> bool:
+    if host.rstrip(".").lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1
+    return address.is_loopback or bool(mapped and mapped.is_loopback)
+
+
+def notifier_class(conn_id: str, path: Any) -> type:
+    """The notifier class the connection's extra names, if it subclasses Airflow's ``BaseNotifier``;
+    else AlertConfigError, and what it names is never called."""
+    from airflow.sdk import BaseNotifier
+    from airflow.sdk.module_loading import import_string
+
+    rule = "extra notifier must be the dotted path of a subclass of airflow.sdk.BaseNotifier"
+    if not isinstance(path, str):
+        raise AlertConfigError(f"connection {conn_id}: {rule}; it is not a string")
+    try:
+        target = import_string(path)
+    except Exception as exc:  # noqa: BLE001 - ImportError, or whatever the named module raises on import
+        raise AlertConfigError(f"connection {conn_id}: {rule}; {path} cannot be imported "
+                               f"({type(exc).__name__})") from None
+    if not (isinstance(target, type) and issubclass(target, BaseNotifier)):
+        raise AlertConfigError(f"connection {conn_id}: {rule}; {path} is not one, so it is not called")
+    return target
 
 
 def _post(url: str, alert: Alert) -> bool:
     import httpx
 
     for attempt in range(1, SEND_ATTEMPTS + 1):
-        try:
+        try:  # httpx follows no redirect: an https webhook cannot be sent on to plain http
             httpx.post(url, json=alert.payload(), timeout=10).raise_for_status()
             log.info("alert %s sent", alert.kind)
             return True
@@ -119,15 +185,12 @@ def _post(url: str, alert: Alert) -> bool:
     return False
 
 
-def _notify(path: str, kwargs: dict[str, Any], alert: Alert, context: dict[str, Any] | None) -> bool:
-    from airflow.sdk.module_loading import import_string
-
+def _notify(notifier: type, kwargs: dict[str, Any], alert: Alert, context: dict[str, Any] | None) -> bool:
     try:
-        notifier = import_string(path)(text=alert.text(), **kwargs)
-        notifier({**(context or {}), "crm_sync_alert": alert.payload()})
+        notifier(text=alert.text(), **kwargs)({**(context or {}), "crm_sync_alert": alert.payload()})
         return True
     except Exception as exc:  # noqa: BLE001 - a third-party notifier's failure is logged, not raised
-        log.error("alert %s: notifier %s failed (%s)", alert.kind, path, type(exc).__name__)
+        log.error("alert %s: notifier %s failed (%s)", alert.kind, notifier.__qualname__, type(exc).__name__)
         return False
 
 

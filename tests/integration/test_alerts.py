@@ -1,9 +1,11 @@
 """Alerts reach a Slack-compatible webhook (a local HTTP receiver) or an Airflow notifier, per
-profile or globally, with names, counts and the report link only."""
+profile or globally, with names, counts and the report link only; a plain http webhook to another
+host, or a notifier that is not Airflow's, is refused and never used."""
 
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from airflow.sdk import BaseNotifier
@@ -29,6 +31,16 @@ class RecordingNotifier(BaseNotifier):
 
     def notify(self, context) -> None:
         SENT_TO_NOTIFIER.append((self.text, context["crm_sync_alert"]))
+
+
+class NotANotifier:
+    """Called like a notifier, but not a BaseNotifier: a connection must not be able to run it."""
+
+    def __init__(self, *args, **kwargs):
+        SENT_TO_NOTIFIER.append(("NotANotifier", kwargs))
+
+    def __call__(self, context) -> None:
+        SENT_TO_NOTIFIER.append(("NotANotifier()", context))
 
 
 def set_alert_conn(monkeypatch, conn_id: str, **conn) -> None:
@@ -97,3 +109,40 @@ def test_the_failed_run_notifier_sends_the_run_and_its_counts_from_the_warehouse
         RunFailedNotifier("gymdesk")({"dag": dag, "run_id": "manual__2", "reason": "task_failure"})
     assert [(b["kind"], b["run_id"], b["counts"]) for b in bodies(receiver)] == [
         ("run_failed", RUN_ID, {"extracted": 0, "quarantined": 0, "writes_sent": 0, "writes_failed": 0})]
+
+
+def test_a_plain_http_webhook_to_another_host_is_refused_before_any_request(monkeypatch, caplog):
+    """Plain http would carry the URL's secret in clear. The host is reachable here (the local
+    receiver is the HTTP proxy), and still nothing is sent, and the log names the connection, not the URL."""
+    with webhook_receiver() as receiver:
+        for variable in ("NO_PROXY", "no_proxy", "http_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.delenv(variable, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", receiver.url.removesuffix("/hook"))
+        set_alert_conn(monkeypatch, "crm_sync_alerts__gymdesk", host="http://hooks.example.com/hook?token=T0K3N")
+        assert not alerts.send(Alert("rows_failed", profile="gymdesk", dag_id="ghl_gymdesk", run_id=RUN_ID))
+        assert receiver.received == []
+        set_alert_conn(monkeypatch, "crm_sync_alerts__gymdesk", host="http://hooks.example.com/hook")
+        monkeypatch.setattr(alerts, "webhook_url", lambda conn_id, url: url)  # the same send without the rule:
+        assert alerts.send(Alert("rows_failed", profile="gymdesk", dag_id="ghl_gymdesk", run_id=RUN_ID))
+        assert len(receiver.received) == 1  # it would have reached the host
+    refusal = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert refusal == ["alert rows_failed not sent to the webhook: connection crm_sync_alerts__gymdesk: the webhook "
+                       "must be an https:// URL (plain http only to loopback: 127.0.0.0/8, ::1, localhost); "
+                       "it is http://hooks.example.com/..."]
+    assert "T0K3N" not in caplog.text and "webhook attempt" not in caplog.text
+
+
+@pytest.mark.parametrize("path", ["os.system", f"{__name__}.NotANotifier", "json.dumps"])
+def test_a_notifier_that_is_not_an_airflow_notifier_is_refused_and_never_called(monkeypatch, caplog, path):
+    SENT_TO_NOTIFIER.clear()
+    system_calls = []
+    monkeypatch.setattr(os, "system", lambda *args, **kwargs: system_calls.append((args, kwargs)) or 0)
+    with webhook_receiver() as receiver:
+        set_alert_conn(monkeypatch, "crm_sync_alerts", host=receiver.url, extra={
+            "notifier": path, "notifier_kwargs": {"command": "touch /tmp/crm-sync-pwned"}})
+        assert not alerts.send(Alert("quality_breach", profile="gymdesk", dag_id="ghl_gymdesk", run_id=RUN_ID))
+    assert system_calls == [] and SENT_TO_NOTIFIER == []
+    assert [b["kind"] for b in bodies(receiver)] == ["quality_breach"]  # the webhook still took it
+    assert (f"alert quality_breach not sent to the notifier: connection crm_sync_alerts: extra notifier must be the "
+            f"dotted path of a subclass of airflow.sdk.BaseNotifier; {path} is not one, so it is not called"
+            in caplog.text)

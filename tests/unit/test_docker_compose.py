@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import re
+import shlex
 from importlib.util import find_spec
 from itertools import takewhile
 from pathlib import Path
 
 import yaml
+from packaging.version import Version
 
 from tests.conftest import ROOT
 
+# The first versions with no known advisory: pip 26.2 (CVE-2025-8869, CVE-2026-1703, CVE-2026-3219,
+# CVE-2026-6357, CVE-2026-8643, CVE-2026-13346), setuptools 83.0.0 (CVE-2025-47273, CVE-2026-59890).
+FIXED = {"pip": Version("26.2"), "setuptools": Version("83.0.0")}
 AIRFLOW_SERVICES = {"airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
                     "airflow-triggerer", "airflow-worker"}
 
@@ -65,7 +70,8 @@ def test_the_stack_starts_only_with_its_secrets_set_and_encrypts_connections_at_
     text = (ROOT / "docker-compose.yaml").read_text()
     assert not re.search(r"\$\{[A-Z_]*(SECRET|KEY|PASSWORD)[A-Z_]*:-", text), "a secret has a default"
     example = (ROOT / ".env.example").read_text()
-    for variable in ("AIRFLOW_JWT_SECRET", "AIRFLOW_FERNET_KEY", "AIRFLOW_DB_PASSWORD", "WAREHOUSE_DB_PASSWORD"):
+    for variable in ("AIRFLOW_JWT_SECRET", "AIRFLOW_FERNET_KEY", "AIRFLOW_DB_PASSWORD", "WAREHOUSE_DB_PASSWORD",
+                     "REDIS_PASSWORD"):
         assert re.search(rf"^{variable}=$", example, re.M), f".env.example lacks {variable}"
     assert ".env" in (ROOT / ".gitignore").read_text().split()
 
@@ -124,3 +130,74 @@ def test_image_installs_no_test_tool_and_compose_mounts_no_harness():
             assert "harness" not in source and "tests" not in source, f"{name} mounts {source}"
             if source == "./include":
                 assert {p.name for p in (ROOT / "include").iterdir()} <= {"profiles", "sql"}
+
+
+def test_redis_requires_its_password_and_the_broker_url_carries_it():
+    services = compose()["services"]
+    redis = services["redis"]
+    required = re.compile(r"\$\{REDIS_PASSWORD:\?[^}]+\}")
+    assert redis["command"][:2] == ["redis-server", "--requirepass"] and required.fullmatch(redis["command"][2])
+    assert len(redis["command"]) == 3 and not any("protected-mode" in arg for arg in redis["command"])
+    # the healthcheck logs in through redis-cli's REDISCLI_AUTH, and is healthy only on PONG
+    assert required.fullmatch(redis["environment"]["REDISCLI_AUTH"])
+    assert redis["healthcheck"]["test"] == ["CMD-SHELL", "redis-cli ping | grep -qx PONG"]
+    for name in AIRFLOW_SERVICES:
+        broker = services[name]["environment"]["AIRFLOW__CELERY__BROKER_URL"]
+        assert re.fullmatch(rf"redis://:{required.pattern}@redis:6379/\d+", broker), f"{name}: {broker}"
+
+
+def test_project_folders_are_mounted_read_only_and_what_is_written_goes_to_named_volumes():
+    data = compose()
+    named = set(data["volumes"])
+    for name, service in data["services"].items():
+        for mount in service.get("volumes", []):
+            source, target, *options = mount.split(":")
+            if source.startswith("./"):
+                assert options and "ro" in options[0].split(","), f"{name} mounts {source} writable"
+            else:
+                assert source in named and not options, f"{name}: {mount}"
+    common = data["x-airflow-common"]
+    home = common["environment"]["CRM_SYNC_HOME"]  # the embedded warehouse and the reports
+    assert f"crm-sync-data:{home}" in common["volumes"]
+    # made in the image by its user, so that a new named volume is that user's (and group 0's), not root's
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    made = re.search(rf"^RUN mkdir -p -m 0775 {re.escape(home)}$", dockerfile, re.M)
+    assert made and dockerfile.rfind("\nUSER airflow\n", 0, made.start()) != -1
+
+
+def _uid(user: str) -> str:
+    """The uid part of a compose ``user:``, with ``${VAR:-default}`` taken at its default."""
+    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(user)).split(":")[0]
+
+
+def test_every_service_runs_as_a_non_root_user():
+    for name, service in compose()["services"].items():
+        assert "user" in service, f"{name} runs as its image's default user"
+        assert _uid(service["user"]) not in {"", "0", "root"}, f"{name} runs as root"
+    assert compose()["x-airflow-common"]["user"] == "${AIRFLOW_UID:-50000}:0"  # Airflow's image: any uid, group 0
+    assert not re.search(r"^AIRFLOW_UID=0*$", (ROOT / ".env.example").read_text(), re.M)
+    users = re.findall(r"^USER (\S+)$", (ROOT / "Dockerfile").read_text(), re.M)
+    assert users and users[-1] not in {"root", "0"}
+
+
+def _pins() -> dict[str, str]:
+    lines = (ROOT / "requirements.lock").read_text().splitlines()
+    return dict(line.split("==", 1) for line in lines if "==" in line)
+
+
+def test_pip_and_setuptools_are_pinned_at_versions_without_known_advisories_and_installed_first():
+    pins = _pins()
+    for package, fixed in FIXED.items():
+        assert Version(pins[package]) >= fixed, f"requirements.lock pins {package} {pins[package]} (< {fixed})"
+    # `make venv`: the first install after `python -m venv` brings the locked pip and setuptools
+    makefile = (ROOT / "Makefile").read_text()
+    rule = makefile[makefile.index("$(STAMP): "):].split("\n\n")[0].splitlines()
+    installs = [shlex.split(line.strip()) for line in rule if "-m pip install" in line]
+    assert installs[0][-4:] == ["-c", "requirements.lock", "pip", "setuptools"]
+    assert "requirements-dev.txt" in installs[1]
+    # the image: the same, before crm-sync's requirements
+    dockerfile = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    run = next(line for line in dockerfile.splitlines() if line.startswith("RUN pip install"))
+    first, second = run.removeprefix("RUN ").split(" && ")
+    assert shlex.split(first)[-4:] == ["-c", "/opt/crm-sync/requirements.lock", "pip", "setuptools"]
+    assert "/opt/crm-sync/requirements.txt" in second

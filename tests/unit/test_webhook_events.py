@@ -62,3 +62,14 @@ def test_a_profile_whose_location_id_is_not_its_connections_fails_naming_both(co
         update={"location_id": "loc2"})}), run_id="r1", run_type="scheduled")
     with pytest.raises(ValueError, match="loc2.*loc1"):
         webhook_events.pending(conn, wrong, "loc1")
+
+
+def test_a_run_takes_what_the_receiver_stored_and_nothing_of_an_unrouted_location(tmp_path):
+    from tests.unit.test_webhook_receiver import LOCATION, Receiver, event, signed
+
+    receiver = Receiver(tmp_path, f"sqlite:///{tmp_path / 'receiver.db'}")
+    assert receiver.post(*signed(event(contactId="c1"))).status_code == 200
+    assert receiver.post(*signed(event(locationId="elsewhere", contactId="c2"))).status_code == 202
+    with receiver.engine.connect() as conn:
+        assert webhook_events.pending(conn, ctx("r1"), LOCATION).reads["note"] == {"c1"}
+        assert webhook_events.pending(conn, ctx("r1"), "elsewhere").ids == []

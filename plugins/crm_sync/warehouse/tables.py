@@ -206,6 +206,21 @@ webhook_inbox = sa.Table(
     sa.Column("received_at", TS, nullable=False),
     sa.Column("routed", sa.Boolean, nullable=False),
     sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("payload_bytes", sa.Integer, nullable=False, server_default="0",
+              comment="size of the body as received: the per-location cap on stored bytes"),
+    sa.Index("ix_webhook_inbox_location", "location_id", "id"),
+    sa.Index("ix_webhook_inbox_location_received", "location_id", "received_at"),
+    sa.Index("ix_webhook_inbox_received", "received_at"),
+)
+
+webhook_unrouted = sa.Table(
+    "webhook_unrouted", metadata,
+    sa.Column("location_id", sa.String(64), primary_key=True),
+    sa.Column("event_type", sa.String(64), primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False,
+              comment="signed events of a location no profile names: counted, not kept"),
+    sa.Column("first_seen", TS, nullable=False),
+    sa.Column("last_seen", TS, nullable=False),
 )
 
 webhook_done = sa.Table(

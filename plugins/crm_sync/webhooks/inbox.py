@@ -1,16 +1,19 @@
-"""The receiver's half of the inbox: check an event's body and store it once (webhookId unique)."""
+"""The receiver's half of the inbox: check an event's body, store it once (webhookId unique) within
+the location's caps, or only count it when no profile names its location."""
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from crm_sync.warehouse.ops import insert_new
-from crm_sync.warehouse.tables import webhook_inbox
+from crm_sync.warehouse.tables import webhook_inbox, webhook_unrouted
 
 REQUIRED = ("type", "locationId", "webhookId", "timestamp")
 
@@ -23,6 +26,21 @@ class StaleEvent(Exception):
     """The timestamp is outside the accepted window: a replay, or a clock far off."""
 
 
+class OverCap(Exception):
+    """Storing the event would take its location past a cap; ``retry_after`` in seconds."""
+
+    def __init__(self, reason: str, retry_after: int):
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Caps:
+    events_per_minute: int  # 0: no cap
+    stored_bytes: int  # 0: no cap
+    full_retry_after: int  # what a full location's 429 asks: when the next prune may have made room
+
+
 @dataclass(frozen=True)
 class Event:
     webhook_id: str
@@ -32,6 +50,8 @@ class Event:
     object_id: str | None
     event_at: datetime
     payload: dict[str, Any]
+    size: int = 0  # bytes of the body as received
+    app_id: str | None = None
 
 
 def parse(raw: bytes, tolerance: timedelta, now: datetime | None = None) -> Event:
@@ -57,7 +77,8 @@ def parse(raw: bytes, tolerance: timedelta, now: datetime | None = None) -> Even
     else:
         contact, obj = body.get("contactId"), body.get("id")
     return Event(webhook_id=body["webhookId"][:128], location_id=body["locationId"][:64], event_type=kind[:64],
-                 contact_id=_id(contact), object_id=_id(obj), event_at=event_at, payload=body)
+                 contact_id=_id(contact), object_id=_id(obj), event_at=event_at, payload=body, size=len(raw),
+                 app_id=body["appId"] if isinstance(body.get("appId"), str) else None)
 
 
 def _moment(value: str) -> datetime:
@@ -72,9 +93,47 @@ def _id(value: Any) -> str | None:
     return str(value)[:128] if isinstance(value, str | int) and value != "" else None
 
 
-def store(conn: sa.Connection, event: Event, routed: bool) -> bool:
-    """Insert the event; False when its webhookId is already in the inbox (a redelivery)."""
+def seen(conn: sa.Connection, event: Event) -> bool:
+    """Is the event's webhookId in the inbox already (a redelivery)?"""
+    return conn.scalar(sa.select(webhook_inbox.c.id).where(webhook_inbox.c.webhook_id == event.webhook_id)) is not None
+
+
+def within_caps(conn: sa.Connection, event: Event, caps: Caps, now: datetime) -> None:
+    """OverCap when the location took ``events_per_minute`` events in the last minute, or its stored
+    payloads and this one would pass ``stored_bytes``. Counted in the warehouse, so it holds across
+    api-server workers (two racing requests may pass it together by one event)."""
+    location = webhook_inbox.c.location_id == event.location_id
+    if caps.events_per_minute:
+        window = now - timedelta(minutes=1)
+        recent, oldest = conn.execute(sa.select(sa.func.count(), sa.func.min(webhook_inbox.c.received_at))
+                                      .where(location, webhook_inbox.c.received_at > window)).one()
+        if recent >= caps.events_per_minute:
+            oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
+            wait = math.ceil((oldest + timedelta(minutes=1) - now).total_seconds())
+            raise OverCap(f"the location took {caps.events_per_minute} events in the last minute "
+                          "(webhook_max_events_per_minute)", max(1, wait))
+    if caps.stored_bytes:
+        stored = conn.scalar(sa.select(sa.func.coalesce(sa.func.sum(webhook_inbox.c.payload_bytes), 0))
+                             .where(location))
+        if int(stored) + event.size > caps.stored_bytes:
+            raise OverCap(f"the location's stored events would pass {caps.stored_bytes} bytes "
+                          "(webhook_max_stored_bytes)", caps.full_retry_after)
+
+
+def store(conn: sa.Connection, event: Event, now: datetime | None = None) -> bool:
+    """Insert the event of a routed location; False when its webhookId is already in the inbox."""
     return insert_new(conn, webhook_inbox, {
         "webhook_id": event.webhook_id, "location_id": event.location_id, "event_type": event.event_type,
         "contact_id": event.contact_id, "object_id": event.object_id, "event_at": event.event_at,
-        "received_at": datetime.now(UTC), "routed": routed, "payload": event.payload}, keys=["webhook_id"])
+        "received_at": now or datetime.now(UTC), "routed": True, "payload": event.payload,
+        "payload_bytes": event.size}, keys=["webhook_id"])
+
+
+def count_unrouted(conn: sa.Connection, event: Event, now: datetime | None = None) -> None:
+    """Count an event no profile routes by its location and type; its payload is not kept anywhere."""
+    now = now or datetime.now(UTC)
+    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(webhook_unrouted)
+    conn.execute(insert.values(location_id=event.location_id, event_type=event.event_type, count=1,
+                               first_seen=now, last_seen=now)
+                 .on_conflict_do_update(index_elements=["location_id", "event_type"],
+                                        set_={"count": webhook_unrouted.c.count + 1, "last_seen": now}))

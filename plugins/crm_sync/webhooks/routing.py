@@ -1,4 +1,5 @@
-"""Which profiles a location's webhooks concern: the profiles whose YAML names that ``ghl.location_id``.
+"""Which profiles a location's webhooks concern: the profiles whose YAML names that ``ghl.location_id``,
+and how long the inbox keeps that location's events (their longest ``retention_days``).
 
 Read from the profile files (re-read when one changes), never from Airflow connections, so a
 request costs no metadata-database lookup and no secret is touched.
@@ -7,9 +8,18 @@ request costs no metadata-database lookup and no secret is touched.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from pathlib import Path
 
 from crm_sync.paths import PROFILES_DIR
+
+DEFAULT_RETENTION_DAYS = 90  # the inbox's retention when no profile says one
+
+
+@dataclass(frozen=True)
+class Route:
+    profiles: tuple[str, ...]
+    retention_days: int | None  # the longest of its profiles; None: one of them keeps everything
 
 
 def _signature(directory: Path) -> tuple:
@@ -17,15 +27,28 @@ def _signature(directory: Path) -> tuple:
 
 
 @functools.lru_cache(maxsize=4)
-def _routes(directory: Path, _signature: tuple) -> dict[str, tuple[str, ...]]:
+def _routes(directory: Path, _signature: tuple) -> tuple[dict[str, Route], int]:
     from crm_sync.profile import usable_profiles
 
-    routes: dict[str, list[str]] = {}
-    for profile in usable_profiles(directory)[0]:
-        if profile.ghl.location_id:
-            routes.setdefault(profile.ghl.location_id, []).append(profile.name)
-    return {location: tuple(names) for location, names in routes.items()}
+    profiles = usable_profiles(directory)[0]
+    routes: dict[str, Route] = {}
+    for profile in profiles:
+        if location := profile.ghl.location_id:
+            known = routes.get(location)
+            days = [profile.retention_days, *([known.retention_days] if known else [])]
+            routes[location] = Route((*(known.profiles if known else ()), profile.name),
+                                     None if None in days else max(days))
+    longest = max((p.retention_days for p in profiles if p.retention_days), default=DEFAULT_RETENTION_DAYS)
+    return routes, longest
 
 
 def profiles_for(location_id: str, directory: Path = PROFILES_DIR) -> tuple[str, ...]:
-    return _routes(directory, _signature(directory)).get(location_id, ())
+    route = _routes(directory, _signature(directory))[0].get(location_id)
+    return route.profiles if route else ()
+
+
+def retention(directory: Path = PROFILES_DIR) -> tuple[dict[str, int | None], int]:
+    """Days each named location's events are kept (None: kept), and the days for any other location's:
+    the longest ``retention_days`` of all profiles (90 without one)."""
+    routes, longest = _routes(directory, _signature(directory))
+    return {location: route.retention_days for location, route in routes.items()}, longest

@@ -1,5 +1,6 @@
 """Is this body GHL's? Ed25519 ``X-GHL-Signature`` over the raw bytes; the legacy RSA-SHA256
-``X-WH-Signature`` only when enabled. Verified before the body is parsed."""
+``X-WH-Signature`` only when enabled. Verified before the body is parsed; the keys are loaded
+once, when the receiver is built (``check``), so a bad key is a ConfigError, not a failed request."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ import base64
 import binascii
 import functools
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
-from crm_sync.webhooks.settings import WebhookSettings
+from crm_sync.webhooks.settings import SECTION, ConfigError, WebhookSettings
 
 
 class SignatureError(Exception):
@@ -35,6 +36,21 @@ def _rsa(key: str) -> RSAPublicKey:
     if not isinstance(loaded, RSAPublicKey):
         raise ValueError("webhook_rsa_public_key is not an RSA public key")
     return loaded
+
+
+def check(settings: WebhookSettings) -> None:
+    """Load the keys the settings name; ConfigError naming the setting when one is missing or unusable."""
+    keys = [("webhook_public_key", settings.public_key, _ed25519, "an Ed25519 public key (SPKI base64 or PEM)")]
+    if settings.legacy_rsa:
+        keys.append(("webhook_rsa_public_key", settings.rsa_public_key, _rsa, "an RSA public key (PEM)"))
+    for setting, key, load, kind in keys:
+        if not key:
+            raise ConfigError(f"[{SECTION}] {setting} is empty: set it to GHL's current key, or unset it for "
+                              "the default")
+        try:
+            load(key)
+        except (ValueError, TypeError, UnsupportedAlgorithm):
+            raise ConfigError(f"[{SECTION}] {setting} is not {kind}") from None
 
 
 def _decoded(value: str, header: str) -> bytes:

@@ -1,12 +1,16 @@
 """``POST /webhooks/ghl`` (``/crm-sync/webhooks/ghl`` in the api-server): GHL's webhooks for every location.
 
 Authenticated by signature, not by Airflow's login: the raw body is checked against GHL's
-signature before it is parsed, stored once in the warehouse inbox (before the answer), and the
-location's DAGs are woken through an Airflow asset. The work happens in the DAG run.
+signature before it is parsed, stored once in the warehouse inbox (before the answer) when a
+profile names its location and the location is within its caps, and the location's DAGs are woken
+through an Airflow asset. The work happens in the DAG run. After the answer, the receiver prunes
+expired inbox events (crm_sync.webhooks.retention).
 
-Answers: 200 stored (or a repeated webhookId, not stored again); 202 stored, but no profile names
-the location (kept as unrouted); 400 not a usable JSON event; 401 unsigned, forged, altered,
-or a timestamp outside the window; 413 body too large. Bodies are logged only at DEBUG.
+Answers: 200 stored (or a repeated webhookId, not stored again); 202 no profile names the location
+(counted in webhook_unrouted, the payload not kept); 400 not a usable JSON event; 401 unsigned,
+forged, altered, a timestamp outside the window, or another app's appId; 413 body too large; 429
+the location is past a cap (Retry-After); 503 a setting is unusable (named in the answer and the
+log). Bodies are logged only at DEBUG.
 """
 
 from __future__ import annotations
@@ -15,22 +19,26 @@ import functools
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from crm_sync.paths import PROFILES_DIR
 from crm_sync.profile import location_asset
 from crm_sync.web.datamodels import Refusal, WebhookAnswer
-from crm_sync.webhooks.inbox import BadEvent, Event, StaleEvent, parse, store
+from crm_sync.webhooks import signature
+from crm_sync.webhooks.inbox import (BadEvent, Caps, Event, OverCap, StaleEvent, count_unrouted, parse, seen,
+                                     store, within_caps)
+from crm_sync.webhooks.retention import Pruner
 from crm_sync.webhooks.routing import profiles_for
-from crm_sync.webhooks.settings import WebhookSettings
+from crm_sync.webhooks.settings import ConfigError, WebhookSettings
 from crm_sync.webhooks.signature import SignatureError, verify
 from crm_sync.webhooks.trigger import Coalescer, emit_asset_event
 
@@ -40,21 +48,39 @@ router = APIRouter(tags=["webhooks"])
 
 @dataclass(frozen=True)
 class Receiver:
-    """What the route needs: its settings, the trigger, the warehouse and the profile folder."""
+    """What the route needs: its settings, the trigger, the warehouse, the profile folder and the pruner."""
 
     settings: WebhookSettings
     wake: Coalescer
     warehouse: sa.Engine
     profiles_dir: Path
+    pruner: Pruner
+
+    @classmethod
+    def build(cls, settings: WebhookSettings, wake: Coalescer, warehouse: sa.Engine, profiles_dir: Path) -> Receiver:
+        """ConfigError when a key the settings name cannot be loaded."""
+        signature.check(settings)
+        return cls(settings, wake, warehouse, profiles_dir,
+                   Pruner(warehouse, profiles_dir, settings.prune_interval_s, settings.retention_days))
+
+    @property
+    def caps(self) -> Caps:
+        config = self.settings
+        return Caps(config.max_events_per_minute, config.max_stored_bytes, config.prune_interval_s)
 
 
 _first = threading.Lock()
 
 
 def receiver() -> Receiver:
-    """Built once, by the first request, while the others wait: the warehouse is migrated once."""
+    """Built once, by the first request, while the others wait: the warehouse is migrated once.
+    An unusable setting is a 503 naming it (logged as an error), and is read again by the next request."""
     with _first:
-        return _receiver()
+        try:
+            return _receiver()
+        except ConfigError as exc:
+            log.error("the GHL webhook receiver cannot start: %s", exc)
+            raise HTTPException(503, f"the receiver is not configured: {exc}") from None
 
 
 @functools.cache
@@ -62,7 +88,8 @@ def _receiver() -> Receiver:
     from crm_sync.warehouse.db import engine
 
     config = WebhookSettings.from_airflow()
-    return Receiver(config, Coalescer(emit_asset_event, config.trigger_interval_s), engine(), PROFILES_DIR)
+    signature.check(config)  # before the warehouse: a bad key never waits on a migration
+    return Receiver.build(config, Coalescer(emit_asset_event, config.trigger_interval_s), engine(), PROFILES_DIR)
 
 
 class TooLarge(Exception):
@@ -83,28 +110,49 @@ async def _body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _refuse(status: int, reason: str) -> JSONResponse:
+def _refuse(status: int, reason: str, headers: dict[str, str] | None = None) -> JSONResponse:
     log.info("GHL webhook refused with %s: %s", status, reason)
-    return JSONResponse(Refusal(detail=reason).model_dump(), status_code=status)
+    return JSONResponse(Refusal(detail=reason).model_dump(), status_code=status, headers=headers)
 
 
 def _answer(status: int, answer: WebhookAnswer) -> JSONResponse:
     return JSONResponse(answer.model_dump(exclude_none=True), status_code=status)
 
 
-def _store(target: Receiver, event: Event) -> tuple[bool, tuple[str, ...]]:
-    """(new?, the profiles the event's location routes to); blocking work, run off the event loop.
-    Its own transaction, not the console's per-request one: only a verified event reaches the warehouse."""
+def _store(target: Receiver, event: Event) -> tuple[str, tuple[str, ...]]:
+    """("stored" | "duplicate" | "unrouted", the profiles the event's location routes to), OverCap past
+    a cap; blocking work, run off the event loop. Its own transaction, not the console's per-request
+    one: only a verified event reaches the warehouse."""
     profiles = profiles_for(event.location_id, target.profiles_dir)
+    now = datetime.now(UTC)
     with target.warehouse.begin() as conn:
-        return store(conn, event, bool(profiles)), profiles
+        if not profiles:
+            count_unrouted(conn, event, now)
+            return "unrouted", profiles
+        if seen(conn, event):
+            return "duplicate", profiles
+        within_caps(conn, event, target.caps, now)
+        return ("stored" if store(conn, event, now) else "duplicate"), profiles
 
 
-REFUSALS = {code: {"model": Refusal} for code in (400, 401, 413)}
+def _app_mismatch(event: Event, app_id: str) -> str | None:
+    """Why the event is not for this app, when ``webhook_app_id`` names one; None when it is."""
+    if not app_id or event.app_id == app_id:
+        return None
+    return "no appId, and webhook_app_id is set" if event.app_id is None else "appId is not webhook_app_id"
+
+
+REFUSALS = {code: {"model": Refusal} for code in (400, 401, 413, 429, 503)}
 
 
 @router.post("/webhooks/ghl", response_model=WebhookAnswer, responses={202: {"model": WebhookAnswer}, **REFUSALS})
 async def receive_ghl(request: Request, target: Annotated[Receiver, Depends(receiver)]) -> JSONResponse:
+    answer = await _receive(request, target)
+    answer.background = BackgroundTask(target.pruner.maybe_prune)  # after the answer, when due
+    return answer
+
+
+async def _receive(request: Request, target: Receiver) -> JSONResponse:
     config = target.settings
     try:
         raw = await _body(request, config.max_body_bytes)
@@ -119,12 +167,17 @@ async def receive_ghl(request: Request, target: Annotated[Receiver, Depends(rece
         return _refuse(401, str(exc))
     except BadEvent as exc:
         return _refuse(400, str(exc))
+    if reason := _app_mismatch(event, config.app_id):
+        return _refuse(401, reason)
     log.debug("GHL webhook body: %s", raw[:2000])
-    new, profiles = await run_in_threadpool(_store, target, event)
-    if not new:
+    try:
+        outcome, profiles = await run_in_threadpool(_store, target, event)
+    except OverCap as exc:
+        return _refuse(429, str(exc), {"Retry-After": str(exc.retry_after)})
+    if outcome == "duplicate":
         return _answer(200, WebhookAnswer(status="duplicate"))
-    if not profiles:
-        log.info("GHL webhook stored unrouted: no profile names its location")
+    if outcome == "unrouted":
+        log.info("GHL webhook counted unrouted, not stored: no profile names its location")
         return _answer(202, WebhookAnswer(status="unrouted"))
     target.wake.notify(location_asset(event.location_id))
     return _answer(200, WebhookAnswer(status="stored", profiles=list(profiles)))
