@@ -4,7 +4,9 @@ For each mapped field: equal values need nothing; a field only one side changed 
 base takes that side's value (so a write never undoes an edit we have not seen yet); a
 field empty on one side takes the other's (keep non-empty); a field both sides changed
 goes to the profile's rule, ``latest_wins`` by each side's updated-at, or a source of
-truth; tags merge as sets (a tag added or removed on either side since the base is added or
+truth; under ``latest_wins`` two different values updated at the same moment (or with no
+updated-at on either side) have no winner, and each side keeps its own: a tie-break would
+erase a value nobody replaced (review linking "Family Account" with member "Parent" did); tags merge as sets (a tag added or removed on either side since the base is added or
 removed); an empty result takes the field's fallback. Every decision names its reason.
 """
 
@@ -21,16 +23,19 @@ from crm_sync.profile import CANONICAL, FieldMap
 class Merged:
     values: dict[str, Any]
     decisions: list[dict[str, str]] = field(default_factory=list)
+    kept: set[str] = field(default_factory=set)  # fields each side keeps as it is (a tie: no agreed value)
 
     def patch_for(self, current: dict[str, Any]) -> dict[str, Any]:
         """Only the fields a side must change to hold the merged record."""
-        return {name: value for name, value in self.values.items() if current.get(name) != value}
+        return {name: value for name, value in self.values.items()
+                if name not in self.kept and current.get(name) != value}
 
 
-def _later(ghl_at: datetime | None, app_at: datetime | None) -> str:
+def _later(ghl_at: datetime | None, app_at: datetime | None) -> str | None:
+    """The side updated later; None when neither is (the same moment, or no updated-at on either)."""
     if ghl_at is None or app_at is None:
-        return "ghl" if app_at is None and ghl_at is not None else "app"
-    return "ghl" if ghl_at >= app_at else "app"
+        return None if ghl_at is None and app_at is None else "ghl" if app_at is None else "app"
+    return None if ghl_at == app_at else "ghl" if ghl_at > app_at else "app"
 
 
 def merge_sets(g: list | None, a: list | None, base: list | None) -> list | None:
@@ -62,13 +67,17 @@ def merge(ghl: dict[str, Any], app: dict[str, Any], base: dict[str, Any] | None,
         elif g is None or a is None:
             winner = "app" if g is None else "ghl"
             value, why = (a if g is None else g), "keep non-empty"
+        elif field_rule == "latest_wins" and _later(ghl.get("updated_at"), app.get("updated_at")) is None:
+            value, winner = None, "neither"
+            why = "latest_wins: both updated at the same moment, so neither overwrites the other"
+            result.kept.add(name)
         elif field_rule == "latest_wins":
             winner = _later(ghl.get("updated_at"), app.get("updated_at"))
             value, why = (g if winner == "ghl" else a), "latest_wins: updated more recently"
         else:
             winner, value = field_rule, (g if field_rule == "ghl" else a)
             why = f"source_of_truth: {field_rule}" + (" (this field's own rule)" if spec.conflict else "")
-        if value is None and spec.fallback is not None:
+        if value is None and spec.fallback is not None and name not in result.kept:
             value, winner, why = spec.fallback, "fallback", "both sides empty: profile fallback"
         result.values[name] = value
         if winner:
