@@ -19,10 +19,9 @@ which two ids: never a copy of a personal field) and the next run honours it:
   written); the pair is then matched afresh: back in the queue while still ambiguous.
 
 API (``profile`` is a Profile or its name; ``conn`` a warehouse connection in a transaction):
-``pending(conn, profile)``, ``decide(conn, profile, ghl_id, app_id, decision, user)`` (a pair the
-queue proposed only),
-``undo(conn, profile, decision_id, user)``, ``decisions(conn, profile)``. Each raises
-ReviewError with a message for the user when a request cannot be honoured.
+``pending(conn, profile)``, ``decide(conn, profile, ghl_id, app_id, decision, user)`` (only a pair
+the queue holds: ``is_candidate``), ``undo(conn, profile, decision_id, user)``, ``decisions(conn,
+profile)``. Each raises ReviewError with a message for the user when a request cannot be honoured.
 """
 
 from __future__ import annotations
@@ -70,8 +69,7 @@ def pending(conn: sa.Connection, profile: Profile | str) -> list[dict[str, Any]]
     prof = resolve(profile)
     rows = conn.execute(sa.select(review_candidate).where(review_candidate.c.profile == prof.name)
                         .order_by(review_candidate.c.ghl_id, review_candidate.c.app_id)).all()
-    linked = set(conn.execute(sa.select(xref.c.ghl_id).where(
-        xref.c.profile == prof.name, xref.c.entity == "contact", xref.c.ghl_id.in_(sorted({r.ghl_id for r in rows})))).scalars())
+    linked = _linked_ghl(conn, prof, {r.ghl_id for r in rows})
     rows = [r for r in rows if r.ghl_id not in linked]  # linked since the last run: nothing left to decide
     active = {(d["ghl_id"], d["app_id"]): d for d in decisions(conn, prof) if d["active"]}
     groups = _groups([(r.ghl_id, r.app_id) for r in rows])
@@ -124,10 +122,12 @@ def decide(conn: sa.Connection, profile: Profile | str, ghl_id: str, app_id: str
 
 
 def is_candidate(conn: sa.Connection, profile: Profile | str, ghl_id: str, app_id: str) -> bool:
-    """Whether the last reconcile put this pair in the profile's review queue."""
-    c = review_candidate.c
-    return conn.execute(sa.select(c.ghl_id).where(c.profile == resolve(profile).name, c.ghl_id == ghl_id,
-                                                  c.app_id == app_id).limit(1)).first() is not None
+    """Whether the pair is in the profile's review queue: the last reconcile proposed it, and its GHL
+    record has not been linked since (``pending`` lists the same pairs)."""
+    prof, c = resolve(profile), review_candidate.c
+    proposed = conn.execute(sa.select(c.ghl_id).where(c.profile == prof.name, c.ghl_id == ghl_id,
+                                                      c.app_id == app_id).limit(1)).first() is not None
+    return proposed and not _linked_ghl(conn, prof, {ghl_id})
 
 
 def undo(conn: sa.Connection, profile: Profile | str, decision_id: int, user: str) -> None:
@@ -220,6 +220,12 @@ def _check_linkable(conn: sa.Connection, prof: Profile, ghl_id: str, app_id: str
         if other is not None and (other.ghl_id, other.app_id) != (ghl_id, app_id):
             raise ReviewError(f"{side}:{source_id} is already linked by decision {other.id} "
                               f"(ghl:{other.ghl_id} with app:{other.app_id}); undo it first")
+
+
+def _linked_ghl(conn: sa.Connection, prof: Profile, ghl_ids: set[str]) -> set[str]:
+    """Those of ``ghl_ids`` that have an identity link (to an app record, or to a copy on the way)."""
+    return set(conn.execute(sa.select(xref.c.ghl_id).where(
+        xref.c.profile == prof.name, xref.c.entity == "contact", xref.c.ghl_id.in_(sorted(ghl_ids)))).scalars())
 
 
 def _staged(conn: sa.Connection, prof: Profile, keys: set[tuple[str, str]]) -> dict[tuple[str, str], dict]:

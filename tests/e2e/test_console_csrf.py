@@ -83,7 +83,8 @@ def console(airflow_home: Path, tmp_path, warehouse) -> Iterator[tuple[str, str]
                     break
             except httpx.HTTPError:
                 pass
-            assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "api-server.log").read_text()[-3000:]
+            up = server.poll() is None and time.monotonic() < deadline
+            assert up, (tmp_path / "api-server.log").read_text()[-3000:]
             time.sleep(0.3)
         yield url, json.loads((tmp_path / "passwords.json").read_text())[USER]
     finally:

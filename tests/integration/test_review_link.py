@@ -46,7 +46,8 @@ def staged(engine, side: str, source_id: str) -> dict:
 def test_the_preview_is_what_the_link_writes_and_a_link_erases_no_value(gymdesk_warehouse, ghl_sim, gymdesk_sim,
                                                                         ghl_updated):
     ghl_sim.seed("contacts", [{"id": GHL_ID, "locationId": LOCATION_ID, "firstName": "Family", "lastName": "Account",
-                               "email": FAMILY, "phone": None, "tags": [], "dateAdded": PAST, "dateUpdated": ghl_updated}])
+                               "email": FAMILY, "phone": None, "tags": [], "dateAdded": PAST,
+                               "dateUpdated": ghl_updated}])
     gymdesk_sim.seed("members", [{"id": f"mem_95{n}", "first_name": name, "last_name": "Family", "email": FAMILY,
                                   "phone": None, "company": None, "lead_source": "Walk-in", "status": "active",
                                   "created_at": PAST, "updated_at": PAST} for n, name in ((1, "Parent"), (2, "Teen"))])

@@ -123,3 +123,5 @@ def test_a_pair_whose_ghl_record_is_linked_leaves_the_queue(conn):
     conn.execute(sa.insert(xref).values(profile="gymdesk", entity="contact", ghl_id="gFam", app_id="mFam1",
                                         updated_at=utcnow()))  # the run after "link gFam with mFam1"
     assert review.pending(conn, "gymdesk") == []
+    with pytest.raises(review.ReviewError, match="ghl:gFam and app:mFam2 are not a pair the review queue"):
+        review.decide(conn, "gymdesk", "gFam", "mFam2", "apart", "a")  # a page opened before that run

@@ -174,10 +174,11 @@ def test_a_form_post_without_this_users_csrf_token_is_refused_and_stores_nothing
 def test_a_script_with_a_bearer_token_needs_no_csrf_token_but_no_foreign_origin(login, auth_manager, sqlite_warehouse):
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
 
-    bearer = {"Authorization": "Bearer " + auth_manager.generate_jwt(SimpleAuthManagerUser(username="ops", role="admin"))}
+    jwt = auth_manager.generate_jwt(SimpleAuthManagerUser(username="ops", role="admin"))
+    bearer = {"Authorization": f"Bearer {jwt}"}
     client, form = TestClient(app), {"ghl_id": "g1", "app_id": "a1", "decision": "apart"}
-    assert client.post("/dags/ghl_gymdesk/review/decide", data=form, headers={**bearer, "Origin": "https://evil.example"},
-                       follow_redirects=False).status_code == 403
+    assert client.post("/dags/ghl_gymdesk/review/decide", data=form, follow_redirects=False,
+                       headers={**bearer, "Origin": "https://evil.example"}).status_code == 403
     assert client.post("/dags/ghl_gymdesk/review/decide", data=form, headers=bearer,
                        follow_redirects=False).status_code == 303
     assert [d[:3] for d in decisions_stored(sqlite_warehouse)] == [("g1", "a1", "apart")]
@@ -223,7 +224,8 @@ def test_records_need_the_dags_runs_and_raw_payloads_its_task_logs(login, auth_m
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
 
     client = login("admin")
-    report, report_json = f"/dags/ghl_gymdesk/runs/{quote(a_run, safe='')}", f"/api/dags/ghl_gymdesk/runs/{quote(a_run, safe='')}"
+    report = f"/dags/ghl_gymdesk/runs/{quote(a_run, safe='')}"
+    report_json = f"/api{report}"
     records = (report, report_json, "/dags/ghl_gymdesk/review")
     assert [client.get(path).status_code for path in (*records, "/dags/ghl_gymdesk")] == [200, 200, 200, 200]
 

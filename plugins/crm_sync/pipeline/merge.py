@@ -4,10 +4,13 @@ For each mapped field: equal values need nothing; a field only one side changed 
 base takes that side's value (so a write never undoes an edit we have not seen yet); a
 field empty on one side takes the other's (keep non-empty); a field both sides changed
 goes to the profile's rule, ``latest_wins`` by each side's updated-at, or a source of
-truth; under ``latest_wins`` two different values updated at the same moment (or with no
-updated-at on either side) have no winner, and each side keeps its own: a tie-break would
-erase a value nobody replaced (review linking "Family Account" with member "Parent" did); tags merge as sets (a tag added or removed on either side since the base is added or
+truth; tags merge as sets (a tag added or removed on either side since the base is added or
 removed); an empty result takes the field's fallback. Every decision names its reason.
+
+Under ``latest_wins``, two different values with no later side (the same updated-at, or none
+on either) have no winner: each side keeps its own, and the next change decides. A tie-break
+would erase a value nobody replaced (review linking contact "Family Account" with member
+"Parent Family", both from one import, once took the member's name from both systems).
 """
 
 from __future__ import annotations
