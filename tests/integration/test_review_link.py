@@ -42,7 +42,7 @@ def staged(engine, side: str, source_id: str) -> dict:
     return {name: row._mapping[name] for name in fields}
 
 
-@pytest.mark.parametrize("ghl_updated", [PAST, LATER], ids=["updated at the same moment", "GHL updated later"])
+@pytest.mark.parametrize("ghl_updated", [PAST, LATER], ids=["updated at one moment", "GHL updated later"])
 def test_the_preview_is_what_the_link_writes_and_a_link_erases_no_value(gymdesk_warehouse, ghl_sim, gymdesk_sim,
                                                                         ghl_updated):
     ghl_sim.seed("contacts", [{"id": GHL_ID, "locationId": LOCATION_ID, "firstName": "Family", "lastName": "Account",
@@ -59,14 +59,10 @@ def test_the_preview_is_what_the_link_writes_and_a_link_erases_no_value(gymdesk_
         preview = {row["field"]: row for row in link_previews(conn, profile, pairs)[(GHL_ID, "mem_951")]}
         review.decide(conn, profile, GHL_ID, "mem_951", "link", "ops")
 
-    first_name = preview["first_name"]
+    first_name = preview["first_name"]  # whichever record is newer, each keeps its own name: nothing erased
     assert (first_name["ghl"], first_name["app"]) == ("Family", "Parent")
-    if ghl_updated == PAST:  # neither is newer: each keeps its own name, nothing erased
-        assert (first_name["ghl_after"], first_name["app_after"]) == ("Family", "Parent")
-        assert first_name["why"].startswith("latest_wins: both updated at the same moment")
-    else:  # GHL's is newer: the page says the member's name will change, before anyone links
-        assert (first_name["ghl_after"], first_name["app_after"]) == ("Family", "Family")
-        assert first_name["why"] == "latest_wins: updated more recently"
+    assert (first_name["ghl_after"], first_name["app_after"]) == ("Family", "Parent")
+    assert first_name["why"] == "linked by review: each side keeps its own until one changes it"
     lead_source = preview["lead_source"]
     assert (lead_source["ghl"], lead_source["ghl_after"], lead_source["why"]) == (None, "Walk-in", "keep non-empty")
 

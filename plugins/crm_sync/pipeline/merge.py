@@ -7,10 +7,12 @@ goes to the profile's rule, ``latest_wins`` by each side's updated-at, or a sour
 truth; tags merge as sets (a tag added or removed on either side since the base is added or
 removed); an empty result takes the field's fallback. Every decision names its reason.
 
-Under ``latest_wins``, two different values with no later side (the same updated-at, or none
-on either) have no winner: each side keeps its own, and the next change decides. A tie-break
-would erase a value nobody replaced (review linking contact "Family Account" with member
-"Parent Family", both from one import, once took the member's name from both systems).
+``keep_conflicts`` (the first merge of a pair a person linked in the review queue): two different
+values that ``latest_wins`` would settle by the records' clocks are both kept, each on its side
+(no write; the link's base holds no value for the field, so the next change of either record settles
+it as for any pair). The queue proposes pairs whose names differ; the clocks of two records never
+synced say nothing about which name is right: linking contact "Family Account" with member "Parent
+Family", both imported at one moment, once took the member's name from both systems.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from crm_sync.profile import CANONICAL, FieldMap
 class Merged:
     values: dict[str, Any]
     decisions: list[dict[str, str]] = field(default_factory=list)
-    kept: set[str] = field(default_factory=set)  # fields each side keeps as it is (a tie: no agreed value)
+    kept: set[str] = field(default_factory=set)  # fields each side keeps as it holds them (no agreed value)
 
     def patch_for(self, current: dict[str, Any]) -> dict[str, Any]:
         """Only the fields a side must change to hold the merged record."""
@@ -34,11 +36,10 @@ class Merged:
                 if name not in self.kept and current.get(name) != value}
 
 
-def _later(ghl_at: datetime | None, app_at: datetime | None) -> str | None:
-    """The side updated later; None when neither is (the same moment, or no updated-at on either)."""
+def _later(ghl_at: datetime | None, app_at: datetime | None) -> str:
     if ghl_at is None or app_at is None:
-        return None if ghl_at is None and app_at is None else "ghl" if app_at is None else "app"
-    return None if ghl_at == app_at else "ghl" if ghl_at > app_at else "app"
+        return "ghl" if app_at is None and ghl_at is not None else "app"
+    return "ghl" if ghl_at >= app_at else "app"
 
 
 def merge_sets(g: list | None, a: list | None, base: list | None) -> list | None:
@@ -53,7 +54,7 @@ def merge_sets(g: list | None, a: list | None, base: list | None) -> list | None
 
 
 def merge(ghl: dict[str, Any], app: dict[str, Any], base: dict[str, Any] | None, fields: dict[str, FieldMap],
-          rule: str, entity: str = "contact") -> Merged:
+          rule: str, entity: str = "contact", keep_conflicts: bool = False) -> Merged:
     result = Merged(values={})
     for name, spec in fields.items():
         g, a = ghl.get(name), app.get(name)
@@ -70,9 +71,8 @@ def merge(ghl: dict[str, Any], app: dict[str, Any], base: dict[str, Any] | None,
         elif g is None or a is None:
             winner = "app" if g is None else "ghl"
             value, why = (a if g is None else g), "keep non-empty"
-        elif field_rule == "latest_wins" and _later(ghl.get("updated_at"), app.get("updated_at")) is None:
-            value, winner = None, "neither"
-            why = "latest_wins: both updated at the same moment, so neither overwrites the other"
+        elif field_rule == "latest_wins" and keep_conflicts:
+            value, winner, why = None, "neither", "linked by review: each side keeps its own until one changes it"
             result.kept.add(name)
         elif field_rule == "latest_wins":
             winner = _later(ghl.get("updated_at"), app.get("updated_at"))

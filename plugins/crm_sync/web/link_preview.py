@@ -40,13 +40,13 @@ def link_previews(conn: sa.Connection, profile: Profile, pairs: list[tuple[str, 
 
 def _preview(ctx: RunContext, g: pd.Series, a: pd.Series) -> list[dict[str, Any]]:
     plan = Planner(ctx, "contact")
-    plan.pair(0, g, a, None)
+    plan.pair(0, g, a, None, keep_conflicts=True)  # as identity.reconcile_contacts merges a review link
     now = {"ghl": staged_record(g, "contact"), "app": staged_record(a, "contact")}
     after = {side: {**now[side], **row["payload"]} for row in plan.outbox if row["op"] == "update"
              for side in [row["side"]]}
     shown = {side: dict(record) for side, record in now.items()}
     plan.same_full_name(shown["ghl"], shown["app"])  # as pair() does, before it merges
-    merged = merge(shown["ghl"], shown["app"], None, plan.fields, plan.mapping.conflict, "contact")
+    merged = merge(shown["ghl"], shown["app"], None, plan.fields, plan.mapping.conflict, "contact", True)
     reasons = {d["field"]: d["reason"] for d in merged.decisions}
     rows = []
     for name, spec in plan.fields.items():
