@@ -62,7 +62,7 @@ def test_the_preview_is_what_the_link_writes_and_a_link_erases_no_value(gymdesk_
     first_name = preview["first_name"]  # whichever record is newer, each keeps its own name: nothing erased
     assert (first_name["ghl"], first_name["app"]) == ("Family", "Parent")
     assert (first_name["ghl_after"], first_name["app_after"]) == ("Family", "Parent")
-    assert first_name["why"] == "linked by review: each side keeps its own until one changes it"
+    assert first_name["why"] == "linked by review: each side keeps its own (the next change settles it)"
     lead_source = preview["lead_source"]
     assert (lead_source["ghl"], lead_source["ghl_after"], lead_source["why"]) == (None, "Walk-in", "keep non-empty")
 

@@ -27,7 +27,7 @@ def test_a_review_link_keeps_both_sides_different_values_and_fills_only_empty_on
     assert merged.patch_for(ghl) == {"company_name": "Gym Co"} and merged.patch_for(app) == {}
     assert merged.kept == {"first_name", "lead_source"}  # no fallback over a kept value either
     reasons = {d["field"]: (d["winner"], d["reason"]) for d in merged.decisions}
-    assert reasons["first_name"] == ("neither", "linked by review: each side keeps its own until one changes it")
+    assert reasons["first_name"] == ("neither", "linked by review: each side keeps its own (the next change settles it)")
 
 
 def test_a_source_of_truth_still_decides_and_without_a_review_link_latest_wins_as_before():

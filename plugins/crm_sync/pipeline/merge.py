@@ -72,7 +72,7 @@ def merge(ghl: dict[str, Any], app: dict[str, Any], base: dict[str, Any] | None,
             winner = "app" if g is None else "ghl"
             value, why = (a if g is None else g), "keep non-empty"
         elif field_rule == "latest_wins" and keep_conflicts:
-            value, winner, why = None, "neither", "linked by review: each side keeps its own until one changes it"
+            value, winner, why = None, "neither", "linked by review: each side keeps its own (the next change settles it)"
             result.kept.add(name)
         elif field_rule == "latest_wins":
             winner = _later(ghl.get("updated_at"), app.get("updated_at"))
