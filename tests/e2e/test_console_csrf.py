@@ -16,7 +16,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -98,7 +98,7 @@ def console(airflow_home: Path, tmp_path, warehouse) -> Iterator[tuple[str, str]
 
 
 @pytest.fixture
-def attacker() -> Iterator[callable]:
+def attacker() -> Iterator[Callable[[str, str], str]]:
     """Another origin's web server: serve(html) -> the URL of a page with that HTML."""
     pages: dict[str, bytes] = {}
 
