@@ -19,9 +19,9 @@ which two ids: never a copy of a personal field) and the next run honours it:
   written); the pair is then matched afresh: back in the queue while still ambiguous.
 
 API (``profile`` is a Profile or its name; ``conn`` a warehouse connection in a transaction):
-``pending(conn, profile)``, ``decide(conn, profile, ghl_id, app_id, decision, user)``,
-``undo(conn, profile, decision_id, user)``, ``decisions(conn, profile)``. Each raises
-ReviewError with a message for the user when a request cannot be honoured.
+``pending(conn, profile)``, ``decide(conn, profile, ghl_id, app_id, decision, user)`` (only a pair
+the queue holds: ``is_candidate``), ``undo(conn, profile, decision_id, user)``, ``decisions(conn,
+profile)``. Each raises ReviewError with a message for the user when a request cannot be honoured.
 """
 
 from __future__ import annotations
@@ -64,10 +64,13 @@ def pending(conn: sa.Connection, profile: Profile | str) -> list[dict[str, Any]]
     candidate pairs: ``{"id", "records": [{"side", "id", "fields", "staged"}], "pairs": [{"ghl_id",
     "app_id", "reason", "decision"}]}``. ``fields`` are the profile's mapped contact fields as
     staged; ``decision`` is the active decision on the pair not yet applied by a run, else None.
-    An item is listed while one of its pairs is undecided."""
+    An item is listed while one of its pairs is undecided. A pair whose GHL record is linked
+    (xref) has left the queue: it can no longer be linked, and GHL holds one contact per email."""
     prof = resolve(profile)
     rows = conn.execute(sa.select(review_candidate).where(review_candidate.c.profile == prof.name)
                         .order_by(review_candidate.c.ghl_id, review_candidate.c.app_id)).all()
+    linked = _linked_ghl(conn, prof, {r.ghl_id for r in rows})
+    rows = [r for r in rows if r.ghl_id not in linked]  # linked since the last run: nothing left to decide
     active = {(d["ghl_id"], d["app_id"]): d for d in decisions(conn, prof) if d["active"]}
     groups = _groups([(r.ghl_id, r.app_id) for r in rows])
     staged = _staged(conn, prof, {key for r in rows for key in (("ghl", r.ghl_id), ("app", r.app_id))})
@@ -94,6 +97,9 @@ def decide(conn: sa.Connection, profile: Profile | str, ghl_id: str, app_id: str
         raise ReviewError(f"decision must be one of {', '.join(DECISIONS)}, not {decision!r}")
     if not user:
         raise ReviewError("a decision needs the name of the user who makes it")
+    if not is_candidate(conn, prof, ghl_id, app_id):
+        raise ReviewError(f"ghl:{ghl_id} and app:{app_id} are not a pair the review queue of profile {prof.name} "
+                          "proposed: only its candidate pairs (as of the last run) can be linked or kept apart")
     staged = _staged(conn, prof, {("ghl", ghl_id), ("app", app_id)})
     for key in (("ghl", ghl_id), ("app", app_id)):
         if key not in staged:
@@ -113,6 +119,15 @@ def decide(conn: sa.Connection, profile: Profile | str, ghl_id: str, app_id: str
     return conn.execute(sa.insert(review_decision).values(
         profile=prof.name, ghl_id=ghl_id, app_id=app_id, decision=decision, decided_by=user, decided_at=now
     ).returning(review_decision.c.id)).scalar_one()
+
+
+def is_candidate(conn: sa.Connection, profile: Profile | str, ghl_id: str, app_id: str) -> bool:
+    """Whether the pair is in the profile's review queue: the last reconcile proposed it, and its GHL
+    record has not been linked since (``pending`` lists the same pairs)."""
+    prof, c = resolve(profile), review_candidate.c
+    proposed = conn.execute(sa.select(c.ghl_id).where(c.profile == prof.name, c.ghl_id == ghl_id,
+                                                      c.app_id == app_id).limit(1)).first() is not None
+    return proposed and not _linked_ghl(conn, prof, {ghl_id})
 
 
 def undo(conn: sa.Connection, profile: Profile | str, decision_id: int, user: str) -> None:
@@ -205,6 +220,12 @@ def _check_linkable(conn: sa.Connection, prof: Profile, ghl_id: str, app_id: str
         if other is not None and (other.ghl_id, other.app_id) != (ghl_id, app_id):
             raise ReviewError(f"{side}:{source_id} is already linked by decision {other.id} "
                               f"(ghl:{other.ghl_id} with app:{other.app_id}); undo it first")
+
+
+def _linked_ghl(conn: sa.Connection, prof: Profile, ghl_ids: set[str]) -> set[str]:
+    """Those of ``ghl_ids`` that have an identity link (to an app record, or to a copy on the way)."""
+    return set(conn.execute(sa.select(xref.c.ghl_id).where(
+        xref.c.profile == prof.name, xref.c.entity == "contact", xref.c.ghl_id.in_(sorted(ghl_ids)))).scalars())
 
 
 def _staged(conn: sa.Connection, prof: Profile, keys: set[tuple[str, str]]) -> dict[tuple[str, str], dict]:

@@ -23,12 +23,10 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT, airflow_env, processes
+from tests.e2e.conftest import SHOTS  # its browser fixture too
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 UI_LINE = re.compile(r"^ui: url=(\S+) user=(\S+) password=(\S+) report=(\S+)$")
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,1100")
-SHOTS = ROOT / ".demo" / "ui" / "screenshots"
 
 
 def ui_processes() -> dict[int, str]:
@@ -61,23 +59,6 @@ def make_ui():
     assert process.wait(120) == 0
     left = {pid: cmd for pid, cmd in ui_processes().items() if pid not in before}
     assert left == {}, "make ui left processes running"
-
-
-@pytest.fixture
-def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = shutil.which("chromium")
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
-    driver.implicitly_wait(20)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    yield driver
-    driver.quit()
 
 
 def shown(browser, element_id: str, words: str, timeout: float = 20) -> str:

@@ -9,7 +9,7 @@ from crm_sync import review
 from crm_sync.pipeline.context import utcnow
 from crm_sync.pipeline.matching import find_matches
 from crm_sync.warehouse.db import create, migrate
-from crm_sync.warehouse.tables import review_decision, staging_contact, xref
+from crm_sync.warehouse.tables import review_candidate, review_decision, staging_contact, xref
 
 pytestmark = [pytest.mark.integration]
 PEOPLE = {  # a family sharing one email on both sides, and one clean pair
@@ -80,6 +80,9 @@ def test_requests_that_cannot_be_honoured_say_why(conn):
         review.pending(conn, "nope")
     with pytest.raises(review.ReviewError, match="decision must be one of link, apart"):
         review.decide(conn, "gymdesk", "gFam", "mFam1", "merge", "a")
+    conn.execute(sa.insert(review_candidate), [  # stale rows of the queue: one record gone, one linked since
+        {"profile": "gymdesk", "ghl_id": "gFam", "app_id": app_id, "reason": "by email", "run_id": "r1"}
+        for app_id in ("mGone", "mAva")])
     with pytest.raises(review.ReviewError, match="app:mGone is not a staged contact of profile gymdesk"):
         review.decide(conn, "gymdesk", "gFam", "mGone", "link", "a")
     conn.execute(sa.insert(xref).values(profile="gymdesk", entity="contact", ghl_id="gAva", app_id="mAva",
@@ -89,3 +92,36 @@ def test_requests_that_cannot_be_honoured_say_why(conn):
     review.decide(conn, "gymdesk", "gFam", "mFam1", "link", "a")
     with pytest.raises(review.ReviewError, match=r"ghl:gFam is already linked by decision \d+ .*undo it first"):
         review.decide(conn, "gymdesk", "gFam", "mFam2", "link", "a")
+
+
+@pytest.mark.parametrize("decision", ["link", "apart"])
+def test_only_a_pair_the_queue_proposed_can_be_decided_and_nothing_else_is_stored(conn, decision):
+    before = conn.execute(sa.select(sa.func.count()).select_from(review_decision)).scalar_one()
+    for ghl_id, app_id in (("gAva", "mAva"), ("gFam", "mAva"), ("gAva", "mFam1")):  # staged, never candidates
+        with pytest.raises(review.ReviewError, match=f"ghl:{ghl_id} and app:{app_id} are not a pair the review "
+                                                     "queue of profile gymdesk proposed: only its candidate pairs"):
+            review.decide(conn, "gymdesk", ghl_id, app_id, decision, "a")
+    assert conn.execute(sa.select(sa.func.count()).select_from(review_decision)).scalar_one() == before
+    assert review.decide(conn, "gymdesk", "gFam", "mFam2", decision, "a")  # a candidate: taken
+
+
+def test_undo_takes_only_a_decision_of_its_own_profile(conn):
+    conn.execute(sa.insert(review_candidate).values(profile="gymflow", ghl_id="gFam", app_id="mFam1",
+                                                    reason="by email", run_id="r1"))
+    conn.execute(sa.insert(staging_contact), [{"profile": "gymflow", "side": side, "source_id": sid,
+                                               "content_hash": "h", "run_id": "r1"}
+                                              for side, sid in (("ghl", "gFam"), ("app", "mFam1"))])
+    theirs = review.decide(conn, "gymflow", "gFam", "mFam1", "apart", "b")
+    with pytest.raises(review.ReviewError, match=f"profile gymdesk has no active review decision {theirs}"):
+        review.undo(conn, "gymdesk", theirs, "a")
+    assert [d["active"] for d in review.decisions(conn, "gymflow")] == [True]
+
+
+def test_a_pair_whose_ghl_record_is_linked_leaves_the_queue(conn):
+    assert [(p["ghl_id"], p["app_id"]) for item in review.pending(conn, "gymdesk") for p in item["pairs"]] == [
+        ("gFam", "mFam1"), ("gFam", "mFam2")]
+    conn.execute(sa.insert(xref).values(profile="gymdesk", entity="contact", ghl_id="gFam", app_id="mFam1",
+                                        updated_at=utcnow()))  # the run after "link gFam with mFam1"
+    assert review.pending(conn, "gymdesk") == []
+    with pytest.raises(review.ReviewError, match="ghl:gFam and app:mFam2 are not a pair the review queue"):
+        review.decide(conn, "gymdesk", "gFam", "mFam2", "apart", "a")  # a page opened before that run

@@ -5,6 +5,7 @@ each run, and a review decision is stored (or refused) in the request's one tran
 from __future__ import annotations
 
 import json
+import re
 from urllib.parse import quote
 
 import pytest
@@ -31,7 +32,8 @@ def client(sqlite_warehouse):
     from airflow.api_fastapi.core_api.security import get_user
 
     app = create_app()
-    for depends in (*security.LOGGED_IN, *security.READ_DAG, *security.EDIT_DAG):
+    for depends in (*security.LOGGED_IN, *security.READ_DAG, *security.READ_RUNS, *security.READ_TASK_LOGS,
+                    *security.EDIT_DAG):
         app.dependency_overrides[depends.dependency] = lambda: None
     app.dependency_overrides[get_user] = lambda: SimpleAuthManagerUser(username="reviewer", role="admin")
     return TestClient(app)
@@ -87,27 +89,35 @@ def test_the_runs_list_links_every_run_to_its_report_page(client, runs):
 
 
 def test_a_review_decision_is_stored_and_a_refused_one_says_why(client, sqlite_warehouse):
+    from crm_sync import review
+
     with sqlite_warehouse.begin() as conn:
         conn.execute(sa.insert(staging_contact), [
             {"profile": "gymdesk", "side": side, "source_id": source_id, "email": "dana@example.org",
              "first_name": "Dana", "content_hash": "h", "run_id": "r1"}
             for side, source_id in (("ghl", "g1"), ("app", "a1"))])
-    form = {"ghl_id": "g1", "app_id": "a1"}
+        review.replace_candidates(conn, "gymdesk", "r1", {("ghl", "g1"): ["app:a1 by email"]})
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get(f"/dags/{DAG}/review").text)[1]
+    form = {"ghl_id": "g1", "app_id": "a1", "csrf_token": token}
 
     refused = client.post(f"/dags/{DAG}/review/decide", data={**form, "decision": "maybe"}, follow_redirects=False)
-    assert refused.status_code == 303 and "error=decision%20must%20be%20one%20of" in refused.headers["location"]
+    assert refused.status_code == 400 and "decision must be one of" in refused.text
+    assert f'href="/dags/{DAG}/review"' in refused.text  # the way back
     kept = client.post(f"/dags/{DAG}/review/decide", data={**form, "decision": "apart"}, follow_redirects=False)
-    assert kept.status_code == 303 and kept.headers["location"].startswith(f"/dags/{DAG}/review?done=")
+    assert kept.status_code == 303 and kept.headers["location"] == f"/dags/{DAG}/review"  # no message in the URL
     with sqlite_warehouse.connect() as conn:
         stored = conn.execute(sa.select(review_decision.c.id, review_decision.c.decision,
                                         review_decision.c.decided_by)).all()
     assert [(d.decision, d.decided_by) for d in stored] == [("apart", "reviewer")]
-    assert "apart" in client.get(kept.headers["location"]).text
+    shown = client.get(kept.headers["location"]).text
+    assert "kept apart; the next run applies it" in shown and "apart" in shown
+    assert "kept apart; the next run" not in client.get(kept.headers["location"]).text  # said once
 
-    assert "error=" in client.post(f"/dags/{DAG}/review/undo", data={"decision_id": "999"},
-                                   follow_redirects=False).headers["location"]
-    undone = client.post(f"/dags/{DAG}/review/undo", data={"decision_id": str(stored[0].id)}, follow_redirects=False)
-    assert f"decision%20{stored[0].id}%20undone" in undone.headers["location"]
+    missing = client.post(f"/dags/{DAG}/review/undo", data={"decision_id": "999", "csrf_token": token},
+                          follow_redirects=False, headers={"Accept": "application/json"})
+    assert missing.status_code == 400 and "no active review decision 999" in missing.json()["detail"]
+    undone = client.post(f"/dags/{DAG}/review/undo", data={"decision_id": str(stored[0].id), "csrf_token": token})
+    assert f"decision {stored[0].id} undone" in undone.text
 
 
 def test_the_index_shows_each_profiles_newest_run(client, runs, sqlite_warehouse, monkeypatch):

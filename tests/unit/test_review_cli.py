@@ -44,6 +44,6 @@ def test_an_unknown_profile_or_record_exits_1_with_the_reason(warehouse, capsys)
     assert cli.main(["review", "list", "--profile", "gymdask"]) == 1
     assert "review list: no profile named 'gymdask'" in capsys.readouterr().err
     assert cli.main(["review", "link", "--profile", "gymdesk", "--ghl", "g1", "--app", "nope"]) == 1
-    assert "app:nope is not a staged contact of profile gymdesk" in capsys.readouterr().err
+    assert "ghl:g1 and app:nope are not a pair the review queue of profile gymdesk proposed" in capsys.readouterr().err
     assert cli.main(["review", "undo", "--profile", "gymdesk", "--id", "9"]) == 1
     assert "no active review decision 9" in capsys.readouterr().err

@@ -6,6 +6,13 @@ field empty on one side takes the other's (keep non-empty); a field both sides c
 goes to the profile's rule, ``latest_wins`` by each side's updated-at, or a source of
 truth; tags merge as sets (a tag added or removed on either side since the base is added or
 removed); an empty result takes the field's fallback. Every decision names its reason.
+
+``keep_conflicts`` (the first merge of a pair a person linked in the review queue): two different
+values that ``latest_wins`` would settle by the records' clocks are both kept, each on its side
+(no write; the link's base holds no value for the field, so the next change of either record settles
+it as for any pair). The queue proposes pairs whose names differ; the clocks of two records never
+synced say nothing about which name is right: linking contact "Family Account" with member "Parent
+Family", both imported at one moment, once took the member's name from both systems.
 """
 
 from __future__ import annotations
@@ -21,10 +28,12 @@ from crm_sync.profile import CANONICAL, FieldMap
 class Merged:
     values: dict[str, Any]
     decisions: list[dict[str, str]] = field(default_factory=list)
+    kept: set[str] = field(default_factory=set)  # fields each side keeps as it holds them (no agreed value)
 
     def patch_for(self, current: dict[str, Any]) -> dict[str, Any]:
         """Only the fields a side must change to hold the merged record."""
-        return {name: value for name, value in self.values.items() if current.get(name) != value}
+        return {name: value for name, value in self.values.items()
+                if name not in self.kept and current.get(name) != value}
 
 
 def _later(ghl_at: datetime | None, app_at: datetime | None) -> str:
@@ -45,7 +54,7 @@ def merge_sets(g: list | None, a: list | None, base: list | None) -> list | None
 
 
 def merge(ghl: dict[str, Any], app: dict[str, Any], base: dict[str, Any] | None, fields: dict[str, FieldMap],
-          rule: str, entity: str = "contact") -> Merged:
+          rule: str, entity: str = "contact", keep_conflicts: bool = False) -> Merged:
     result = Merged(values={})
     for name, spec in fields.items():
         g, a = ghl.get(name), app.get(name)
@@ -62,13 +71,16 @@ def merge(ghl: dict[str, Any], app: dict[str, Any], base: dict[str, Any] | None,
         elif g is None or a is None:
             winner = "app" if g is None else "ghl"
             value, why = (a if g is None else g), "keep non-empty"
+        elif field_rule == "latest_wins" and keep_conflicts:
+            value, winner, why = None, "neither", "linked by review: each side keeps its own (the next change settles it)"
+            result.kept.add(name)
         elif field_rule == "latest_wins":
             winner = _later(ghl.get("updated_at"), app.get("updated_at"))
             value, why = (g if winner == "ghl" else a), "latest_wins: updated more recently"
         else:
             winner, value = field_rule, (g if field_rule == "ghl" else a)
             why = f"source_of_truth: {field_rule}" + (" (this field's own rule)" if spec.conflict else "")
-        if value is None and spec.fallback is not None:
+        if value is None and spec.fallback is not None and name not in result.kept:
             value, winner, why = spec.fallback, "fallback", "both sides empty: profile fallback"
         result.values[name] = value
         if winner:

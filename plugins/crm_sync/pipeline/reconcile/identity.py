@@ -65,8 +65,10 @@ def reconcile_contacts(conn: sa.Connection, ctx: RunContext, plan: Planner, task
     link_ids = read_link_ids(conn, ctx, "contact")
     matched_links = pd.DataFrame({"id": [link_ids[p] for p in linked_now], "ghl_id": [g for g, _ in linked_now],
                                   "app_id": [a for _, a in linked_now]})
+    by_review = set(chosen)
     for link in plan.settle_identical(matched_links, ghl, app).itertuples():
-        plan.pair(int(link.id), ghl.loc[link.ghl_id], app.loc[link.app_id], None)
+        plan.pair(int(link.id), ghl.loc[link.ghl_id], app.loc[link.app_id], None,
+                  keep_conflicts=(link.ghl_id, link.app_id) in by_review)
     created_in_ghl: list[tuple[int, dict[str, Any]]] = []
     for link_id, side, row in one_sided(link_ids, busy, ghl, app):
         before = len(plan.outbox)

@@ -76,14 +76,16 @@ class Planner:
                 and (side == "app" or (self.entity, k) not in GHL_READ_ONLY)}
 
     def pair(self, xref_id: int, g: pd.Series, a: pd.Series, base: dict | None,
-             contact_xref_id: int | None = None) -> None:
+             contact_xref_id: int | None = None, keep_conflicts: bool = False) -> None:
+        """Merge a linked pair and plan each side's patch; ``keep_conflicts``: a pair just linked by
+        review, whose clock-settled conflicts keep both values (crm_sync.pipeline.merge)."""
         ghl_rec, app_rec = staged_record(g, self.entity), staged_record(a, self.entity)
         self.same_full_name(ghl_rec, app_rec)
         ids, hashes = (g.source_id, a.source_id), (g.content_hash, a.content_hash)
         if a.deleted:
             self.deleted(xref_id, g, a, contact_xref_id)
             return
-        merged = merge(ghl_rec, app_rec, base, self.fields, self.mapping.conflict, self.entity)
+        merged = merge(ghl_rec, app_rec, base, self.fields, self.mapping.conflict, self.entity, keep_conflicts)
         ghl_patch, app_patch = merged.patch_for(ghl_rec), merged.patch_for(app_rec)
         ghl_patch = {k: v for k, v in ghl_patch.items() if (self.entity, k) not in GHL_READ_ONLY}
         if not ghl_patch and not app_patch:

@@ -1,4 +1,7 @@
-"""One run's report: the page, and the same content as JSON (its model: ..datamodels.RunReport)."""
+"""One run's report: the page, and the same content as JSON (its model: ..datamodels.RunReport).
+
+A report shows records (writes' before/after values and payloads, quarantined rows with their raw
+payloads): it needs the DAG's runs and its task logs, as Airflow's own dagRun and log routes do."""
 
 from __future__ import annotations
 
@@ -10,9 +13,9 @@ from crm_sync.web import services
 from crm_sync.web.datamodels import RunReport
 from crm_sync.web.dependencies import ProfileOfDag, WarehouseConnection
 from crm_sync.web.pages import page
-from crm_sync.web.security import READ_DAG
+from crm_sync.web.security import READ_TASK_LOGS
 
-router = APIRouter(dependencies=READ_DAG)
+router = APIRouter(dependencies=READ_TASK_LOGS)
 
 
 @router.get(RUN_REPORT, response_class=HTMLResponse)

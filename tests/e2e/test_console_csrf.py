@@ -1,0 +1,177 @@
+"""Cross-site request forgery against the console, in a real browser: a page on another origin that
+auto-submits a form to the review queue, opened by a logged-in operator, leaves the queue unchanged.
+
+Airflow's UI sets its `_token` cookie from JavaScript with no SameSite, so Chromium sends it with a
+form another page posts (always from another port of the same host, which is the same site; from
+another site for two minutes after the login). The console refuses such a request by its Origin and
+Sec-Fetch-Site and by the CSRF token its own forms carry (crm_sync.web.security). A real api-server
+serves the console over a seeded warehouse; the operator signs in through Airflow's login page.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from harness.airflow_runner import free_port
+from tests.conftest import airflow_env
+from tests.e2e.conftest import SHOTS, sign_in
+
+pytestmark = [pytest.mark.e2e]
+DAG, USER = "ghl_gymdesk", "admin"
+
+
+@pytest.fixture
+def warehouse(tmp_path) -> str:
+    """A warehouse whose review queue holds two pairs, one of them decided (decision 1: apart)."""
+    from crm_sync import review
+    from crm_sync.warehouse.db import create, migrate
+    from crm_sync.warehouse.tables import staging_contact
+
+    url = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    eng = create(url)
+    migrate(eng)
+    with eng.begin() as conn:
+        conn.execute(sa.insert(staging_contact), [
+            {"profile": "gymdesk", "side": side, "source_id": source_id, "email": "fam@example.com",
+             "first_name": first, "content_hash": "h", "run_id": "r1"}
+            for side, source_id, first in (("ghl", "g1", "Dana"), ("app", "a1", "Dana"), ("app", "a2", "Eli"))])
+        review.replace_candidates(conn, "gymdesk", "r1", {("ghl", "g1"): ["app:a1 by email", "app:a2 by email"]})
+        review.decide(conn, "gymdesk", "g1", "a2", "apart", "lead")
+    eng.dispose()
+    return url
+
+
+def queue_state(url: str) -> list[tuple]:
+    eng = sa.create_engine(url)
+    try:
+        with eng.connect() as conn:
+            return [tuple(r) for r in conn.execute(sa.text(
+                "SELECT id, ghl_id, app_id, decision, decided_by, undone_at FROM review_decision ORDER BY id"))]
+    finally:
+        eng.dispose()
+
+
+@pytest.fixture
+def console(airflow_home: Path, tmp_path, warehouse) -> Iterator[tuple[str, str]]:
+    """An api-server (Airflow's UI, login and the plugin's console) on a free port: (its URL, the password)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = airflow_env(airflow_home, WAREHOUSE_URL=warehouse, AIRFLOW__API__BASE_URL=url,
+                      AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=f"{USER}:admin",
+                      AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(tmp_path / "passwords.json"),
+                      AIRFLOW__API_AUTH__JWT_SECRET="e2e-csrf-" + "s" * 40, AIRFLOW__API__SECRET_KEY="e2e-csrf-key")
+    log = (tmp_path / "api-server.log").open("wb")
+    server = subprocess.Popen(["airflow", "api-server", "-H", "127.0.0.1", "-p", str(port), "--apps", "core"],
+                              env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/api/v2/monitor/health", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            up = server.poll() is None and time.monotonic() < deadline
+            assert up, (tmp_path / "api-server.log").read_text()[-3000:]
+            time.sleep(0.3)
+        yield url, json.loads((tmp_path / "passwords.json").read_text())[USER]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(10)
+        log.close()
+
+
+@pytest.fixture
+def attacker() -> Iterator[Callable[[str, str], str]]:
+    """Another origin's web server: serve(html) -> the URL of a page with that HTML."""
+    pages: dict[str, bytes] = {}
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the stdlib's name)
+            body = pages.get(self.path, b"not here")
+            self.send_response(200 if self.path in pages else 404)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def serve(name: str, html: str) -> str:
+        pages[f"/{name}"] = html.encode()
+        return f"/{name}"
+
+    serve.port = server.server_address[1]
+    yield serve
+    server.shutdown()
+    server.server_close()
+
+
+def forged_form(target: str, fields: dict[str, str]) -> str:
+    inputs = "".join(f'<input type="hidden" name="{k}" value="{v}">' for k, v in fields.items())
+    return (f'<html><body><h1>You won a prize</h1><form id="f" method="post" action="{target}">{inputs}</form>'
+            '<script>document.getElementById("f").submit()</script></body></html>')
+
+
+@pytest.mark.slow  # about 2 minutes: Airflow's metadata database migrated, an api-server, Chromium
+def test_an_auto_submitting_form_on_another_origin_leaves_the_review_queue_unchanged(
+        console, attacker, browser, warehouse):
+    from selenium.webdriver.common.by import By
+
+    url, password = console
+    sign_in(browser, url, USER, password)
+    browser.get(f"{url}/crm-sync/dags/{DAG}/review")  # the operator has the queue open: logged in
+    assert "link these two" in browser.find_element(By.TAG_NAME, "body").text
+    before = queue_state(warehouse)
+    assert [(d[1], d[2], d[3], d[5]) for d in before] == [("g1", "a2", "apart", None)]
+
+    decide, undo = f"{url}/crm-sync/dags/{DAG}/review/decide", f"{url}/crm-sync/dags/{DAG}/review/undo"
+    attacks = {
+        "link": forged_form(decide, {"ghl_id": "g1", "app_id": "a1", "decision": "link"}),
+        "link with a made-up token": forged_form(decide, {"ghl_id": "g1", "app_id": "a1", "decision": "link",
+                                                          "csrf_token": f"{int(time.time())}.{'0' * 64}"}),
+        "undo": forged_form(undo, {"decision_id": "1"}),
+    }
+    for host in ("127.0.0.1", "localhost"):  # another port of the same site; another site
+        for name, html in attacks.items():
+            browser.get(f"http://{host}:{attacker.port}{attacker(name.replace(' ', '-'), html)}")
+            deadline = time.monotonic() + 20  # the form posts itself: wait for the console's answer
+            while "prize" in browser.page_source and time.monotonic() < deadline:
+                time.sleep(0.1)
+            answer = browser.find_element(By.TAG_NAME, "body").text
+            shot = SHOTS / f"csrf-{host}-{name.replace(' ', '-')}.png"
+            browser.save_screenshot(str(shot))
+            assert "refused" in answer or "Not authenticated" in answer, (host, name, answer)
+            if host == "127.0.0.1":  # the same site: the browser sent the login cookie, the console refused it
+                assert "must come from the console's own pages" in answer, (name, answer)
+            assert queue_state(warehouse) == before, (host, name)
+
+    # the operator's own click still works: the protection refuses forgeries, not people
+    browser.get(f"{url}/crm-sync/dags/{DAG}/review")
+    browser.find_element(By.XPATH, "//button[normalize-space()='link these two']").click()
+    deadline = time.monotonic() + 20
+    while len(queue_state(warehouse)) == 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [(d[1], d[2], d[3], d[4]) for d in queue_state(warehouse)][1:] == [("g1", "a1", "link", USER)]
+    assert "linked" in browser.find_element(By.ID, "review-done").text
+    assert "?done" not in browser.current_url and "done=" not in browser.current_url
