@@ -226,14 +226,16 @@ def test_records_need_the_dags_runs_and_raw_payloads_its_task_logs(login, auth_m
     client = login("admin")
     report = f"/dags/ghl_gymdesk/runs/{quote(a_run, safe='')}"
     report_json = f"/api{report}"
-    records = (report, report_json, "/dags/ghl_gymdesk/review")
-    assert [client.get(path).status_code for path in (*records, "/dags/ghl_gymdesk")] == [200, 200, 200, 200]
+    records = (report, report_json, "/dags/ghl_gymdesk/review", "/api/dags/ghl_gymdesk/review",
+               "/api/dags/ghl_gymdesk/review/decisions")
+    assert [client.get(path).status_code for path in (*records, "/dags/ghl_gymdesk")] == [200] * 6
 
     monkeypatch.setattr(auth_manager, "is_authorized_dag", Denies(auth_manager, DagAccessEntity.RUN))
-    assert [client.get(path).status_code for path in records] == [403, 403, 403]
+    assert [client.get(path).status_code for path in records] == [403] * 5
     assert client.get("/dags/ghl_gymdesk").status_code == 200  # the DAG itself: its runs' counts, no record
+    assert client.get("/api/dags/ghl_gymdesk/runs").status_code == 200
     for path in records:
         assert "dana@example.org" not in client.get(path).text and "Dana" not in client.get(path).text
 
     monkeypatch.setattr(auth_manager, "is_authorized_dag", Denies(auth_manager, DagAccessEntity.TASK_LOGS))
-    assert [client.get(path).status_code for path in records] == [403, 403, 200]
+    assert [client.get(path).status_code for path in records] == [403, 403, 200, 200, 200]

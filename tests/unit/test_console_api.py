@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
 from crm_sync.console_urls import API_DAGS, API_DECISIONS, API_REVIEW, API_RUNS, OPENAPI, run_report_url
 from crm_sync.pipeline.report import build_report
 from crm_sync.profile import profile_by_name
@@ -37,7 +38,7 @@ def client(sqlite_warehouse, monkeypatch):
 
     monkeypatch.setattr(airflow_app, "get_auth_manager", ReadsOneDag)
     app = create_app()
-    for depends in (*security.LOGGED_IN, *security.READ_DAG, *security.EDIT_DAG):
+    for depends in (*security.LOGGED_IN, *security.READ_TASK_LOGS, *security.EDIT_DAG):
         app.dependency_overrides[depends.dependency] = lambda: None
     app.dependency_overrides[get_user] = lambda: SimpleAuthManagerUser(username="script", role="admin")
     return TestClient(app, headers=JSON)
@@ -126,7 +127,8 @@ def test_the_review_queue_and_decisions_are_what_the_page_shows(client, sqlite_w
         ("app", "a1", "Dana"), ("app", "a2", "Dan"), ("ghl", "g1", "Dana")]
     assert [(p.app_id, p.decision) for p in item.pairs] == [("a1", None), ("a2", None)]
 
-    form = {"ghl_id": "g1", "app_id": "a2"}
+    script = SimpleAuthManagerUser(username="script", role="admin")  # the fixture's user
+    form = {"ghl_id": "g1", "app_id": "a2", "csrf_token": security.csrf_token(script)}
     assert client.post(f"/dags/{DAG}/review/decide", data={**form, "decision": "apart"},
                        follow_redirects=False).status_code == 303
     assert client.post(f"/dags/{DAG}/review/decide", data={**form, "decision": "link"},

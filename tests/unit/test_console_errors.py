@@ -117,7 +117,11 @@ def test_a_missing_run_is_a_page_in_the_consoles_layout_with_a_way_back(server, 
     assert f"The console has no page at /{CONSOLE}/no/such/page." in nowhere.text
     not_ours = browser.get(f"/{CONSOLE}/dags/not_ours")
     assert not_ours.status_code == 404 and "not_ours is not a crm-sync DAG" in not_ours.text
-    bad = browser.post(f"/{CONSOLE}/dags/{DAG}/review/undo", data={"decision_id": "one"})
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+    from crm_sync.web.security import csrf_token
+
+    csrf = csrf_token(SimpleAuthManagerUser(username="an-admin", role="admin"))  # the form's own: past the CSRF check
+    bad = browser.post(f"/{CONSOLE}/dags/{DAG}/review/undo", data={"decision_id": "one", "csrf_token": csrf})
     assert bad.status_code == 422 and "<h1>Bad request</h1>" in bad.text and "decision_id" in bad.text
 
 

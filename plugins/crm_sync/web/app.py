@@ -144,6 +144,7 @@ def create_app() -> FastAPI:
     app.include_router(review.router)
     app.include_router(api.profiles)
     app.include_router(api.dag)
+    app.include_router(api.records)
     app.include_router(receiver.router)
     app.include_router(described)
     app.add_exception_handler(ReviewError, review.refused)

@@ -4,7 +4,8 @@ crm_sync.web.routes.runs' (the page's twin). Lists page as Airflow's own API doe
 ``offset`` in, the page and ``total_entries`` out.
 
 Each route asks for what the page it mirrors asks for: the login for the profiles (each user sees
-the DAGs they may read), reading the DAG for the rest.
+the DAGs they may read), reading the DAG for its runs' counts, and reading its runs for the review
+queue and decisions, which show records (crm_sync.web.security).
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ from crm_sync.web.datamodels import (
     RunSummary,
 )
 from crm_sync.web.dependencies import ProfileOfDag, WarehouseConnection
-from crm_sync.web.security import LOGGED_IN, READ_DAG
+from crm_sync.web.security import LOGGED_IN, READ_DAG, READ_RUNS
 
 profiles = APIRouter(dependencies=LOGGED_IN, tags=["crm-sync"])
 dag = APIRouter(dependencies=READ_DAG, tags=["crm-sync"])
+records = APIRouter(dependencies=READ_RUNS, tags=["crm-sync"])
 
 PAGE_MAX = 100  # the runs list's own page (crm_sync.pipeline.run_list.RUNS_SHOWN)
 
@@ -79,14 +81,14 @@ def list_runs(profile: ProfileOfDag, conn: WarehouseConnection, page: Paged) -> 
     return RunCollection(runs=[run_summary(run) for run in runs], total_entries=total)
 
 
-@dag.get(API_REVIEW)
+@records.get(API_REVIEW)
 def review_queue(profile: ProfileOfDag, conn: WarehouseConnection, page: Paged) -> ReviewQueue:
     """The ambiguous matches waiting for a decision, as the review page shows them."""
     items = services.review_queue(conn, profile)
     return ReviewQueue(items=[ReviewItem.model_validate(item) for item in page.of(items)], total_entries=len(items))
 
 
-@dag.get(API_DECISIONS)
+@records.get(API_DECISIONS)
 def review_decisions(profile: ProfileOfDag, conn: WarehouseConnection, page: Paged) -> DecisionCollection:
     """Every decision on the profile's queue, newest first, undone ones too."""
     decisions = services.review_decisions(conn, profile)
