@@ -218,6 +218,20 @@ def test_without_a_fernet_key_a_refresh_is_refused_by_name_and_no_token_is_store
         "refresh_token": refresh_token, "user_type": "Location"}).status_code == 200
 
 
+def test_a_key_that_is_no_fernet_key_is_named_too(tmp_path, monkeypatch):
+    from airflow.sdk.crypto import get_fernet
+    from crm_sync.hooks.token_store import TokenKeyMissing
+
+    monkeypatch.setenv("AIRFLOW__CORE__FERNET_KEY", "not-a-fernet-key")
+    get_fernet.cache_clear()
+    try:
+        with pytest.raises(TokenKeyMissing, match=r"\[core\] fernet_key is not a Fernet key"):
+            WarehouseTokenStore(KEY, url=f"sqlite:///{tmp_path / 'warehouse.db'}").save("refresh-secret-3")
+    finally:
+        get_fernet.cache_clear()
+    assert not any("refresh-secret-3" in value for value in stored_values(f"sqlite:///{tmp_path / 'warehouse.db'}"))
+
+
 def test_with_a_key_the_stored_values_are_not_the_tokens(tmp_path, fernet_key):
     url = f"sqlite:///{tmp_path / 'warehouse.db'}"
     store = WarehouseTokenStore(KEY, url=url)

@@ -92,7 +92,11 @@ def require_key():
     """Airflow's Fernet (a MultiFernet of ``[core] fernet_key``'s keys); refuses a missing key."""
     from airflow.sdk.crypto import get_fernet
 
-    fernet = get_fernet()
+    try:
+        fernet = get_fernet()
+    except Exception as exc:  # noqa: BLE001 - AirflowException wrapping cryptography's ValueError
+        raise TokenKeyMissing("[core] fernet_key is not a Fernet key (32 url-safe base64-encoded bytes; several "
+                              "comma-separated while rotating): OAuth tokens cannot be stored encrypted") from exc
     if not fernet.is_encrypted:
         raise TokenKeyMissing("OAuth tokens are stored only encrypted and [core] fernet_key is empty: set it "
                               "(AIRFLOW__CORE__FERNET_KEY) to the same key in every Airflow process, then run again")

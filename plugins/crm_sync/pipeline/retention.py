@@ -12,7 +12,7 @@
   ``dry_run`` row is deleted (it was never sent: a real run plans it again when still due).
   ``pending`` and ``sending`` rows are writes still to be made and stay whole.
 - run_log rows keep their figures and handoff (ids only); the data-quality samples' values and
-  the dead letters' errors are removed.
+  the dead letters' errors are removed (and of a failed task's ``error``, where kept, its type stays).
 - review decisions keep the pair's ids, the decision and the link; who decided or undid it goes.
 
 A scrubbed row gets ``scrubbed_at`` (migration 0010), so each run touches only what newly aged.
@@ -143,14 +143,18 @@ def stats_without_values(stats: Any) -> Any:
 def scrub_run_log(conn: sa.Connection, profile: str, cutoff: datetime, now: datetime) -> int:
     """Take the values out of aged run_log rows' stats (their figures and handoff stay)."""
     c = run_log.c
-    rows = conn.execute(sa.select(c.run_id, c.step, c.side, c.stats).where(
+    has_error = "error" in c  # a failed task's exception, where the schema keeps it: only its type stays
+    rows = conn.execute(sa.select(c.run_id, c.step, c.side, c.stats, *([c.error] if has_error else [])).where(
         c.profile == profile, c.finished_at < cutoff, c.scrubbed_at.is_(None))).all()
     update = sa.update(run_log).where(c.profile == profile, c.run_id == sa.bindparam("r_run"),
                                       c.step == sa.bindparam("r_step"), c.side == sa.bindparam("r_side")).values(
-        stats=sa.bindparam("r_stats", type_=sa.JSON), scrubbed_at=now)
+        stats=sa.bindparam("r_stats", type_=sa.JSON), scrubbed_at=now,
+        **({"error": sa.bindparam("r_error")} if has_error else {}))
     for start in range(0, len(rows), CHUNK):
         conn.execute(update, [{"r_run": r.run_id, "r_step": r.step, "r_side": r.side,
-                               "r_stats": stats_without_values(r.stats)} for r in rows[start:start + CHUNK]])
+                               "r_stats": stats_without_values(r.stats),
+                               **({"r_error": r.error and r.error.split(":", 1)[0]} if has_error else {})}
+                              for r in rows[start:start + CHUNK]])
     return len(rows)
 
 
