@@ -133,6 +133,8 @@ def test_aged_rows_keep_ids_and_keys_and_lose_every_personal_value(warehouse, mo
     assert not personal(logged) and all(r["scrubbed_at"] for r in logged)
     scrubbed = [s for r in logged if r["step"] == "validate" for e in r["stats"]["expectations"] for s in e["samples"]]
     assert [s["id"] for s in scrubbed] == [s["id"] for s in samples] and {s["value"] for s in scrubbed} == {REMOVED}
+    dead = [d for r in logged if r["step"] == "load" for d in r["stats"].get("dead_letter") or []]
+    assert dead and {d["error"] for d in dead} == {REMOVED} and all(d["id"] in after for d in dead)
     assert not left and events == {"wh1"}
     assert set(decisions) == {REMOVED, "recent.rita"} and decisions[REMOVED]["undone_by"] == REMOVED
     assert decisions[REMOVED]["ghl_id"] == "ghlA" and decisions[REMOVED]["decision"] == "apart"

@@ -15,7 +15,8 @@
   the dead letters' errors are removed (and of a failed task's ``error``, where kept, its type stays).
 - review decisions keep the pair's ids, the decision and the link; who decided or undid it goes.
 
-A scrubbed row gets ``scrubbed_at`` (migration 0010), so each run touches only what newly aged.
+A scrubbed row gets ``scrubbed_at`` (migration 0010), so each run touches only what newly aged
+(at most ``PER_RUN`` rows a table, oldest first: a backlog takes a few runs).
 Staging, links (xref, whose ``base`` is the last merged record), the review queue (ids and how
 they matched) and unsent writes are the sync's current state, not history, and are kept.
 """
@@ -39,6 +40,7 @@ REMOVED = "(removed after retention_days)"
 KEPT_STATUSES = ("sent", "superseded", "discarded")  # never sent again: their values are history
 DECISION_VALUES = ("ghl", "app", "value")  # crm_sync.pipeline.merge: each side's value and the winner's
 CHUNK = 500
+PER_RUN = 50_000  # rows scrubbed per table and run, oldest first: a first run after an upgrade stays short
 
 
 def write_private(path: Path, text: str) -> None:
@@ -113,7 +115,8 @@ def scrub_outbox(conn: sa.Connection, profile: str, cutoff: datetime, now: datet
     failed = conn.execute(sa.update(outbox).where(aged, outbox.c.status == "failed").values(
         status="discarded", last_error=f"discarded by retention: failed and never retried for {REMOVED}")).rowcount
     rows = conn.execute(sa.select(outbox.c.id, outbox.c.decisions).where(
-        aged, outbox.c.status.in_(KEPT_STATUSES), outbox.c.scrubbed_at.is_(None)).order_by(outbox.c.id)).all()
+        aged, outbox.c.status.in_(KEPT_STATUSES), outbox.c.scrubbed_at.is_(None)).order_by(outbox.c.id)
+        .limit(PER_RUN)).all()
     update = sa.update(outbox).where(outbox.c.id == sa.bindparam("row_id")).values(
         payload={}, merged={}, decisions=sa.bindparam("emptied", type_=sa.JSON), scrubbed_at=now,
         last_error=sa.case((outbox.c.last_error.like("discarded by retention:%"), outbox.c.last_error), else_=None))
@@ -145,7 +148,8 @@ def scrub_run_log(conn: sa.Connection, profile: str, cutoff: datetime, now: date
     c = run_log.c
     has_error = "error" in c  # a failed task's exception, where the schema keeps it: only its type stays
     rows = conn.execute(sa.select(c.run_id, c.step, c.side, c.stats, *([c.error] if has_error else [])).where(
-        c.profile == profile, c.finished_at < cutoff, c.scrubbed_at.is_(None))).all()
+        c.profile == profile, c.finished_at < cutoff, c.scrubbed_at.is_(None)).order_by(c.finished_at)
+        .limit(PER_RUN)).all()
     update = sa.update(run_log).where(c.profile == profile, c.run_id == sa.bindparam("r_run"),
                                       c.step == sa.bindparam("r_step"), c.side == sa.bindparam("r_side")).values(
         stats=sa.bindparam("r_stats", type_=sa.JSON), scrubbed_at=now,
