@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
+from cryptography.fernet import Fernet
 
 from harness.demo_data import LOCATION_ID, DemoData, build
 from harness.simulators import generic, ghl, gist, gymdesk, gymflow, mygadgetrepairs
@@ -25,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = os.environ.get("CRM_SYNC_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 GHL_TOKEN, GYMDESK_KEY = "pit-test-token", "gymdesk-test-key"
 APP_KEY, CLIENT_ID, CLIENT_SECRET = "app-test-key", "test-client", "test-client-secret"
+FERNET_KEY = Fernet.generate_key().decode()  # every Airflow run of this test process: one key, as in a deployment
 API_BASE_PATH = {"mygadgetrepairs": "/v1"}  # part of the app's documented base URL
 APP_SIMULATORS = {"gymdesk": gymdesk.create_app, "gymflow": gymflow.create_app,
                   "mygadgetrepairs": mygadgetrepairs.create_app, "gist": gist.create_app}
@@ -171,6 +173,7 @@ def airflow_env(home: Path, **extra: str) -> dict[str, str]:
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__CORE__FERNET_KEY": FERNET_KEY,  # OAuth tokens are stored only encrypted
         "PYTHONPATH": f"{ROOT / 'plugins'}{os.pathsep}{ROOT}",
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     })

@@ -9,6 +9,7 @@ queue of ambiguous matches, and the pools.
     python -m crm_sync.cli review apart --profile gymdesk --ghl ID --app ID [--user NAME]
     python -m crm_sync.cli review undo --profile gymdesk --id N [--user NAME]
     python -m crm_sync.cli pools
+    python -m crm_sync.cli rotate-token-key
 
 A retried row goes back to ``pending`` and the next run's load sends it, unless a newer write of
 the same record superseded it (its old payload would overwrite newer data: it is marked
@@ -24,6 +25,11 @@ DAGs (WAREHOUSE_URL, the warehouse_default connection, or the embedded SQLite fi
 ``pools`` creates the Airflow pool of each GHL location the profiles use (one slot: the
 location's writes take turns, so they share its rate budget); a pool that exists is left as
 it is. Run it where the Airflow CLI works (it writes Airflow's metadata database).
+
+``rotate-token-key`` re-encrypts the stored OAuth tokens (the warehouse's ``oauth_token``) with the
+first key of ``[core] fernet_key``: run it with ``airflow rotate-fernet-key`` while the setting
+lists the new key first and the old one after it (``airflow rotate-fernet-key`` does not cover
+this table). Tokens are also re-encrypted as they are read.
 """
 
 from __future__ import annotations
@@ -124,6 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     areas = parser.add_subparsers(dest="area", required=True)
     areas.add_parser("pools", help="create each GHL location's Airflow pool")
+    areas.add_parser("rotate-token-key", help="re-encrypt the stored OAuth tokens with the newest Fernet key")
     commands = areas.add_parser("outbox").add_subparsers(dest="command", required=True)
     for name in ("list", "retry", "discard"):
         command = commands.add_parser(name)
@@ -156,6 +163,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         except review.ReviewError as exc:
             print(f"review {args.command}: {exc}", file=sys.stderr)
             return 1
+    if args.area == "rotate-token-key":
+        from crm_sync.hooks.token_store import TokenKeyMismatch, TokenKeyMissing, rotate_all
+
+        try:
+            print(f"{rotate_all()} OAuth token row(s) re-encrypted with the first key of [core] fernet_key")
+        except (TokenKeyMissing, TokenKeyMismatch) as exc:
+            print(f"rotate-token-key: {exc}", file=sys.stderr)
+            return 1
+        return 0
     if args.area == "pools":
         created = create_pools()
         print(f"created pools: {', '.join(created)}" if created else "every GHL location's pool exists")

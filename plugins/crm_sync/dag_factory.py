@@ -52,7 +52,10 @@ def _step_task(profile: Profile, step: str, doc: str):
 
     @task(task_id=step, doc_md=doc, trigger_rule="all_done" if step == "report" else "all_success", **pool)
     def run_step(**context) -> dict:
-        return _run(step, profile_name, context)
+        from crm_sync.pipeline.retention import stats_without_values
+
+        # The return value is an XCom in Airflow's database: figures, not the values of records.
+        return stats_without_values(_run(step, profile_name, context))
 
     return run_step
 

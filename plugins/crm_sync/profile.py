@@ -180,8 +180,9 @@ class Profile(Strict):
     dry_run: bool = False
     quality_threshold: float = Field(0.05, ge=0, le=1, description="share of bad rows that fails the run")
     timeouts: Timeouts = Timeouts()
-    retention_days: int | None = Field(90, ge=1, description="raw records, quarantine rows, report files and webhook events "
-                                                             "older than this are deleted; null: kept forever")
+    retention_days: int | None = Field(90, ge=1, description="personal data older than this is deleted (raw records, "
+                                       "quarantine rows, report files, webhook events) or scrubbed, ids kept (outbox "
+                                       "values, run_log samples, review decision users); null: kept forever")
     ghl: GhlApi = GhlApi()
     app: AppApi
     entities: dict[Entity, EntityMapping]

@@ -3,12 +3,17 @@
 Each process builds its own GHL client over the shared warehouse token store (as every Celery
 worker's task does) and searches the GHL simulator; the simulator counts the token calls.
 A rotated refresh token whose save fails is retried, and alerted to a webhook when it keeps failing.
+Tokens are stored only encrypted: without a Fernet key a refresh is refused by name, and a rotated
+key re-encrypts what is stored.
 """
 
 from __future__ import annotations
 
 import json
 import multiprocessing
+import os
+import subprocess
+import sys
 
 import httpx
 import pytest
@@ -172,3 +177,108 @@ def test_a_worker_with_another_fernet_key_is_told_so_without_the_token(tmp_path,
     with pytest.raises(TokenKeyMismatch, match="same key") as mismatch:
         store.load()
     assert "refresh-secret-1" not in str(mismatch.value)
+
+
+@pytest.fixture
+def no_fernet_key(monkeypatch):
+    from airflow.sdk.crypto import get_fernet
+
+    monkeypatch.setenv("AIRFLOW__CORE__FERNET_KEY", "")
+    get_fernet.cache_clear()
+    yield
+    get_fernet.cache_clear()
+
+
+def stored_values(url: str) -> list[str]:
+    with engine(url).connect() as conn:
+        return [str(value) for row in conn.execute(sa.select(oauth_token)) for value in row]
+
+
+def test_without_a_fernet_key_a_refresh_is_refused_by_name_and_no_token_is_stored(sim, warehouse_url, no_fernet_key):
+    from airflow.sdk.crypto import get_fernet
+    from crm_sync.hooks.token_store import AirflowVariableTokenStore, TokenKeyMissing
+
+    assert not get_fernet().is_encrypted  # Airflow's NullFernet: it would store plaintext
+    sim.contact(email="keyless@example.com")
+    client, refresh_token = install(sim)
+    store = WarehouseTokenStore(KEY, url=warehouse_url)
+    api = GHLClient(GHLConfig(sim.url, LOCATION, GHLOAuth(client, store, refresh_token)))
+    sim.admin.post("/calls/reset").raise_for_status()
+    with pytest.raises(TokenKeyMissing, match=r"\[core\] fernet_key") as refused:
+        list(api.search_contacts(None, None))
+    assert refresh_token not in str(refused.value)
+    assert "POST /oauth/token" not in sim.admin.get("/calls").json()  # never rotated: the install is intact
+    for save in (store.save, lambda token: store.save_access(token, 1e10), AirflowVariableTokenStore("ghl").save):
+        with pytest.raises(TokenKeyMissing, match=r"\[core\] fernet_key"):
+            save("plaintext-refresh-secret")
+    assert not any("plaintext-refresh-secret" in value or refresh_token in value
+                   for value in stored_values(warehouse_url))
+    assert httpx.post(f"{sim.url}/oauth/token", data={  # the refresh token still works once a key is set
+        "client_id": "crm-sync", "client_secret": "s3cret-app", "grant_type": "refresh_token",
+        "refresh_token": refresh_token, "user_type": "Location"}).status_code == 200
+
+
+def test_a_key_that_is_no_fernet_key_is_named_too(tmp_path, monkeypatch):
+    from airflow.sdk.crypto import get_fernet
+    from crm_sync.hooks.token_store import TokenKeyMissing
+
+    monkeypatch.setenv("AIRFLOW__CORE__FERNET_KEY", "not-a-fernet-key")
+    get_fernet.cache_clear()
+    try:
+        with pytest.raises(TokenKeyMissing, match=r"\[core\] fernet_key is not a Fernet key"):
+            WarehouseTokenStore(KEY, url=f"sqlite:///{tmp_path / 'warehouse.db'}").save("refresh-secret-3")
+    finally:
+        get_fernet.cache_clear()
+    assert not any("refresh-secret-3" in value for value in stored_values(f"sqlite:///{tmp_path / 'warehouse.db'}"))
+
+
+def test_with_a_key_the_stored_values_are_not_the_tokens(tmp_path, fernet_key):
+    url = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    store = WarehouseTokenStore(KEY, url=url)
+    store.save("refresh-secret-2")
+    store.save_access("access-secret-2", 1e10)
+    values = stored_values(url)
+    assert not any("secret-2" in value for value in values)
+    assert store.load() == "refresh-secret-2" and store.load_access() == ("access-secret-2", 1e10)
+
+
+def test_a_rotated_key_re_encrypts_tokens_on_read_and_by_the_cli(tmp_path, fernet_key, monkeypatch):
+    """``[core] fernet_key = new,old``: tokens under the old key (or in plaintext, from a keyless
+    crm-sync before this one) are still read, and written again under the new key."""
+    from airflow.sdk.crypto import get_fernet
+    from crm_sync.hooks.token_store import TokenKeyMismatch
+
+    from tests.conftest import ROOT
+
+    url = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    store, other = WarehouseTokenStore(KEY, url=url), WarehouseTokenStore(KEY + "_b", url=url)
+    store.save("refresh-under-old")
+    other.save("other-under-old")
+    store.save_access("access-under-old", 1e10)
+    with engine(url).begin() as conn:  # what a keyless crm-sync wrote before this one refused to
+        conn.execute(sa.insert(oauth_token).values(key=KEY + "_plain", refresh_token="legacy-plaintext",
+                                                   updated_at=sa.func.now()))
+    new = Fernet.generate_key().decode()
+    monkeypatch.setenv("AIRFLOW__CORE__FERNET_KEY", f"{new},{fernet_key}")
+    get_fernet.cache_clear()
+
+    assert store.load() == "refresh-under-old"  # read with the old key, sealed again with the new one
+    with engine(url).connect() as conn:
+        row = conn.execute(sa.select(oauth_token).where(oauth_token.c.key == KEY)).one()
+    assert Fernet(new.encode()).decrypt(row.refresh_token.encode()) == b"refresh-under-old"
+
+    done = subprocess.run([sys.executable, "-m", "crm_sync.cli", "rotate-token-key"], capture_output=True, text=True,
+                          timeout=120, cwd=ROOT, env={**os.environ, "WAREHOUSE_URL": url,
+                                                      "PYTHONPATH": f"{ROOT / 'plugins'}{os.pathsep}{ROOT}"})
+    assert done.returncode == 0, done.stderr
+    assert "3 OAuth token row(s) re-encrypted" in done.stdout
+    monkeypatch.setenv("AIRFLOW__CORE__FERNET_KEY", new)  # the old key dropped
+    get_fernet.cache_clear()
+    assert store.load() == "refresh-under-old" and store.load_access() == ("access-under-old", 1e10)
+    assert other.load() == "other-under-old"
+    assert WarehouseTokenStore(KEY + "_plain", url=url).load() == "legacy-plaintext"
+    assert not any("plaintext" in value or "under-old" in value for value in stored_values(url))
+    monkeypatch.setenv("AIRFLOW__CORE__FERNET_KEY", fernet_key)  # only the old key: told so
+    get_fernet.cache_clear()
+    with pytest.raises(TokenKeyMismatch):
+        store.load()

@@ -10,7 +10,9 @@ With a shared store (``token_store.WarehouseTokenStore``) the refresh runs under
 process shares, and the access token is kept for every task until shortly before it expires:
 one refresh per expiry, however many workers need a token at once. A save that fails after
 GHL rotated the token is retried; if it keeps failing, ``on_unsaved`` alerts (the new token is
-still used, and saved again at the next refresh) instead of losing the install quietly.
+still used, and saved again at the next refresh) instead of losing the install quietly. A store
+that cannot keep a token safely (no ``[core] fernet_key``) says so before the token endpoint is
+called: a refresh token rotated then would be lost.
 """
 
 from __future__ import annotations
@@ -74,6 +76,9 @@ class RotatingOAuth(httpx.Auth):
         with self._lock:
             if self.access_token != stale:  # another thread refreshed meanwhile
                 return
+            ready = getattr(self.store, "ready", None)
+            if ready is not None:
+                ready()  # e.g. TokenKeyMissing: refused before GHL rotates a token we could not keep
             shared = self.store if isinstance(self.store, SharedTokenStore) else None
             with shared.locked() if shared else nullcontext():
                 kept = shared.load_access() if shared else None

@@ -134,6 +134,7 @@ outbox = sa.Table(
     sa.Column("last_error", sa.Text),
     sa.Column("created_at", TS, nullable=False),
     sa.Column("sent_at", TS),
+    sa.Column("scrubbed_at", TS, comment="when retention removed its personal data (migration 0010)"),
 )
 
 raw_landed = sa.Table(
@@ -167,6 +168,7 @@ run_log = sa.Table(
     sa.Column("stats", sa.JSON, nullable=False),
     sa.Column("finished_at", TS, nullable=False),
     sa.Column("handoff", sa.JSON, comment="crm_sync.pipeline.handoff, versioned; NULL: logged before 0008"),
+    sa.Column("scrubbed_at", TS, comment="when retention removed its personal data (migration 0010)"),
 )
 
 review_candidate = sa.Table(
@@ -191,6 +193,7 @@ review_decision = sa.Table(
     sa.Column("undone_at", TS),
     sa.Column("xref_id", sa.Integer, comment="the link reconcile made for it"),
     sa.Column("applied_run_id", sa.String(250), comment="the run that first honoured it"),
+    sa.Column("scrubbed_at", TS, comment="when retention removed its personal data (migration 0010)"),
     sa.Index("ix_review_decision_pair", "profile", "ghl_id", "app_id"),
 )
 
