@@ -56,7 +56,8 @@ class Receiver:
         write_profile(self.profiles, "gymdesk", LOCATION)
         self.woken: list[str] = []
         self.engine = engine(url)
-        config = WebhookSettings(public_key=ghl_keys.TEST_PUBLIC_KEY_SPKI_B64, trigger_interval_s=0.01, **settings)
+        config = WebhookSettings(**{"public_key": ghl_keys.TEST_PUBLIC_KEY_SPKI_B64, "trigger_interval_s": 0.01,
+                                    **settings})
         self.target = ghl_receiver.Receiver.build(config, Coalescer(self._wake, config.trigger_interval_s),
                                                   self.engine, self.profiles)
         app = FastAPI()
@@ -157,6 +158,18 @@ def test_the_legacy_rsa_signature_counts_only_when_enabled(tmp_path):
     legacy = Receiver(tmp_path, url, rsa_public_key=pem, legacy_rsa=True)
     assert legacy.post(raw, headers).status_code == 200
     assert legacy.post(raw.replace(b"note1", b"note9"), headers).status_code == 401
+
+
+def test_while_ghl_rotates_its_key_events_signed_with_the_old_or_the_new_key_are_accepted(tmp_path):
+    new = Ed25519PrivateKey.generate()
+    new_spki = base64.b64encode(new.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
+    url = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    rotating = Receiver(tmp_path, url, public_key=f"{ghl_keys.TEST_PUBLIC_KEY_SPKI_B64}, {new_spki}")
+    assert rotating.post(*signed(event())).status_code == 200  # the old key
+    assert rotating.post(*signed(event(), new)).status_code == 200  # the new one
+    assert rotating.post(*signed(event(), Ed25519PrivateKey.generate())).status_code == 401  # neither
+    assert len(rotating.rows()) == 2
 
 
 def test_ghls_published_key_is_the_default():

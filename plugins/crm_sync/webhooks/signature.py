@@ -1,6 +1,9 @@
 """Is this body GHL's? Ed25519 ``X-GHL-Signature`` over the raw bytes; the legacy RSA-SHA256
 ``X-WH-Signature`` only when enabled. Verified before the body is parsed; the keys are loaded
-once, when the receiver is built (``check``), so a bad key is a ConfigError, not a failed request."""
+once, when the receiver is built (``check``), so a bad key is a ConfigError, not a failed request.
+
+``webhook_public_key`` may list several keys, comma-separated: while GHL rotates its key, events
+signed with either the old or the new one are GHL's."""
 
 from __future__ import annotations
 
@@ -22,6 +25,11 @@ class SignatureError(Exception):
 
 
 @functools.cache
+def _ed25519_keys(keys: str) -> tuple[Ed25519PublicKey, ...]:
+    """Every key of a comma-separated list (base64 and PEM hold no comma)."""
+    return tuple(_ed25519(key.strip()) for key in keys.split(",") if key.strip())
+
+
 def _ed25519(key: str) -> Ed25519PublicKey:
     loaded = (serialization.load_pem_public_key(key.encode()) if "BEGIN" in key
               else serialization.load_der_public_key(base64.b64decode(key)))
@@ -40,11 +48,12 @@ def _rsa(key: str) -> RSAPublicKey:
 
 def check(settings: WebhookSettings) -> None:
     """Load the keys the settings name; ConfigError naming the setting when one is missing or unusable."""
-    keys = [("webhook_public_key", settings.public_key, _ed25519, "an Ed25519 public key (SPKI base64 or PEM)")]
+    keys = [("webhook_public_key", settings.public_key, _ed25519_keys,
+             "an Ed25519 public key (SPKI base64 or PEM; several: comma-separated)")]
     if settings.legacy_rsa:
         keys.append(("webhook_rsa_public_key", settings.rsa_public_key, _rsa, "an RSA public key (PEM)"))
     for setting, key, load, kind in keys:
-        if not key:
+        if not key.replace(",", "").strip():
             raise ConfigError(f"[{SECTION}] {setting} is empty: set it to GHL's current key, or unset it for "
                               "the default")
         try:
@@ -64,11 +73,14 @@ def verify(raw: bytes, headers: dict[str, str], settings: WebhookSettings) -> st
     """The scheme that proved ``raw`` is GHL's ("ed25519" or "rsa"); SignatureError otherwise.
     ``headers``: lower-case names."""
     if signature := headers.get("x-ghl-signature"):
-        try:
-            _ed25519(settings.public_key).verify(_decoded(signature, "X-GHL-Signature"), raw)
-            return "ed25519"
-        except InvalidSignature:
-            raise SignatureError("X-GHL-Signature does not match the body") from None
+        decoded = _decoded(signature, "X-GHL-Signature")
+        for key in _ed25519_keys(settings.public_key):
+            try:
+                key.verify(decoded, raw)
+                return "ed25519"
+            except InvalidSignature:
+                continue
+        raise SignatureError("X-GHL-Signature does not match the body")
     if (signature := headers.get("x-wh-signature")) and settings.legacy_rsa:
         try:
             _rsa(settings.rsa_public_key).verify(_decoded(signature, "X-WH-Signature"), raw,
