@@ -16,7 +16,7 @@ from crm_sync.profile import profile_by_name
 from tests.conftest import connection_env, run_dag
 from tests.integration.test_app_hook import person
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # three `airflow dags test` runs, about four minutes
 
 
 def _env(tmp_path, ghl_sim, gymdesk_sim) -> dict[str, str]:

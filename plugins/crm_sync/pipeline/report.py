@@ -52,13 +52,16 @@ def credited(run_id: str) -> sa.ColumnElement[bool]:
     return sa.or_(outbox.c.run_id == run_id, sa.and_(outbox.c.sent_run_id == run_id, outbox.c.status.in_(DONE)))
 
 
-def seen_by(write: Any, run_id: str, dry_run: bool) -> tuple[str, str | None, str | None]:
-    """A write as the run sees it: (status, last error, the run that sent it). A write it planned that a
-    later run sent is, for this run, still planned and not sent (a dry run's stays ``dry_run``)."""
+def seen_by(write: Any, run_id: str, dry_run: bool) -> dict[str, Any]:
+    """A write as the run sees it: its status, target, last error and the run that sent it. A write it
+    planned that a later run sent is, for this run, still planned and not sent (a dry run's stays
+    ``dry_run``), a create with no target yet: what its report said when it was written."""
     handled = write.sent_run_id or write.run_id  # rows sent before migration 0011: the run that planned them
     if write.status in DONE and handled != run_id:
-        return ("dry_run" if dry_run else "pending"), None, None
-    return write.status, write.last_error, handled if write.status in DONE else None
+        return {"target_id": None if write.op == "create" else write.target_id,
+                "status": "dry_run" if dry_run else "pending", "last_error": None, "sent_by": None}
+    return {"target_id": write.target_id, "status": write.status, "last_error": write.last_error,
+            "sent_by": handled if write.status in DONE else None}
 
 
 def summarize(conn: sa.Connection, profile: str, run_id: str, zone: tzinfo = UTC) -> dict[str, Any]:
@@ -71,10 +74,11 @@ def summarize(conn: sa.Connection, profile: str, run_id: str, zone: tzinfo = UTC
                         .where(outbox.c.profile == profile, credited(run_id)).order_by(outbox.c.id)).all()
     writes = []
     for w in rows:
-        status, error, sent_by = seen_by(w, run_id, bool(dry_run))
+        seen = seen_by(w, run_id, bool(dry_run))
         writes.append({"entity": w.entity, "side": w.side, "op": w.op, "changes": _changes(w, zone),
-                       "target_id": w.target_id, "status": status, "last_error": error, "payload": w.payload,
-                       "decisions": w.decisions, "planned_by": w.run_id, "sent_by": sent_by})
+                       "target_id": seen["target_id"], "status": seen["status"], "last_error": seen["last_error"],
+                       "payload": w.payload, "decisions": w.decisions, "planned_by": w.run_id,
+                       "sent_by": seen["sent_by"]})
     bad = conn.execute(sa.select(quarantine, raw_record.c.payload, raw_record.c.run_id.label("read_in"))
                        .outerjoin(raw_record, raw_record.c.id == quarantine.c.raw_id)
                        .where(quarantine.c.profile == profile, quarantine.c.run_id == run_id)
