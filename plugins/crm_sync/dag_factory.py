@@ -38,7 +38,7 @@ def _run(step: str, profile_name: str, context, *args):
     ctx = RunContext.from_airflow(profile_name, context)
     try:
         return getattr(module, step)(ctx, *args)
-    except Exception as error:
+    except BaseException as error:  # AirflowTaskTimeout and AirflowTaskTerminated are BaseExceptions
         record_failure(ctx, context, error)
         raise
 

@@ -81,6 +81,11 @@ def test_the_runs_list_fits_1400_px_with_the_sides_as_column_groups(sqlite_wareh
     assert groups == [["GHL", 8], ["app (gymdesk)", 8]]
     font = browser.execute_script("return getComputedStyle(document.body).fontFamily")
     assert font.startswith("Inter")
+    background = "return getComputedStyle(document.body).backgroundColor"
+    light = browser.execute_script(background)
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+    assert light == "rgb(255, 255, 255)" and browser.execute_script(background) == "oklch(0.11 0.025 251)"  # Airflow's gray.950
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
     browser.get(report_page.as_uri())
     browser.save_screenshot(str(tmp_path / "run.png"))
     assert "extract_gymdesk failed" in browser.find_element("id", "failed-task").text
