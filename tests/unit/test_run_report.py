@@ -240,3 +240,36 @@ def test_a_failed_task_leaves_its_error_where_the_report_shows_it_with_a_link_to
     assert "extract_gymdesk failed" in page and "page 2 brought no record not already seen" in page
     assert 'tasks/extract_gymdesk?try_number=3"' in page
     assert "Bad share 0.0%" not in page and "validate did not run" in page
+
+
+def test_a_try_that_failed_is_retrying_until_the_step_logs_and_a_failure_never_hides_the_last_handoff(warehouse):
+    """extract_ghl fails its first try before logging anything: the run is running with the task to be
+    retried (not failed), the next run's extract still reads what the last finished extract owed, and
+    once the retry logs the step the failure is gone."""
+    from types import SimpleNamespace
+
+    from crm_sync.pipeline import handoff
+    from crm_sync.pipeline.run_failed import record_failure
+
+    profile = profile_by_name("gymdesk")
+    earlier = RunContext(profile, "manual__2026-12-03T08:00:00+00:00", "manual")
+    owed = handoff.Handoff(owed=handoff.Owed(note=["c1"]))
+    with warehouse.begin() as conn:
+        _extracted(conn, earlier, "ghl", 0, 1)
+        handoff.record(conn, earlier, "ghl", owed)
+    run_id = "manual__2026-12-03T09:00:00+00:00"
+    context = {"dag_run": SimpleNamespace(run_id=run_id, run_type="manual"), "params": {},
+               "ti": SimpleNamespace(task_id="extract_ghl", try_number=1, max_tries=2)}
+    ctx = RunContext.from_airflow(profile.name, context)
+    record_failure(ctx, context, TimeoutError("GHL did not answer"))
+    with warehouse.connect() as conn:
+        assert handoff.read_last(conn, profile.name, "ghl") == owed
+        summary = build_report(conn, profile, run_id)
+    assert summary["state"] == "running" and summary["failed_task"] is None
+    assert [(t["task_id"], t["error"], t["try_number"]) for t in summary["retrying"]] == [
+        ("extract_ghl", "TimeoutError: GHL did not answer", 1)]
+    assert "failed on try 1 and will be retried" in render(summary)
+    with warehouse.begin() as conn:
+        _extracted(conn, ctx, "ghl", 0, 1)  # the second try
+        summary = build_report(conn, profile, run_id)
+    assert summary["retrying"] == [] and summary["steps_done"] == ["extract_ghl"]

@@ -272,7 +272,7 @@ def environment(*extra_folders: Path) -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader([*extra_folders, TEMPLATES]), autoescape=True,
                              undefined=jinja2.StrictUndefined)
     env.filters["when"] = _when
-    env.filters["airflow_root"] = lambda base: base.removesuffix("/" + CONSOLE)  # the console's base -> the UI's
+    env.filters["airflow_root"] = lambda base: base.rstrip("/").removesuffix("/" + CONSOLE)  # console's base -> UI's
     return env
 
 
@@ -296,7 +296,8 @@ def airflow_base() -> str:
 def render(summary: dict[str, Any], airflow: str | None = None) -> str:
     """The exported report; its links to Airflow under ``airflow`` (default: `airflow_base`)."""
     return environment().get_template("run_report.html.j2").render(
-        r=summary, zone=named_zone(summary["timezone"]), airflow=airflow if airflow is not None else airflow_base())
+        r=summary, zone=named_zone(summary["timezone"]),
+        airflow=(airflow if airflow is not None else airflow_base()).rstrip("/"))
 
 
 class RunFailed(NoRetryError):

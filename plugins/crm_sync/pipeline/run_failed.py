@@ -18,6 +18,7 @@ from crm_sync.errors import NoRetryError
 
 log = logging.getLogger(__name__)
 ERROR_CHARS = 2000  # of a failed task's error kept in run_log (the task log has it whole)
+FAILED = "failed:"  # run_log step of a failure a step left before logging its own row
 
 
 def task_step(task_id: str, profile: str) -> tuple[str, str]:
@@ -47,15 +48,18 @@ def _redacted(text: str) -> str:
 
 
 def record_failure(ctx: Any, context: dict[str, Any], error: BaseException) -> None:
-    """A step's task raised: keep its error, task and try on the step's run_log row (keeping the stats
-    the step logged before it raised), so the report names the failed task, shows why and links its
-    log. A later success of the step (a retry, a cleared task) logs over it (``log_step``). The
-    report's own verdict on a run that failed earlier (``RunFailed``) is not a new failure."""
+    """A step's task raised: keep its error and try where the report finds them, so it names the failed
+    task, shows why and links its log. On the step's run_log row when the step logged one before it
+    raised (its stats kept); else on a row of its own, step ``failed:<step>`` (a step's own rows are
+    only ever what it logged: the next run's extract reads the last extract's handoff). A later
+    success of the step (a retry, a cleared task) logs its row without error, which the report then
+    believes. The report's own verdict on a run that failed earlier (``RunFailed``) is not a failure."""
     import sqlalchemy as sa  # the task's process imports it; DAG parsing need not
 
     from crm_sync.pipeline.context import utcnow
     from crm_sync.pipeline.report import RunFailed
     from crm_sync.warehouse.db import engine
+    from crm_sync.warehouse.ops import upsert
     from crm_sync.warehouse.tables import run_log
 
     if isinstance(error, RunFailed):
@@ -71,15 +75,16 @@ def record_failure(ctx: Any, context: dict[str, Any], error: BaseException) -> N
            run_log.c.side == side)
     try:
         with engine().begin() as conn:
-            row = conn.execute(sa.select(run_log.c.stats).where(*key)).first()
-            stats = {**(row.stats if row else {}), "failed_try": attempt}
-            values = {"error": text, "stats": stats, "dry_run": ctx.dry_run}
-            if row is not None:
-                conn.execute(sa.update(run_log).where(*key).values(values))
-            else:
-                conn.execute(sa.insert(run_log).values(profile=ctx.profile.name, run_id=ctx.run_id, step=step,
-                                                       side=side, run_type=ctx.run_type, finished_at=utcnow(),
-                                                       **values))
+            logged = conn.execute(sa.select(run_log.c.stats).where(*key)).first()
+            if logged is not None:
+                conn.execute(sa.update(run_log).where(*key).values(
+                    error=text, stats={**logged.stats, "failed_try": attempt}))
+                return
+            upsert(conn, run_log, [{"profile": ctx.profile.name, "run_id": ctx.run_id, "step": f"{FAILED}{step}",
+                                    "side": side, "run_type": ctx.run_type, "finished_at": utcnow(),
+                                    "dry_run": ctx.dry_run, "error": text,
+                                    "stats": {"task_id": task_id, "failed_try": attempt}}],
+                   keys=["profile", "run_id", "step", "side"])
     except Exception as exc:  # noqa: BLE001 - the task's own error must surface, not this one
         log.warning("the error of %s could not be kept in the warehouse (%s)", task_id, type(exc).__name__)
 

@@ -3,8 +3,8 @@ failed or done; which of its tasks are done; the task that failed, with its erro
 Airflow UI; and the run's own dry_run, as each step logged it.
 
 A step is done when it logged its row with no error (validate also when it passed). A task that
-raised left its error on its step's row (crm_sync.pipeline.run_failed.record_failure), final or to be
-retried. The report task logs last: until it has, a run with no final failure is running.
+raised left its error on its step's row, or on a ``failed:<step>`` row when it had logged none
+(crm_sync.pipeline.run_failed.record_failure), final or to be retried. The report task logs last: until it has, a run with no final failure is running.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 PIPELINE = ("extract", "stage", "validate", "reconcile", "load")
+FAILED = "failed:"  # a failure a step left before logging its own row (crm_sync.pipeline.run_failed)
 SIDES = ("ghl", "app")
 
 
@@ -53,21 +54,27 @@ def run_state(steps: dict[tuple[str, str], Any], profile: str, dag_id: str, run_
     """The run's state ("running", "failed" or "success"), the step it stopped at, the task that failed
     (error, try, log), tasks that failed a try and will be retried, and the tasks done, in DAG order."""
     order = tasks(profile)
-    known = {(step, side) for _, step, side in order}
-    errors = [(task_id, row) for task_id, step, side in order if (row := steps.get((step, side))) and row.error]
-    errors = [(step, row) for (step, side), row in steps.items() if row.error and (step, side) not in known] + errors
+    errors = []
+    for task_id, step, side in order:
+        row = steps.get((step, side))
+        if row is not None and row.error:
+            errors.append((task_id, step, row))
+        elif not _done(row) and (marker := steps.get((FAILED + step, side))) is not None:
+            errors.append((task_id, step, marker))
 
-    def told(task_id: str, row: Any) -> dict[str, Any]:
+    def told(task_id: str, step: str, row: Any) -> dict[str, Any]:
         tried = row.stats.get("failed_try") or {}
-        return {"task_id": task_id, "step": row.step, "error": row.error, "try_number": tried.get("try_number"),
+        return {"task_id": task_id, "step": step, "error": row.error, "try_number": tried.get("try_number"),
                 "log": airflow_path(dag_id, run_id, task_id, tried.get("try_number"))}
 
-    final = [told(t, r) for t, r in errors if (r.stats.get("failed_try") or {}).get("final", True)]
-    failed = final[0] if final else None
+    def final(row: Any) -> bool:
+        return (row.stats.get("failed_try") or {}).get("final", True)
+
+    failed = next((told(*e) for e in errors if final(e[2])), None)
     finished = ("report", "-") in steps
     failed_at = failed["step"] if failed else stopped_at(steps) if finished else None
     return {"state": "failed" if failed_at else "success" if finished else "running",
             "failed_at": failed_at, "failed_task": failed,
-            "retrying": [told(t, r) for t, r in errors if not (r.stats.get("failed_try") or {}).get("final", True)],
+            "retrying": [told(*e) for e in errors if not final(e[2])],
             "steps_done": [task_id for task_id, step, side in order if _done(steps.get((step, side)))],
             "airflow_run": airflow_path(dag_id, run_id), "task_ids": ["migrate_warehouse", *(t for t, _, _ in order)]}
