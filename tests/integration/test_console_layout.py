@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
-import sqlalchemy as sa
 from crm_sync.pipeline.context import RunContext, log_step
 from crm_sync.pipeline.report import build_report
 from crm_sync.pipeline.run_failed import record_failure
@@ -54,7 +53,8 @@ def test_the_runs_list_fits_1400_px_with_the_sides_as_column_groups(sqlite_wareh
         failed = RunContext(profile, f"backfill__{start.isoformat()}", "backfill", start, start + timedelta(days=1))
         running = RunContext(profile, "manual__2026-12-03T12:00:00.123456+00:00", "manual", dry_run=True)
         for ctx in (failed, running):
-            log_step(conn, ctx, "extract", {"extracted": 123456, "unchanged": 120000, "api": {"calls": 4321}}, side="ghl")
+            log_step(conn, ctx, "extract", {"extracted": 123456, "unchanged": 120000, "api": {"calls": 4321}},
+                     side="ghl")
     context = {"dag_run": SimpleNamespace(run_id=failed.run_id, run_type="backfill"), "params": {},
                "ti": SimpleNamespace(task_id="extract_gymdesk", try_number=1, max_tries=2)}
     from crm_sync.paging import PagingRunaway
@@ -83,8 +83,10 @@ def test_the_runs_list_fits_1400_px_with_the_sides_as_column_groups(sqlite_wareh
     assert font.startswith("Inter")
     background = "return getComputedStyle(document.body).backgroundColor"
     light = browser.execute_script(background)
-    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
-    assert light == "rgb(255, 255, 255)" and browser.execute_script(background) == "oklch(0.11 0.025 251)"  # Airflow's gray.950
+    dark = {"features": [{"name": "prefers-color-scheme", "value": "dark"}]}
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", dark)
+    assert light == "rgb(255, 255, 255)"
+    assert browser.execute_script(background) == "oklch(0.11 0.025 251)"  # Airflow's gray.950
     browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
     browser.get(report_page.as_uri())
     browser.save_screenshot(str(tmp_path / "run.png"))

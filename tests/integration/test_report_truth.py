@@ -54,7 +54,8 @@ def test_a_run_whose_extract_fails_is_reported_failed_at_extract_with_its_error_
     assert listed["state"] == report["state"] == "failed" and listed["failed_at"] == report["failed_at"] == "extract"
     failed = report["failed_task"]
     assert listed["failed_task"] == failed and failed["task_id"] == "extract_gymdesk"
-    assert failed["error"].startswith("PagingRunaway: ") and "page 2 brought no record not already seen" in failed["error"]
+    assert failed["error"].startswith("PagingRunaway: ")
+    assert "page 2 brought no record not already seen" in failed["error"]
     assert failed["log"].startswith(f"dags/ghl_gymdesk/runs/{run_id.replace(':', '%3A').replace('+', '%2B')}"
                                     "/tasks/extract_gymdesk")
     assert "extract_ghl" in report["steps_done"]

@@ -161,7 +161,8 @@ def test_a_write_is_credited_to_the_run_that_sent_it_and_the_dry_run_keeps_plann
     assert [(w["status"], w["sent_by"]) for w in real_now["writes"]] == [("sent", real.run_id)]
     assert real_now["entities"]["contact"]["sent_to_app"] == 1 and dry_now["entities"]["contact"]["sent_to_app"] == 0
     for run in (dry_now, real_now):
-        assert listed[run["run_id"]]["sides"] == run["sides"] and listed[run["run_id"]]["writes_sent"] == run["writes_sent"]
+        row = listed[run["run_id"]]
+        assert row["sides"] == run["sides"] and row["writes_sent"] == run["writes_sent"]
     assert "planned, not sent" in render(dry_now) and "No write was needed" not in render(real_now)
 
 

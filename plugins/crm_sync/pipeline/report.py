@@ -4,8 +4,11 @@
 console in the Airflow UI (crm_sync.web) serves it per run, and the demo prints from
 `summarize`. The data-quality section comes from the validation results validate keeps in
 run_log, so a run that failed validation still shows which expectations failed and on which
-rows; the run's own facts (type, data interval, dry run) are logged first by the report task,
-so a run that failed at extract still has them.
+rows; the run's own facts (type, data interval) are logged first by the report task, so a run
+that failed at extract still has them. Where the run stands (running, failed: which task, why, its
+log) comes from run_log (crm_sync.pipeline.run_state), its dry_run from every step's row; a write
+counts for the run whose load sent it (``outbox.sent_run_id``), so a report says the same whenever
+it is built: the console's page and JSON agree with the file the report task exported.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from crm_sync.profile import CANONICAL, Profile
 from crm_sync.timezones import show
 from crm_sync.timezones import zone as named_zone
 from crm_sync.warehouse.db import engine
+from crm_sync.warehouse.outbox import UNSENT
 from crm_sync.warehouse.tables import outbox, quarantine, raw_record, run_log, xref
 
 log = logging.getLogger(__name__)
@@ -44,7 +48,6 @@ def _steps(conn: sa.Connection, profile: str, run_id: str) -> dict[tuple[str, st
 
 
 DONE = ("sent", "failed")  # a load's outcomes, credited to the run whose load sent it (outbox.sent_run_id)
-UNSENT = ("pending", "dry_run")
 
 
 def credited(run_id: str) -> sa.ColumnElement[bool]:
@@ -101,8 +104,8 @@ def summarize(conn: sa.Connection, profile: str, run_id: str, zone: tzinfo = UTC
         "entities": _by_entity(raws, writes, bad, {side: (steps[("extract", side)].stats.get("by_entity")
                                                           if ("extract", side) in steps else None)
                                                    for side in ("ghl", "app")}),
-        "quarantine": [{"entity": q.entity, "side": q.side, "source_id": q.source_id, "rule": q.rule, "detail": q.detail,
-                        "raw_id": q.raw_id, "payload": q.payload} for q in bad],
+        "quarantine": [{"entity": q.entity, "side": q.side, "source_id": q.source_id, "rule": q.rule,
+                        "detail": q.detail, "raw_id": q.raw_id, "payload": q.payload} for q in bad],
         "writes": writes,
     }
 

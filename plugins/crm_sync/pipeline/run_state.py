@@ -4,7 +4,8 @@ Airflow UI; and the run's own dry_run, as each step logged it.
 
 A step is done when it logged its row with no error (validate also when it passed). A task that
 raised left its error on its step's row, or on a ``failed:<step>`` row when it had logged none
-(crm_sync.pipeline.run_failed.record_failure), final or to be retried. The report task logs last: until it has, a run with no final failure is running.
+(crm_sync.pipeline.run_failed.record_failure), final or to be retried. The report task logs last:
+until it has, a run with no final failure is running.
 """
 
 from __future__ import annotations
