@@ -27,12 +27,20 @@ every write in reconcile, sends the outbox in load and writes a report. Trigger 
 
 
 def _run(step: str, profile_name: str, context, *args):
+    """Run one step; a step that raises leaves its error in run_log before the task fails, so the
+    report (read from the warehouse) names the task and says why, whatever runs next."""
     from importlib import import_module
 
     from crm_sync.pipeline.context import RunContext
+    from crm_sync.pipeline.run_failed import record_failure
 
     module = import_module(f"crm_sync.pipeline.{step}")
-    return getattr(module, step)(RunContext.from_airflow(profile_name, context), *args)
+    ctx = RunContext.from_airflow(profile_name, context)
+    try:
+        return getattr(module, step)(ctx, *args)
+    except BaseException as error:  # AirflowTaskTimeout and AirflowTaskTerminated are BaseExceptions
+        record_failure(ctx, context, error)
+        raise
 
 
 STEPS = {

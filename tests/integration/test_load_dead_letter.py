@@ -10,7 +10,7 @@ from crm_sync.pipeline.context import RunContext
 from crm_sync.pipeline.extract import extract
 from crm_sync.pipeline.load import MAX_ATTEMPTS, TransientLoadError, load
 from crm_sync.pipeline.reconcile import reconcile
-from crm_sync.pipeline.report import render, summarize
+from crm_sync.pipeline.report import build_report, render
 from crm_sync.pipeline.stage import stage
 from crm_sync.profile import profile_by_name
 from crm_sync.warehouse.tables import outbox
@@ -56,6 +56,7 @@ def test_an_html_answer_to_one_write_is_recorded_the_rest_drains_and_it_is_dead_
     assert dead["error"].startswith(f"dead letter after {MAX_ATTEMPTS} attempts: JSONDecodeError")
     with warehouse.connect() as conn:
         [row] = list_rows(conn, "gymdesk", "failed")
-        page = render({**summarize(conn, "gymdesk", "manual__1"), "generated_at": "now", "dry_run": False})
+        report = build_report(conn, profile_by_name("gymdesk"), "manual__1")
+        page = render({**report, "generated_at": "now", "dry_run": False})
     assert row["last_error"] == dead["error"] and row["attempts"] == MAX_ATTEMPTS
     assert "Dead letters" in page and "dead letter after 3 attempts: JSONDecodeError" in page

@@ -18,6 +18,7 @@ from bench.console_runs import seed
 
 pytestmark = [pytest.mark.integration]
 SHOWN = ("profile", "run_id", "timezone", "run_type", "sides", "writes_sent", "quarantined", "failed_at",
+         "state", "failed_task", "retrying", "steps_done", "airflow_run", "task_ids",
          "dag_id", "interval_start", "interval_end", "dry_run", "generated_at", "finished", "title")
 
 
@@ -52,7 +53,14 @@ def test_every_run_listed_has_its_reports_numbers_newest_first(conn):
         report = build_report(conn, profile, row["run_id"])
         assert row == {key: report[key] for key in SHOWN}, row["run_id"]
     manual_row, failed_validation = listed[0], listed[3]  # run 9 of 12 failed validate
-    assert manual_row["failed_at"] == "stage" and manual_row["quarantined"] == 2
-    assert manual_row["sides"]["app"]["extracted"] == 3 and manual_row["sides"]["app"]["unchanged"] == 1
+    # no report yet and no task failed: the run is running, with the app's extract done
+    assert manual_row["state"] == "running" and manual_row["failed_at"] is None and manual_row["quarantined"] == 2
+    assert manual_row["steps_done"] == ["extract_gymdesk"]
+    app = manual_row["sides"]["app"]  # 3 landed: 2 quarantined (one twice), 1 changed
+    assert (app["extracted"], app["unchanged"], app["changed"], app["quarantined"]) == (3, 0, 1, 2)
     assert failed_validation["failed_at"] == "validate" and failed_validation["writes_sent"] == 0
+    assert failed_validation["state"] == "failed"
+    for row in listed:
+        for side in row["sides"].values():
+            assert side["extracted"] == side["unchanged"] + side["changed"] + side["quarantined"], row["run_id"]
     assert [r["run_id"] for r in list_runs(conn, profile, limit=2)] == [manual.run_id, seeded[-1]]

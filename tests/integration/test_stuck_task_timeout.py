@@ -28,4 +28,5 @@ def test_a_task_waiting_on_a_server_that_never_answers_is_timed_out(airflow_home
     output = result.stdout + result.stderr
     assert "AirflowTaskTimeout" in output
     report = json.loads(next((home / "reports" / "ghl_gymdesk").glob("*.json")).read_text())
-    assert report["failed_at"] == "stage" and report["sides"]["ghl"]["extracted"] == 0  # extract_ghl never finished
+    assert report["failed_at"] == "extract" and report["sides"]["ghl"]["extracted"] == 0  # extract_ghl never finished
+    assert report["failed_task"]["task_id"] == "extract_ghl" and "AirflowTaskTimeout" in report["failed_task"]["error"]

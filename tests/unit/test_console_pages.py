@@ -80,9 +80,10 @@ def test_the_report_json_is_the_report_the_task_exports(client, runs, sqlite_war
 
 def test_the_runs_list_links_every_run_to_its_report_page(client, runs):
     page = client.get(f"/dags/{DAG}").text
-    assert page.count("<tr>") == len(runs) + 1
+    assert page.count("<tr>") == len(runs) + 2  # two header rows: the sides, then their columns
     for run_id in runs:  # newest first
-        assert page.count(f'/dags/{DAG}/runs/{quote(run_id, safe="/")}"') == 1
+        # its report page, and its DAG run in Airflow's grid (the same path here: this client serves the console at /)
+        assert page.count(f'/dags/{DAG}/runs/{quote(run_id, safe="/")}"') == 2
     assert page.index(quote(runs[-1], safe="/")) < page.index(quote(runs[0], safe="/"))
     report = client.get(run_report_url(DAG, runs[0]).removeprefix("/crm-sync"))
     assert report.status_code == 200 and "last_write_wins: GHL&#39;s is newer" in report.text

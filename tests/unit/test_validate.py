@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 from crm_sync.pipeline.context import RunContext
-from crm_sync.pipeline.report import render, summarize
+from crm_sync.pipeline.report import build_report, render
 from crm_sync.pipeline.validate import WAITING, validate
 from crm_sync.profile import profile_by_name
 from crm_sync.warehouse.db import engine
@@ -136,7 +136,7 @@ def test_the_report_page_shows_counts_failed_expectations_with_samples_and_decis
             profile="gymdesk", run_id=RUN, entity="contact", side="ghl", op="update", xref_id=1, target_id="ghl_1",
             payload={"company_name": "New Gym"}, merged={}, decisions=[decision], idempotency_key="k1",
             status="sent", created_at=PAST))
-        summary = summarize(conn, "gymdesk", RUN)
+        summary = build_report(conn, profile_by_name("gymdesk"), RUN)
     page = render({**summary, "generated_at": "2026-11-27T10:00:00+00:00", "dry_run": False})
 
     assert "validated 2 staged rows: staging_contact 2" in page

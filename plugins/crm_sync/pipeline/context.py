@@ -100,5 +100,5 @@ def log_step(conn: sa.Connection, ctx: RunContext, step: str, stats: dict[str, A
         "profile": ctx.profile.name, "run_id": ctx.run_id, "step": step, "side": side, "run_type": ctx.run_type,
         "window_start": window.since if window else None,
         "window_end": window.watermark_after if window else None,
-        "stats": stats, "finished_at": utcnow(),
+        "stats": stats, "finished_at": utcnow(), "dry_run": ctx.dry_run, "error": None,  # done: no error (any more)
     }], keys=["profile", "run_id", "step", "side"])

@@ -290,7 +290,7 @@ def _send_lane(ctx: RunContext, eng: sa.Engine, sender: Sender, rows: list[sa.Ro
     started = time.monotonic()
     for row in rows:
         with eng.begin() as conn:
-            if not outbox.claim(conn, row.id):
+            if not outbox.claim(conn, row.id, ctx.run_id):
                 continue
         try:
             held = sender.send(row)

@@ -4,8 +4,11 @@
 console in the Airflow UI (crm_sync.web) serves it per run, and the demo prints from
 `summarize`. The data-quality section comes from the validation results validate keeps in
 run_log, so a run that failed validation still shows which expectations failed and on which
-rows; the run's own facts (type, data interval, dry run) are logged first by the report task,
-so a run that failed at extract still has them.
+rows; the run's own facts (type, data interval) are logged first by the report task, so a run
+that failed at extract still has them. Where the run stands (running, failed: which task, why, its
+log) comes from run_log (crm_sync.pipeline.run_state), its dry_run from every step's row; a write
+counts for the run whose load sent it (``outbox.sent_run_id``), so a report says the same whenever
+it is built: the console's page and JSON agree with the file the report task exported.
 """
 
 from __future__ import annotations
@@ -21,21 +24,22 @@ from typing import Any
 import jinja2
 import sqlalchemy as sa
 
-from crm_sync.console_urls import run_report_url
+from crm_sync.console_urls import CONSOLE, run_report_url
 from crm_sync.errors import NoRetryError
 from crm_sync.paths import data_home
 from crm_sync.pipeline import handoff
 from crm_sync.pipeline.context import INTERVAL_RUN_TYPES, RunContext, log_step, utcnow
 from crm_sync.pipeline.retention import cleanup, write_private
+from crm_sync.pipeline.run_state import logged_dry_run, run_state, stopped_at
 from crm_sync.profile import CANONICAL, Profile
 from crm_sync.timezones import show
 from crm_sync.timezones import zone as named_zone
 from crm_sync.warehouse.db import engine
+from crm_sync.warehouse.outbox import UNSENT
 from crm_sync.warehouse.tables import outbox, quarantine, raw_record, run_log, xref
 
 log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"  # package data: shipped with crm_sync
-PIPELINE = ("extract", "stage", "validate", "reconcile", "load")
 
 
 def _steps(conn: sa.Connection, profile: str, run_id: str) -> dict[tuple[str, str], Any]:
@@ -43,25 +47,54 @@ def _steps(conn: sa.Connection, profile: str, run_id: str) -> dict[tuple[str, st
         run_log.c.profile == profile, run_log.c.run_id == run_id))}
 
 
+DONE = ("sent", "failed")  # a load's outcomes, credited to the run whose load sent it (outbox.sent_run_id)
+
+
+def credited(run_id: str) -> sa.ColumnElement[bool]:
+    """The outbox rows of a run's report: those it planned, and those its load sent (or failed) for good."""
+    return sa.or_(outbox.c.run_id == run_id, sa.and_(outbox.c.sent_run_id == run_id, outbox.c.status.in_(DONE)))
+
+
+def seen_by(write: Any, run_id: str, dry_run: bool) -> dict[str, Any]:
+    """A write as the run sees it: its status, target, last error and the run that sent it. A write it
+    planned that a later run sent is, for this run, still planned and not sent (a dry run's stays
+    ``dry_run``), a create with no target yet: what its report said when it was written."""
+    handled = write.sent_run_id or write.run_id  # rows sent before migration 0011: the run that planned them
+    if write.status in DONE and handled != run_id:
+        return {"target_id": None if write.op == "create" else write.target_id,
+                "status": "dry_run" if dry_run else "pending", "last_error": None, "sent_by": None}
+    return {"target_id": write.target_id, "status": write.status, "last_error": write.last_error,
+            "sent_by": handled if write.status in DONE else None}
+
+
 def summarize(conn: sa.Connection, profile: str, run_id: str, zone: tzinfo = UTC) -> dict[str, Any]:
-    """Per side: extracted, quarantined, created, updated, unchanged, failed writes, API calls.
+    """Per side: what was read (extracted = unchanged + changed + quarantined) and what was written to
+    it (created, updated, deleted, failed, planned), API calls; the run's state and its failed task.
     Times are shown in ``zone`` (the profile's), with the zone named."""
     steps = _steps(conn, profile, run_id)
-    writes = conn.execute(sa.select(outbox, xref.c.ghl_id, xref.c.app_id).outerjoin(xref, xref.c.id == outbox.c.xref_id)
-                          .where(outbox.c.profile == profile, outbox.c.run_id == run_id)
-                          .order_by(outbox.c.id)).all()
-    bad = conn.execute(sa.select(quarantine, raw_record.c.payload).outerjoin(raw_record, raw_record.c.id == quarantine.c.raw_id)
+    dry_run = logged_dry_run(steps)
+    rows = conn.execute(sa.select(outbox, xref.c.ghl_id, xref.c.app_id).outerjoin(xref, xref.c.id == outbox.c.xref_id)
+                        .where(outbox.c.profile == profile, credited(run_id)).order_by(outbox.c.id)).all()
+    writes = []
+    for w in rows:
+        seen = seen_by(w, run_id, bool(dry_run))
+        writes.append({"entity": w.entity, "side": w.side, "op": w.op, "changes": _changes(w, zone),
+                       "target_id": seen["target_id"], "status": seen["status"], "last_error": seen["last_error"],
+                       "payload": w.payload, "decisions": w.decisions, "planned_by": w.run_id,
+                       "sent_by": seen["sent_by"]})
+    bad = conn.execute(sa.select(quarantine, raw_record.c.payload, raw_record.c.run_id.label("read_in"))
+                       .outerjoin(raw_record, raw_record.c.id == quarantine.c.raw_id)
                        .where(quarantine.c.profile == profile, quarantine.c.run_id == run_id)
                        .order_by(quarantine.c.id)).all()
     raws = conn.execute(sa.select(raw_record.c.side, raw_record.c.source_id, raw_record.c.entity).where(
         raw_record.c.profile == profile, raw_record.c.run_id == run_id)).all()
     load = steps.get(("load", "-"))
-    sides = {side: side_summary(steps, side, _tally(side, raws, writes, bad), zone) for side in ("ghl", "app")}
+    sides = {side: side_summary(steps, side, _tally(side, run_id, raws, writes, bad), zone) for side in ("ghl", "app")}
     return {
         "profile": profile, "run_id": run_id, "timezone": str(zone),
         "run_type": next((s.run_type for s in steps.values()), None),
         "sides": sides,
-        "writes_sent": sum(w.status == "sent" for w in writes),
+        "writes_sent": sum(w["status"] == "sent" for w in writes),
         "quarantined": len({q.raw_id for q in bad}),
         "quarantined_by_rule": dict(Counter(q.rule for q in bad).most_common()),
         "validate": steps[("validate", "-")].stats if ("validate", "-") in steps else {},
@@ -71,49 +104,51 @@ def summarize(conn: sa.Connection, profile: str, run_id: str, zone: tzinfo = UTC
         "entities": _by_entity(raws, writes, bad, {side: (steps[("extract", side)].stats.get("by_entity")
                                                           if ("extract", side) in steps else None)
                                                    for side in ("ghl", "app")}),
-        "quarantine": [{"entity": q.entity, "side": q.side, "source_id": q.source_id, "rule": q.rule, "detail": q.detail,
-                        "raw_id": q.raw_id, "payload": q.payload} for q in bad],
-        "writes": [{"entity": w.entity, "side": w.side, "op": w.op, "changes": _changes(w, zone), "target_id": w.target_id, "status": w.status,
-                    "last_error": w.last_error, "payload": w.payload, "decisions": w.decisions} for w in writes],
+        "quarantine": [{"entity": q.entity, "side": q.side, "source_id": q.source_id, "rule": q.rule,
+                        "detail": q.detail, "raw_id": q.raw_id, "payload": q.payload} for q in bad],
+        "writes": writes,
     }
 
 
-def _tally(side: str, raws, writes, bad) -> dict[str, int]:
+def _tally(side: str, run_id: str, raws, writes: list[dict[str, Any]], bad) -> dict[str, int]:
     """The run's rows of one side, counted: what `side_summary` needs beside run_log. The runs list
     counts the same in SQL (crm_sync.pipeline.run_list)."""
-    touched = {w.ghl_id if side == "ghl" else w.app_id for w in writes}
-    bad_ids = {q.source_id for q in bad if q.side == side}
-    mine = [w for w in writes if w.side == side]
-    ids = [r.source_id for r in raws if r.side == side]
+    mine = [w for w in writes if w["side"] == side]
+
+    def sent(*ops: str) -> int:
+        return sum(w["op"] in ops and w["status"] == "sent" for w in mine)
+
     return {
-        "landed": len(ids),
-        "landed_unchanged": sum(1 for i in ids if i is not None and i not in touched and i not in bad_ids),
-        "quarantined": len({q.raw_id for q in bad if q.side == side}),
-        "created": sum(w.op == "create" and w.status == "sent" for w in mine),
-        "updated": sum(w.op == "update" and w.status == "sent" for w in mine),
-        "failed": sum(w.status == "failed" for w in mine),
-        "planned": sum(w.status in ("pending", "dry_run") for w in mine),
+        "landed": sum(r.side == side for r in raws),
+        "quarantined": len({q.raw_id for q in bad if q.side == side and q.read_in == run_id}),
+        "created": sent("create"), "updated": sent("update"), "deleted": sent("delete", "archive"),
+        "failed": sum(w["status"] == "failed" for w in mine),
+        "planned": sum(w["status"] in UNSENT for w in mine),
     }
 
 
 def side_summary(steps: dict[tuple[str, str], Any], side: str, tally: dict[str, int], zone: tzinfo = UTC
                  ) -> dict[str, Any]:
-    """One side of a run: extracted, quarantined, created, updated, unchanged, failed and planned
-    writes, API calls; from its run_log rows and its rows counted (`_tally`)."""
+    """One side of a run. Read: every record extract read is unchanged (the same as last staged, so not
+    landed), quarantined (landed, broke a rule) or changed (landed, staged): the three add up to
+    ``extracted``. Written to it: created, updated, deleted, failed and planned (not sent) writes.
+    API calls of extract and load. From its run_log rows and its rows counted (`_tally`)."""
     extract, load = steps.get(("extract", side)), steps.get(("load", "-"))
-    # Records read; only the changed ones land in raw_record, the others are counted by extract.
-    identical = extract.stats.get("unchanged", 0) if extract else 0
+    extracted = extract.stats.get("extracted", tally["landed"]) if extract else tally["landed"]
+    unchanged = extract.stats.get("unchanged", 0) if extract else 0
     return {
         "window": _window(extract, zone),
-        "extracted": extract.stats.get("extracted", tally["landed"]) if extract else tally["landed"],
+        "extracted": extracted,
         "quarantined": tally["quarantined"],
         "created": tally["created"],
         "updated": tally["updated"],
-        "unchanged": identical + tally["landed_unchanged"],
+        "unchanged": unchanged,
         "failed": tally["failed"],
         "planned": tally["planned"],
-        "api_calls": (extract.stats["api"].get("calls", 0) if extract else 0)
-        + (load.stats["api"][side].get("calls", 0) if load else 0),
+        "api_calls": (extract.stats.get("api", {}).get("calls", 0) if extract else 0)
+        + (load.stats.get("api", {}).get(side, {}).get("calls", 0) if load else 0),
+        "changed": extracted - unchanged - tally["quarantined"],
+        "deleted": tally["deleted"],
     }
 
 
@@ -145,11 +180,11 @@ def _by_entity(raws, writes, bad, read: dict[str, dict[str, int] | None]) -> dic
         return sum(r.entity == entity and r.side == side for r in raws)
 
     counted = [entity for by_side in read.values() if by_side for entity, n in by_side.items() if n]
-    for entity in dict.fromkeys([r.entity for r in raws] + [w.entity for w in writes] + counted):
+    for entity in dict.fromkeys([r.entity for r in raws] + [w["entity"] for w in writes] + counted):
         counts[entity] = {
             **{f"extracted_{side}": extracted(entity, side) for side in ("ghl", "app")},
-            **{f"sent_to_{side}": sum(w.entity == entity and w.side == side and w.status == "sent" for w in writes)
-               for side in ("ghl", "app")},
+            **{f"sent_to_{side}": sum(w["entity"] == entity and w["side"] == side and w["status"] == "sent"
+                                      for w in writes) for side in ("ghl", "app")},
             "quarantined": sum(q.entity == entity for q in bad),
         }
     return counts
@@ -168,12 +203,6 @@ def _budget_stop(steps: dict[tuple[str, str], Any]) -> dict[str, Any] | None:
             "appointments_from": owed.appointment_from, "writes_waiting": writes}
 
 
-def stopped_at(steps: dict[tuple[str, str], Any]) -> str | None:
-    """The first pipeline step with no successful run_log row: where a failed run stopped."""
-    done = {step for (step, _side), row in steps.items() if row.stats.get("passed", True)}
-    return next((step for step in PIPELINE if step not in done), None)
-
-
 def _window(extract, zone: tzinfo = UTC) -> str:
     if extract is None:
         return ""
@@ -183,24 +212,30 @@ def _window(extract, zone: tzinfo = UTC) -> str:
 
 
 def build_report(conn: sa.Connection, profile: Profile, run_id: str) -> dict[str, Any]:
-    """Everything the report page shows about one run: `summarize`, plus the run's own facts as the
-    report task logged them, the profile's threshold when validate never ran, and a row for every
-    entity the profile syncs (a run that failed early read nothing, which is worth seeing)."""
+    """Everything the report page shows about one run: `summarize`, its state (running, failed: which
+    task, why, its log), the run's own facts as its steps logged them, the profile's threshold when
+    validate never ran, and a row for every entity the profile syncs (a run that failed early read
+    nothing, which is worth seeing)."""
     summary = summarize(conn, profile.name, run_id, profile.zone)
-    run = conn.execute(sa.select(run_log.c.stats).where(
-        run_log.c.profile == profile.name, run_log.c.run_id == run_id, run_log.c.step == "report")).first()
-    summary.update(run_facts(profile, summary, run.stats if run else None))
+    steps = _steps(conn, profile.name, run_id)
+    summary.update(run_state(steps, profile.name, profile.dag_id, run_id))
+    report_row = steps.get(("report", "-"))
+    summary.update(run_facts(profile, summary, report_row.stats if report_row else None, logged_dry_run(steps)))
     summary["validate"] = {"threshold": profile.quality_threshold, **summary["validate"]}
     empty = {"extracted_ghl": 0, "extracted_app": 0, "sent_to_ghl": 0, "sent_to_app": 0, "quarantined": 0}
     summary["entities"] = {**{entity: dict(empty) for entity in profile.synced()}, **summary["entities"]}
     return summary
 
 
-def run_facts(profile: Profile, summary: dict[str, Any], logged: dict[str, Any] | None) -> dict[str, Any]:
-    """The run's own facts as the report task logged them (None: it has not run yet), and its title."""
+def run_facts(profile: Profile, summary: dict[str, Any], logged: dict[str, Any] | None,
+              dry_run: bool | None = None) -> dict[str, Any]:
+    """The run's own facts as the report task logged them (None: it has not run yet), and its title.
+    Its dry_run is the one its steps logged (``dry_run``, from the run's conf), from its first step on."""
     facts = logged or {}
+    if dry_run is None:  # steps logged before migration 0011
+        dry_run = facts.get("dry_run", profile.dry_run)
     out = {"dag_id": profile.dag_id, "interval_start": facts.get("interval_start"),
-           "interval_end": facts.get("interval_end"), "dry_run": facts.get("dry_run", profile.dry_run),
+           "interval_end": facts.get("interval_end"), "dry_run": dry_run,
            "generated_at": facts.get("generated_at"), "finished": logged is not None}
     return {**out, "title": run_title({**summary, **out})}
 
@@ -240,6 +275,7 @@ def environment(*extra_folders: Path) -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader([*extra_folders, TEMPLATES]), autoescape=True,
                              undefined=jinja2.StrictUndefined)
     env.filters["when"] = _when
+    env.filters["airflow_root"] = lambda base: base.rstrip("/").removesuffix("/" + CONSOLE)  # console's base -> UI's
     return env
 
 
@@ -249,8 +285,22 @@ def _when(context: jinja2.runtime.Context, moment: Any, empty: str = "") -> str:
     return show(moment, context.get("zone") or UTC, empty)
 
 
-def render(summary: dict[str, Any]) -> str:
-    return environment().get_template("run_report.html.j2").render(r=summary, zone=named_zone(summary["timezone"]))
+def airflow_base() -> str:
+    """The Airflow UI's URL (``[api] base_url``) for the exported file's links; a page in the console
+    links relative to where it is served instead."""
+    try:
+        from airflow.sdk.configuration import conf
+
+        return conf.get("api", "base_url", fallback=None) or "http://localhost:8080"
+    except ImportError:
+        return "http://localhost:8080"
+
+
+def render(summary: dict[str, Any], airflow: str | None = None) -> str:
+    """The exported report; its links to Airflow under ``airflow`` (default: `airflow_base`)."""
+    return environment().get_template("run_report.html.j2").render(
+        r=summary, zone=named_zone(summary["timezone"]),
+        airflow=(airflow if airflow is not None else airflow_base()).rstrip("/"))
 
 
 class RunFailed(NoRetryError):

@@ -13,14 +13,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from crm_sync.pipeline.report import run_facts, side_summary, stopped_at
+from crm_sync.pipeline.report import DONE, UNSENT, run_facts, side_summary
+from crm_sync.pipeline.run_state import logged_dry_run, run_state
 from crm_sync.profile import Profile
-from crm_sync.warehouse.tables import outbox, quarantine, raw_record, run_log, xref
+from crm_sync.warehouse.tables import outbox, quarantine, raw_record, run_log
 
 RUNS_SHOWN = 100
 SIDES = ("ghl", "app")
-OUTCOMES = {"pending": "planned", "dry_run": "planned"}  # outbox statuses as the report counts them
-SENT_AS = {"create": "created", "update": "updated"}
+SENT_AS = {"create": "created", "update": "updated", "delete": "deleted", "archive": "deleted"}
 
 
 def newest_run_ids(conn: sa.Connection, profile: str, limit: int = RUNS_SHOWN) -> list[str]:
@@ -31,8 +31,8 @@ def newest_run_ids(conn: sa.Connection, profile: str, limit: int = RUNS_SHOWN) -
 
 
 def list_runs(conn: sa.Connection, profile: Profile, limit: int = RUNS_SHOWN) -> list[dict[str, Any]]:
-    """Newest first: per run its id, type, title, facts, where it stopped, writes sent, rows
-    quarantined, and per side the counts of its report (`summarize`'s ``sides``)."""
+    """Newest first: per run its id, type, title, facts, state (running, failed: which task, why),
+    writes sent, rows quarantined, and per side the counts of its report (`summarize`'s ``sides``)."""
     run_ids = newest_run_ids(conn, profile.name, limit)
     if not run_ids:
         return []
@@ -45,24 +45,25 @@ def list_runs(conn: sa.Connection, profile: Profile, limit: int = RUNS_SHOWN) ->
 
 
 def _run(profile: Profile, run_id: str, steps: dict[tuple[str, str], Any], counts: dict[str, Any]) -> dict[str, Any]:
-    tallies = {side: {"landed": 0, "landed_unchanged": 0, "quarantined": 0, "created": 0, "updated": 0,
-                      "failed": 0, "planned": 0, **counts.get(side, {})} for side in SIDES}
+    tallies = {side: {"landed": 0, "quarantined": 0, "created": 0, "updated": 0, "deleted": 0, "failed": 0,
+                      "planned": 0, **counts.get(side, {})} for side in SIDES}
     summary = {
         "profile": profile.name, "run_id": run_id, "timezone": str(profile.zone),
         "run_type": next((s.run_type for s in steps.values()), None),
         "sides": {side: side_summary(steps, side, tallies[side], profile.zone) for side in SIDES},
         "writes_sent": sum(counts.get(side, {}).get("sent", 0) for side in SIDES),
         "quarantined": counts.get("-", {}).get("quarantined", 0),
-        "failed_at": stopped_at(steps),
+        **run_state(steps, profile.name, profile.dag_id, run_id),
     }
     report = steps.get(("report", "-"))
-    return {**summary, **run_facts(profile, summary, report.stats if report else None)}
+    return {**summary, **run_facts(profile, summary, report.stats if report else None, logged_dry_run(steps))}
 
 
 def _counts(conn: sa.Connection, profile: str, run_ids: list[str]) -> dict[str, dict[str, dict[str, int]]]:
-    """Per run, per side ("-": the whole run): writes by outcome, rows quarantined, rows landed, and
-    rows landed and left alone (no write touched them, no rule quarantined them). One query: each
-    part answers (run_id, side, what, outbox status or None, count)."""
+    """Per run, per side ("-": the whole run): writes by outcome, rows quarantined (per side: those the
+    run read), rows landed. One query: each part answers (run_id, side, what, outcome or None, count).
+    A write is counted as its report counts it (crm_sync.pipeline.report.seen_by): sent or failed for
+    the run whose load sent it, planned (not sent) for the run that planned it, if another sent it."""
     def of(table: sa.Table) -> tuple:
         return table.c.profile == profile, table.c.run_id.in_(run_ids)
 
@@ -71,34 +72,29 @@ def _counts(conn: sa.Connection, profile: str, run_ids: list[str]) -> dict[str, 
 
     n, no_status = sa.func.count(), sa.cast(sa.null(), sa.String)
     bad_rows = sa.func.count(sa.distinct(quarantine.c.raw_id))
-    writes = (sa.select(outbox.c.run_id, outbox.c.side, outbox.c.op, outbox.c.status, n).where(*of(outbox))
-              .group_by(outbox.c.run_id, outbox.c.side, outbox.c.op, outbox.c.status))
+    handled = sa.func.coalesce(outbox.c.sent_run_id, outbox.c.run_id)
+    done = (sa.select(handled, outbox.c.side, outbox.c.op, outbox.c.status, n)
+            .where(outbox.c.profile == profile, handled.in_(run_ids), outbox.c.status.in_(DONE))
+            .group_by(handled, outbox.c.side, outbox.c.op, outbox.c.status))
+    planned = (sa.select(outbox.c.run_id, outbox.c.side, outbox.c.op, named("planned"), n)
+               .where(*of(outbox), sa.or_(outbox.c.status.in_(UNSENT),
+                                          sa.and_(outbox.c.status.in_(DONE), handled != outbox.c.run_id)))
+               .group_by(outbox.c.run_id, outbox.c.side, outbox.c.op))
+    read_here = sa.and_(raw_record.c.id == quarantine.c.raw_id, raw_record.c.run_id == quarantine.c.run_id)
     bad = (sa.select(quarantine.c.run_id, quarantine.c.side, named("quarantined"), no_status, bad_rows)
-           .where(*of(quarantine)).group_by(quarantine.c.run_id, quarantine.c.side))
+           .join(raw_record, read_here).where(*of(quarantine)).group_by(quarantine.c.run_id, quarantine.c.side))
     bad_in_run = (sa.select(quarantine.c.run_id, named("-"), named("quarantined"), no_status, bad_rows)
                   .where(*of(quarantine)).group_by(quarantine.c.run_id))
     landed = (sa.select(raw_record.c.run_id, raw_record.c.side, named("landed"), no_status, n)
               .where(*of(raw_record)).group_by(raw_record.c.run_id, raw_record.c.side))
-    # What the report does not count as unchanged: every record a write of the run touched (on
-    # either side), and those quarantined on their side.
-    touched = [sa.select(outbox.c.run_id, named(side).label("side"), xref.c[f"{side}_id"].label("id"))
-               .join(xref, xref.c.id == outbox.c.xref_id).where(*of(outbox)) for side in SIDES]
-    bad_ids = sa.select(quarantine.c.run_id, quarantine.c.side, quarantine.c.source_id).where(*of(quarantine))
-    left_out = sa.union(*touched, bad_ids).subquery("left_out")
-    left_alone = (sa.select(raw_record.c.run_id, raw_record.c.side, named("landed_unchanged"), no_status, n)
-                  .outerjoin(left_out, sa.and_(left_out.c.run_id == raw_record.c.run_id,
-                                               left_out.c.side == raw_record.c.side,
-                                               left_out.c.id == raw_record.c.source_id))
-                  .where(*of(raw_record), raw_record.c.source_id.is_not(None), left_out.c.id.is_(None))
-                  .group_by(raw_record.c.run_id, raw_record.c.side))
 
     counts: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
-    for run_id, side, what, status, number in conn.execute(sa.union_all(writes, bad, bad_in_run, landed, left_alone)):
+    for run_id, side, what, status, number in conn.execute(sa.union_all(done, planned, bad, bad_in_run, landed)):
         mine = counts[run_id][side]
         if status is None:  # rows counted
             mine[what] += number
             continue
-        mine[OUTCOMES.get(status, status)] += number
+        mine[status] += number
         if status == "sent" and what in SENT_AS:
             mine[SENT_AS[what]] += number
     return counts

@@ -92,11 +92,12 @@ def mark_dry_run(conn: sa.Connection, ids: Sequence[int]) -> None:
     conn.execute(sa.update(outbox).where(outbox.c.id.in_(list(ids))).values(status="dry_run"))
 
 
-def claim(conn: sa.Connection, row_id: int) -> bool:
+def claim(conn: sa.Connection, row_id: int, run_id: str) -> bool:
     """``pending`` -> ``sending``, counting the attempt; True only for the one caller that moved it,
-    so two runs can never send a row both."""
+    so two runs can never send a row both. The claiming run is the one the send is credited to
+    (``sent_run_id``): a dry run plans a write, the run that sends it may be a later one."""
     claimed = conn.execute(sa.update(outbox).where(outbox.c.id == row_id, outbox.c.status == "pending")
-                           .values(status="sending", attempts=outbox.c.attempts + 1))
+                           .values(status="sending", attempts=outbox.c.attempts + 1, sent_run_id=run_id))
     return claimed.rowcount == 1
 
 

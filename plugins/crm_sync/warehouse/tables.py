@@ -135,6 +135,7 @@ outbox = sa.Table(
     sa.Column("created_at", TS, nullable=False),
     sa.Column("sent_at", TS),
     sa.Column("scrubbed_at", TS, comment="when retention removed its personal data (migration 0010)"),
+    sa.Column("sent_run_id", sa.String(250), comment="the run whose load sent it, or last tried to; NULL: never tried"),
 )
 
 raw_landed = sa.Table(
@@ -169,6 +170,8 @@ run_log = sa.Table(
     sa.Column("finished_at", TS, nullable=False),
     sa.Column("handoff", sa.JSON, comment="crm_sync.pipeline.handoff, versioned; NULL: logged before 0008"),
     sa.Column("scrubbed_at", TS, comment="when retention removed its personal data (migration 0010)"),
+    sa.Column("dry_run", sa.Boolean, comment="the run's own dry_run (its conf, else the profile's); NULL: before 0011"),
+    sa.Column("error", sa.Text, comment="the step's task failed: its exception, as the task log shows it"),
 )
 
 review_candidate = sa.Table(

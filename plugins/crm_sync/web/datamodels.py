@@ -25,6 +25,8 @@ class SideSummary(BaseModel):
     failed: int
     planned: int
     api_calls: int
+    changed: int  # extracted = unchanged + changed + quarantined
+    deleted: int
 
 
 class BudgetStop(BaseModel):
@@ -81,6 +83,18 @@ class Write(BaseModel):
     last_error: str | None
     payload: JsonValue
     decisions: JsonValue  # per field: which side won and why
+    planned_by: str  # the run that planned it
+    sent_by: str | None  # the run whose load sent it (or failed it), when this run is the one
+
+
+class FailedTask(BaseModel):
+    """A task of the run that failed: its error, and its log in the Airflow UI (a path under its base URL)."""
+
+    task_id: str
+    step: str
+    error: str
+    try_number: int | None
+    log: str
 
 
 class RunReport(BaseModel):
@@ -101,6 +115,12 @@ class RunReport(BaseModel):
     entities: dict[str, EntityCounts]
     quarantine: list[QuarantinedRow]
     writes: list[Write]
+    state: Literal["running", "failed", "success"]
+    failed_task: FailedTask | None
+    retrying: list[FailedTask]  # failed a try, Airflow retries them
+    steps_done: list[str]  # task ids, in DAG order
+    airflow_run: str  # the DAG run in the Airflow UI's grid, a path under its base URL
+    task_ids: list[str]
     dag_id: str
     interval_start: str | None
     interval_end: str | None
