@@ -160,9 +160,9 @@ def last_interval_starts(schedule: str, now: datetime, count: int) -> list[datet
 def print_run(title: str, summary: dict, report: str) -> None:
     print(f"\n{title}: {summary['run_id']}")
     for side, s in summary["sides"].items():
-        print(f"  {side:<4} extracted={s['extracted']:<4} quarantined={s['quarantined']:<3} created={s['created']:<3} "
-              f"updated={s['updated']:<3} unchanged={s['unchanged']:<4} failed={s['failed']:<2} "
-              f"api_calls={s['api_calls']}")
+        print(f"  {side:<4} extracted={s['extracted']:<4} (unchanged={s['unchanged']:<4} changed={s['changed']:<3} "
+              f"quarantined={s['quarantined']:<3}) written: created={s['created']:<3} updated={s['updated']:<3} "
+              f"failed={s['failed']:<2} api_calls={s['api_calls']}")
     print(f"  report: {report}")
 
 

@@ -79,6 +79,7 @@ def shown(browser, element_id: str, words: str, timeout: float = 20) -> str:
 
 def test_make_ui_serves_the_console_to_a_logged_in_browser(make_ui, browser):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     url, user, password, report = make_ui
     # the report URL answers a logged-in request with the newest run's report itself, and nobody else
@@ -106,6 +107,13 @@ def test_make_ui_serves_the_console_to_a_logged_in_browser(make_ui, browser):
     assert len(runs) >= 4  # three backfilled intervals and the rerun, newest first
     browser.switch_to.default_content()
     browser.save_screenshot(str(SHOTS / "runs.png"))
+    # a run's "grid" link opens that DAG run in the UI itself, not a second UI inside the frame
+    browser.switch_to.frame(browser.find_element(By.TAG_NAME, "iframe"))
+    browser.find_element(By.XPATH, "//a[normalize-space()='grid']").click()
+    browser.switch_to.default_content()
+    WebDriverWait(browser, 20).until(lambda d: "/dags/ghl_gymdesk/runs/" in d.current_url
+                                     and "plugin/crm-sync" not in d.current_url, "the grid link did not open the run")
+    assert not browser.find_elements(By.TAG_NAME, "iframe")
 
     # the first backfill run: its data-quality results and quarantined rows, from the DAG run's tab
     first = httpx.get(f"{url}/api/v2/dags/ghl_gymdesk/dagRuns", params={"run_type": "backfill", "order_by": "logical_date"},
