@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT, airflow_env, processes
-from tests.e2e.conftest import SHOTS  # its browser fixture too
+from tests.e2e.conftest import SHOTS, sign_in  # its browser fixture too
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 UI_LINE = re.compile(r"^ui: url=(\S+) user=(\S+) password=(\S+) report=(\S+)$")
@@ -89,14 +89,7 @@ def test_make_ui_serves_the_console_to_a_logged_in_browser(make_ui, browser):
     assert newest["dag_id"] == "ghl_gymdesk" and newest["sides"]["ghl"]["extracted"] > 0
     assert token not in json.dumps(newest) and password not in json.dumps(newest)
 
-    browser.get(url)  # Airflow's login
-    browser.find_element(By.NAME, "username").send_keys(user)
-    browser.find_element(By.NAME, "password").send_keys(password)
-    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    deadline = time.monotonic() + 30
-    while "/auth/login" in browser.current_url and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert "/auth/login" not in browser.current_url, "the login did not go through"
+    sign_in(browser, url, user, password)  # Airflow's login
 
     # the crm-sync entry in Airflow's navigation: the console inside the UI
     browser.find_element(By.XPATH, "//a[contains(@href, 'plugin/crm-sync')]").click()
