@@ -106,7 +106,9 @@ def test_make_ui_serves_the_console_to_a_logged_in_browser(make_ui, browser):
     browser.switch_to.default_content()
     WebDriverWait(browser, 20).until(lambda d: "/dags/ghl_gymdesk/runs/" in d.current_url
                                      and "plugin/crm-sync" not in d.current_url, "the grid link did not open the run")
-    assert not browser.find_elements(By.TAG_NAME, "iframe")
+    WebDriverWait(browser, 20).until(lambda d: not d.find_elements(By.TAG_NAME, "iframe"),
+                                     "the run's page still shows the console's frame")
+    browser.save_screenshot(str(SHOTS / "grid-from-console.png"))
 
     # the first backfill run: its data-quality results and quarantined rows, from the DAG run's tab
     first = httpx.get(f"{url}/api/v2/dags/ghl_gymdesk/dagRuns", params={"run_type": "backfill", "order_by": "logical_date"},

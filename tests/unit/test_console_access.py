@@ -150,7 +150,7 @@ def test_a_cookie_only_cross_site_form_post_is_refused_and_stores_nothing(login,
     assert refused_undo.status_code == 403 and decisions_stored(sqlite_warehouse)[0][3] is None  # still active
 
 
-@pytest.mark.parametrize("token", ["", "missing", "another user's", "expired", "tampered"])
+@pytest.mark.parametrize("token", ["", "missing", "another user's", "expired", "tampered", "not ASCII"])
 def test_a_form_post_without_this_users_csrf_token_is_refused_and_stores_nothing(login, sqlite_warehouse, token):
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
 
@@ -160,7 +160,8 @@ def test_a_form_post_without_this_users_csrf_token_is_refused_and_stores_nothing
     own = csrf_of(client)
     value = {"": "", "missing": None, "another user's": csrf_of(login("mallory")),
              "expired": csrf_token(admin, now=time.time() - CSRF_LIFETIME - 5),
-             "tampered": own[:-1] + ("0" if own[-1] != "0" else "1")}[token]
+             "tampered": own[:-1] + ("0" if own[-1] != "0" else "1"),
+             "not ASCII": own.split(".")[0] + ".é" + own[-10:]}[token]
     form = {"ghl_id": "g1", "app_id": "a1", "decision": "apart"} | ({} if value is None else {"csrf_token": value})
     same_origin = {"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"}
     refused = client.post("/dags/ghl_gymdesk/review/decide", data=form, headers=same_origin, follow_redirects=False)

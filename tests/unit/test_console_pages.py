@@ -78,6 +78,16 @@ def test_the_report_json_is_the_report_the_task_exports(client, runs, sqlite_war
     assert client.get(f"/api/dags/not_ours/runs/{quote(runs[0], safe='')}").status_code == 404
 
 
+def test_no_other_site_may_frame_a_console_page(client, runs):
+    """The Airflow UI frames the console from its own origin; a page of another site framing it could
+    trick an operator's click on "link these two" past the Origin check and the CSRF token."""
+    for path in ("/dags/ghl_gymdesk", "/dags/ghl_gymdesk/review", "/dags/ghl_gymdesk/runs/" + quote(runs[0], safe=""),
+                 "/dags/not_ours"):
+        answer = client.get(path, headers={"Accept": "text/html"})
+        assert answer.headers["content-security-policy"] == "frame-ancestors 'self'", path
+        assert answer.headers["x-frame-options"] == "SAMEORIGIN", path
+
+
 def test_the_runs_list_links_every_run_to_its_report_page(client, runs):
     page = client.get(f"/dags/{DAG}").text
     assert page.count("<tr>") == len(runs) + 2  # two header rows: the sides, then their columns

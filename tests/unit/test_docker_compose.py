@@ -62,6 +62,7 @@ def test_the_stack_starts_only_with_its_secrets_set_and_encrypts_connections_at_
     for name in AIRFLOW_SERVICES:
         env = services[name]["environment"]
         assert env["AIRFLOW__API_AUTH__JWT_SECRET"].startswith("${AIRFLOW_JWT_SECRET:?"), name
+        assert env["AIRFLOW__API__SECRET_KEY"].startswith("${AIRFLOW_API_SECRET_KEY:?"), name  # CSRF tokens
         assert env["AIRFLOW__CORE__FERNET_KEY"].startswith("${AIRFLOW_FERNET_KEY:?"), name
         assert "${WAREHOUSE_DB_PASSWORD:?" in env["AIRFLOW_CONN_WAREHOUSE_DEFAULT"], name
         for setting in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CELERY__RESULT_BACKEND"):
@@ -70,7 +71,7 @@ def test_the_stack_starts_only_with_its_secrets_set_and_encrypts_connections_at_
     text = (ROOT / "docker-compose.yaml").read_text()
     assert not re.search(r"\$\{[A-Z_]*(SECRET|KEY|PASSWORD)[A-Z_]*:-", text), "a secret has a default"
     example = (ROOT / ".env.example").read_text()
-    for variable in ("AIRFLOW_JWT_SECRET", "AIRFLOW_FERNET_KEY", "AIRFLOW_DB_PASSWORD", "WAREHOUSE_DB_PASSWORD",
+    for variable in ("AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY", "AIRFLOW_FERNET_KEY", "AIRFLOW_DB_PASSWORD", "WAREHOUSE_DB_PASSWORD",
                      "REDIS_PASSWORD"):
         assert re.search(rf"^{variable}=$", example, re.M), f".env.example lacks {variable}"
     assert ".env" in (ROOT / ".gitignore").read_text().split()

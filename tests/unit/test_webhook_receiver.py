@@ -251,6 +251,18 @@ def test_an_unusable_setting_is_a_503_naming_it_and_logged(airflow_receiver, mon
     assert answer.status_code == 202  # fixed: the same process serves (the tests' profiles name no location)
 
 
+def test_an_unusable_key_is_named_in_the_api_servers_start_up_log(monkeypatch, caplog):
+    monkeypatch.setenv("AIRFLOW__CRM_SYNC__WEBHOOK_PUBLIC_KEY", "")
+    assert ghl_receiver.check_settings() is False
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors == ["the GHL webhook receiver cannot start: [crm_sync] webhook_public_key is empty: set it to GHL's "
+                      "current key, or unset it for the default; it answers 503 until that is fixed"]
+    app = Path(ghl_receiver.__file__).parents[1] / "app.py"
+    assert "receiver.check_settings()" in app.read_text()  # called when the api-server loads the app
+    monkeypatch.delenv("AIRFLOW__CRM_SYNC__WEBHOOK_PUBLIC_KEY")
+    assert ghl_receiver.check_settings() is True
+
+
 def test_the_caps_and_retention_have_defaults_and_are_read_from_airflow_config(monkeypatch):
     default = WebhookSettings()
     assert (default.app_id, default.max_events_per_minute, default.max_stored_bytes, default.retention_days,

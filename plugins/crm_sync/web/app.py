@@ -156,3 +156,4 @@ def create_app() -> FastAPI:
 
 
 app = create_app()
+receiver.check_settings()

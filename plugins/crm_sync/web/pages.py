@@ -10,6 +10,9 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 TEMPLATES = Path(__file__).parent / "templates"
+# The Airflow UI frames the console from its own origin; no other site may, or it could trick a
+# logged-in operator's click on "link these two" (clickjacking) past the Origin check and CSRF token.
+ONLY_FRAMED_BY_AIRFLOW = {"Content-Security-Policy": "frame-ancestors 'self'", "X-Frame-Options": "SAMEORIGIN"}
 
 
 @functools.cache
@@ -29,4 +32,4 @@ def page(request: Request, template: str, **context: Any) -> HTMLResponse:
         context.setdefault("zone", context["profile"].zone)
     elif "r" in context:
         context.setdefault("zone", zone(context["r"]["timezone"]))
-    return HTMLResponse(_env().get_template(template).render(base=base, **context))
+    return HTMLResponse(_env().get_template(template).render(base=base, **context), headers=ONLY_FRAMED_BY_AIRFLOW)

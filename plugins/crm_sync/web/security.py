@@ -68,7 +68,7 @@ def csrf_token_valid(user: BaseUser, token: str, now: float | None = None) -> bo
     if not issued.isdigit() or not mac:
         return False
     age = (time.time() if now is None else now) - int(issued)
-    return -60 <= age <= CSRF_LIFETIME and hmac.compare_digest(mac, _mac(user, int(issued)))
+    return -60 <= age <= CSRF_LIFETIME and hmac.compare_digest(mac.encode(), _mac(user, int(issued)).encode())  # bytes: any text is a 403, never a 500
 
 
 def _origin(url: str) -> str:

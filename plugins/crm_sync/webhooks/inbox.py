@@ -101,7 +101,11 @@ def seen(conn: sa.Connection, event: Event) -> bool:
 def within_caps(conn: sa.Connection, event: Event, caps: Caps, now: datetime) -> None:
     """OverCap when the location took ``events_per_minute`` events in the last minute, or its stored
     payloads and this one would pass ``stored_bytes``. Counted in the warehouse, so it holds across
-    api-server workers (two racing requests may pass it together by one event)."""
+    api-server workers: on PostgreSQL the location's transaction lock makes concurrent requests count
+    one after another (held until the insert commits); on SQLite racing requests may pass it together."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                     {"key": f"crm_sync webhook cap {event.location_id}"})
     location = webhook_inbox.c.location_id == event.location_id
     if caps.events_per_minute:
         window = now - timedelta(minutes=1)

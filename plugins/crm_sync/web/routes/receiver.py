@@ -83,6 +83,17 @@ def receiver() -> Receiver:
             raise HTTPException(503, f"the receiver is not configured: {exc}") from None
 
 
+def check_settings() -> bool:
+    """Read and load the receiver's settings when the api-server starts, so a missing or unusable key
+    is an error in its start-up log naming the setting, not news brought by GHL's first event."""
+    try:
+        signature.check(WebhookSettings.from_airflow())
+    except ConfigError as exc:
+        log.error("the GHL webhook receiver cannot start: %s; it answers 503 until that is fixed", exc)
+        return False
+    return True
+
+
 @functools.cache
 def _receiver() -> Receiver:
     from crm_sync.warehouse.db import engine
