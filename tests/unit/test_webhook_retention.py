@@ -105,3 +105,18 @@ def test_a_failed_prune_is_logged_and_the_answer_stands(receiver, monkeypatch, c
     monkeypatch.setattr(retention, "prune", broken)
     assert receiver.post(*signed(event())).status_code == 200
     assert "pruning the webhook inbox failed" in caplog.text
+
+
+def test_a_quiet_receiver_prunes_too_every_interval_with_no_webhook_and_no_run(receiver):
+    import time
+
+    from crm_sync.web.routes.receiver import prune_while_quiet
+
+    seed(receiver, [(LOCATION, 91), (LOCATION, 89)])
+    receiver.target.pruner.interval_s = 0.05
+    stop = prune_while_quiet(lambda: receiver.target, interval_s=0.05)
+    deadline = time.monotonic() + 10
+    while len(left(receiver)[0]) > 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    assert left(receiver)[0] == {(LOCATION, "w1")}  # the 91-day-old event went; no request, no run

@@ -157,3 +157,4 @@ def create_app() -> FastAPI:
 
 app = create_app()
 receiver.check_settings()
+receiver.prune_while_quiet()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -92,6 +93,30 @@ def check_settings() -> bool:
         log.error("the GHL webhook receiver cannot start: %s; it answers 503 until that is fixed", exc)
         return False
     return True
+
+
+def prune_while_quiet(target: Callable[[], Receiver] = lambda: receiver(),
+                      interval_s: float | None = None) -> threading.Event:
+    """Prune the inbox every interval even when no webhook arrives (GHL stopped sending, a location
+    was dropped): answers prune too, but a quiet receiver would otherwise keep expired events.
+    Runs in a daemon thread until the returned event is set."""
+    if interval_s is None:
+        try:
+            interval_s = WebhookSettings.from_airflow().prune_interval_s
+        except ConfigError:
+            interval_s = WebhookSettings().prune_interval_s  # the error is logged by check_settings
+
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(interval_s):
+            try:
+                target().pruner.maybe_prune()
+            except HTTPException:  # not configured: receiver() logged why
+                continue
+
+    threading.Thread(target=loop, name="crm-sync webhook inbox pruning", daemon=True).start()
+    return stop
 
 
 @functools.cache
