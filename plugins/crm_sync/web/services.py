@@ -52,16 +52,13 @@ def latest(conn: sa.Connection, profile: Profile) -> dict[str, Any] | None:
     return newest[0] if newest else None
 
 
-def runs_page(conn: sa.Connection, profile: Profile, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
-    """A page of the profile's runs, newest first, and how many runs it has in all."""
-    from crm_sync.pipeline.run_list import list_runs
-    from crm_sync.warehouse.tables import run_log
+def runs_page(conn: sa.Connection, profile: Profile, limit: int, offset: int, state: str | None = None,
+              dry_run: bool | None = None) -> tuple[list[dict[str, Any]], int]:
+    """A page of the profile's runs, newest first (offset and limit in SQL), and how many there are in
+    all (those in ``state`` and with that ``dry_run``, when asked)."""
+    from crm_sync.pipeline.run_list import runs_page as page
 
-    total = conn.execute(sa.select(sa.func.count(sa.distinct(run_log.c.run_id)))
-                         .where(run_log.c.profile == profile.name)).scalar_one()
-    if offset >= total:
-        return [], total
-    return list_runs(conn, profile, limit=offset + limit)[offset:], total
+    return page(conn, profile, limit, offset, state, dry_run)
 
 
 def run_state(run: dict[str, Any]) -> str:
@@ -115,7 +112,9 @@ def review_decisions(conn: sa.Connection, profile: Profile) -> list[dict[str, An
     return review.decisions(conn, profile)
 
 
-def report(conn: sa.Connection, profile: Profile, run_id: str) -> dict[str, Any]:
+def report(conn: sa.Connection, profile: Profile, run_id: str, query: Any = None) -> dict[str, Any]:
+    """A run's report; its writes and quarantined rows: the page ``query`` asks for
+    (crm_sync.pipeline.report_pages.ReportQuery), or all of them."""
     from crm_sync.pipeline.report import build_report
     from crm_sync.warehouse.tables import run_log
 
@@ -123,4 +122,4 @@ def report(conn: sa.Connection, profile: Profile, run_id: str) -> dict[str, Any]
         run_log.c.profile == profile.name, run_log.c.run_id == run_id).limit(1)).first()
     if exists is None:
         raise HTTPException(404, f"no run {run_id!r} of {profile.dag_id} in the warehouse (yet)")
-    return build_report(conn, profile, run_id)
+    return build_report(conn, profile, run_id, query)
