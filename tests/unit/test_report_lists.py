@@ -48,45 +48,49 @@ def _write(n: int, link: int, *, side: str, op: str, status: str, merged: dict, 
 
 @pytest.fixture
 def run(sqlite_warehouse) -> str:
+    with sqlite_warehouse.begin() as conn:
+        return seed_run(conn)
+
+
+def seed_run(conn: sa.Connection) -> str:
     """One run: four named writes (sent to GHL, failed to the app, pending, a task a later run sent),
     120 sent filler writes to the app, three rows quarantined under two rules."""
     profile = profile_by_name("gymdesk")
     ctx = RunContext(profile, RUN, "manual")
     people = [("g-dana", "a-dana"), ("g-jose", None), ("g-lee", "a-lee"), ("g-task", "a-task")]
     people += [(f"g-fill{n}", f"a-fill{n}") for n in range(FILLERS)]
-    with sqlite_warehouse.begin() as conn:
-        links = conn.execute(sa.insert(xref).returning(xref.c.id), [
-            {"profile": "gymdesk", "entity": "task" if ghl == "g-task" else "contact", "ghl_id": ghl, "app_id": app,
-             "updated_at": AT} for ghl, app in people]).scalars().all()
-        conn.execute(sa.insert(outbox), [
-            _write(0, links[0], side="ghl", op="update", status="sent", target="g-dana",
-                   merged={"email": "Dana.Smith@Example.org", "first_name": "Dana", "last_name": "Smith"}),
-            _write(1, links[1], side="app", op="create", status="failed",
-                   merged={"email": "jose@example.org", "first_name": "José", "last_name": "Núñez"}),
-            _write(2, links[2], side="ghl", op="update", status="pending", target="g-lee",
-                   merged={"email": "lee@example.org", "first_name": "Lee", "last_name": "Park"}),
-            _write(3, links[3], side="app", op="create", status="sent", entity="task", target="a-task", sent_by=LATER,
-                   merged={"title": "Call Dana back", "body": "about the renewal"}),
-            *(_write(4 + n, links[4 + n], side="app", op="update", status="sent", target=f"a-fill{n}",
-                     merged={"email": f"filler{n}@example.org", "first_name": "Fill", "last_name": f"Er{n}"})
-              for n in range(FILLERS))])
-        raws = conn.execute(sa.insert(raw_record).returning(raw_record.c.id), [
-            {"profile": "gymdesk", "run_id": RUN, "side": side, "entity": "contact", "record_key": key,
-             "source_id": key, "payload": payload, "extracted_at": AT} for side, key, payload in (
-                ("app", "a-zoe", {"id": "a-zoe", "email": "zoe@@example", "firstName": "Zoë"}),
-                ("app", "a-max", {"id": "a-max", "email": "max@@example", "firstName": "Max"}),
-                ("ghl", "g-kim", {"id": "g-kim", "email": "kim@example.org", "phone": "12"}))]).scalars().all()
-        conn.execute(sa.insert(quarantine), [
-            {"profile": "gymdesk", "run_id": RUN, "side": side, "entity": "contact", "source_id": key, "rule": rule,
-             "detail": detail, "raw_id": raw, "created_at": AT} for (side, key, rule, detail), raw in zip((
-                ("app", "a-zoe", "email_format", "not an email: zoe@@example"),
-                ("app", "a-max", "email_format", "not an email: max@@example"),
-                ("ghl", "g-kim", "phone_format", "not a phone: 12")), raws, strict=True)])
-        for side in ("ghl", "app"):
-            log_step(conn, ctx, "extract", {"extracted": 130, "unchanged": 127 if side == "app" else 129}, side=side)
-        for step in ("stage", "validate", "reconcile", "load"):
-            log_step(conn, ctx, step, {"passed": True} if step == "validate" else {})
-        log_step(conn, ctx, "report", {"dry_run": False, "generated_at": AT.isoformat()})
+    links = conn.execute(sa.insert(xref).returning(xref.c.id), [
+        {"profile": "gymdesk", "entity": "task" if ghl == "g-task" else "contact", "ghl_id": ghl, "app_id": app,
+         "updated_at": AT} for ghl, app in people]).scalars().all()
+    conn.execute(sa.insert(outbox), [
+        _write(0, links[0], side="ghl", op="update", status="sent", target="g-dana",
+               merged={"email": "Dana.Smith@Example.org", "first_name": "Dana", "last_name": "Smith"}),
+        _write(1, links[1], side="app", op="create", status="failed",
+               merged={"email": "jose@example.org", "first_name": "José", "last_name": "Núñez"}),
+        _write(2, links[2], side="ghl", op="update", status="pending", target="g-lee",
+               merged={"email": "lee@example.org", "first_name": "Lee", "last_name": "Park"}),
+        _write(3, links[3], side="app", op="create", status="sent", entity="task", target="a-task", sent_by=LATER,
+               merged={"title": "Call Dana back", "body": "about the renewal"}),
+        *(_write(4 + n, links[4 + n], side="app", op="update", status="sent", target=f"a-fill{n}",
+                 merged={"email": f"filler{n}@example.org", "first_name": "Fill", "last_name": f"Er{n}"})
+          for n in range(FILLERS))])
+    raws = conn.execute(sa.insert(raw_record).returning(raw_record.c.id), [
+        {"profile": "gymdesk", "run_id": RUN, "side": side, "entity": "contact", "record_key": key,
+         "source_id": key, "payload": payload, "extracted_at": AT} for side, key, payload in (
+            ("app", "a-zoe", {"id": "a-zoe", "email": "zoe@@example", "firstName": "Zoë"}),
+            ("app", "a-max", {"id": "a-max", "email": "max@@example", "firstName": "Max"}),
+            ("ghl", "g-kim", {"id": "g-kim", "email": "kim@example.org", "phone": "12"}))]).scalars().all()
+    conn.execute(sa.insert(quarantine), [
+        {"profile": "gymdesk", "run_id": RUN, "side": side, "entity": "contact", "source_id": key, "rule": rule,
+         "detail": detail, "raw_id": raw, "created_at": AT} for (side, key, rule, detail), raw in zip((
+            ("app", "a-zoe", "email_format", "not an email: zoe@@example"),
+            ("app", "a-max", "email_format", "not an email: max@@example"),
+            ("ghl", "g-kim", "phone_format", "not a phone: 12")), raws, strict=True)])
+    for side in ("ghl", "app"):
+        log_step(conn, ctx, "extract", {"extracted": 130, "unchanged": 127 if side == "app" else 129}, side=side)
+    for step in ("stage", "validate", "reconcile", "load"):
+        log_step(conn, ctx, step, {"passed": True} if step == "validate" else {})
+    log_step(conn, ctx, "report", {"dry_run": False, "generated_at": AT.isoformat()})
     return RUN
 
 
