@@ -163,24 +163,40 @@ def listed(conn: sa.Connection, profile: str, run_id: str, dry_run: bool, zone: 
     bad = (sa.select(quarantine, raw_record.c.payload, raw_record.c.run_id.label("read_in"))
            .outerjoin(raw_record, raw_record.c.id == quarantine.c.raw_id)
            .where(quarantine.c.profile == profile, quarantine.c.run_id == run_id, *_quarantine_filters(want)))
-    spans = {}
-    for name, select, page, order in (("writes", writes, want.page, outbox.c.id),
-                                      ("quarantine", bad, want.qpage, quarantine.c.id)):
-        total = conn.execute(sa.select(sa.func.count()).select_from(select.subquery())).scalar_one()
-        if query is None:
+    found, spans = {}, {}
+    for name, select, page, key in (("writes", writes, want.page, outbox.c.id),
+                                    ("quarantine", bad, want.qpage, quarantine.c.id)):
+        if query is None:  # everything, in order
+            found[name] = conn.execute(select.order_by(key)).all()
+            total = len(found[name])
             spans[name] = {**_span(total, 1, max(total, 1)), "all": total}
             continue
+        ids, total = _page_ids(conn, select, key, page, want.per_page)
         spans[name] = _span(total, page, want.per_page)
+        if not ids and total and page > spans[name]["page"]:  # past the end: the last page
+            ids, total = _page_ids(conn, select, key, spans[name]["page"], want.per_page)
         spans[name]["all"] = total if not want.filtered else _count_all(conn, name, profile, run_id)
-    if query is not None:
-        writes = writes.limit(want.per_page).offset(want.per_page * (spans["writes"]["page"] - 1))
-        bad = bad.limit(want.per_page).offset(want.per_page * (spans["quarantine"]["page"] - 1))
-    rows = [_write(w, run_id, dry_run, zone) for w in conn.execute(writes.order_by(outbox.c.id))]
+        found[name] = conn.execute(select.where(key.in_(ids)).order_by(key)).all() if ids else []
+    rows = [_write(w, run_id, dry_run, zone) for w in found["writes"]]
     quarantined = [{"entity": q.entity, "side": q.side, "source_id": q.source_id, "rule": q.rule,
-                    "detail": q.detail, "raw_id": q.raw_id, "payload": q.payload}
-                   for q in conn.execute(bad.order_by(quarantine.c.id))]
+                    "detail": q.detail, "raw_id": q.raw_id, "payload": q.payload} for q in found["quarantine"]]
     query_shown = {k: v for k, v in asdict(want).items() if k in ("entity", "side", "status", "rule", "q")}
     return rows, quarantined, {"query": query_shown, **spans}
+
+
+def _page_ids(conn: sa.Connection, select: sa.Select, key: sa.Column, page: int, per_page: int
+              ) -> tuple[list[int], int]:
+    """The ids of one page of ``select`` and how many rows it has in all, in one pass over the rows
+    (a search reads every row once, not once to count and again to page): the ids only, counted by
+    a window; the page's rows are then read by id. A page past the end is counted apart."""
+    total_over = sa.func.count().over().label("total")
+    narrow = select.with_only_columns(key, total_over).order_by(key).limit(per_page).offset(per_page * (page - 1))
+    rows = conn.execute(narrow).all()
+    if rows:
+        return [row[0] for row in rows], rows[0].total
+    if page == 1:
+        return [], 0
+    return [], conn.execute(sa.select(sa.func.count()).select_from(select.subquery())).scalar_one()
 
 
 def _count_all(conn: sa.Connection, name: str, profile: str, run_id: str) -> int:
