@@ -60,8 +60,9 @@ def seed_run(conn: sa.Connection, profile: Profile, run_id: str, writes: int, of
     for start in range(0, len(bad), CHUNK):
         raw_ids = conn.execute(sa.insert(raw_record).returning(raw_record.c.id), [
             {"profile": profile.name, "run_id": run_id, "side": "app", "entity": "contact", "record_key": f"app{n}",
-             "source_id": f"app{n}", "payload": {"id": f"app{n}", "email": f"member{n}@@example", "firstName": f"Bad{n}"},
-             "extracted_at": START} for n in bad[start:start + CHUNK]]).scalars().all()
+             "source_id": f"app{n}", "extracted_at": START,
+             "payload": {"id": f"app{n}", "email": f"member{n}@@example", "firstName": f"Bad{n}"}}
+             for n in bad[start:start + CHUNK]]).scalars().all()
         conn.execute(sa.insert(quarantine), [
             {"profile": profile.name, "run_id": run_id, "side": "app", "entity": "contact", "source_id": f"app{n}",
              "rule": "email_format", "detail": f"not an email: member{n}@@example", "raw_id": raw_id,

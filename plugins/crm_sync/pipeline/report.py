@@ -30,18 +30,7 @@ from crm_sync.errors import NoRetryError
 from crm_sync.paths import data_home
 from crm_sync.pipeline import handoff
 from crm_sync.pipeline.context import INTERVAL_RUN_TYPES, RunContext, log_step, utcnow
-from crm_sync.pipeline.report_pages import (  # noqa: F401 (DONE, UNSENT, credited, seen_by: as before)
-    DONE,
-    UNSENT,
-    ReportQuery,
-    by_entity,
-    by_rule,
-    counts,
-    credited,
-    listed,
-    seen_by,
-    tallies,
-)
+from crm_sync.pipeline.report_pages import ReportQuery, by_entity, by_rule, counts, listed, tallies
 from crm_sync.pipeline.retention import cleanup, write_private
 from crm_sync.pipeline.run_state import logged_dry_run, run_state, stopped_at
 from crm_sync.profile import Profile
