@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 from crm_sync.pipeline.context import RunContext, log_step
 from crm_sync.pipeline.report import build_report
+from crm_sync.pipeline.report_pages import STATUSES, ReportQuery
 from crm_sync.pipeline.run_failed import record_failure
 from crm_sync.pipeline.run_list import list_runs
 from crm_sync.profile import profile_by_name
@@ -67,9 +68,12 @@ def test_the_runs_list_fits_1400_px_with_the_sides_as_column_groups(sqlite_wareh
         report = build_report(conn, profile, failed.run_id)
     assert {r["state"] for r in runs} == {"success", "failed", "running"}
     page = tmp_path / "runs.html"
-    page.write_text(_page("runs.html.j2", profile=profile, runs=runs, zone=profile.zone))
+    shown = {"first": 1, "last": len(runs), "total": len(runs), "newer": None, "older": None}
+    page.write_text(_page("runs.html.j2", profile=profile, runs=runs, zone=profile.zone, shown=shown, state="",
+                          dry_run="", states=("running", "failed", "success")))
     report_page = tmp_path / "run.html"
-    report_page.write_text(_page("run.html.j2", r=report, zone=profile.zone))
+    report_page.write_text(_page("run.html.j2", r=report, zone=profile.zone, query=ReportQuery(),
+                                 statuses=list(STATUSES)))
 
     browser.get(page.as_uri())
     browser.save_screenshot(str(tmp_path / "runs.png"))

@@ -71,9 +71,15 @@ def test_a_logged_in_user_reads_the_json_apis_description_at_its_url(client):
 def test_the_report_json_is_the_report_the_task_exports(client, runs, sqlite_warehouse):
     with sqlite_warehouse.connect() as conn:
         report = json.loads(json.dumps(build_report(conn, profile_by_name("gymdesk"), runs[0]), default=str))
-    answer = client.get(run_report_url(DAG, runs[0], json=True).removeprefix("/crm-sync"))
-    assert answer.status_code == 200 and answer.json() == report
+    url = run_report_url(DAG, runs[0], json=True).removeprefix("/crm-sync")
+    answer = client.get(url, params={"per_page": 500})  # one page holds every row: the file's content
+    assert answer.status_code == 200 and answer.json() == {**report, "listed": answer.json()["listed"]}
     assert list(answer.json()) == list(report) and report["writes"] and report["quarantine"]
+    listed = answer.json()["listed"]["writes"]
+    assert listed["total"] == listed["all"] == listed["last"] == len(report["writes"])
+    assert report["listed"]["writes"]["last"] == len(report["writes"])  # the exported file lists every write
+    first = client.get(url, params={"per_page": 1}).json()  # the console's page: one write, the same counts
+    assert first["writes"] == report["writes"][:1] and first["sides"] == report["sides"]
     assert client.get(run_report_url(DAG, "manual__nope", json=True).removeprefix("/crm-sync")).status_code == 404
     assert client.get(f"/api/dags/not_ours/runs/{quote(runs[0], safe='')}").status_code == 404
 

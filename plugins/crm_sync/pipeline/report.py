@@ -8,7 +8,9 @@ rows; the run's own facts (type, data interval) are logged first by the report t
 that failed at extract still has them. Where the run stands (running, failed: which task, why, its
 log) comes from run_log (crm_sync.pipeline.run_state), its dry_run from every step's row; a write
 counts for the run whose load sent it (``outbox.sent_run_id``), so a report says the same whenever
-it is built: the console's page and JSON agree with the file the report task exported.
+it is built: the console's page and JSON agree with the file the report task exported. Its counts
+are SQL aggregates and the console lists one page of writes (crm_sync.pipeline.report_pages), so
+the report of a 100,000-write run opens at once; the exported file lists every write.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections import Counter
 from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Any
@@ -29,14 +30,14 @@ from crm_sync.errors import NoRetryError
 from crm_sync.paths import data_home
 from crm_sync.pipeline import handoff
 from crm_sync.pipeline.context import INTERVAL_RUN_TYPES, RunContext, log_step, utcnow
+from crm_sync.pipeline.report_pages import ReportQuery, by_entity, by_rule, counts, listed, tallies
 from crm_sync.pipeline.retention import cleanup, write_private
 from crm_sync.pipeline.run_state import logged_dry_run, run_state, stopped_at
-from crm_sync.profile import CANONICAL, Profile
+from crm_sync.profile import Profile
 from crm_sync.timezones import show
 from crm_sync.timezones import zone as named_zone
 from crm_sync.warehouse.db import engine
-from crm_sync.warehouse.outbox import UNSENT
-from crm_sync.warehouse.tables import outbox, quarantine, raw_record, run_log, xref
+from crm_sync.warehouse.tables import run_log
 
 log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"  # package data: shipped with crm_sync
@@ -47,83 +48,37 @@ def _steps(conn: sa.Connection, profile: str, run_id: str) -> dict[tuple[str, st
         run_log.c.profile == profile, run_log.c.run_id == run_id))}
 
 
-DONE = ("sent", "failed")  # a load's outcomes, credited to the run whose load sent it (outbox.sent_run_id)
-
-
-def credited(run_id: str) -> sa.ColumnElement[bool]:
-    """The outbox rows of a run's report: those it planned, and those its load sent (or failed) for good."""
-    return sa.or_(outbox.c.run_id == run_id, sa.and_(outbox.c.sent_run_id == run_id, outbox.c.status.in_(DONE)))
-
-
-def seen_by(write: Any, run_id: str, dry_run: bool) -> dict[str, Any]:
-    """A write as the run sees it: its status, target, last error and the run that sent it. A write it
-    planned that a later run sent is, for this run, still planned and not sent (a dry run's stays
-    ``dry_run``), a create with no target yet: what its report said when it was written."""
-    handled = write.sent_run_id or write.run_id  # rows sent before migration 0011: the run that planned them
-    if write.status in DONE and handled != run_id:
-        return {"target_id": None if write.op == "create" else write.target_id,
-                "status": "dry_run" if dry_run else "pending", "last_error": None, "sent_by": None}
-    return {"target_id": write.target_id, "status": write.status, "last_error": write.last_error,
-            "sent_by": handled if write.status in DONE else None}
-
-
-def summarize(conn: sa.Connection, profile: str, run_id: str, zone: tzinfo = UTC) -> dict[str, Any]:
+def summarize(conn: sa.Connection, profile: str, run_id: str, zone: tzinfo = UTC,
+              query: ReportQuery | None = None) -> dict[str, Any]:
     """Per side: what was read (extracted = unchanged + changed + quarantined) and what was written to
     it (created, updated, deleted, failed, planned), API calls; the run's state and its failed task.
-    Times are shown in ``zone`` (the profile's), with the zone named."""
+    Times are shown in ``zone`` (the profile's), with the zone named. The counts are the database's
+    (crm_sync.pipeline.report_pages); the writes and quarantined rows listed are those ``query`` asks
+    for, one page (None: every one), and ``listed`` says which of how many."""
     steps = _steps(conn, profile, run_id)
     dry_run = logged_dry_run(steps)
-    rows = conn.execute(sa.select(outbox, xref.c.ghl_id, xref.c.app_id).outerjoin(xref, xref.c.id == outbox.c.xref_id)
-                        .where(outbox.c.profile == profile, credited(run_id)).order_by(outbox.c.id)).all()
-    writes = []
-    for w in rows:
-        seen = seen_by(w, run_id, bool(dry_run))
-        writes.append({"entity": w.entity, "side": w.side, "op": w.op, "changes": _changes(w, zone),
-                       "target_id": seen["target_id"], "status": seen["status"], "last_error": seen["last_error"],
-                       "payload": w.payload, "decisions": w.decisions, "planned_by": w.run_id,
-                       "sent_by": seen["sent_by"]})
-    bad = conn.execute(sa.select(quarantine, raw_record.c.payload, raw_record.c.run_id.label("read_in"))
-                       .outerjoin(raw_record, raw_record.c.id == quarantine.c.raw_id)
-                       .where(quarantine.c.profile == profile, quarantine.c.run_id == run_id)
-                       .order_by(quarantine.c.id)).all()
-    raws = conn.execute(sa.select(raw_record.c.side, raw_record.c.source_id, raw_record.c.entity).where(
-        raw_record.c.profile == profile, raw_record.c.run_id == run_id)).all()
+    found = counts(conn, profile, [run_id])[run_id]
+    tally = tallies(found)
+    writes, bad, shown = listed(conn, profile, run_id, bool(dry_run), zone, query)
     load = steps.get(("load", "-"))
-    sides = {side: side_summary(steps, side, _tally(side, run_id, raws, writes, bad), zone) for side in ("ghl", "app")}
+    sides = {side: side_summary(steps, side, tally[side], zone) for side in ("ghl", "app")}
     return {
         "profile": profile, "run_id": run_id, "timezone": str(zone),
         "run_type": next((s.run_type for s in steps.values()), None),
         "sides": sides,
-        "writes_sent": sum(w["status"] == "sent" for w in writes),
-        "quarantined": len({q.raw_id for q in bad}),
-        "quarantined_by_rule": dict(Counter(q.rule for q in bad).most_common()),
+        "writes_sent": sum(tally[side].get("sent", 0) for side in ("ghl", "app")),
+        "quarantined": found.get("-", {}).get("quarantined", 0),
+        "quarantined_by_rule": by_rule(conn, profile, run_id),
         "validate": steps[("validate", "-")].stats if ("validate", "-") in steps else {},
         "failed_at": stopped_at(steps),
         "budget_stop": _budget_stop(steps),
         "dead_letter": (load.stats.get("dead_letter") or []) if load else [],
-        "entities": _by_entity(raws, writes, bad, {side: (steps[("extract", side)].stats.get("by_entity")
-                                                          if ("extract", side) in steps else None)
-                                                   for side in ("ghl", "app")}),
-        "quarantine": [{"entity": q.entity, "side": q.side, "source_id": q.source_id, "rule": q.rule,
-                        "detail": q.detail, "raw_id": q.raw_id, "payload": q.payload} for q in bad],
+        "entities": by_entity(conn, profile, run_id, {side: (steps[("extract", side)].stats.get("by_entity")
+                                                              if ("extract", side) in steps else None)
+                                                       for side in ("ghl", "app")}),
+        "quarantine": bad,
         "writes": writes,
-    }
-
-
-def _tally(side: str, run_id: str, raws, writes: list[dict[str, Any]], bad) -> dict[str, int]:
-    """The run's rows of one side, counted: what `side_summary` needs beside run_log. The runs list
-    counts the same in SQL (crm_sync.pipeline.run_list)."""
-    mine = [w for w in writes if w["side"] == side]
-
-    def sent(*ops: str) -> int:
-        return sum(w["op"] in ops and w["status"] == "sent" for w in mine)
-
-    return {
-        "landed": sum(r.side == side for r in raws),
-        "quarantined": len({q.raw_id for q in bad if q.side == side and q.read_in == run_id}),
-        "created": sent("create"), "updated": sent("update"), "deleted": sent("delete", "archive"),
-        "failed": sum(w["status"] == "failed" for w in mine),
-        "planned": sum(w["status"] in UNSENT for w in mine),
+        "listed": shown,
     }
 
 
@@ -132,7 +87,7 @@ def side_summary(steps: dict[tuple[str, str], Any], side: str, tally: dict[str, 
     """One side of a run. Read: every record extract read is unchanged (the same as last staged, so not
     landed), quarantined (landed, broke a rule) or changed (landed, staged): the three add up to
     ``extracted``. Written to it: created, updated, deleted, failed and planned (not sent) writes.
-    API calls of extract and load. From its run_log rows and its rows counted (`_tally`)."""
+    API calls of extract and load. From its run_log rows and its rows counted (report_pages.tallies)."""
     extract, load = steps.get(("extract", side)), steps.get(("load", "-"))
     extracted = extract.stats.get("extracted", tally["landed"]) if extract else tally["landed"]
     unchanged = extract.stats.get("unchanged", 0) if extract else 0
@@ -150,44 +105,6 @@ def side_summary(steps: dict[tuple[str, str], Any], side: str, tally: dict[str, 
         "changed": extracted - unchanged - tally["quarantined"],
         "deleted": tally["deleted"],
     }
-
-
-def _changes(write, zone: tzinfo = UTC) -> list[dict[str, str]]:
-    """The write as a diff: each field it sets, what the target side holds now and what it will hold."""
-    held = {d["field"]: d.get(write.side, "") for d in write.decisions or []}
-    kinds = CANONICAL.get(write.entity, {})
-
-    def shown(name: str, value: Any) -> str:
-        if value is None:
-            return ""
-        if isinstance(value, list):
-            return ", ".join(value)
-        instant = kinds.get(name, ("",))[0] == "datetime" and isinstance(value, str) and len(value) > 10
-        return show(value, zone) if instant else str(value)
-
-    return [{"field": name, "before": "" if write.op == "create" else shown(name, held.get(name)),
-             "after": shown(name, value)} for name, value in (write.payload or {}).items()]
-
-
-def _by_entity(raws, writes, bad, read: dict[str, dict[str, int] | None]) -> dict[str, dict[str, int]]:
-    """Per entity: records read from each side (as extract counted them; else those landed), writes
-    sent to each side, rows quarantined."""
-    counts: dict[str, dict[str, int]] = {}
-
-    def extracted(entity: str, side: str) -> int:
-        if read.get(side) is not None:
-            return read[side].get(entity, 0)
-        return sum(r.entity == entity and r.side == side for r in raws)
-
-    counted = [entity for by_side in read.values() if by_side for entity, n in by_side.items() if n]
-    for entity in dict.fromkeys([r.entity for r in raws] + [w["entity"] for w in writes] + counted):
-        counts[entity] = {
-            **{f"extracted_{side}": extracted(entity, side) for side in ("ghl", "app")},
-            **{f"sent_to_{side}": sum(w["entity"] == entity and w["side"] == side and w["status"] == "sent"
-                                      for w in writes) for side in ("ghl", "app")},
-            "quarantined": sum(q.entity == entity for q in bad),
-        }
-    return counts
 
 
 def _budget_stop(steps: dict[tuple[str, str], Any]) -> dict[str, Any] | None:
@@ -211,12 +128,14 @@ def _window(extract, zone: tzinfo = UTC) -> str:
     return f"{extract.stats.get('window_mode', '')} [{start}, {end})"
 
 
-def build_report(conn: sa.Connection, profile: Profile, run_id: str) -> dict[str, Any]:
+def build_report(conn: sa.Connection, profile: Profile, run_id: str, query: ReportQuery | None = None
+                 ) -> dict[str, Any]:
     """Everything the report page shows about one run: `summarize`, its state (running, failed: which
     task, why, its log), the run's own facts as its steps logged them, the profile's threshold when
     validate never ran, and a row for every entity the profile syncs (a run that failed early read
-    nothing, which is worth seeing)."""
-    summary = summarize(conn, profile.name, run_id, profile.zone)
+    nothing, which is worth seeing). Its writes and quarantined rows: every one, or the page ``query``
+    asks for (the console's)."""
+    summary = summarize(conn, profile.name, run_id, profile.zone, query)
     steps = _steps(conn, profile.name, run_id)
     summary.update(run_state(steps, profile.name, profile.dag_id, run_id))
     report_row = steps.get(("report", "-"))

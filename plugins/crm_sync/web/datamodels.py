@@ -87,6 +87,27 @@ class Write(BaseModel):
     sent_by: str | None  # the run whose load sent it (or failed it), when this run is the one
 
 
+class ListSpan(BaseModel):
+    """Which rows of a report's list are shown: ``first``-``last`` of ``total`` (those matching the
+    filters; ``all``: the run's, whatever the filters), page ``page`` of ``pages``."""
+
+    total: int
+    page: int
+    pages: int
+    per_page: int
+    first: int
+    last: int
+    all: int
+
+
+class Listed(BaseModel):
+    """The filters and search a report's lists were asked for, and each list's page."""
+
+    query: dict[str, str | None]
+    writes: ListSpan
+    quarantine: ListSpan
+
+
 class FailedTask(BaseModel):
     """A task of the run that failed: its error, and its log in the Airflow UI (a path under its base URL)."""
 
@@ -115,6 +136,7 @@ class RunReport(BaseModel):
     entities: dict[str, EntityCounts]
     quarantine: list[QuarantinedRow]
     writes: list[Write]
+    listed: Listed  # the console's page of writes and quarantined rows; the exported file lists them all
     state: Literal["running", "failed", "success"]
     failed_task: FailedTask | None
     retrying: list[FailedTask]  # failed a try, Airflow retries them

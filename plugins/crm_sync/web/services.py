@@ -52,16 +52,13 @@ def latest(conn: sa.Connection, profile: Profile) -> dict[str, Any] | None:
     return newest[0] if newest else None
 
 
-def runs_page(conn: sa.Connection, profile: Profile, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
-    """A page of the profile's runs, newest first, and how many runs it has in all."""
-    from crm_sync.pipeline.run_list import list_runs
-    from crm_sync.warehouse.tables import run_log
+def runs_page(conn: sa.Connection, profile: Profile, limit: int, offset: int, state: str | None = None,
+              dry_run: bool | None = None) -> tuple[list[dict[str, Any]], int]:
+    """A page of the profile's runs, newest first (offset and limit in SQL), and how many there are in
+    all (those in ``state`` and with that ``dry_run``, when asked)."""
+    from crm_sync.pipeline.run_list import runs_page as page
 
-    total = conn.execute(sa.select(sa.func.count(sa.distinct(run_log.c.run_id)))
-                         .where(run_log.c.profile == profile.name)).scalar_one()
-    if offset >= total:
-        return [], total
-    return list_runs(conn, profile, limit=offset + limit)[offset:], total
+    return page(conn, profile, limit, offset, state, dry_run)
 
 
 def run_state(run: dict[str, Any]) -> str:
@@ -109,13 +106,65 @@ def review_queue(conn: sa.Connection, profile: Profile) -> list[dict[str, Any]]:
     return review.pending(conn, profile)
 
 
+REVIEW_PER_PAGE = 20  # items (groups of records) per page of the review queue
+
+
+def folded(text: Any) -> str:
+    """Text as a search compares it: case and accents aside ("José" is "jose")."""
+    import unicodedata
+
+    decomposed = unicodedata.normalize("NFKD", str(text)).casefold()
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def review_matches(item: dict[str, Any], q: str) -> bool:
+    """An item of the queue one of whose records has ``q`` in its id, email or name (first, last, both)."""
+    wanted = folded(q.strip())
+    for rec in item["records"]:
+        fields = rec["fields"] or {}
+        name = " ".join(str(fields.get(k) or "") for k in ("first_name", "last_name"))
+        if any(wanted in folded(value) for value in (rec["id"], fields.get("email") or "", name)):
+            return True
+    return False
+
+
+def span(total: int, page: int, per_page: int) -> dict[str, int]:
+    """Which rows a page shows, "first-last of total"; a page past the end is the last."""
+    pages = max(1, -(-total // per_page))
+    page = min(max(1, page), pages)
+    first = (page - 1) * per_page
+    return {"total": total, "page": page, "pages": pages, "per_page": per_page,
+            "first": first + 1 if total else 0, "last": min(first + per_page, total)}
+
+
+def review_page(conn: sa.Connection, profile: Profile, q: str = "", page: int = 1, decisions_page: int = 1,
+                per_page: int = REVIEW_PER_PAGE) -> dict[str, Any]:
+    """One page of the review queue and one of its decisions, those matching the search ``q`` (a
+    record id, an email or a name; decisions: by record id). The queue groups candidate pairs into
+    items in Python (crm_sync.review.pending) and is short-lived (a run's ambiguous matches), so it
+    is searched and sliced here, not in SQL."""
+    from crm_sync import review
+
+    items = review.pending(conn, profile)
+    decided = review.decisions(conn, profile)
+    if q.strip():
+        wanted = folded(q.strip())
+        items = [item for item in items if review_matches(item, q)]
+        decided = [d for d in decided if wanted in folded(d["ghl_id"]) or wanted in folded(d["app_id"])]
+    shown, done = span(len(items), page, per_page), span(len(decided), decisions_page, per_page)
+    return {"items": items[shown["first"] - 1:shown["last"]] if items else [], "items_span": shown,
+            "decisions": decided[done["first"] - 1:done["last"]] if decided else [], "decisions_span": done}
+
+
 def review_decisions(conn: sa.Connection, profile: Profile) -> list[dict[str, Any]]:
     from crm_sync import review
 
     return review.decisions(conn, profile)
 
 
-def report(conn: sa.Connection, profile: Profile, run_id: str) -> dict[str, Any]:
+def report(conn: sa.Connection, profile: Profile, run_id: str, query: Any = None) -> dict[str, Any]:
+    """A run's report; its writes and quarantined rows: the page ``query`` asks for
+    (crm_sync.pipeline.report_pages.ReportQuery), or all of them."""
     from crm_sync.pipeline.report import build_report
     from crm_sync.warehouse.tables import run_log
 
@@ -123,4 +172,4 @@ def report(conn: sa.Connection, profile: Profile, run_id: str) -> dict[str, Any]
         run_log.c.profile == profile.name, run_log.c.run_id == run_id).limit(1)).first()
     if exists is None:
         raise HTTPException(404, f"no run {run_id!r} of {profile.dag_id} in the warehouse (yet)")
-    return build_report(conn, profile, run_id)
+    return build_report(conn, profile, run_id, query)

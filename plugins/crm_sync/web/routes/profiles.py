@@ -1,9 +1,13 @@
 """The console's index (every profile, its newest run and a picture of its last runs; the GHL
-locations' calls today) and a profile's runs, newest first."""
+locations' calls today) and a profile's runs, newest first, a page at a time (``offset``), filtered
+by ``state`` and ``dry_run``: all in the query string, so a filtered view is a link to share."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from airflow.api_fastapi.core_api.security import GetUserDep
@@ -31,6 +35,24 @@ def list_profiles(request: Request, user: GetUserDep, conn: WarehouseConnection)
                 budgets=budgets)
 
 
+RUNS_PER_PAGE = 100  # crm_sync.pipeline.run_list.RUNS_SHOWN
+STATES = ("running", "failed", "success")
+DRY_RUN = {"yes": True, "no": False}
+
+
 @dag.get("/dags/{dag_id}", response_class=HTMLResponse)
-def list_runs(request: Request, profile: ProfileOfDag, conn: WarehouseConnection) -> HTMLResponse:
-    return page(request, "runs.html.j2", profile=profile, runs=services.runs(conn, profile))
+def list_runs(request: Request, profile: ProfileOfDag, conn: WarehouseConnection,
+              offset: Annotated[int, Query(ge=0)] = 0, state: str = "", dry_run: str = "") -> HTMLResponse:
+    """A page of the profile's runs, newest first; an unknown state or dry_run filter is no filter."""
+    state = state if state in STATES else ""
+    dry_run = dry_run if dry_run in DRY_RUN else ""
+    runs, total = services.runs_page(conn, profile, RUNS_PER_PAGE, offset, state or None, DRY_RUN.get(dry_run))
+
+    def link(at: int) -> str:
+        return urlencode({k: v for k, v in (("state", state), ("dry_run", dry_run), ("offset", at)) if v})
+
+    shown = {"first": offset + 1 if runs else 0, "last": offset + len(runs), "total": total,
+             "newer": link(max(0, offset - RUNS_PER_PAGE)) if offset else None,
+             "older": link(offset + RUNS_PER_PAGE) if offset + RUNS_PER_PAGE < total else None}
+    return page(request, "runs.html.j2", profile=profile, runs=runs, shown=shown, state=state, dry_run=dry_run,
+                states=STATES)

@@ -19,12 +19,14 @@ import hashlib
 import hmac
 import json
 from typing import Annotated
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from airflow.api_fastapi.core_api.security import GetUserDep
 from crm_sync import review
+from crm_sync.web import services
 from crm_sync.web.dependencies import ProfileOfDag, WarehouseConnection
 from crm_sync.web.link_preview import link_previews
 from crm_sync.web.pages import page
@@ -35,11 +37,22 @@ FLASH = "crm_sync_review_done"  # the cookie that carries "what was done" to the
 
 
 @router.get("/dags/{dag_id}/review", response_class=HTMLResponse)
-def queue(request: Request, profile: ProfileOfDag, user: GetUserDep, conn: WarehouseConnection) -> HTMLResponse:
-    items, decisions = review.pending(conn, profile), review.decisions(conn, profile)
+def queue(request: Request, profile: ProfileOfDag, user: GetUserDep, conn: WarehouseConnection,
+          q: str = "", page_: Annotated[int, Query(alias="page")] = 1, dpage: int = 1) -> HTMLResponse:
+    """One page of the queue (``page``) and of its decisions (``dpage``), searched by ``q`` (record id,
+    email, name), all in the query string: a search is a link to share."""
+    shown = services.review_page(conn, profile, q, page_, dpage)
+    items = shown["items"]
     undecided = [(p["ghl_id"], p["app_id"]) for item in items for p in item["pairs"] if not p["decision"]]
     done = _unseal(request.cookies.get(FLASH, ""))
-    response = page(request, "review.html.j2", profile=profile, items=items, decisions=decisions,
+
+    def link(**changes: int) -> str:
+        wanted = {"q": q.strip(), "page": shown["items_span"]["page"], "dpage": shown["decisions_span"]["page"],
+                  **changes}
+        return urlencode({k: v for k, v in wanted.items() if v and v != 1})
+
+    response = page(request, "review.html.j2", profile=profile, items=items, decisions=shown["decisions"],
+                    items_span=shown["items_span"], decisions_span=shown["decisions_span"], q=q.strip(), link=link,
                     fields=list(profile.fields("contact")), previews=link_previews(conn, profile, undecided),
                     done=done, csrf=csrf_token(user))
     if FLASH in request.cookies:

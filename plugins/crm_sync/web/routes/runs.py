@@ -1,11 +1,18 @@
 """One run's report: the page, and the same content as JSON (its model: ..datamodels.RunReport).
 
 A report shows records (writes' before/after values and payloads, quarantined rows with their raw
-payloads): it needs the DAG's runs and its task logs, as Airflow's own dagRun and log routes do."""
+payloads): it needs the DAG's runs and its task logs, as Airflow's own dagRun and log routes do.
+
+Both list one page of the run's writes and quarantined rows, as the query string asks
+(crm_sync.pipeline.report_pages.ReportQuery: entity, side, status, rule, q, page, qpage, per_page):
+the warehouse filters and pages them, so a 100,000-write run opens at once, and a filtered view
+is a link to share. The report task's exported file lists every row."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
 from crm_sync.console_urls import RUN_REPORT, RUN_REPORT_JSON
@@ -18,11 +25,26 @@ from crm_sync.web.security import READ_TASK_LOGS
 router = APIRouter(dependencies=READ_TASK_LOGS)
 
 
+def report_query(entity: str = "", side: str = "", status: str = "", rule: str = "", q: str = "",
+                 page: int = 1, qpage: int = 1, per_page: int = 50):
+    """The query string of a report page (out of range pages and sizes are brought in range)."""
+    from crm_sync.pipeline.report_pages import ReportQuery
+
+    return ReportQuery(entity, side, status, rule, q, page, qpage, per_page)
+
+
+Query = Annotated[object, Depends(report_query)]
+
+
 @router.get(RUN_REPORT, response_class=HTMLResponse)
-def report_page(request: Request, profile: ProfileOfDag, run_id: str, conn: WarehouseConnection) -> HTMLResponse:
-    return page(request, "run.html.j2", r=services.report(conn, profile, run_id))
+def report_page(request: Request, profile: ProfileOfDag, run_id: str, conn: WarehouseConnection,
+                query: Query) -> HTMLResponse:
+    from crm_sync.pipeline.report_pages import STATUSES
+
+    return page(request, "run.html.j2", r=services.report(conn, profile, run_id, query), query=query,
+                statuses=list(STATUSES))
 
 
 @router.get(RUN_REPORT_JSON)
-def report_json(profile: ProfileOfDag, run_id: str, conn: WarehouseConnection) -> RunReport:
-    return RunReport.model_validate(services.report(conn, profile, run_id))
+def report_json(profile: ProfileOfDag, run_id: str, conn: WarehouseConnection, query: Query) -> RunReport:
+    return RunReport.model_validate(services.report(conn, profile, run_id, query))
