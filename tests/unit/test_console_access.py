@@ -240,3 +240,26 @@ def test_records_need_the_dags_runs_and_raw_payloads_its_task_logs(login, auth_m
 
     monkeypatch.setattr(auth_manager, "is_authorized_dag", Denies(auth_manager, DagAccessEntity.TASK_LOGS))
     assert [client.get(path).status_code for path in records] == [403, 403, 200, 200, 200]
+
+
+def test_a_failed_tasks_error_shows_on_the_runs_list_only_to_who_may_read_its_log(login, auth_manager, monkeypatch,
+                                                                                  a_run):
+    """The runs list needs the DAG alone; a failed task's error can quote a server's answer about a
+    record, so it is shown as Airflow shows a task log: with the runs and task logs permissions."""
+    from types import SimpleNamespace
+
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+
+    from crm_sync.pipeline.context import RunContext
+    from crm_sync.pipeline.run_failed import record_failure
+
+    context = {"dag_run": SimpleNamespace(run_id=a_run, run_type="backfill"), "params": {"dry_run": False},
+               "ti": SimpleNamespace(task_id="load", try_number=1, max_tries=0)}
+    record_failure(RunContext.from_airflow("gymdesk", context), context,
+                   RuntimeError("GHL answered 422: duplicate contact erin@example.org"))
+    client = login("admin")
+    assert "erin@example.org" in client.get("/dags/ghl_gymdesk").text
+    for denied in (DagAccessEntity.TASK_LOGS, DagAccessEntity.RUN):
+        monkeypatch.setattr(auth_manager, "is_authorized_dag", Denies(auth_manager, denied))
+        page = client.get("/dags/ghl_gymdesk")
+        assert page.status_code == 200 and "load" in page.text and "erin@example.org" not in page.text, denied

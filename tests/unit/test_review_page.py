@@ -36,6 +36,7 @@ def client(sqlite_warehouse):
     app = create_app()
     for depends in (*security.LOGGED_IN, *security.READ_RUNS, *security.EDIT_DAG):
         app.dependency_overrides[depends.dependency] = lambda: None
+    app.dependency_overrides[security.may_read_task_logs] = lambda: True  # an admin
     app.dependency_overrides[get_user] = lambda: SimpleAuthManagerUser(username="reviewer", role="admin")
     return TestClient(app)
 

@@ -37,6 +37,21 @@ READ_RUNS = [*READ_DAG, Depends(requires_access_dag("GET", DagAccessEntity.RUN))
 READ_TASK_LOGS = [*READ_RUNS, Depends(requires_access_dag("GET", DagAccessEntity.TASK_LOGS))]
 EDIT_DAG = [Depends(requires_access_dag("PUT"))]
 
+
+def may_read_task_logs(dag_id: str, user: GetUserDep) -> bool:
+    """Whether a page readable with the DAG alone (its runs list) may show what a task log holds,
+    such as a failed task's error (it can quote a server's answer about a record). A dependency:
+    ``ReadsTaskLogs``."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
+
+    manager = get_auth_manager()
+    return all(manager.is_authorized_dag(method="GET", access_entity=entity, details=DagDetails(id=dag_id), user=user)
+               for entity in (DagAccessEntity.RUN, DagAccessEntity.TASK_LOGS))
+
+
+ReadsTaskLogs = Annotated[bool, Depends(may_read_task_logs)]
+
 CSRF_FIELD = "csrf_token"
 CSRF_LIFETIME = 12 * 3600  # seconds a rendered form stays usable
 _PURPOSE = b"crm-sync console form\n"

@@ -14,7 +14,7 @@ from airflow.api_fastapi.core_api.security import GetUserDep
 from crm_sync.web import charts, services
 from crm_sync.web.dependencies import ProfileOfDag, WarehouseConnection
 from crm_sync.web.pages import page
-from crm_sync.web.security import LOGGED_IN, READ_DAG
+from crm_sync.web.security import LOGGED_IN, READ_DAG, ReadsTaskLogs
 
 index = APIRouter(dependencies=LOGGED_IN)
 dag = APIRouter(dependencies=READ_DAG)
@@ -41,9 +41,10 @@ DRY_RUN = {"yes": True, "no": False}
 
 
 @dag.get("/dags/{dag_id}", response_class=HTMLResponse)
-def list_runs(request: Request, profile: ProfileOfDag, conn: WarehouseConnection,
+def list_runs(request: Request, profile: ProfileOfDag, show_errors: ReadsTaskLogs, conn: WarehouseConnection,
               offset: Annotated[int, Query(ge=0)] = 0, state: str = "", dry_run: str = "") -> HTMLResponse:
-    """A page of the profile's runs, newest first; an unknown state or dry_run filter is no filter."""
+    """A page of the profile's runs, newest first; an unknown state or dry_run filter is no filter.
+    A failed task's error shows only to a user who may read its log (the page needs the DAG alone)."""
     state = state if state in STATES else ""
     dry_run = dry_run if dry_run in DRY_RUN else ""
     runs, total = services.runs_page(conn, profile, RUNS_PER_PAGE, offset, state or None, DRY_RUN.get(dry_run))
@@ -55,4 +56,4 @@ def list_runs(request: Request, profile: ProfileOfDag, conn: WarehouseConnection
              "newer": link(max(0, offset - RUNS_PER_PAGE)) if offset else None,
              "older": link(offset + RUNS_PER_PAGE) if offset + RUNS_PER_PAGE < total else None}
     return page(request, "runs.html.j2", profile=profile, runs=runs, shown=shown, state=state, dry_run=dry_run,
-                states=STATES)
+                states=STATES, show_errors=show_errors)
