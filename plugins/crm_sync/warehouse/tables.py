@@ -136,8 +136,6 @@ outbox = sa.Table(
     sa.Column("sent_at", TS),
     sa.Column("scrubbed_at", TS, comment="when retention removed its personal data (migration 0010)"),
     sa.Column("sent_run_id", sa.String(250), comment="the run whose load sent it, or last tried to; NULL: never tried"),
-    sa.Index("ix_outbox_run", "profile", "run_id"),  # a report reads one run's writes (migration 0012)
-    sa.Index("ix_outbox_sent_run", "profile", "sent_run_id"),
 )
 
 raw_landed = sa.Table(
