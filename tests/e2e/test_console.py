@@ -95,9 +95,14 @@ def test_make_ui_serves_the_console_to_a_logged_in_browser(make_ui, browser):
     browser.find_element(By.XPATH, "//a[contains(@href, 'plugin/crm-sync')]").click()
     browser.switch_to.frame(browser.find_element(By.TAG_NAME, "iframe"))
     assert "crm-sync profiles" in browser.find_element(By.TAG_NAME, "h1").text
+    charts = browser.find_elements(By.CSS_SELECTOR, "svg.chart")  # the last runs and today's GHL calls, no CDN
+    assert len(charts) >= 2 and all(c.find_element(By.TAG_NAME, "title").get_attribute("textContent") for c in charts)
     browser.find_element(By.LINK_TEXT, "ghl_gymdesk").click()
     runs = browser.find_elements(By.CSS_SELECTOR, "table tr td:first-child a")
     assert len(runs) >= 4  # three backfilled intervals and the rerun, newest first
+    groups = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "table tr:first-child th[colspan]")]
+    assert any("GHL" in g for g in groups) and any("app" in g.lower() for g in groups), groups
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= 1400  # no side off screen
     browser.switch_to.default_content()
     browser.save_screenshot(str(SHOTS / "runs.png"))
     # a run's "grid" link opens that DAG run in the UI itself, not a second UI inside the frame
@@ -121,6 +126,18 @@ def test_make_ui_serves_the_console_to_a_logged_in_browser(make_ui, browser):
     assert "staging_contact email format expect_column_values_to_match_regex(email) passed" in page
     assert "broken.email@@example" in page  # a quarantined row's detail, with its rule
     assert "email_format" in page and "ambiguous_match" in page
+    assert browser.find_element(By.ID, "run-state").text == "success"
+    sums = re.findall(r"read (\d+) = (\d+) unchanged \+ (\d+) changed \+ (\d+) quarantined", page)
+    assert len(sums) == 2 and all(int(n) == int(a) + int(b) + int(c) for n, a, b, c in sums), sums  # they add up
+    for log in browser.find_elements(By.XPATH, "//p[starts-with(normalize-space(), 'Task logs:')]/a"):
+        assert f"/dags/ghl_gymdesk/runs/{quote(first, safe='')}/tasks/" in log.get_attribute("href")
+    written = httpx.get(f"{url}/crm-sync/api/dags/ghl_gymdesk/runs/{quote(first, safe='')}",
+                        headers={"Authorization": f"Bearer {token}"}).json()["writes"]
+    one = next(w for w in written if w.get("target_id"))["target_id"]
+    search = browser.find_element(By.NAME, "q")
+    search.send_keys(one)
+    search.submit()
+    assert "writes: 1-1 of 1" in shown(browser, "report-filters", "of 1"), one  # searched in the warehouse
     browser.switch_to.default_content()
     browser.save_screenshot(str(SHOTS / "run-tab.png"))
     browser.get(f"{url}/crm-sync/dags/ghl_gymdesk/runs/{quote(first, safe='')}")  # the link an alert carries
@@ -136,12 +153,28 @@ def test_make_ui_serves_the_console_to_a_logged_in_browser(make_ui, browser):
     browser.get(f"{url}/crm-sync/dags/ghl_gymdesk/review")
     browser.switch_to.frame(browser.find_element(By.TAG_NAME, "iframe"))
     browser.save_screenshot(str(SHOTS / "review.png"))
+    preview = browser.find_element(By.CSS_SELECTOR, "table.link-preview")  # what a link would write, field by field
+    assert "first_name" in preview.text or "email" in preview.text, preview.text
     browser.find_element(By.XPATH, "//button[normalize-space()='keep apart']").click()
     said = shown(browser, "review-done", "kept apart")  # the page after the POST, not the one before it
     decision = browser.find_element(By.CSS_SELECTOR, "#decisions tr:nth-child(2)").text
     assert "apart" in decision and user in decision
     browser.find_element(By.XPATH, "//button[normalize-space()='undo']").click()
     assert "undone" in shown(browser, "review-done", "undone"), said
+
+    # errors are console pages with a way back; a logged-out operator following a link logs in and lands on it
+    missing = f"{url}/crm-sync/dags/ghl_gymdesk/runs/manual__nope"
+    browser.get(missing)
+    browser.switch_to.frame(browser.find_element(By.TAG_NAME, "iframe"))
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Not found"
+    assert browser.find_element(By.PARTIAL_LINK_TEXT, "the runs of ghl_gymdesk")
+    browser.switch_to.default_content()
+    browser.delete_all_cookies()
+    browser.get(f"{url}/crm-sync/dags/ghl_gymdesk/review")
+    WebDriverWait(browser, 20).until(lambda d: "/auth/login" in d.current_url, "a logged-out link did not ask for the login")
+    sign_in(browser, browser.current_url, user, password)
+    WebDriverWait(browser, 30).until(lambda d: "/plugin/crm-sync/crm-sync/dags/ghl_gymdesk/review" in d.current_url,
+                                     f"the login did not bring the operator back: {browser.current_url}")
 
     # a clean run's validate log reads clean (no GX import lines, no progress bars at ERROR)
     logs = ROOT / ".demo" / "airflow" / "logs" / "dag_id=ghl_gymdesk"

@@ -70,7 +70,7 @@ def test_the_runs_list_fits_1400_px_with_the_sides_as_column_groups(sqlite_wareh
     page = tmp_path / "runs.html"
     shown = {"first": 1, "last": len(runs), "total": len(runs), "newer": None, "older": None}
     page.write_text(_page("runs.html.j2", profile=profile, runs=runs, zone=profile.zone, shown=shown, state="",
-                          dry_run="", states=("running", "failed", "success")))
+                          dry_run="", states=("running", "failed", "success"), show_errors=True))
     report_page = tmp_path / "run.html"
     report_page.write_text(_page("run.html.j2", r=report, zone=profile.zone, query=ReportQuery(),
                                  statuses=list(STATUSES)))
