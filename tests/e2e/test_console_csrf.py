@@ -11,24 +11,17 @@ serves the console over a seeded warehouse; the operator signs in through Airflo
 from __future__ import annotations
 
 import http.server
-import json
-import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
-import httpx
 import pytest
 import sqlalchemy as sa
 
-from harness.airflow_runner import free_port
-from tests.conftest import airflow_env
-from tests.e2e.conftest import SHOTS, sign_in
+from tests.e2e.conftest import SHOTS, USER, sign_in  # and its console fixture
 
 pytestmark = [pytest.mark.e2e]
-DAG, USER = "ghl_gymdesk", "admin"
+DAG = "ghl_gymdesk"
 
 
 @pytest.fixture
@@ -60,41 +53,6 @@ def queue_state(url: str) -> list[tuple]:
                 "SELECT id, ghl_id, app_id, decision, decided_by, undone_at FROM review_decision ORDER BY id"))]
     finally:
         eng.dispose()
-
-
-@pytest.fixture
-def console(airflow_home: Path, tmp_path, warehouse) -> Iterator[tuple[str, str]]:
-    """An api-server (Airflow's UI, login and the plugin's console) on a free port: (its URL, the password)."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = airflow_env(airflow_home, WAREHOUSE_URL=warehouse, AIRFLOW__API__BASE_URL=url,
-                      AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=f"{USER}:admin",
-                      AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(tmp_path / "passwords.json"),
-                      AIRFLOW__API_AUTH__JWT_SECRET="e2e-csrf-" + "s" * 40, AIRFLOW__API__SECRET_KEY="e2e-csrf-key")
-    log = (tmp_path / "api-server.log").open("wb")
-    server = subprocess.Popen(["airflow", "api-server", "-H", "127.0.0.1", "-p", str(port), "--apps", "core"],
-                              env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                              start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/api/v2/monitor/health", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            up = server.poll() is None and time.monotonic() < deadline
-            assert up, (tmp_path / "api-server.log").read_text()[-3000:]
-            time.sleep(0.3)
-        yield url, json.loads((tmp_path / "passwords.json").read_text())[USER]
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(10)
-        log.close()
 
 
 @pytest.fixture
