@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT, airflow_env, processes
+from tests.e2e.conftest import SHOTS, sign_in  # and its browser fixture
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 UI_LINE = re.compile(r"^ui: url=(\S+) user=(\S+) password=(\S+) report=(\S+)$")
@@ -68,7 +69,7 @@ def healthy(url: str, timeout: float = 60) -> dict:
         time.sleep(1)
 
 
-def test_the_try_command_reaches_the_app_through_an_asset_triggered_run_within_a_minute(make_ui):
+def test_the_try_command_reaches_the_app_through_an_asset_triggered_run_within_a_minute(make_ui, browser):
     (url, user, password, _), command = make_ui
     health = healthy(url)
     assert {name: part["status"] for name, part in health.items()} == {
@@ -119,3 +120,14 @@ def test_the_try_command_reaches_the_app_through_an_asset_triggered_run_within_a
         {k: change[k] for k in ("field", "after")} for change in write["changes"]], write
     page = httpx.get(f"{url}/crm-sync/dags/ghl_gymdesk/runs/{quote(run['dag_run_id'], safe='')}", headers=auth)
     assert page.status_code == 200 and value in page.text, page.text[:2000]
+
+    # and as the operator sees it: the run in the console's list, its report inside the Airflow UI
+    from selenium.webdriver.common.by import By
+
+    sign_in(browser, url, user, password)
+    browser.get(f"{url}/crm-sync/dags/ghl_gymdesk")
+    browser.switch_to.frame(browser.find_element(By.TAG_NAME, "iframe"))
+    browser.find_element(By.PARTIAL_LINK_TEXT, run["dag_run_id"][:40]).click()
+    assert value in browser.find_element(By.TAG_NAME, "body").text
+    browser.switch_to.default_content()
+    browser.save_screenshot(str(SHOTS / "instant-sync.png"))
