@@ -20,7 +20,8 @@ pytestmark = [pytest.mark.slow]  # builds a virtual environment and a wheel
 REPORT_A_RUN = textwrap.dedent("""
     import crm_sync
     from crm_sync.pipeline.context import RunContext, log_step
-    from crm_sync.pipeline.report import PIPELINE, report
+    from crm_sync.pipeline.report import report
+    from crm_sync.pipeline.run_state import PIPELINE
     from crm_sync.profile import profile_by_name
     from crm_sync.warehouse.db import engine
 
