@@ -42,4 +42,4 @@ test-slow: venv
 	$(BIN)/python -m pytest -m slow -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 clean:
-	rm -rf .demo .chaos .pytest_cache
+	rm -rf .demo .chaos .pytest_cache .screenshots

@@ -292,6 +292,11 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(kind)
 
 
+# End-to-end tests that use neither .demo/ nor the Celery broker (their own api-server, warehouse,
+# ports and screenshot folder): either worker may run them beside the others.
+ON_THEIR_OWN = ("tests/e2e/test_console_csrf.py", "tests/e2e/test_console_states.py")
+
+
 def pytest_xdist_make_scheduler(config, log):
     """``make test-slow`` (``--dist loadscope``): the end-to-end tests share what a user's machine has once,
     the repository's .demo/ folder and one Celery broker, so they are one unit of work that one worker runs
@@ -302,6 +307,7 @@ def pytest_xdist_make_scheduler(config, log):
 
     class EndToEndTogether(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return "tests/e2e" if nodeid.startswith("tests/e2e/") else nodeid
+            shared = nodeid.startswith("tests/e2e/") and not nodeid.startswith(ON_THEIR_OWN)
+            return "tests/e2e" if shared else nodeid
 
     return EndToEndTogether(config, log)

@@ -21,6 +21,7 @@ from tests.conftest import ROOT, airflow_env
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,1100")
 SHOTS = ROOT / ".demo" / "ui" / "screenshots"
+OWN_SHOTS = ROOT / ".screenshots"  # of the tests that run beside the demo's (which starts .demo/ afresh)
 USER = "admin"
 
 
@@ -38,7 +39,6 @@ def browser():
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
     driver.implicitly_wait(20)
-    SHOTS.mkdir(parents=True, exist_ok=True)
     yield driver
     driver.quit()
 

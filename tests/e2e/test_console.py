@@ -82,6 +82,7 @@ def test_make_ui_serves_the_console_to_a_logged_in_browser(make_ui, browser):
     from selenium.webdriver.support.ui import WebDriverWait
 
     url, user, password, report = make_ui
+    SHOTS.mkdir(parents=True, exist_ok=True)
     # the report URL answers a logged-in request with the newest run's report itself, and nobody else
     assert httpx.get(report).status_code == 401
     token = httpx.post(f"{url}/auth/token", json={"username": user, "password": password}).json()["access_token"]

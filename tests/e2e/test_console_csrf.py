@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import sqlalchemy as sa
 
-from tests.e2e.conftest import SHOTS, USER, sign_in  # and its console fixture
+from tests.e2e.conftest import OWN_SHOTS as SHOTS, USER, sign_in  # and its console fixture
 
 pytestmark = [pytest.mark.e2e]
 DAG = "ghl_gymdesk"
@@ -97,6 +97,7 @@ def test_an_auto_submitting_form_on_another_origin_leaves_the_review_queue_uncha
     from selenium.webdriver.common.by import By
 
     url, password = console
+    SHOTS.mkdir(parents=True, exist_ok=True)
     sign_in(browser, url, USER, password)
     browser.get(f"{url}/crm-sync/dags/{DAG}/review")  # the operator has the queue open: logged in
     browser.switch_to.frame(browser.find_element(By.TAG_NAME, "iframe"))  # inside the Airflow UI

@@ -13,7 +13,7 @@ from urllib.parse import quote
 import pytest
 import sqlalchemy as sa
 
-from tests.e2e.conftest import SHOTS, USER, sign_in  # and its console fixture
+from tests.e2e.conftest import OWN_SHOTS as SHOTS, USER, sign_in  # and its console fixture
 from tests.unit.test_run_report import _extracted, _write
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # an api-server and Chromium: about a minute

@@ -124,6 +124,7 @@ def test_the_try_command_reaches_the_app_through_an_asset_triggered_run_within_a
     # and as the operator sees it: the run in the console's list, its report inside the Airflow UI
     from selenium.webdriver.common.by import By
 
+    SHOTS.mkdir(parents=True, exist_ok=True)
     sign_in(browser, url, user, password)
     browser.get(f"{url}/crm-sync/dags/ghl_gymdesk")
     browser.switch_to.frame(browser.find_element(By.TAG_NAME, "iframe"))
