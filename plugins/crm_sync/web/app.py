@@ -31,8 +31,8 @@ from crm_sync.web.security import LOGGED_IN
 
 log = logging.getLogger(__name__)
 
-# The api-server's own /openapi.json does not take in a mounted plugin app: the console serves its
-# schema itself, to logged-in users only (it names every route and model).
+# The console's schema on its own, to logged-in users; the api-server's /openapi.json lists its JSON
+# routes too (crm_sync.web.openapi).
 described = APIRouter(dependencies=LOGGED_IN)
 
 FOR_SCRIPTS = ("/api/", "/webhooks/")  # JSON whatever the client accepts
