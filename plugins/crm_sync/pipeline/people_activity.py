@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from crm_sync.pipeline.context import RunContext, utcnow
-from crm_sync.pipeline.people_scope import CHILDREN, Scope, by_side_ids, persons_of, rows_in
+from crm_sync.pipeline.people_scope import CHILDREN, Scope, by_side_ids, insert_rows, persons_of, rows_in
 from crm_sync.timezones import day_instant
 from crm_sync.warehouse.ops import upsert
 from crm_sync.warehouse.tables import person_activity, staging_record, xref
@@ -141,5 +141,5 @@ def refresh_activities(conn: sa.Connection, ctx: RunContext, scope: Scope, moved
     if updates:
         upsert(conn, person_activity, updates, keys=["activity_id"])
     if inserts:
-        conn.execute(sa.insert(person_activity), inserts)
+        insert_rows(conn, person_activity, inserts)
     return len(updates) + len(inserts)

@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from crm_sync.pipeline.context import RunContext, utcnow
-from crm_sync.pipeline.people_scope import Scope, by_side_ids, persons_of, quarantine_rule, rows_in
+from crm_sync.pipeline.people_scope import Scope, by_side_ids, insert_rows, persons_of, quarantine_rule, rows_in
 from crm_sync.warehouse.ops import upsert
 from crm_sync.warehouse.tables import (outbox, quarantine, review_candidate, staging_contact, staging_record,
                                        sync_changelog, sync_snapshot, xref)
@@ -95,9 +95,15 @@ def refresh_log(conn: sa.Connection, ctx: RunContext, scope: Scope) -> dict[str,
         "record_id": w.target_id, "before": w.before, "after": w.payload, "decisions": w.decisions,
         "status": "planned" if w.status == "dry_run" else w.status, "run_id": w.run_id, "sent_run_id": w.sent_run_id,
         "planned_at": w.created_at, "sent_at": w.sent_at, "error": w.last_error} for w in writes]
-    upsert(conn, sync_changelog, changelog, keys=["outbox_id"])
     snapshot = _snapshot(ctx, staged, links, bad, writes, person_of, _reviewed(conn, name), now)
-    upsert(conn, sync_snapshot, snapshot, keys=["profile", "entity", "side", "record_id"])
+    if scope.full:  # a first refresh rebuilds them
+        for table in (sync_changelog, sync_snapshot):
+            conn.execute(sa.delete(table).where(table.c.profile == name))
+        insert_rows(conn, sync_changelog, changelog)
+        insert_rows(conn, sync_snapshot, snapshot)
+    else:
+        upsert(conn, sync_changelog, changelog, keys=["outbox_id"])
+        upsert(conn, sync_snapshot, snapshot, keys=["profile", "entity", "side", "record_id"])
     return {"changelog": len(changelog), "snapshot": len(snapshot)}
 
 

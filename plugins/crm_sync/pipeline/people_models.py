@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from crm_sync.pipeline.context import RunContext, utcnow
 from crm_sync.pipeline.people_activity import refresh_activities
 from crm_sync.pipeline.people_log import refresh_log
-from crm_sync.pipeline.people_scope import Scope, by_side_ids, quarantine_rule, rows_in, touched
+from crm_sync.pipeline.people_scope import Scope, by_side_ids, insert_rows, quarantine_rule, rows_in, touched
 from crm_sync.pipeline.people_search_keys import fold_name, phone_digits
 from crm_sync.warehouse.ops import upsert
 from crm_sync.warehouse.tables import (outbox, person, person_activity, quarantine, raw_record, review_candidate,
@@ -133,9 +133,14 @@ def _search(g: sa.Row | None, a: sa.Row | None, region: str) -> dict[str, str | 
     names = dict.fromkeys(f for f in (fold_name(" ".join(p for p in (r.first_name, r.last_name) if p)) for r in rows)
                           if f)
     emails = dict.fromkeys(r.email.lower() for r in rows if r.email)
-    phones = dict.fromkeys(d for d in (phone_digits(r.phone, region) for r in rows if r.phone) if d)
+    phones = dict.fromkeys(d for d in (_digits(r.phone, region) for r in rows if r.phone) if d)
     return {"search_name": " | ".join(names) or None, "search_email": " ".join(emails) or None,
             "search_phone": " ".join(phones) or None}
+
+
+def _digits(phone: str, region: str) -> str | None:
+    """A staged phone is E.164 already (normalize.phone): its digits; anything else parsed."""
+    return phone[1:] if phone.startswith("+") and phone[1:].isdigit() else phone_digits(phone, region)
 
 
 def _latest(*moments: datetime | None) -> datetime | None:
@@ -246,5 +251,5 @@ def _write(conn: sa.Connection, result: People, by_id: dict[int, sa.Row], update
     if updates:
         upsert(conn, person, updates, keys=["person_id"])
     if inserts:
-        conn.execute(sa.insert(person), inserts)
+        insert_rows(conn, person, inserts)
 

@@ -6,8 +6,11 @@ refresh (no person row yet) takes everyone.
 
 from __future__ import annotations
 
+import io
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -61,6 +64,46 @@ class Scope:
     def add_link(self, entity: str, ghl_id: str | None, app_id: str | None) -> None:
         self.add(entity, "ghl", ghl_id)
         self.add(entity, "app", app_id)
+
+
+def insert_rows(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows of the same keys, each value through its column's own bind processing, in one
+    driver-level bulk operation: executemany on SQLite, COPY on PostgreSQL (SQLAlchemy's per-row
+    parameter handling, and PostgreSQL's parsing of multi-row INSERTs, cost more than the insert itself at
+    100,000 rows)."""
+    if not rows:
+        return
+    if conn.dialect.name not in ("sqlite", "postgresql") or conn.dialect.driver not in ("pysqlite", "psycopg2"):
+        conn.execute(sa.insert(table), rows)
+        return
+    names = list(rows[0])
+    processors = [table.c[name].type.bind_processor(conn.dialect) for name in names]
+    values = [tuple(p(row[n]) if p else row[n] for n, p in zip(names, processors, strict=True)) for row in rows]
+    quote = conn.dialect.identifier_preparer.quote
+    columns = ", ".join(quote(n) for n in names)
+    if conn.dialect.name == "postgresql":
+        text = "".join("\t".join(_copy_text(v) for v in row) + "\n" for row in values)
+        with conn.connection.dbapi_connection.cursor() as cursor:
+            cursor.copy_expert(f"COPY {quote(table.name)} ({columns}) FROM STDIN", io.StringIO(text))
+        return
+    conn.exec_driver_sql(f"INSERT INTO {quote(table.name)} ({columns}) VALUES ({', '.join('?' for _ in names)})",
+                         values)
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value: Any) -> str:
+    """One value in PostgreSQL's COPY text format."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict | list):
+        value = json.dumps(value)
+    return str(value).translate(_COPY_ESCAPES)
 
 
 def touched(conn: sa.Connection, ctx: RunContext) -> Scope:
