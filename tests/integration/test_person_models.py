@@ -45,11 +45,15 @@ def _database(kind: str, folder: Path):
     return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}", drop
 
 
-def table(url: str, name: str, order: str = "1") -> list[dict]:
-    engine = sa.create_engine(url)
+def table(url: str, name: str, order: str | None = None) -> list[dict]:
+    """A warehouse table's rows, typed as the product reads them (JSON parsed, times aware)."""
+    from crm_sync.warehouse.tables import metadata
+
+    engine, found = sa.create_engine(url), metadata.tables[name]
     try:
         with engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(sa.text(f"SELECT * FROM {name} ORDER BY {order}"))]
+            query = sa.select(found).order_by(found.c[order] if order else sa.text("1"))
+            return [dict(r._mapping) for r in conn.execute(query)]
     finally:
         engine.dispose()
 
