@@ -157,7 +157,7 @@ class Planner:
             return
         source = (a if gone == "app" else g).content_hash
         self.write(target, op, xref_id, kept.source_id, payload, {**held, **payload} if op == "update" else held,
-                   source, ids, hashes, decision, contact_xref_id, held)
+                   source, ids, hashes, decision, contact_xref_id, staged_record(kept, self.entity))
 
     def archived(self, target: Side, held: dict[str, Any], gone: Side) -> tuple[str | None, dict[str, Any]]:
         """The soft form of a delete on ``target``: GHL's archive tag for a contact; the app's own delete
