@@ -61,10 +61,10 @@ def _writes(conn: sa.Connection, ctx: RunContext, scope: Scope, links: list[sa.R
     mine = outbox.c.profile == ctx.profile.name
     if scope.full:
         return list(conn.execute(sa.select(outbox).where(mine).order_by(outbox.c.id)))
-    ran = list(conn.execute(sa.select(outbox.c.xref_id).where(
-        mine, sa.or_(outbox.c.run_id == ctx.run_id, outbox.c.sent_run_id == ctx.run_id))))
-    ids = {r.xref_id for r in ran} | {r.id for r in links}
-    return sorted(rows_in(conn, sa.select(outbox).where(mine), outbox.c.xref_id, ids), key=lambda r: r.id)
+    ran = {w.id: w for w in scope.writes}
+    others = {r.xref_id for r in scope.writes} | {r.id for r in links}
+    ran.update({w.id: w for w in rows_in(conn, sa.select(outbox).where(mine), outbox.c.xref_id, others)})
+    return sorted(ran.values(), key=lambda r: r.id)
 
 
 def refresh_log(conn: sa.Connection, ctx: RunContext, scope: Scope) -> dict[str, int]:

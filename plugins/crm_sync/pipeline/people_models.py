@@ -108,11 +108,9 @@ def _facts(conn: sa.Connection, ctx: RunContext, scope: Scope) -> Facts:
         raws = raws.where(raw_record.c.run_id == ctx.run_id)  # older records have their person already
     first_raw = {(side, source_id): at for side, source_id, at in conn.execute(
         raws.group_by(raw_record.c.side, raw_record.c.source_id))}
-    writes_q = sa.select(outbox.c.id, outbox.c.entity, outbox.c.xref_id, outbox.c.contact_xref_id, outbox.c.status,
-                         outbox.c.sent_at, outbox.c.decisions, outbox.c.run_id).where(outbox.c.profile == name)
-    if not scope.full:
-        writes_q = writes_q.where(sa.or_(outbox.c.run_id == ctx.run_id, outbox.c.sent_run_id == ctx.run_id))
-    writes = list(conn.execute(writes_q.order_by(outbox.c.id)))
+    writes = scope.writes if not scope.full else list(conn.execute(sa.select(
+        outbox.c.id, outbox.c.entity, outbox.c.xref_id, outbox.c.contact_xref_id, outbox.c.status, outbox.c.sent_at,
+        outbox.c.decisions, outbox.c.run_id).where(outbox.c.profile == name).order_by(outbox.c.id)))
     return Facts(links, persons, staged, quarantined, reviewed, first_raw, writes)
 
 

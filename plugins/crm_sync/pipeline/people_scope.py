@@ -49,6 +49,7 @@ class Scope:
     side for tasks, notes and appointments."""
 
     full: bool
+    writes: list[sa.Row] = field(default_factory=list)  # this run's outbox rows (planned or sent by it)
     contacts: dict[str, set[str]] = field(default_factory=lambda: {"ghl": set(), "app": set()})
     children: dict[str, dict[str, set[str]]] = field(
         default_factory=lambda: {e: {"ghl": set(), "app": set()} for e in CHILDREN})
@@ -123,11 +124,9 @@ def touched(conn: sa.Connection, ctx: RunContext) -> Scope:
                                                           quarantine.c.source_id).where(
             quarantine.c.profile == name, quarantine.c.run_id == run)):
         scope.add(entity, side, source_id)
-    links: set[int] = set()
-    for entity, xref_id, contact_xref_id in conn.execute(sa.select(
-            outbox.c.entity, outbox.c.xref_id, outbox.c.contact_xref_id).where(
-            outbox.c.profile == name, sa.or_(outbox.c.run_id == run, outbox.c.sent_run_id == run))):
-        links.update(i for i in (xref_id, contact_xref_id) if i)
+    scope.writes = list(conn.execute(sa.select(outbox).where(
+        outbox.c.profile == name, sa.or_(outbox.c.run_id == run, outbox.c.sent_run_id == run)).order_by(outbox.c.id)))
+    links = {i for w in scope.writes for i in (w.xref_id, w.contact_xref_id) if i}
     for row in rows_in(conn, sa.select(xref.c.entity, xref.c.ghl_id, xref.c.app_id), xref.c.id, links):
         scope.add_link(row.entity, row.ghl_id, row.app_id)
     for row in conn.execute(sa.select(review_candidate.c.ghl_id, review_candidate.c.app_id).where(
