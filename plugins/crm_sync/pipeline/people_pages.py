@@ -169,8 +169,8 @@ def _writes(conn: sa.Connection, profile: str, person_id: int) -> list[dict[str,
         before, after = row["before"] or {}, row["after"] or {}
         changes = [{"field": name, "before": _text(before.get(name)) if row["op"] != "create" else "",
                     "after": _text(value)} for name, value in after.items()]
-        winners = "; ".join(f"{d.get('field')}: {d.get('winner')} ({d.get('reason')})" for d in row["decisions"] or []
-                            if isinstance(d, dict) and d.get("winner"))
+        winners = "; ".join(f"{d.get('field')}: {d.get('winner')} won ({d.get('reason')})"
+                            for d in row["decisions"] or [] if isinstance(d, dict) and d.get("winner"))
         found.append(_entry("write", at=row["sent_at"] or row["planned_at"], run_id=row["run_id"],
                             sent_run_id=row["sent_run_id"], entity=row["entity"], side=row["side"],
                             record_id=row["record_id"], what=row["op"], status=row["status"],
