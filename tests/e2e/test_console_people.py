@@ -6,6 +6,7 @@ people and harness/demo_apps.py's children."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -91,11 +92,13 @@ def warehouse(tmp_path, monkeypatch) -> str:
 
 def test_a_person_is_found_by_a_phone_typed_any_way_and_shows_both_sides(console, browser):
     from selenium.webdriver.common.by import By
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
 
     url, password = console
     contact, member = demo_person()
-    digits = contact["phone"][-10:].replace("-", "").replace(" ", "")  # "+1 415-201-1001" -> 4152011001
+    digits = re.sub(r"\D", "", contact["phone"])[-10:]  # "+1 415-201-1001" -> 4152011001
     typed = f"{digits[:3]}.{digits[3:6]}.{digits[6:]}"  # GHL has "+1 415-...", the gym "(415) ...": neither
     assert typed not in (contact["phone"], member["phone"])
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -104,8 +107,12 @@ def test_a_person_is_found_by_a_phone_typed_any_way_and_shows_both_sides(console
     browser.get(f"{url}/crm-sync/dags/{DAG}")  # the profile's runs, inside the UI
     browser.switch_to.frame(browser.find_element(By.TAG_NAME, "iframe"))
     browser.find_element(By.LINK_TEXT, "People").click()
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#people tr td:first-child a")) == 6  # everyone, first
     search = browser.find_element(By.NAME, "q")
     search.send_keys(typed, Keys.ENTER)
+    found = WebDriverWait(browser, 20, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda b: b.find_element(By.CSS_SELECTOR, ".pager .shown").text == "1-1 of 1")  # the search's page
+    assert found
     rows = browser.find_elements(By.CSS_SELECTOR, "#people tr td:first-child a")
     assert [row.text for row in rows] == [f"{contact['firstName']} {contact['lastName']}"]  # Liam Müller alone
     browser.switch_to.default_content()
