@@ -77,7 +77,8 @@ def seed_dana(conn: sa.Connection, profile: str = "gymdesk") -> None:
     synced to both; a write, a quarantine entry, a review decision and a webhook event in her history."""
     conn.execute(sa.insert(person).values(person_row(
         profile, DANA, DANA_GHL, DANA_APP, "synced", T0 + timedelta(hours=1), last_name="Smith-Jones",
-        winners={"last_name": {"side": "app", "reason": "latest_wins: the app's is newer", "run_id": RUN1}})))
+        winners={"last_name": {"side": "app", "reason": "latest_wins: the app's is newer", "run_id": RUN1},
+                 "tags": {"side": "both", "reason": "tags merged as sets", "run_id": RUN1}})))
     conn.execute(sa.insert(staging_contact), [staged(profile, "ghl", DANA_GHL), staged(profile, "app", DANA_APP)])
     conn.execute(sa.insert(person_activity), [
         {"profile": profile, "entity": entity, "person_id": DANA, "ghl_id": ghl_id, "app_id": app_id, "sides": sides,
@@ -202,6 +203,8 @@ def test_a_persons_page_shows_both_records_and_who_won(client):
     assert "app (gymdesk)" in cells[3] and "latest_wins: the app&#39;s is newer" in cells[3]
     assert f'href="/dags/{DAG}/runs/{quote(RUN1, safe="")}"' in cells[3]
     assert 'class="won">Smith-Jones' in row
+    tags = re.search(r"<tr><td>tags</td>(.*?)</tr>", records, re.S)[1]
+    assert '<span class="side both">both</span> tags merged as sets' in tags
     assert "g-dana" in records and "mem_3" in records
 
 

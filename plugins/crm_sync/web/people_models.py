@@ -52,7 +52,7 @@ class PersonRecord(BaseModel):
 class Winner(BaseModel):
     """The last decision on a field: which side's value won, by which merge rule, in which run."""
 
-    side: Side
+    side: str  # ghl or app; both (tags merged as sets), neither (a link by review kept each), fallback (the profile's)
     reason: str | None = None
     run_id: str | None = None
 
