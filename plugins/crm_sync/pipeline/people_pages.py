@@ -77,14 +77,30 @@ def search_people(conn: sa.Connection, profile: Profile, q: str = "", page: int 
     where = [person.c.profile == profile.name]
     if (matched := search_filter(profile, q)) is not None:
         where.append(matched)
-    total = conn.execute(sa.select(sa.func.count()).select_from(person).where(*where)).scalar_one()
+    newest = (person.c.updated_at.desc(), person.c.person_id.desc())
+
+    def page_ids(at: int, counted: bool) -> list[Any]:
+        """One page's person ids, sorted on the narrow key alone (the rows are read by id after)."""
+        key = (person.c.person_id, sa.func.count().over().label("total")) if counted else (person.c.person_id,)
+        return conn.execute(sa.select(*key).where(*where).order_by(*newest).limit(per_page)
+                            .offset(per_page * (at - 1))).all()
+
+    if matched is None:  # everyone: counted by an index, not by reading the rows
+        total, ids = conn.execute(sa.select(sa.func.count()).select_from(person).where(*where)).scalar_one(), None
+    else:  # a search reads the rows once: the matches, counted by a window, and one page of them
+        ids = page_ids(max(1, page), counted=True)
+        total = ids[0].total if ids else conn.execute(
+            sa.select(sa.func.count()).select_from(person).where(*where)).scalar_one()
     shown = span(total, page, per_page)
-    rows = conn.execute(
-        sa.select(person.c.person_id, person.c.ghl_id, person.c.app_id, person.c.first_name, person.c.last_name,
-                  person.c.email, person.c.phone, person.c.status, person.c.last_synced, person.c.updated_at)
-        .where(*where).order_by(person.c.updated_at.desc(), person.c.person_id.desc())
-        .limit(per_page).offset(per_page * (shown["page"] - 1))).mappings().all() if total else []
-    return {"people": [dict(row) for row in rows], "span": shown}
+    if total and not ids:  # everyone, or a page past the end of the matches: the last
+        ids = page_ids(shown["page"], counted=False)
+    order = [row.person_id for row in ids or []]
+    found = {row["person_id"]: dict(row) for row in conn.execute(sa.select(
+        person.c.person_id, person.c.ghl_id, person.c.app_id, person.c.first_name, person.c.last_name,
+        person.c.email, person.c.phone, person.c.status, person.c.last_synced, person.c.updated_at)
+        .where(person.c.person_id.in_(order))).mappings()} if order else {}
+    rows = [found[person_id] for person_id in order]
+    return {"people": rows, "span": shown}
 
 
 # --- one person ----------------------------------------------------------------------------------------
