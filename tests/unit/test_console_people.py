@@ -263,6 +263,7 @@ def test_an_unknown_person_is_a_404_page_and_json(client):
     assert answer.status_code == 404 and "no person 999" in answer.json()["detail"]
     assert client.get(f"/api/dags/{DAG}/people/4").status_code == 404  # gymflow's person, not this profile's
     assert client.get("/api/dags/not_ours/people").status_code == 404
+    assert client.get(f"/api/dags/{DAG}/people/{2**70}").status_code == 422  # not a person id at all
 
 
 def test_people_need_the_dags_runs(warehouse):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse
 
 from crm_sync.console_urls import CONSOLE
@@ -28,6 +28,7 @@ API_PEOPLE, API_PERSON = "/api" + PEOPLE, "/api" + PERSON
 pages = APIRouter(dependencies=READ_RUNS)
 api = APIRouter(dependencies=READ_RUNS, tags=["crm-sync"])
 PageNumber = Annotated[int, Query(ge=1, alias="page")]
+PersonId = Annotated[int, Path(ge=1, le=2**31 - 1)]  # person.person_id: an integer column
 
 
 def person_url(dag_id: str, person_id: int) -> str:
@@ -63,7 +64,8 @@ def people_page(request: Request, profile: ProfileOfDag, conn: WarehouseConnecti
 
 
 @pages.get(PERSON, response_class=HTMLResponse)
-def person_page(request: Request, profile: ProfileOfDag, conn: WarehouseConnection, person_id: int) -> HTMLResponse:
+def person_page(request: Request, profile: ProfileOfDag, conn: WarehouseConnection, person_id: PersonId
+                ) -> HTMLResponse:
     found = _detail(conn, profile, person_id)
     name = " ".join(part for part in (found["first_name"], found["last_name"]) if part) or f"person {person_id}"
     return page(request, "person.html.j2", profile=profile, p=found, name=name)
@@ -85,7 +87,7 @@ def list_people(profile: ProfileOfDag, conn: WarehouseConnection, q: str = "", p
 
 
 @api.get(API_PERSON, responses={404: {"model": Refusal}})
-def get_person(profile: ProfileOfDag, conn: WarehouseConnection, person_id: int) -> PersonDetail:
+def get_person(profile: ProfileOfDag, conn: WarehouseConnection, person_id: PersonId) -> PersonDetail:
     """A person: both records, the merged one with who won each field, ``activities`` of both sides
     (each with its ``side``), newest first, and the sync history, newest first."""
     return PersonDetail.model_validate(_detail(conn, profile, person_id))
