@@ -145,8 +145,8 @@ def as_refreshed(conn: sa.Connection, contact: dict, member: dict, ghl: dict, ap
 
 
 def test_a_person_is_found_by_a_phone_typed_any_way_and_shows_both_sides(console, browser):
-    from selenium.webdriver.common.by import By
     from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 

@@ -197,13 +197,13 @@ def test_a_persons_page_shows_both_records_and_who_won(client):
     page = client.get(f"/dags/{DAG}/people/{DANA}")
     assert page.status_code == 200
     records = page.text[page.text.index('id="records"'):page.text.index('id="activities"')]
-    row = re.search(r"<tr><td>last name</td>(.*?)</tr>", records, re.S)[1]
-    cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+    row = re.search(r"<tr><td>last name</td>(.*?)</tr>", records, re.DOTALL)[1]
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.DOTALL)
     assert [c.strip() for c in cells[:3]] == ["Smith", "Smith-Jones", "Smith-Jones"]  # GHL, app, merged
     assert "app (gymdesk)" in cells[3] and "latest_wins: the app&#39;s is newer" in cells[3]
     assert f'href="/dags/{DAG}/runs/{quote(RUN1, safe="")}"' in cells[3]
     assert 'class="won">Smith-Jones' in row
-    tags = re.search(r"<tr><td>tags</td>(.*?)</tr>", records, re.S)[1]
+    tags = re.search(r"<tr><td>tags</td>(.*?)</tr>", records, re.DOTALL)[1]
     assert '<span class="side both">both</span> tags merged as sets' in tags
     assert "g-dana" in records and "mem_3" in records
 
@@ -212,7 +212,7 @@ def test_a_persons_timeline_holds_both_sides_newest_first_in_the_profiles_zone(c
     page = client.get(f"/dags/{DAG}/people/{DANA}").text
     timeline = page[page.index('id="activities"'):page.index('id="history"')]
     rows = re.findall(r"<tr><td class=\"nowrap\">(.*?)</td><td>(\w+)</td><td>(.*?)</td>.*?<span class=\"side (\w+)\">"
-                      r"(.*?)</span>", timeline, re.S)
+                      r"(.*?)</span>", timeline, re.DOTALL)
     assert [(when, what, side) for when, what, _, side, _ in rows] == [
         ("2026-12-04 18:30 EST America/New_York", "appointment", "app"),
         ("2026-12-02 10:00 EST America/New_York", "task", "ghl"),
@@ -229,7 +229,7 @@ def test_a_persons_history_links_every_entry_to_its_run(client):
         assert f'href="/dags/{DAG}/runs/{quote(run_id, safe="")}"' in history
     assert "<del>Smith</del> &rarr; <ins>Smith-Jones</ins>" in history and "phone_format" in history
     assert "GHL webhook: ContactUpdate" in history and "link these two" in history
-    write = re.search(r'<tr class="write">.*?</tr>', history, re.S)[0]
+    write = re.search(r'<tr class="write">.*?</tr>', history, re.DOTALL)[0]
     sent_in = f'sent in <a class="run" href="/dags/{DAG}/runs/{quote(RUN2, safe="")}"'
     assert quote(RUN1, safe="") in write and sent_in in write
 
@@ -294,7 +294,7 @@ def test_every_row_of_a_run_report_links_to_its_person(client, warehouse):
     page = client.get(f"/dags/{DAG}/runs/{quote(run_id, safe='')}").text
     for table in ("writes", "quarantine"):
         listed = page[page.index(f'id="{table}"'):].split("</table>")[0]
-        rows = re.findall(r"<tr><td>contact</td>.*?</tr>", listed, re.S)
+        rows = re.findall(r"<tr><td>contact</td>.*?</tr>", listed, re.DOTALL)
         assert rows, table
         for row in rows:
             record = re.search(r"<td>(ghl|app)(\d+)<br><a class=\"person\" href=\"([^\"]+)\">", row)
