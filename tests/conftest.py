@@ -294,7 +294,8 @@ def pytest_collection_modifyitems(config, items):
 
 # End-to-end tests that use neither .demo/ nor the Celery broker (their own api-server, warehouse,
 # ports and screenshot folder): either worker may run them beside the others.
-ON_THEIR_OWN = ("tests/e2e/test_console_csrf.py", "tests/e2e/test_console_states.py")
+ON_THEIR_OWN = ("tests/e2e/test_console_csrf.py", "tests/e2e/test_console_states.py",
+                "tests/e2e/test_console_people.py")
 
 
 def pytest_xdist_make_scheduler(config, log):

@@ -148,7 +148,9 @@ def test_the_openapi_lists_every_json_route_with_its_model(client):
     answers = {p: ops["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
                for p, ops in schema["paths"].items() if p.startswith("/api/")}
     assert answers == {API_DAGS: "DagCollection", API_RUNS: "RunCollection", API_REVIEW: "ReviewQueue",
-                       API_DECISIONS: "DecisionCollection", "/api/dags/{dag_id}/runs/{run_id}": "RunReport"}
+                       API_DECISIONS: "DecisionCollection", "/api/dags/{dag_id}/runs/{run_id}": "RunReport",
+                       "/api/dags/{dag_id}/people": "PersonCollection",
+                       "/api/dags/{dag_id}/people/{person_id}": "PersonDetail"}
     runs = schema["paths"][API_RUNS]["get"]
     assert {p["name"] for p in runs["parameters"]} == {"dag_id", "limit", "offset"}
     assert {"state", "sides", "report"} <= set(schema["components"]["schemas"]["RunSummary"]["properties"])
@@ -184,7 +186,8 @@ def test_the_api_servers_own_openapi_lists_the_console_api_beside_airflows(sqlit
     schema = TestClient(root).get("/openapi.json").json()
     ours = {p: ops for p, ops in schema["paths"].items() if p.startswith("/crm-sync/")}
     assert set(ours) == {"/crm-sync" + p for p in (API_DAGS, API_RUNS, API_REVIEW, API_DECISIONS,
-                                                   "/api/dags/{dag_id}/runs/{run_id}", "/webhooks/ghl")}
+                                                   "/api/dags/{dag_id}/runs/{run_id}", "/webhooks/ghl",
+                                                   "/api/dags/{dag_id}/people", "/api/dags/{dag_id}/people/{person_id}")}
     assert all(op["tags"] == ["crm-sync"] for ops in ours.values() for op in ops.values())
     models = schema["components"]["schemas"]
     answer = ours["/crm-sync" + API_DAGS]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]

@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from crm_sync.console_urls import OPENAPI, ui_url
 from crm_sync.review import ReviewError
-from crm_sync.web.routes import api, profiles, receiver, review, runs
+from crm_sync.web.routes import api, people, profiles, receiver, review, runs
 from crm_sync.web.security import LOGGED_IN
 
 log = logging.getLogger(__name__)
@@ -145,6 +145,8 @@ def create_app() -> FastAPI:
     app.include_router(api.profiles)
     app.include_router(api.dag)
     app.include_router(api.records)
+    app.include_router(people.pages)
+    app.include_router(people.api)
     app.include_router(receiver.router)
     app.include_router(described)
     app.add_exception_handler(ReviewError, review.refused)
