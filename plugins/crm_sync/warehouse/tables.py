@@ -96,6 +96,7 @@ quarantine = sa.Table(
     sa.Column("raw_id", sa.Integer, nullable=False),
     sa.Column("created_at", TS, nullable=False),
     sa.UniqueConstraint("profile", "run_id", "raw_id", "rule", name="uq_quarantine_per_run"),
+    sa.Index("ix_quarantine_record", "profile", "source_id"),
 )
 
 xref = sa.Table(
@@ -219,6 +220,7 @@ webhook_inbox = sa.Table(
     sa.Index("ix_webhook_inbox_location", "location_id", "id"),
     sa.Index("ix_webhook_inbox_location_received", "location_id", "received_at"),
     sa.Index("ix_webhook_inbox_received", "received_at"),
+    sa.Index("ix_webhook_inbox_contact", "contact_id"),
 )
 
 webhook_unrouted = sa.Table(
@@ -280,6 +282,7 @@ person = sa.Table(
     sa.UniqueConstraint("profile", "ghl_id", name="uq_person_ghl"),
     sa.UniqueConstraint("profile", "app_id", name="uq_person_app"),
     sa.Index("ix_person_status", "profile", "status"),
+    sa.Index("ix_person_updated", "profile", "updated_at"),
 )
 
 person_activity = sa.Table(
@@ -301,6 +304,7 @@ person_activity = sa.Table(
     sa.UniqueConstraint("profile", "entity", "ghl_id", name="uq_person_activity_ghl"),
     sa.UniqueConstraint("profile", "entity", "app_id", name="uq_person_activity_app"),
     sa.Index("ix_person_activity_person", "profile", "person_id", "at_utc"),
+    sa.Index("ix_person_activity_when", "profile", "entity", "at_utc", "status"),
 )
 
 sync_changelog = sa.Table(
