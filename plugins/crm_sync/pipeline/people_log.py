@@ -6,7 +6,6 @@ crm_sync.pipeline.people_models.refresh.
 
 from __future__ import annotations
 
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -82,7 +81,9 @@ def refresh_log(conn: sa.Connection, ctx: RunContext, scope: Scope) -> dict[str,
             if getattr(link, f"{side}_id") is not None:
                 contacts[side].add(getattr(link, f"{side}_id"))
     for (entity, side, source_id), row in staged.items():
-        contacts[side].add(source_id if entity == "contact" else row.contact_id)
+        contact = source_id if entity == "contact" else row.contact_id
+        if contact is not None:
+            contacts[side].add(contact)
     person_of = persons_of(conn, name, None if scope.full else contacts)
 
     def person_of_link(link_id: int | None) -> int | None:

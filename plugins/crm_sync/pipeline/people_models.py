@@ -169,63 +169,78 @@ def _by_link(facts: Facts) -> tuple[dict[int, datetime], dict[int, dict[str, Any
     return sent, winners
 
 
+def _identities(facts: Facts) -> list[tuple[str | None, str | None, sa.Row | None]]:
+    """(ghl_id, app_id, link) of each person in scope: every contact link, and each record no link
+    holds (one the profile does not copy over, an ambiguous one, one quarantined before it was ever
+    staged); linked pairs first, so they take the rows of the people they join."""
+    found: dict[tuple[str | None, str | None], sa.Row | None] = {
+        (r.ghl_id, r.app_id): r for r in facts.links if r.ghl_id or r.app_id}
+    linked = {(s, getattr(r, f"{s}_id")) for r in facts.links for s in ("ghl", "app")}
+    for side, source_id in [*facts.staged, *facts.quarantined]:
+        if (side, source_id) not in linked:
+            found.setdefault((source_id, None) if side == "ghl" else (None, source_id), None)
+    return sorted(((g, a, link) for (g, a), link in found.items()), key=lambda item: not (item[0] and item[1]))
+
+
+def _values(facts: Facts, g_id: str | None, a_id: str | None, link: sa.Row | None, old: list[sa.Row],
+            link_decisions: dict[str, Any], sent: datetime | None, region: str, now: datetime
+            ) -> dict[str, Any] | None:
+    """A person's row (see docs/warehouse-models.md), from its records, its link and its older rows
+    (``old``: the kept row first); None when the warehouse knows neither of its records."""
+    g, a = facts.staged.get(("ghl", g_id)), facts.staged.get(("app", a_id))
+    q = {(s, i): facts.quarantined.get((s, i), []) for s, i in (("ghl", g_id), ("app", a_id)) if i}
+    if g is None and a is None and not any(q.values()):
+        return None  # a link waiting for its first write
+    linked = bool(g_id and a_id)
+    rule = next((r for r in (quarantine_rule(rows, facts.staged.get(key), linked) for key, rows in q.items())
+                 if r), None)
+    base = link.base if link is not None and linked and isinstance(link.base, dict) else {}
+    first = g if g is not None else a
+    values = {name: base[name] if name in base else (getattr(first, name) if first is not None else None)
+              for name in FIELDS}
+    winners: dict[str, Any] = {}
+    for row in reversed(old):  # the kept row's own decisions last: they win a tie
+        winners.update(row.winners or {})
+    winners.update(link_decisions)
+    review = ("ghl", g_id) in facts.reviewed or ("app", a_id) in facts.reviewed
+    return {**values, "ghl_id": g_id, "app_id": a_id, "status": _status(g, a, review, rule is not None, linked),
+            "first_seen": _earliest(*(p.first_seen for p in old), facts.first_raw.get(("ghl", g_id)),
+                                    facts.first_raw.get(("app", a_id)),
+                                    *(r.created_at for rows in q.values() for r in rows)) or now,
+            "last_synced": _latest(*(p.last_synced for p in old), link.updated_at if linked else None, sent),
+            "ghl_changed_at": g.updated_at if g is not None else None,
+            "app_changed_at": a.updated_at if a is not None else None,
+            "winners": winners or None, **_search(g, a, region)}
+
+
 def refresh_people(conn: sa.Connection, ctx: RunContext, scope: Scope) -> People:
     """Upsert the person rows of the contacts in scope, merging two rows whose records are now linked."""
     facts = _facts(conn, ctx, scope)
     now, region = utcnow(), ctx.profile.default_region
     sent, winners = _by_link(facts)
-    identities: dict[tuple[str | None, str | None], sa.Row | None] = {
-        (r.ghl_id, r.app_id): r for r in facts.links if r.ghl_id or r.app_id}
-    linked_ids = {(s, getattr(r, f"{s}_id")) for r in facts.links for s in ("ghl", "app")}
-    for side, source_id in [*facts.staged, *facts.quarantined]:
-        if (side, source_id) not in linked_ids:
-            identities.setdefault((source_id, None) if side == "ghl" else (None, source_id), None)
     by_id = {p.person_id: p for p in facts.persons}
     owner = {(s, getattr(p, f"{s}_id")): p.person_id for p in facts.persons for s in ("ghl", "app")
              if getattr(p, f"{s}_id") is not None}
     taken: set[int] = set()
     result, updates, inserts = People(), [], []
-    for (g_id, a_id), link in sorted(identities.items(), key=lambda item: not (item[0][0] and item[0][1])):
-        g, a = facts.staged.get(("ghl", g_id)), facts.staged.get(("app", a_id))
-        q = {(s, i): facts.quarantined.get((s, i), []) for s, i in (("ghl", g_id), ("app", a_id)) if i}
-        if g is None and a is None and not any(q.values()):
-            continue  # neither record is known to the warehouse (a link waiting for its first write)
-        linked = bool(g_id and a_id)
-        rule = next((r for r in (quarantine_rule(rows, facts.staged.get(key), linked)
-                                 for key, rows in q.items()) if r), None)
+    for g_id, a_id, link in _identities(facts):
         mine = sorted({owner[k] for k in (("ghl", g_id), ("app", a_id)) if k in owner} - taken)
-        taken.update(mine)
         old = [by_id[i] for i in mine]
-        base = link.base if link is not None and linked and isinstance(link.base, dict) else {}
-        first = g if g is not None else a
-        values = {name: base[name] if name in base else (getattr(first, name) if first is not None else None)
-                  for name in FIELDS}
-        link_winners: dict[str, Any] = {}
-        for row in reversed(old):  # the kept row's own decisions last: they win a tie
-            link_winners.update(row.winners or {})
-        if link is not None:
-            link_winners.update(winners.get(link.id, {}))
-        quarantine_seen = [r.created_at for rows in q.values() for r in rows]
-        values.update(
-            ghl_id=g_id, app_id=a_id, status=_status(g, a, ("ghl", g_id) in facts.reviewed
-                                                     or ("app", a_id) in facts.reviewed, rule is not None, linked),
-            first_seen=_earliest(*(p.first_seen for p in old), facts.first_raw.get(("ghl", g_id)),
-                                 facts.first_raw.get(("app", a_id)), *quarantine_seen) or now,
-            last_synced=_latest(*(p.last_synced for p in old), link.updated_at if linked else None,
-                                sent.get(link.id) if link is not None else None),
-            ghl_changed_at=g.updated_at if g is not None else None,
-            app_changed_at=a.updated_at if a is not None else None,
-            winners=link_winners or None, **_search(g, a, region))
+        values = _values(facts, g_id, a_id, link, old, winners.get(link.id, {}) if link is not None else {},
+                         sent.get(link.id) if link is not None else None, region, now)
+        if values is None:
+            continue
+        taken.update(mine)
+        row = {**values, "profile": ctx.profile.name, "run_id": ctx.run_id, "updated_at": now}
         if not old:
-            inserts.append({**values, "profile": ctx.profile.name, "run_id": ctx.run_id, "updated_at": now})
+            inserts.append(row)
             continue
         keep = old[0]
         result.merged.update({p.person_id: keep.person_id for p in old[1:]})
         if (keep.ghl_id, keep.app_id) != (g_id, a_id):
             result.moved.add(keep.person_id)
         if old[1:] or any(getattr(keep, c) != values[c] for c in COMPARED):
-            updates.append({**values, "person_id": keep.person_id, "profile": ctx.profile.name,
-                            "run_id": ctx.run_id, "updated_at": now})
+            updates.append({**row, "person_id": keep.person_id})
     _write(conn, result, by_id, updates, inserts)
     result.written = len(updates) + len(inserts)
     return result
