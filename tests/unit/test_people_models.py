@@ -185,3 +185,18 @@ def test_retention_scrubs_the_changelog_with_the_outbox(first_run):
     assert (row.before, row.after, kept.before, kept.payload) == ({}, {}, {}, {})
     assert row.decisions == [{"field": "first_name", "winner": "app", "reason": "latest_wins: updated more recently"}]
     assert "José" not in repr(row) and "Jose" not in repr(row)
+
+
+def test_retention_empties_an_aged_snapshots_write_error_and_keeps_a_quarantine_rule(first_run):
+    from crm_sync.pipeline.retention import scrub_outbox
+
+    rows = [{"profile": "gymdesk", "entity": "contact", "side": side, "record_id": rid, "status": status,
+             "detail": detail, "run_id": "r1", "updated_at": T0}
+            for side, rid, status, detail in (("ghl", "old-failed", "failed", "422: email pat@example.org is taken"),
+                                              ("app", "old-quarantined", "quarantined", "email_format"))]
+    with first_run.begin() as conn:
+        conn.execute(sa.insert(sync_snapshot), rows)
+        scrub_outbox(conn, "gymdesk", T0 + timedelta(days=1), T0 + timedelta(days=91))
+        details = dict(conn.execute(sa.select(sync_snapshot.c.record_id, sync_snapshot.c.detail).where(
+            sync_snapshot.c.record_id.in_(("old-failed", "old-quarantined")))).all())
+    assert details == {"old-failed": None, "old-quarantined": "email_format"}

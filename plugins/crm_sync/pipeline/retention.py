@@ -34,7 +34,7 @@ import sqlalchemy as sa
 
 from crm_sync.pipeline.context import RunContext, utcnow
 from crm_sync.warehouse.tables import (outbox, quarantine, raw_record, review_decision, run_log, sync_changelog,
-                                       webhook_done, webhook_inbox)
+                                       sync_snapshot, webhook_done, webhook_inbox)
 
 log = logging.getLogger(__name__)
 REMOVED = "(removed after retention_days)"
@@ -133,6 +133,10 @@ def scrub_outbox(conn: sa.Connection, profile: str, cutoff: datetime, now: datet
                    for r in rows[start:start + CHUNK]]
         conn.execute(update, emptied)
         conn.execute(logged, emptied)
+    # a write's error may quote the server's answer; a quarantine rule or a review reason does not
+    conn.execute(sa.update(sync_snapshot).where(
+        sync_snapshot.c.profile == profile, sync_snapshot.c.updated_at < cutoff, sync_snapshot.c.detail.is_not(None),
+        sync_snapshot.c.status.not_in(("quarantined", "review"))).values(detail=None))
     return {"outbox_scrubbed": len(rows), "outbox_failed_discarded": failed, "outbox_dry_run_deleted": dry}
 
 

@@ -109,9 +109,11 @@ def upgrade() -> None:
     # a person's page reads their quarantine entries and webhook events by record id
     op.create_index('ix_quarantine_record', 'quarantine', ['profile', 'source_id'])
     op.create_index('ix_webhook_inbox_contact', 'webhook_inbox', ['contact_id'])
+    op.create_index('ix_outbox_link', 'outbox', ['profile', 'xref_id'])  # the models' refresh reads a link's writes
 
 
 def downgrade() -> None:
+    op.drop_index('ix_outbox_link', table_name='outbox')
     op.drop_index('ix_webhook_inbox_contact', table_name='webhook_inbox')
     op.drop_index('ix_quarantine_record', table_name='quarantine')
     op.drop_table('sync_snapshot')
