@@ -43,6 +43,15 @@ def _preload() -> None:
             importlib.import_module(name)
         except ImportError:  # an optional module of a version that has none: the child imports what it needs
             pass
+    try:  # `dags test` builds the in-process execution API for its first task (the app ~2 s, its
+        # versioned routes on the first request ~5 s): both once, here, for every run forked from the zygote
+        from airflow.sdk.execution_time.supervisor import in_process_api_server
+
+        app = in_process_api_server().app  # cached; its transport (a thread) stays the run's to start
+        if getattr(app, "_cadwyn_initialized", True) is False:
+            app._cadwyn_initialize()  # what cadwyn does on the app's first request
+    except Exception:  # noqa: BLE001 - an Airflow without these: each run builds its own, as before
+        pass
     own = sorted(m for m in sys.modules if m.split(".")[0] in OWN and m not in PROVIDER_INFO)
     if own:
         raise RuntimeError(f"the zygote imported the project's own modules, which a run must import itself: {own}")
