@@ -292,6 +292,11 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(kind)
 
 
+# End-to-end tests whose harness keeps its Airflow homes, simulators, ports and processes under the
+# test's tmp_path and uses no Celery (the chaos trials, the webhook lab): either worker may run them too.
+OWN_HOMES = ("tests/e2e/test_chaos.py", "tests/e2e/test_webhooks.py")
+
+
 # End-to-end tests that use neither .demo/ nor the Celery broker (their own api-server, warehouse,
 # ports and screenshot folder): either worker may run them beside the others.
 ON_THEIR_OWN = ("tests/e2e/test_console_csrf.py", "tests/e2e/test_console_states.py")
@@ -307,7 +312,7 @@ def pytest_xdist_make_scheduler(config, log):
 
     class EndToEndTogether(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            shared = nodeid.startswith("tests/e2e/") and not nodeid.startswith(ON_THEIR_OWN)
+            shared = nodeid.startswith("tests/e2e/") and not nodeid.startswith(ON_THEIR_OWN + OWN_HOMES)
             return "tests/e2e" if shared else nodeid
 
     return EndToEndTogether(config, log)
