@@ -10,6 +10,7 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -109,8 +110,16 @@ def _postgres_available() -> bool:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def warehouse_url(request, tmp_path) -> Iterator[str]:
     """The embedded SQLite default, and a throwaway database on the real PostgreSQL server."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'warehouse.db'}"
+    with warehouse_database(request.param, tmp_path) as url:
+        yield url
+
+
+@contextmanager
+def warehouse_database(kind: str, folder: Path) -> Iterator[str]:
+    """A new, empty warehouse database: SQLite in ``folder``, or one on the PostgreSQL server, dropped
+    afterwards (also for a module's fixture that seeds one warehouse its tests only read)."""
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / 'warehouse.db'}"
         return
     if not _postgres_available():
         pytest.fail(f"PostgreSQL is required for the warehouse tests and is not reachable at {PG_ADMIN_URL}")
