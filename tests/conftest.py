@@ -324,4 +324,11 @@ def pytest_xdist_make_scheduler(config, log):
             shared = nodeid.startswith("tests/e2e/") and not nodeid.startswith(ON_THEIR_OWN + OWN_HOMES)
             return "tests/e2e" if shared else nodeid
 
+        def _reschedule(self, node) -> None:
+            # The chain's worker takes another unit only when the chain's last test starts: one queued
+            # behind the rest of the chain would wait there while the other worker runs out of work.
+            if list(self.assigned_work.get(node, {}).get("tests/e2e", {}).values()).count(False) > 1:
+                return
+            super()._reschedule(node)
+
     return EndToEndTogether(config, log)
