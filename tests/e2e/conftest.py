@@ -128,10 +128,10 @@ class MakeUi:
         self.ui, self.command = ui.groups(), lines[-1].removeprefix("try: ")
 
     def running(self) -> bool:
-        return self.process.returncode is None
+        return self.process.poll() is None
 
     def stop(self) -> None:
-        """SIGTERM, as Ctrl-C's neighbour: it exits 0 and leaves nothing of it running."""
+        """SIGTERM (it stops on it as on Ctrl-C): it exits 0 and leaves nothing of it running."""
         self.process.send_signal(signal.SIGTERM)
         assert self.process.wait(120) == 0
         left = {pid: cmd for pid, cmd in ui_processes().items() if pid not in self.before}
