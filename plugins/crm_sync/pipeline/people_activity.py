@@ -44,7 +44,7 @@ def describe(entity: str, fields: dict[str, Any], deleted: bool, updated_at: dat
         title = lines[0][:TITLE_CHARS] if lines else None
         status = None
     else:
-        title = fields.get("title")
+        title = str(fields["title"])[:TITLE_CHARS] if fields.get("title") else None  # indexed: kept short
         status = ("completed" if fields.get("completed") else "open") if entity == "task" \
             else (str(fields["status"]).lower() if fields.get("status") else None)
     at = moment(fields.get(WHEN[entity]), zone) or (updated_at if entity == "note" else None)

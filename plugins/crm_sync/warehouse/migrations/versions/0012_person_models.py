@@ -68,7 +68,8 @@ def upgrade() -> None:
         sa.UniqueConstraint("profile", "entity", "ghl_id", name="uq_person_activity_ghl"),
         sa.UniqueConstraint("profile", "entity", "app_id", name="uq_person_activity_app"),
         sa.Index("ix_person_activity_person", "profile", "person_id", "at_utc"),
-        sa.Index("ix_person_activity_when", "profile", "entity", "at_utc", "status"),
+        # the insights lists: open tasks by due time, appointments by start, completed first calls by title
+        sa.Index("ix_person_activity_lists", "profile", "entity", "status", "at_utc", "person_id", "title"),
     )
     op.create_table(
         'sync_changelog',
