@@ -14,9 +14,10 @@ and matches the person's names, emails and phones, and an activity's title.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime, time, timedelta, tzinfo
 from typing import Any
@@ -132,29 +133,38 @@ def _escaped(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _folded_name(q: str) -> str:
+@functools.cache
+def _search_keys() -> tuple[Callable[[str], str], Callable[[str, str], str | None]]:
+    """people_search_keys' fold_name and phone_digits; until that shared module (people-contract.md)
+    is on this branch, its rules without anyascii: accents dropped, case folded, spaces collapsed;
+    a phone's digits (4 or more)."""
     try:
-        from crm_sync.pipeline.people_search_keys import fold_name
-    except ImportError:  # the shared key module (people-contract.md) not here yet: its rule, without anyascii
+        from crm_sync.pipeline.people_search_keys import fold_name, phone_digits
+    except ImportError:
         import unicodedata
 
-        decomposed = unicodedata.normalize("NFKD", q).casefold()
-        return " ".join("".join(c for c in decomposed if not unicodedata.combining(c)).split())
-    return fold_name(q)
+        def fold_name(text: str) -> str:
+            decomposed = unicodedata.normalize("NFKD", text or "").casefold()
+            return " ".join("".join(c for c in decomposed if not unicodedata.combining(c)).split())
+
+        def phone_digits(text: str, region: str = "US") -> str | None:
+            digits = re.sub(r"\D", "", text or "")
+            return digits if len(digits) >= 4 else None
+    return fold_name, phone_digits
+
+
+def _folded_name(q: str) -> str:
+    return _search_keys()[0](q)
 
 
 def _phone(q: str, region: str) -> str | None:
+    """``q`` as phone digits, unless it holds a letter or an @ (a name or an email)."""
     if _LETTER.search(q) or "@" in q:
         return None
-    try:
-        from crm_sync.pipeline.people_search_keys import phone_digits
-    except ImportError:  # see _folded_name
-        digits = re.sub(r"\D", "", q)
-        return digits if len(digits) >= 4 else None
-    return phone_digits(q, region)
+    return _search_keys()[1](q, region)
 
 
-def _text_match(q: str, profile: Profile, title: sa.ColumnElement | None = None) -> sa.ColumnElement[bool]:
+def matches(q: str, profile: Profile, title: sa.ColumnElement | None = None) -> sa.ColumnElement[bool]:
     """``q`` in the person's folded names or emails, their phones (``q`` typed as a phone), or ``title``."""
     said = [person.c.search_name.like(f"%{_escaped(_folded_name(q))}%", escape="\\"),
             person.c.search_email.like(f"%{_escaped(q.lower())}%", escape="\\")]
@@ -178,7 +188,7 @@ def _activities(profile: Profile, entity: str, query: InsightQuery, *where: sa.C
     if query.side:
         select = select.where(pa.sides == query.side)
     if query.q:
-        select = select.where(_text_match(query.q, profile, pa.title))
+        select = select.where(matches(query.q, profile, pa.title))
     return select
 
 
@@ -202,7 +212,7 @@ def _persons(profile: Profile, query: InsightQuery, *where: sa.ColumnElement[boo
     if query.status:  # one_side's: ghl_only or app_only (InsightQuery.for_list keeps no other)
         select = select.where(p.status == query.status)
     if query.q:
-        select = select.where(_text_match(query.q, profile))
+        select = select.where(matches(query.q, profile))
     return select
 
 
@@ -212,11 +222,12 @@ def _first_call(profile: Profile, query: InsightQuery, at: Moments) -> sa.Select
     pa = person_activity.c
     completed = sa.exists().where(_first_call_tasks(profile), pa.status == "completed")
     open_one = sa.exists().where(_first_call_tasks(profile), pa.status == "open")
-    where = [person.c.first_seen < at.first_call_before, person.c.status != "deleted", ~completed]
+    where = [person.c.first_seen < at.first_call_before, person.c.status != "deleted"]
     task = profile.first_call
     if task and task.only_if and task.only_if in person.c and task.only_if != "tags":
         column = person.c[task.only_if]
         where += [column.is_not(None), column != ""]
+    where.append(~completed)  # last: SQLite tests the conditions in this order, the cheap ones first
     if query.status == "open":
         where.append(open_one)
     elif query.status == "missing":
@@ -265,11 +276,16 @@ def _span(total: int, page: int, per_page: int) -> dict[str, int]:
             "first": first + 1 if total else 0, "last": min(first + per_page, total)}
 
 
-def counts(conn: sa.Connection, profile: Profile, now: datetime | None = None) -> dict[str, int]:
-    """How many rows each list holds, unfiltered (one query each)."""
+def counts(conn: sa.Connection, profile: Profile, now: datetime | None = None,
+           known: dict[str, int] | None = None) -> dict[str, int]:
+    """How many rows each list holds, unfiltered (one count each; ``known``: lists already counted)."""
     at, every = Moments.of(profile, now), InsightQuery()
-    return {name: conn.execute(sa.select(sa.func.count()).select_from(
-        _select(name, profile, every, at)[0].subquery())).scalar_one() for name in LISTS}
+    found = dict(known or {})
+    for name in LISTS:
+        if name not in found:
+            select = _select(name, profile, every, at)[0]
+            found[name] = conn.execute(select.with_only_columns(sa.func.count())).scalar_one()
+    return {name: found[name] for name in LISTS}
 
 
 def listed(conn: sa.Connection, profile: Profile, name: str, query: InsightQuery | None = None,

@@ -46,8 +46,9 @@ def insights_page(request: Request, profile: ProfileOfDag, conn: WarehouseConnec
     choices = dict(insights.FILTERS[name])
     if name == "this_week":
         choices["status"] = tuple(insights.statuses_this_week(conn, profile))
+    counted = {} if shown["query"].filtered else {name: shown["span"]["total"]}  # the shown list: counted already
     return page(request, "insights.html.j2", profile=profile, lists=insights.LISTS,
-                counts=insights.counts(conn, profile), shown=shown, columns=insights.COLUMNS[name],
+                counts=insights.counts(conn, profile, known=counted), shown=shown, columns=insights.COLUMNS[name],
                 choices=choices, first_call=profile.first_call, hours=profile.insights.first_call_hours)
 
 
