@@ -192,12 +192,17 @@ def _activities(profile: Profile, entity: str, query: InsightQuery, *where: sa.C
     return select
 
 
-def _first_call_tasks(profile: Profile) -> sa.ColumnElement[bool]:
-    """A task of the outer query's person that is its first call (any task when no title is set)."""
+def _first_calls(profile: Profile) -> list[sa.ColumnElement[bool]]:
+    """First-call tasks of the profile (any task when it names no title), case aside."""
     pa = person_activity.c
     task = profile.first_call
-    mine = sa.and_(pa.profile == person.c.profile, pa.person_id == person.c.person_id, pa.entity == "task")
-    return sa.and_(mine, sa.func.lower(pa.title) == task.title.lower()) if task else mine
+    calls = [pa.profile == profile.name, pa.entity == "task"]
+    return calls + [sa.func.lower(pa.title) == task.title.lower()] if task else calls
+
+
+def _first_call_tasks(profile: Profile) -> sa.ColumnElement[bool]:
+    """A first-call task of the outer query's person."""
+    return sa.and_(person_activity.c.person_id == person.c.person_id, *_first_calls(profile))
 
 
 def _first_call_task(profile: Profile, status: str, column: sa.ColumnElement) -> sa.ScalarSelect:
@@ -220,7 +225,10 @@ def _first_call(profile: Profile, query: InsightQuery, at: Moments) -> sa.Select
     """People first seen before the deadline, not deleted, with no completed first-call task; only
     those the task is for (its ``only_if`` field set) when it is one of the profile's new-contact tasks."""
     pa = person_activity.c
-    completed = sa.exists().where(_first_call_tasks(profile), pa.status == "completed")
+    # NOT IN, not NOT EXISTS: PostgreSQL hashes the set whatever it guesses of lower(title) (with no
+    # statistics on it, it guessed one row and probed the index once per person: 0.6 s at 100,000)
+    completed = person.c.person_id.in_(sa.select(pa.person_id).where(
+        *_first_calls(profile), pa.status == "completed", pa.person_id.is_not(None)))
     open_one = sa.exists().where(_first_call_tasks(profile), pa.status == "open")
     where = [person.c.first_seen < at.first_call_before, person.c.status != "deleted"]
     task = profile.first_call
@@ -266,6 +274,14 @@ def _with_details(select: sa.Select, name: str, profile: Profile) -> sa.Select:
         _first_call_task(profile, "open", sa.func.count()).label("open_tasks"))
 
 
+def _by_ids(name: str, profile: Profile, key: sa.Column, ids: list[int]) -> sa.Select:
+    """The rows of a page, by id: the list's columns without its conditions (tested once already)."""
+    every = InsightQuery()
+    entity = {"overdue": "task", "this_week": "appointment"}.get(name)
+    select = _activities(profile, entity, every) if entity else _persons(profile, every)
+    return _with_details(select, name, profile).where(key.in_(ids))
+
+
 # --- reading them ------------------------------------------------------------------------------------------
 
 def _span(total: int, page: int, per_page: int) -> dict[str, int]:
@@ -308,7 +324,7 @@ def listed(conn: sa.Connection, profile: Profile, name: str, query: InsightQuery
         span = _span(total, want.page, want.per_page)
         ids, total = page_of(span["page"]) if total else ([], 0)
     span = _span(total, want.page, want.per_page)
-    rows = _rows(conn, name, profile, _with_details(select, name, profile).where(key.in_(ids))) if ids else []
+    rows = _rows(conn, name, profile, _by_ids(name, profile, key, ids)) if ids else []
     position = {key_id: n for n, key_id in enumerate(ids)}
     rows.sort(key=lambda row: position[row["_key"]])
     return {"name": name, "title": LISTS[name], "rows": rows, "span": span, "query": want}
