@@ -68,13 +68,16 @@ LAST = ["García", "Müller", "Smith", "Nguyen", "O'Brien", "Kowalski", "Dubois"
 # status of person n by n % 100 (the contract's statuses; one side's id missing for *_only)
 STATUS = ["ghl_only"] * 4 + ["app_only"] * 3 + ["review"] + ["quarantined"] + ["deleted"] + ["synced"] * 90
 # Indexes this bench proposes (--index adds them after seeding; the lead's migration would add them).
-# (profile, entity, at_utc, status): overdue tasks (entity, at_utc < now, status open) and this week's
-# appointments (entity, a week of at_utc) read a range of it, status from the index; the leads' first call
-# (entity, status, title) reads what it read before. (profile, entity, status, at_utc) served overdue alone
-# better, but the planners then took it for the completed first calls and read 150,000 rows in index order.
+# (profile, entity, status, at_utc, person_id, title): overdue tasks (task, open, at_utc < now) read a
+# range of it; this week's appointments a week of at_utc under each status (SQLite's skip-scan, an index
+# condition on PostgreSQL); the completed first calls (task, completed, person_id and title from the
+# index) read it alone, no table row. Two narrower ones were tried: (profile, entity, at_utc, status) and
+# (profile, entity, status, at_utc) sped up the first two lists, but the planners then took them for the
+# first calls and read 150,000 table rows in index order: 2.5x slower (bench/RESULTS.md).
 INDEXES = [
-    sa.Index("bench_ix_person_activity_when", person_activity.c.profile, person_activity.c.entity,
-             person_activity.c.at_utc, person_activity.c.status),
+    sa.Index("bench_ix_person_activity_lists", person_activity.c.profile, person_activity.c.entity,
+             person_activity.c.status, person_activity.c.at_utc, person_activity.c.person_id,
+             person_activity.c.title),
 ]
 
 
@@ -247,8 +250,9 @@ def measure(people: int, repeat: int, index: bool) -> dict[str, Any]:
     if index:
         for made in INDEXES:
             made.create(engine())
-    with engine().begin() as conn:  # fresh statistics, as autovacuum (PostgreSQL) or `ANALYZE` would leave them
-        conn.execute(sa.text("ANALYZE"))
+    # fresh statistics (and PostgreSQL's visibility map, for index-only scans), as autovacuum leaves them
+    with engine().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("VACUUM ANALYZE" if engine().dialect.name == "postgresql" else "ANALYZE"))
     seeded = time.perf_counter() - began
 
     app = create_app()
@@ -293,8 +297,10 @@ def measure(people: int, repeat: int, index: bool) -> dict[str, Any]:
 
     lists = [lambda name=name: _ok(client.get(f"/dags/{dag}/insights", params={"list": name}))
              for name in insights.LISTS]
+    with engine().connect() as conn:
+        sizes = insights.counts(conn, profile)
     shown = _ok(client.get(f"/dags/{dag}/insights", params={"list": "one_side"})).text
-    assert "1-50 of" in shown, shown[:2000]
+    assert f'1-{min(50, sizes["one_side"]):,} of {sizes["one_side"]:,}' in shown, shown[-3000:]
     per_list: dict[int, list[float]] = {}
     result = {
         "search_p95_ms": timed(searches, repeat),
@@ -304,8 +310,6 @@ def measure(people: int, repeat: int, index: bool) -> dict[str, Any]:
     }
     result["insights_max_ms_by_list"] = {name: round(1000 * max(per_list.get(index, [0])), 1)
                                          for index, name in enumerate(insights.LISTS)}
-    with engine().connect() as conn:
-        sizes = insights.counts(conn, profile)
     engine().dispose()
     return {"people": people, "seed_s": round(seeded, 1), "rows": counted, "list_sizes": sizes,
             "search_via": search_via, "person_via": person_via, **result}

@@ -126,6 +126,9 @@ def test_each_list_holds_the_right_people(client, people):
     for name, count in {"overdue": 2, "first_call": 5, "this_week": 2, "one_side": 2, "review": 1}.items():
         assert f'id="count-{name}">{count}</td>' in page.text, name
     assert "Olga Otherprofile" not in first_call
+    waiting = list(csv.DictReader(io.StringIO(client.get(f"/dags/{DAG}/insights/review.csv").text)))
+    assert [(row["name"], row["why it waits"]) for row in waiting] == [
+        ("Rita Review", "ghl:g-rita / app:a-r1: by email, another first name")]
 
 
 def test_a_first_call_still_open_and_one_never_made_are_told_apart(client, people):
@@ -259,3 +262,12 @@ def test_the_first_call_setting_defaults_to_the_first_new_contact_task_and_is_ch
         parse_profile(PROFILE + "insights: {first_call_task: ''}\n", "shop.yaml")
     with pytest.raises(ProfileError, match=r"key 'insights\.first_call_hour': Extra inputs are not permitted"):
         parse_profile(PROFILE + "insights: {first_call_hour: 3}\n", "shop.yaml")
+
+
+def test_the_insights_need_the_dags_runs_as_the_review_queue_does():
+    """The lists show people's records: a user who may see the DAG but not its runs sees none of them."""
+    from crm_sync.web.routes import insights as routes, review
+
+    assert routes.router.dependencies == review.router.dependencies == security.READ_RUNS
+    paths = {route.path for route in create_app().routes}
+    assert {"/dags/{dag_id}/insights", "/dags/{dag_id}/insights/{name}.csv"} <= paths
