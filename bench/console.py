@@ -209,15 +209,15 @@ def _people_pages() -> tuple[Any, str]:
     return people_pages, "crm_sync.pipeline.people_pages."
 
 
-def p95(seconds: list[float]) -> float:
-    """Nearest-rank 95th percentile, in milliseconds."""
+def percentile(seconds: list[float], share: float) -> float:
+    """Nearest-rank percentile, in milliseconds."""
     ordered = sorted(seconds)
-    return round(1000 * ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)], 1)
+    return round(1000 * ordered[max(0, math.ceil(share * len(ordered)) - 1)], 1)
 
 
-def timed(calls: list, repeat: int, each: dict[int, list[float]] | None = None) -> float:
-    """p95 of ``repeat`` calls, cycling through ``calls`` (one warm-up call each first); ``each``
-    collects the seconds of each call by its index."""
+def timed(calls: list, repeat: int, each: dict[int, list[float]] | None = None) -> list[float]:
+    """The seconds of ``repeat`` calls, cycling through ``calls`` (one warm-up call each first); ``each``
+    collects them by the call's index too."""
     for call in calls:
         call()
     seconds = []
@@ -227,7 +227,7 @@ def timed(calls: list, repeat: int, each: dict[int, list[float]] | None = None) 
         seconds.append(time.perf_counter() - began)
         if each is not None:
             each.setdefault(index, []).append(seconds[-1])
-    return p95(seconds)
+    return seconds
 
 
 def _ok(answer: Any) -> Any:
@@ -302,12 +302,11 @@ def measure(people: int, repeat: int, index: bool) -> dict[str, Any]:
     shown = _ok(client.get(f"/dags/{dag}/insights", params={"list": "one_side"})).text
     assert f'1-{min(50, sizes["one_side"]):,} of {sizes["one_side"]:,}' in shown, shown[-3000:]
     per_list: dict[int, list[float]] = {}
-    result = {
-        "search_p95_ms": timed(searches, repeat),
-        "person_p95_ms": timed(persons, repeat),
-        "insights_p95_ms": timed(lists, repeat, per_list),
-        "runs_p95_ms": timed([lambda: _ok(client.get(f"/dags/{dag}"))], repeat),
-    }
+    seconds = {"search": timed(searches, repeat), "person": timed(persons, repeat),
+               "insights": timed(lists, repeat, per_list),
+               "runs": timed([lambda: _ok(client.get(f"/dags/{dag}"))], repeat)}
+    result: dict[str, Any] = {f"{what}_p95_ms": percentile(took, 0.95) for what, took in seconds.items()}
+    result["p50_ms"] = {what: percentile(took, 0.5) for what, took in seconds.items()}  # the noise beside p95
     result["insights_max_ms_by_list"] = {name: round(1000 * max(per_list.get(index, [0])), 1)
                                          for index, name in enumerate(insights.LISTS)}
     engine().dispose()
