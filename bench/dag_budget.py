@@ -8,8 +8,10 @@ to come (on one of three calendars). Three runs of the DAG, each a real Airflow 
 
 1. the first sync; 2. a run with nothing changed; 3. a run after 1% of GHL contacts were edited.
 
-Per run: calls per side by route (the simulators count them), raw rows added, wall time, and the
-load's writes. The last line is one JSON object; the figures are explained in bench/RESULTS.md.
+Per run: calls per side by route (the simulators count them), raw rows added, wall time, the
+load's writes, and the report task's refresh of the analysts' models (its logged stats, and its
+seconds as a share of the run's wall time: ``models_share``, at most 0.10). The last line is one
+JSON object; the figures are explained in bench/RESULTS.md.
 
 Run: .venv/bin/python bench/dag_budget.py [--people 10000]
 """
@@ -129,6 +131,8 @@ def run_once(name: str, env: dict[str, str], ghl_url: str, app_url: str, home: P
     with warehouse.connect() as conn:
         load = json.loads(conn.execute(sa.text(
             "SELECT stats FROM run_log WHERE step = 'load' ORDER BY finished_at DESC LIMIT 1")).scalar_one())
+        report = json.loads(conn.execute(sa.text(
+            "SELECT stats FROM run_log WHERE step = 'report' ORDER BY finished_at DESC LIMIT 1")).scalar_one())
         extract = {side: {**json.loads(stats), "task_full_scan": handoff.parse(
             json.loads(handed) if handed else None, json.loads(stats)).task_full_scan}
             for side, stats, handed in conn.execute(sa.text(
@@ -141,6 +145,8 @@ def run_once(name: str, env: dict[str, str], ghl_url: str, app_url: str, home: P
         "extract_ghl": {k: extract.get("ghl", {}).get(k) for k in ("extracted", "landed", "unchanged",
                                                                    "task_full_scan")},
         "extract_app": {k: extract.get("app", {}).get(k) for k in ("extracted", "landed", "unchanged")},
+        "models": report.get("people_models"),  # the report task's refresh of the analysts' models
+        "models_share": round(report["people_models"]["seconds"] / wall, 4) if report.get("people_models") else None,
     }
     warehouse.dispose()
     print(f"{name}: {json.dumps(figures)}", flush=True)
@@ -205,6 +211,7 @@ def main() -> None:
         "no_change_raw_rows_added": no_change["raw_rows_added"],
         "load_throughput_ratio": throughput_ratio(first),
         "projected_first_sync_100k_calls": round(first["ghl_calls"] / contacts * 100_000),
+        "models_share_max": max((r["models_share"] or 0) for r in (first, no_change, one_percent)),
     }
     print(f"people {args.people}: {contacts} GHL contacts, {len(ghl_seed['tasks'])} tasks, {len(ghl_seed['notes'])} "
           f"notes, {len(ghl_seed['appointments'])} upcoming appointments; {edited} contacts edited; home {home}")

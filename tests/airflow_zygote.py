@@ -4,7 +4,8 @@ A fresh `airflow dags test` interpreter spends about half its time importing Air
 SDK, the in-process execution API, pandas and Great Expectations before the first task. The zygote is a
 process started once per Airflow home and test process (with that home's environment: Airflow reads
 AIRFLOW_HOME and its metadata database's URL at import) that imports all of that and nothing of this
-project; each run is a forked child that takes the run's own environment, runs Airflow's CLI with the
+project (and, before the first `dags test`, builds the in-process execution API it serves tasks with);
+each run is a forked child that takes the run's own environment, runs Airflow's CLI with the
 run's arguments and exits with its exit code, its output written to the files the caller names. The
 project's own modules (crm_sync, the DAG files) are imported by the child, so whatever a test sets in the
 environment for them is read as a fresh process would read it.
@@ -43,6 +44,10 @@ def _preload() -> None:
             importlib.import_module(name)
         except ImportError:  # an optional module of a version that has none: the child imports what it needs
             pass
+    _check_no_own_modules()
+
+
+def _check_no_own_modules() -> None:
     own = sorted(m for m in sys.modules if m.split(".")[0] in OWN and m not in PROVIDER_INFO)
     if own:
         raise RuntimeError(f"the zygote imported the project's own modules, which a run must import itself: {own}")
@@ -85,7 +90,24 @@ def _child(request: dict, replies: int) -> None:
         os._exit(code)
 
 
+def _build_execution_api() -> None:
+    """What every `dags test` run builds before its first task, 5 to 15 s: the in-process execution
+    API's app and (on its first request) its versioned routes. Built once, before the first run is
+    forked, for it and every later one; a zygote that only migrates never pays for it."""
+    try:
+        from airflow.sdk.execution_time.supervisor import in_process_api_server
+
+        app = in_process_api_server().app  # cached; its transport (a thread) stays the run's to start
+        if getattr(app, "_cadwyn_initialized", True) is False:
+            app._cadwyn_initialize()  # what cadwyn does on the app's first request
+    except Exception:  # noqa: BLE001 - an Airflow without these: each run builds its own, as before
+        return
+    _check_no_own_modules()
+
+
 def _serve_one(request: dict, replies: int) -> dict:
+    if request["args"][:2] == ["dags", "test"]:
+        _build_execution_api()  # once: in_process_api_server is cached
     if threading.active_count() != 1:
         raise RuntimeError(f"the zygote has {threading.active_count()} threads: forking it would copy held locks")
     pid = os.fork()

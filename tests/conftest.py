@@ -10,6 +10,7 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -109,8 +110,16 @@ def _postgres_available() -> bool:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def warehouse_url(request, tmp_path) -> Iterator[str]:
     """The embedded SQLite default, and a throwaway database on the real PostgreSQL server."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'warehouse.db'}"
+    with warehouse_database(request.param, tmp_path) as url:
+        yield url
+
+
+@contextmanager
+def warehouse_database(kind: str, folder: Path) -> Iterator[str]:
+    """A new, empty warehouse database: SQLite in ``folder``, or one on the PostgreSQL server, dropped
+    afterwards (also for a module's fixture that seeds one warehouse its tests only read)."""
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / 'warehouse.db'}"
         return
     if not _postgres_available():
         pytest.fail(f"PostgreSQL is required for the warehouse tests and is not reachable at {PG_ADMIN_URL}")
@@ -292,9 +301,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(kind)
 
 
+# End-to-end tests whose harness keeps its Airflow homes, simulators, ports and processes under the
+# test's tmp_path and uses no Celery (the chaos trials, the webhook lab): either worker may run them too.
+OWN_HOMES = ("tests/e2e/test_chaos.py", "tests/e2e/test_webhooks.py")
+
+
 # End-to-end tests that use neither .demo/ nor the Celery broker (their own api-server, warehouse,
 # ports and screenshot folder): either worker may run them beside the others.
-ON_THEIR_OWN = ("tests/e2e/test_console_csrf.py", "tests/e2e/test_console_states.py")
+ON_THEIR_OWN = ("tests/e2e/test_console_csrf.py", "tests/e2e/test_console_states.py",
+                "tests/e2e/test_console_people.py")
 
 
 def pytest_xdist_make_scheduler(config, log):
@@ -307,7 +322,14 @@ def pytest_xdist_make_scheduler(config, log):
 
     class EndToEndTogether(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            shared = nodeid.startswith("tests/e2e/") and not nodeid.startswith(ON_THEIR_OWN)
+            shared = nodeid.startswith("tests/e2e/") and not nodeid.startswith(ON_THEIR_OWN + OWN_HOMES)
             return "tests/e2e" if shared else nodeid
+
+        def _reschedule(self, node) -> None:
+            # The chain's worker takes another unit only when the chain's last test starts: one queued
+            # behind the rest of the chain would wait there while the other worker runs out of work.
+            if list(self.assigned_work.get(node, {}).get("tests/e2e", {}).values()).count(False) > 1:
+                return
+            super()._reschedule(node)
 
     return EndToEndTogether(config, log)

@@ -36,7 +36,7 @@ from urllib.parse import parse_qs
 from fastapi import FastAPI, Request
 
 from harness.simulators.base import SimState, error
-from harness.simulators.rest_app import (
+from harness.simulators.rest_api import (
     ISO,
     Api,
     Field,
@@ -44,13 +44,13 @@ from harness.simulators.rest_app import (
     HeaderAuth,
     Ids,
     Listing,
-    OffsetTotal,
     Parent,
     Resource,
-    RestSim,
     SoftDelete,
     since,
 )
+from harness.simulators.rest_app import RestSim
+from harness.simulators.rest_paging import OffsetTotal
 
 DEFAULT_ACCESS_TOKEN_TTL_S = 3600
 LISTING = Listing(filters=(since("updatedSince", ISO),))

@@ -37,7 +37,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from harness.simulators.base import SimState, utcnow
-from harness.simulators.rest_app import (
+from harness.simulators.rest_api import (
     UNIX,
     Api,
     Field,
@@ -45,14 +45,14 @@ from harness.simulators.rest_app import (
     HeaderAuth,
     Ids,
     Listing,
-    NextLink,
     Order,
     Parent,
     Resource,
-    RestSim,
     secret_is,
     since,
 )
+from harness.simulators.rest_app import RestSim
+from harness.simulators.rest_paging import NextLink
 
 MAX_PER_PAGE = 50
 

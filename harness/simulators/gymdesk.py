@@ -22,7 +22,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from harness.simulators.base import SimState
-from harness.simulators.rest_app import (
+from harness.simulators.rest_api import (
     ISO,
     Api,
     Field,
@@ -30,15 +30,15 @@ from harness.simulators.rest_app import (
     HeaderAuth,
     Ids,
     Listing,
-    PageMeta,
     Parent,
     Resource,
-    RestSim,
     SoftDelete,
     before,
     secret_is,
     since,
 )
+from harness.simulators.rest_app import RestSim
+from harness.simulators.rest_paging import PageMeta
 
 MAX_PER_PAGE = 100
 MAX_COMPANY_LENGTH = 100  # an assumed field limit, so a write can be refused with a 422

@@ -24,10 +24,9 @@ from typing import Any
 from fastapi import FastAPI
 
 from harness.simulators.base import SimState
-from harness.simulators.rest_app import (
+from harness.simulators.rest_api import (
     ISO,
     Api,
-    Cursor,
     Field,
     HardDelete,
     HeaderAuth,
@@ -35,11 +34,12 @@ from harness.simulators.rest_app import (
     Listing,
     Parent,
     Resource,
-    RestSim,
     SoftDelete,
     secret_is,
     since,
 )
+from harness.simulators.rest_app import RestSim
+from harness.simulators.rest_paging import Cursor
 
 RATE_LIMIT_PER_S = 20
 LISTING = Listing(filters=(since("modified_since", ISO),))

@@ -36,25 +36,25 @@ from typing import Any
 from fastapi import FastAPI
 
 from harness.simulators.base import SimState
-from harness.simulators.rest_app import (
+from harness.simulators.rest_api import (
     DATE,
     DAY_DMY,
     HH_MM,
     SQL,
     Api,
     Field,
-    FixedPages,
     HeaderAuth,
     Ids,
     Listing,
     Order,
     Parent,
     Resource,
-    RestSim,
     before,
     secret_is,
     since,
 )
+from harness.simulators.rest_app import RestSim
+from harness.simulators.rest_paging import FixedPages
 
 RATE_LIMIT_PER_S = 10
 PAGE_SIZE = 25

@@ -1,7 +1,7 @@
 """`make ui` as a user meets it: a real api-server, logged in through a real headless Chromium.
 
-One `make ui` (it reuses the demo `make test` left in .demo/, else runs it first) serves every
-check: the one `ui:` line and its report URL behind `POST /auth/token`, the login, the crm-sync
+One `make ui` (it reuses the demo `make test` left in .demo/, else runs it first; shared with
+tests/e2e/test_ui_instant_sync.py through the ``demo_ui`` fixture) serves every check: the one `ui:` line and its report URL behind `POST /auth/token`, the login, the crm-sync
 entry, a run's data-quality results and quarantined rows, the tab on a DAG run, a review decision
 made and undone, the validate log reading clean, and everything stopped on SIGTERM.
 Screenshots go to .demo/ui/screenshots/ (docs/console.png is one of them).
@@ -11,54 +11,21 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 import pytest
 
-from tests.conftest import ROOT, airflow_env, processes
+from tests.conftest import ROOT
 from tests.e2e.conftest import SHOTS, sign_in  # its browser fixture too
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-UI_LINE = re.compile(r"^ui: url=(\S+) user=(\S+) password=(\S+) report=(\S+)$")
-
-
-def ui_processes() -> dict[int, str]:
-    demo = str(ROOT / ".demo")
-    return processes(f"AIRFLOW_HOME={demo}", in_arguments=demo)
 
 
 @pytest.fixture
-def make_ui():
-    """`make ui` (its module, as the Makefile runs it) until its `ui:` line; SIGTERM at the end."""
-    if not (shutil.which("chromium") and shutil.which("chromedriver")):
-        pytest.fail("chromium and chromium-driver are needed (apt-get install chromium chromium-driver; .ci/run does)")
-    env = airflow_env(Path("/nonexistent"))
-    env.pop("AIRFLOW_HOME")
-    before = ui_processes()
-    process = subprocess.Popen([sys.executable, "-m", "harness.ui", "--port", "0"], cwd=ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines = []
-    deadline = time.monotonic() + 900
-    for line in process.stdout:
-        lines.append(line.rstrip())
-        if UI_LINE.match(lines[-1]) or time.monotonic() > deadline:
-            break
-    match = UI_LINE.match(lines[-1]) if lines else None
-    if not match:
-        process.kill()
-        pytest.fail("make ui printed no ui: line:\n" + "\n".join(lines[-40:]))
-    yield match.groups()
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(120) == 0
-    left = {pid: cmd for pid, cmd in ui_processes().items() if pid not in before}
-    assert left == {}, "make ui left processes running"
+def make_ui(demo_ui):
+    """`make ui` until its `ui:` line (shared with the other `make ui` tests; SIGTERM after the last)."""
+    return demo_ui.ui
 
 
 def shown(browser, element_id: str, words: str, timeout: float = 20) -> str:

@@ -83,9 +83,13 @@ def report_text(browser, url: str, run_id: str, shot: str) -> str:
 
 
 def test_reports_say_running_failed_and_planned_as_it_happened(console, browser):
+    import httpx
     from selenium.webdriver.common.by import By
 
     url, password = console
+    # the console's JSON API is listed in the api-server's own OpenAPI, beside Airflow's REST API
+    described = httpx.get(f"{url}/openapi.json", timeout=30).json()["paths"]
+    assert {"/api/v2/dags", "/crm-sync/api/dags", "/crm-sync/api/dags/{dag_id}/runs"} <= set(described)
     SHOTS.mkdir(parents=True, exist_ok=True)
     sign_in(browser, url, USER, password)
 

@@ -7,56 +7,26 @@ Airflow home page is all green (the triggerer too).
 from __future__ import annotations
 
 import json
-import re
-import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 import pytest
 
-from tests.conftest import ROOT, airflow_env, processes
+from tests.conftest import ROOT
 from tests.e2e.conftest import SHOTS, sign_in  # and its browser fixture
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-UI_LINE = re.compile(r"^ui: url=(\S+) user=(\S+) password=(\S+) report=(\S+)$")
 DEMO = ROOT / ".demo"
 INSTANT_S = 60  # issue 23: an edit in GHL reaches the app within a minute
 
 
-def ui_processes() -> dict[int, str]:
-    return processes(f"AIRFLOW_HOME={DEMO}", in_arguments=str(DEMO))
-
-
 @pytest.fixture
-def make_ui():
-    """`make ui` (its module, as the Makefile runs it) until its `ui:` and `try:` lines; SIGTERM at the end,
-    and nothing of it left running."""
-    env = airflow_env(Path("/nonexistent"))
-    env.pop("AIRFLOW_HOME")
-    before = ui_processes()
-    process = subprocess.Popen([sys.executable, "-m", "harness.ui", "--profile", "gymdesk", "--port", "0"],
-                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    deadline = time.monotonic() + 900  # the demo runs first when .demo/ holds no finished one
-    for line in process.stdout:
-        lines.append(line.rstrip())
-        if lines[-1].startswith("try: ") or time.monotonic() > deadline:
-            break
-    ui = next((m for m in map(UI_LINE.match, lines) if m), None)
-    if not (ui and lines[-1].startswith("try: ")):
-        process.kill()
-        pytest.fail("make ui printed no ui: line and try: line after it:\n" + "\n".join(lines[-40:]))
-    try:
-        yield ui.groups(), lines[-1].removeprefix("try: ")
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(120) == 0
-        left = {pid: cmd for pid, cmd in ui_processes().items() if pid not in before}
-        assert left == {}, "make ui left processes running"
+def make_ui(demo_ui):
+    """`make ui` until its `ui:` and `try:` lines (shared with the other `make ui` tests; SIGTERM after the
+    last, and nothing of it left running)."""
+    return demo_ui.ui, demo_ui.command
 
 
 def healthy(url: str, timeout: float = 60) -> dict:
@@ -123,12 +93,16 @@ def test_the_try_command_reaches_the_app_through_an_asset_triggered_run_within_a
 
     # and as the operator sees it: the run in the console's list, its report inside the Airflow UI
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.expected_conditions import staleness_of
+    from selenium.webdriver.support.ui import WebDriverWait
 
     SHOTS.mkdir(parents=True, exist_ok=True)
     sign_in(browser, url, user, password)
     browser.get(f"{url}/crm-sync/dags/ghl_gymdesk")
     browser.switch_to.frame(browser.find_element(By.TAG_NAME, "iframe"))
+    listing = browser.find_element(By.TAG_NAME, "body")
     browser.find_element(By.PARTIAL_LINK_TEXT, run["dag_run_id"][:40]).click()
+    WebDriverWait(browser, 20).until(staleness_of(listing), "the run's link did not open its report")
     assert value in browser.find_element(By.TAG_NAME, "body").text
     browser.switch_to.default_content()
     browser.save_screenshot(str(SHOTS / "instant-sync.png"))

@@ -11,19 +11,22 @@ from crm_sync.pipeline.report_pages import ReportQuery
 from crm_sync.profile import profile_by_name
 from crm_sync.warehouse.db import create, migrate
 
+from tests.conftest import warehouse_database
 from tests.unit.test_report_lists import FILLERS, RUN, seed_run
 
 pytestmark = [pytest.mark.integration]
 
 
-@pytest.fixture
-def conn(warehouse_url):
-    eng = create(warehouse_url)
-    migrate(eng)
-    with eng.begin() as c:
-        seed_run(c)
-        yield c
-    eng.dispose()
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def conn(request, tmp_path_factory):
+    """One seeded warehouse on each database for the whole module: its tests only read it."""
+    with warehouse_database(request.param, tmp_path_factory.mktemp("report_pages")) as url:
+        eng = create(url)
+        migrate(eng)
+        with eng.begin() as c:
+            seed_run(c)
+            yield c
+        eng.dispose()
 
 
 @pytest.mark.parametrize(("query", "targets", "sources"), [

@@ -148,7 +148,9 @@ def test_the_openapi_lists_every_json_route_with_its_model(client):
     answers = {p: ops["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
                for p, ops in schema["paths"].items() if p.startswith("/api/")}
     assert answers == {API_DAGS: "DagCollection", API_RUNS: "RunCollection", API_REVIEW: "ReviewQueue",
-                       API_DECISIONS: "DecisionCollection", "/api/dags/{dag_id}/runs/{run_id}": "RunReport"}
+                       API_DECISIONS: "DecisionCollection", "/api/dags/{dag_id}/runs/{run_id}": "RunReport",
+                       "/api/dags/{dag_id}/people": "PersonCollection",
+                       "/api/dags/{dag_id}/people/{person_id}": "PersonDetail"}
     runs = schema["paths"][API_RUNS]["get"]
     assert {p["name"] for p in runs["parameters"]} == {"dag_id", "limit", "offset"}
     assert {"state", "sides", "report"} <= set(schema["components"]["schemas"]["RunSummary"]["properties"])
@@ -163,3 +165,34 @@ def test_a_script_without_a_token_gets_json_not_a_login_page(sqlite_warehouse):
 def test_run_ids_are_quoted_whole_in_report_links(client, runs):
     listed = client.get(path(API_RUNS, dag_id=DAG), params={"limit": 1}).json()["runs"][0]
     assert quote(runs[-1], safe="") in listed["report"] and "+" not in listed["report"]
+
+
+def test_the_api_servers_own_openapi_lists_the_console_api_beside_airflows(sqlite_warehouse):
+    """Airflow mounts the console; the plugin's root middleware puts its script routes in the root
+    app's /openapi.json (and so /docs), under the prefix, each model resolvable; pages stay out, and a
+    model name the root already uses for another model is renamed, not overwritten."""
+    from fastapi import FastAPI
+    from pydantic import BaseModel
+
+    from crm_sync.web.openapi import ConsoleInOpenAPI
+
+    class DagCollection(BaseModel):  # Airflow's own, a different model of the same name
+        dags: list[str]
+
+    root = FastAPI(title="Airflow API")
+    root.get("/api/v2/dags", response_model=DagCollection)(lambda: DagCollection(dags=[]))
+    root.mount("/crm-sync", create_app())
+    root.add_middleware(ConsoleInOpenAPI)
+    schema = TestClient(root).get("/openapi.json").json()
+    ours = {p: ops for p, ops in schema["paths"].items() if p.startswith("/crm-sync/")}
+    assert set(ours) == {"/crm-sync" + p for p in (API_DAGS, API_RUNS, API_REVIEW, API_DECISIONS,
+                                                   "/api/dags/{dag_id}/runs/{run_id}", "/webhooks/ghl",
+                                                   "/api/dags/{dag_id}/people", "/api/dags/{dag_id}/people/{person_id}")}
+    assert all(op["tags"] == ["crm-sync"] for ops in ours.values() for op in ops.values())
+    models = schema["components"]["schemas"]
+    answer = ours["/crm-sync" + API_DAGS]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    assert answer == "#/components/schemas/CrmSyncDagCollection" and "total_entries" in models["CrmSyncDagCollection"]["properties"]
+    assert models["DagCollection"]["properties"].keys() == {"dags"}  # Airflow's stays as it was
+    refs = {ref.rsplit("/", 1)[1] for ref in __import__("re").findall(r'"(#/components/schemas/[^"]+)"', str(schema).replace("'", '"'))}
+    assert refs <= set(models)
+    assert "/api/v2/dags" in schema["paths"]

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from crm_sync.console_urls import CONSOLE, run_report_url
 from crm_sync.errors import NoRetryError
 from crm_sync.paths import data_home
-from crm_sync.pipeline import handoff
+from crm_sync.pipeline import handoff, people_models
 from crm_sync.pipeline.context import INTERVAL_RUN_TYPES, RunContext, log_step, utcnow
 from crm_sync.pipeline.report_pages import ReportQuery, by_entity, by_rule, counts, listed, tallies
 from crm_sync.pipeline.retention import cleanup, write_private
@@ -37,6 +37,7 @@ from crm_sync.profile import Profile
 from crm_sync.timezones import show
 from crm_sync.timezones import zone as named_zone
 from crm_sync.warehouse.db import engine
+from crm_sync.warehouse.lock import profile_lock
 from crm_sync.warehouse.tables import run_log
 
 log = logging.getLogger(__name__)
@@ -242,9 +243,12 @@ def report(ctx: RunContext) -> dict[str, Any]:
     write_private(path.with_suffix(".json"), json.dumps(summary, indent=2, default=str))
     stats = {**facts, "sides": summary["sides"], "writes_sent": summary["writes_sent"],
              "quarantined": summary["quarantined"], "failed_at": failed_at}
+    with profile_lock(eng, ctx.profile.name, "report"), eng.begin() as conn:  # the models read the outbox load writes
+        stats["people_models"] = people_models.refresh(conn, ctx)
     with eng.begin() as conn:
         stats["retention"] = cleanup(conn, ctx, path.parent)
         log_step(conn, ctx, "report", stats)
+    log.info("people models refreshed: %s", stats["people_models"])
     log.info("run report: %s in the Airflow UI (crm-sync), exported to %s",
              run_report_url(ctx.profile.dag_id, ctx.run_id), path.as_uri())
     if failed_at:

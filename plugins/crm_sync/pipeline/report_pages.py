@@ -209,7 +209,7 @@ def _count_all(conn: sa.Connection, name: str, profile: str, run_id: str) -> int
 
 def _write(w: Any, run_id: str, dry_run: bool, zone: tzinfo) -> dict[str, Any]:
     seen = seen_by(w, run_id, dry_run)
-    return {"entity": w.entity, "side": w.side, "op": w.op, "changes": _changes(w, zone),
+    return {"outbox_id": w.id, "entity": w.entity, "side": w.side, "op": w.op, "changes": _changes(w, zone),
             "target_id": seen["target_id"], "status": seen["status"], "last_error": seen["last_error"],
             "payload": w.payload, "decisions": w.decisions, "planned_by": w.run_id, "sent_by": seen["sent_by"]}
 

@@ -6,8 +6,9 @@
   record is gone is gone too: both go by the same age.
 - outbox rows that will not be sent again (sent, superseded, discarded) keep their ids, link,
   target id, idempotency key and status, so exactly-once still holds, but lose their values: the
-  payload and merged record become ``{}``, each conflict decision keeps which field, which side
-  won and why, not the values, and ``last_error`` (it may quote the server's answer) goes. A
+  payload, merged record and ``before`` (what the write replaced) become ``{}``, each conflict
+  decision keeps which field, which side won and why, not the values, and ``last_error`` (it may
+  quote the server's answer) goes; their ``sync_changelog`` rows lose the same values. A
   ``failed`` row that old is discarded that way (nobody retried it in all that time); a
   ``dry_run`` row is deleted (it was never sent: a real run plans it again when still due).
   ``pending`` and ``sending`` rows are writes still to be made and stay whole.
@@ -32,8 +33,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from crm_sync.pipeline.context import RunContext, utcnow
-from crm_sync.warehouse.tables import (outbox, quarantine, raw_record, review_decision, run_log, webhook_done,
-                                       webhook_inbox)
+from crm_sync.warehouse.tables import (outbox, quarantine, raw_record, review_decision, run_log, sync_changelog,
+                                       sync_snapshot, webhook_done, webhook_inbox)
 
 log = logging.getLogger(__name__)
 REMOVED = "(removed after retention_days)"
@@ -111,18 +112,31 @@ def _decisions_without_values(decisions: Any) -> list[dict[str, Any]]:
 def scrub_outbox(conn: sa.Connection, profile: str, cutoff: datetime, now: datetime) -> dict[str, int]:
     """Empty the values of aged writes that will not be sent again (see the module's docstring)."""
     aged = (outbox.c.profile == profile) & (outbox.c.created_at < cutoff)
+    dry_rows = sa.select(outbox.c.id).where(aged, outbox.c.status == "dry_run")
+    conn.execute(sa.delete(sync_changelog).where(sync_changelog.c.outbox_id.in_(dry_rows)))
     dry = conn.execute(sa.delete(outbox).where(aged, outbox.c.status == "dry_run")).rowcount
     failed = conn.execute(sa.update(outbox).where(aged, outbox.c.status == "failed").values(
         status="discarded", last_error=f"discarded by retention: failed and never retried for {REMOVED}")).rowcount
-    rows = conn.execute(sa.select(outbox.c.id, outbox.c.decisions).where(
+    rows = conn.execute(sa.select(outbox.c.id, outbox.c.decisions, outbox.c.before, outbox.c.status).where(
         aged, outbox.c.status.in_(KEPT_STATUSES), outbox.c.scrubbed_at.is_(None)).order_by(outbox.c.id)
         .limit(PER_RUN)).all()
+    before = sa.bindparam("emptied_before", type_=outbox.c.before.type)  # a create's stays NULL
     update = sa.update(outbox).where(outbox.c.id == sa.bindparam("row_id")).values(
-        payload={}, merged={}, decisions=sa.bindparam("emptied", type_=sa.JSON), scrubbed_at=now,
+        payload={}, merged={}, before=before, decisions=sa.bindparam("emptied", type_=sa.JSON), scrubbed_at=now,
         last_error=sa.case((outbox.c.last_error.like("discarded by retention:%"), outbox.c.last_error), else_=None))
+    logged = sa.update(sync_changelog).where(sync_changelog.c.outbox_id == sa.bindparam("row_id")).values(
+        after={}, before=before, decisions=sa.bindparam("emptied", type_=sa.JSON), error=None,
+        status=sa.bindparam("outbox_status"))
     for start in range(0, len(rows), CHUNK):
-        conn.execute(update, [{"row_id": r.id, "emptied": _decisions_without_values(r.decisions)}
-                              for r in rows[start:start + CHUNK]])
+        emptied = [{"row_id": r.id, "emptied": _decisions_without_values(r.decisions),
+                    "emptied_before": None if r.before is None else {}, "outbox_status": r.status}
+                   for r in rows[start:start + CHUNK]]
+        conn.execute(update, emptied)
+        conn.execute(logged, emptied)
+    # a write's error may quote the server's answer; a quarantine rule or a review reason does not
+    conn.execute(sa.update(sync_snapshot).where(
+        sync_snapshot.c.profile == profile, sync_snapshot.c.updated_at < cutoff, sync_snapshot.c.detail.is_not(None),
+        sync_snapshot.c.status.not_in(("quarantined", "review"))).values(detail=None))
     return {"outbox_scrubbed": len(rows), "outbox_failed_discarded": failed, "outbox_dry_run_deleted": dry}
 
 

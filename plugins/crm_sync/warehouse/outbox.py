@@ -40,7 +40,8 @@ def superseded() -> sa.ColumnElement[bool]:
 
 
 def queue(conn: sa.Connection, rows: list[dict[str, Any]], dry_run: bool) -> None:
-    """Add the writes reconcile planned; an older unsent write for the same record and side is
+    """Add the writes reconcile planned, each as the planner made it (``before``, what it replaces on
+    its target, included: NULL for a create); an older unsent write for the same record and side is
     superseded. A write first planned in a dry run (same key) becomes due when this run is not one."""
     for row in rows:
         if row["xref_id"]:

@@ -96,6 +96,7 @@ quarantine = sa.Table(
     sa.Column("raw_id", sa.Integer, nullable=False),
     sa.Column("created_at", TS, nullable=False),
     sa.UniqueConstraint("profile", "run_id", "raw_id", "rule", name="uq_quarantine_per_run"),
+    sa.Index("ix_quarantine_record", "profile", "source_id"),
 )
 
 xref = sa.Table(
@@ -136,7 +137,9 @@ outbox = sa.Table(
     sa.Column("sent_at", TS),
     sa.Column("scrubbed_at", TS, comment="when retention removed its personal data (migration 0010)"),
     sa.Column("sent_run_id", sa.String(250), comment="the run whose load sent it, or last tried to; NULL: never tried"),
-    sa.Column("before", sa.JSON, comment="the target's values of the payload's fields when planned (migration 0012)"),
+    sa.Column("before", sa.JSON(none_as_null=True),
+              comment="the target's values of the payload's fields when planned (migration 0012)"),
+    sa.Index("ix_outbox_link", "profile", "xref_id"),
 )
 
 raw_landed = sa.Table(
@@ -218,6 +221,7 @@ webhook_inbox = sa.Table(
     sa.Index("ix_webhook_inbox_location", "location_id", "id"),
     sa.Index("ix_webhook_inbox_location_received", "location_id", "received_at"),
     sa.Index("ix_webhook_inbox_received", "received_at"),
+    sa.Index("ix_webhook_inbox_contact", "contact_id"),
 )
 
 webhook_unrouted = sa.Table(
@@ -263,14 +267,14 @@ person = sa.Table(
     sa.Column("phone", sa.String(32), comment="E.164"),
     sa.Column("company_name", sa.Text),
     sa.Column("lead_source", sa.Text),
-    sa.Column("tags", sa.JSON, comment="sorted tag names"),
+    sa.Column("tags", sa.JSON(none_as_null=True), comment="sorted tag names"),
     sa.Column("status", sa.String(16), nullable=False,
               comment="synced, ghl_only, app_only, review, quarantined or deleted"),
     sa.Column("first_seen", TS, nullable=False),
     sa.Column("last_synced", TS, comment="when both sides last held the merged record; NULL: never"),
     sa.Column("ghl_changed_at", TS, comment="the GHL record's last change we saw"),
     sa.Column("app_changed_at", TS, comment="the app record's last change we saw"),
-    sa.Column("winners", sa.JSON, comment='per field, the last decision: {"side", "reason", "run_id"}'),
+    sa.Column("winners", sa.JSON(none_as_null=True), comment='per field, the last decision: {"side", "reason", "run_id"}'),
     sa.Column("search_name", sa.Text, comment="both sides' names, accent-folded and lower case"),
     sa.Column("search_email", sa.Text, comment="both sides' emails, lower case"),
     sa.Column("search_phone", sa.Text, comment="both sides' phones, digits only"),
@@ -279,6 +283,7 @@ person = sa.Table(
     sa.UniqueConstraint("profile", "ghl_id", name="uq_person_ghl"),
     sa.UniqueConstraint("profile", "app_id", name="uq_person_app"),
     sa.Index("ix_person_status", "profile", "status"),
+    sa.Index("ix_person_updated", "profile", "updated_at"),
 )
 
 person_activity = sa.Table(
@@ -300,6 +305,7 @@ person_activity = sa.Table(
     sa.UniqueConstraint("profile", "entity", "ghl_id", name="uq_person_activity_ghl"),
     sa.UniqueConstraint("profile", "entity", "app_id", name="uq_person_activity_app"),
     sa.Index("ix_person_activity_person", "profile", "person_id", "at_utc"),
+    sa.Index("ix_person_activity_when", "profile", "entity", "at_utc", "status"),
 )
 
 sync_changelog = sa.Table(
@@ -311,9 +317,9 @@ sync_changelog = sa.Table(
     sa.Column("op", sa.String(16), nullable=False),
     sa.Column("person_id", sa.Integer),
     sa.Column("record_id", sa.String(128), comment="the written record's id on that side; NULL: a create not sent"),
-    sa.Column("before", sa.JSON, comment="the fields' values on that side before"),
-    sa.Column("after", sa.JSON, comment="the values written"),
-    sa.Column("decisions", sa.JSON, comment="per field: which side won and by which rule"),
+    sa.Column("before", sa.JSON(none_as_null=True), comment="the fields' values on that side before"),
+    sa.Column("after", sa.JSON(none_as_null=True), comment="the values written"),
+    sa.Column("decisions", sa.JSON(none_as_null=True), comment="per field: which side won and by which rule"),
     sa.Column("status", sa.String(16), nullable=False, comment="planned (dry run), pending, sent, failed or dead"),
     sa.Column("run_id", sa.String(250), nullable=False, comment="the run that planned it"),
     sa.Column("sent_run_id", sa.String(250), comment="the run that sent it"),

@@ -26,13 +26,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from crm_sync.console_urls import OPENAPI, ui_url
 from crm_sync.review import ReviewError
-from crm_sync.web.routes import api, insights, profiles, receiver, review, runs
+from crm_sync.web.routes import api, insights, people, profiles, receiver, review, runs
 from crm_sync.web.security import LOGGED_IN
 
 log = logging.getLogger(__name__)
 
-# The api-server's own /openapi.json does not take in a mounted plugin app: the console serves its
-# schema itself, to logged-in users only (it names every route and model).
+# The console's schema on its own, to logged-in users; the api-server's /openapi.json lists its JSON
+# routes too (crm_sync.web.openapi).
 described = APIRouter(dependencies=LOGGED_IN)
 
 FOR_SCRIPTS = ("/api/", "/webhooks/")  # JSON whatever the client accepts
@@ -146,6 +146,8 @@ def create_app() -> FastAPI:
     app.include_router(api.profiles)
     app.include_router(api.dag)
     app.include_router(api.records)
+    app.include_router(people.pages)
+    app.include_router(people.api)
     app.include_router(receiver.router)
     app.include_router(described)
     app.add_exception_handler(ReviewError, review.refused)

@@ -74,6 +74,7 @@ class FieldChange(BaseModel):
 
 
 class Write(BaseModel):
+    outbox_id: int  # its outbox row (`crm_sync.cli outbox retry --id N`), and its person's writes in sync_changelog
     entity: str
     side: str
     op: str

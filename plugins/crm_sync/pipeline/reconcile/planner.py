@@ -43,6 +43,14 @@ def _idempotency_key(ctx: RunContext, entity: str, side: Side, op: str, ids: tup
     return hashlib.sha256(material.encode()).hexdigest()
 
 
+def before(op: str, payload: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What a write replaces on its target: the record's values now of the fields it sets (a delete:
+    the record was not deleted). None for a create, which replaces nothing."""
+    if op == "create" or current is None:
+        return None
+    return {name: False if name == "deleted" else _value(current.get(name)) for name in payload}
+
+
 class Planner:
     """Collects the outbox rows and link changes of one entity's reconcile."""
 
@@ -55,7 +63,8 @@ class Planner:
 
     def write(self, side: Side, op: str, xref_id: int, target_id: str | None, payload: dict, merged: dict,
               source_hash: str | None, ids: tuple, hashes: tuple, decisions: list,
-              contact_xref_id: int | None = None) -> None:
+              contact_xref_id: int | None = None, current: dict[str, Any] | None = None) -> None:
+        """Plan one write; ``current``: the target record's values now (its ``before``; none for a create)."""
         if op in ("create", "update"):
             payload = self.accepted(side, payload)
             if not payload:
@@ -66,7 +75,7 @@ class Planner:
             "profile": self.ctx.profile.name, "run_id": self.ctx.run_id, "entity": self.entity, "side": side,
             "op": op, "xref_id": xref_id, "contact_xref_id": contact_xref_id, "target_id": target_id,
             "payload": payload, "merged": merged, "source_hash": source_hash, "decisions": decisions,
-            "status": "pending", "attempts": 0, "created_at": utcnow(),
+            "before": before(op, payload, current), "status": "pending", "attempts": 0, "created_at": utcnow(),
             "idempotency_key": _idempotency_key(self.ctx, self.entity, side, op, ids, hashes, payload),
         })
 
@@ -93,9 +102,9 @@ class Planner:
                                       "base": merged.values})
             return
         self.write("ghl", "update", xref_id, g.source_id, ghl_patch, merged.values, a.content_hash, ids, hashes,
-                   merged.decisions, contact_xref_id)
+                   merged.decisions, contact_xref_id, ghl_rec)
         self.write("app", "update", xref_id, a.source_id, app_patch, merged.values, g.content_hash, ids, hashes,
-                   merged.decisions, contact_xref_id)
+                   merged.decisions, contact_xref_id, app_rec)
 
     def settle_identical(self, links: pd.DataFrame, ghl: pd.DataFrame, app: pd.DataFrame) -> pd.DataFrame:
         """Links whose two records hold the same value in every mapped field need no write: their
@@ -148,7 +157,7 @@ class Planner:
             return
         source = (a if gone == "app" else g).content_hash
         self.write(target, op, xref_id, kept.source_id, payload, {**held, **payload} if op == "update" else held,
-                   source, ids, hashes, decision, contact_xref_id)
+                   source, ids, hashes, decision, contact_xref_id, staged_record(kept, self.entity))
 
     def archived(self, target: Side, held: dict[str, Any], gone: Side) -> tuple[str | None, dict[str, Any]]:
         """The soft form of a delete on ``target``: GHL's archive tag for a contact; the app's own delete
@@ -177,7 +186,7 @@ class Planner:
                    merged.decisions, contact_xref_id)
         # Fallback values reach the source side too, so both end up holding the same record.
         self.write(source, "update", xref_id, row.source_id, merged.patch_for(record), merged.values,
-                   row.content_hash, ids, hashes, merged.decisions, contact_xref_id)
+                   row.content_hash, ids, hashes, merged.decisions, contact_xref_id, record)
 
     def template_tasks(self, conn: sa.Connection, created: list[tuple[int, dict[str, Any]]],
                        tasks: Planner) -> None:
@@ -213,7 +222,8 @@ class Planner:
         return {
             "profile": self.ctx.profile.name, "run_id": self.ctx.run_id, "entity": "task", "side": side,
             "op": "create", "xref_id": None, "contact_xref_id": contact_link, "target_id": None,
-            "payload": tasks.accepted(side, merged), "merged": merged, "source_hash": None, "status": "pending",
+            "payload": tasks.accepted(side, merged), "merged": merged, "source_hash": None, "before": None,
+            "status": "pending",
             "attempts": 0, "created_at": now,
             "decisions": [{"field": "*", "winner": "profile", "reason": "new_contact_tasks template",
                            "ghl": "", "app": "", "value": template.title}],

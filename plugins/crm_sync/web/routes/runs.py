@@ -39,10 +39,12 @@ Query = Annotated[object, Depends(report_query)]
 @router.get(RUN_REPORT, response_class=HTMLResponse)
 def report_page(request: Request, profile: ProfileOfDag, run_id: str, conn: WarehouseConnection,
                 query: Query) -> HTMLResponse:
+    from crm_sync.pipeline.people_pages import report_people
     from crm_sync.pipeline.report_pages import STATUSES
 
-    return page(request, "run.html.j2", r=services.report(conn, profile, run_id, query), query=query,
-                statuses=list(STATUSES))
+    report = services.report(conn, profile, run_id, query)
+    return page(request, "run.html.j2", r=report, query=query, statuses=list(STATUSES),
+                people=report_people(conn, profile.name, report))  # each row's person, one query per list
 
 
 @router.get(RUN_REPORT_JSON)

@@ -47,6 +47,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("profile", "ghl_id", name="uq_person_ghl"),
         sa.UniqueConstraint("profile", "app_id", name="uq_person_app"),
         sa.Index("ix_person_status", "profile", "status"),
+        sa.Index("ix_person_updated", "profile", "updated_at"),
     )
     op.create_table(
         'person_activity',
@@ -67,6 +68,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("profile", "entity", "ghl_id", name="uq_person_activity_ghl"),
         sa.UniqueConstraint("profile", "entity", "app_id", name="uq_person_activity_app"),
         sa.Index("ix_person_activity_person", "profile", "person_id", "at_utc"),
+        sa.Index("ix_person_activity_when", "profile", "entity", "at_utc", "status"),
     )
     op.create_table(
         'sync_changelog',
@@ -104,9 +106,16 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Index("ix_sync_snapshot_status", "profile", "status"),
     )
+    # a person's page reads their quarantine entries and webhook events by record id
+    op.create_index('ix_quarantine_record', 'quarantine', ['profile', 'source_id'])
+    op.create_index('ix_webhook_inbox_contact', 'webhook_inbox', ['contact_id'])
+    op.create_index('ix_outbox_link', 'outbox', ['profile', 'xref_id'])  # the models' refresh reads a link's writes
 
 
 def downgrade() -> None:
+    op.drop_index('ix_outbox_link', table_name='outbox')
+    op.drop_index('ix_webhook_inbox_contact', table_name='webhook_inbox')
+    op.drop_index('ix_quarantine_record', table_name='quarantine')
     op.drop_table('sync_snapshot')
     op.drop_table('sync_changelog')
     op.drop_table('person_activity')
