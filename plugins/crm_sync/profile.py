@@ -168,6 +168,15 @@ class EntityMapping(Strict):
         return self.direction != "off"
 
 
+class Insights(Strict):
+    """The console's insights page: when a new lead's first call is late."""
+
+    first_call_hours: float = Field(24, gt=0, description="hours after a person is first seen by which their "
+                                    "first-call task should be completed")
+    first_call_task: str | None = Field(None, min_length=1, description="title of the first-call task; default: "
+                                        "the first of entities.contact.new_contact_tasks")
+
+
 class Profile(Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     dag_id: str = Field(pattern=r"^[A-Za-z0-9_]+$")
@@ -187,6 +196,7 @@ class Profile(Strict):
     app: AppApi
     entities: dict[Entity, EntityMapping]
     locations: list[Location] = Field([], description="several GHL locations: one DAG per location (locations.py)")
+    insights: Insights = Insights()
 
     @field_validator("timezone")
     @classmethod
@@ -202,6 +212,18 @@ class Profile(Strict):
     def side_zone(self, side: Side) -> ZoneInfo:
         """Where a side's values without an offset are read: GHL's are UTC, the app's the profile's zone."""
         return zone("UTC") if side == "ghl" else self.zone
+
+    @property
+    def first_call(self) -> NewContactTask | None:
+        """The first-call task the insights page looks for: ``insights.first_call_task`` (the contact
+        task of that title, if one is configured, says who gets it), else the first contact task.
+        None: any task of the person counts as its first call."""
+        contact = self.entities.get("contact")
+        configured = contact.new_contact_tasks if contact else []
+        title = self.insights.first_call_task
+        if title is None:
+            return configured[0] if configured else None
+        return next((task for task in configured if task.title == title), NewContactTask(title=title))
 
     def synced(self) -> list[str]:
         """Entities this profile syncs, contacts first (children link through them)."""
