@@ -12,20 +12,16 @@ executemany in chunks (Core inserts), so 100,000 people seed in seconds.
 
 Then, in-process (FastAPI's TestClient, Airflow's login dependencies stood in for), each timed
 --repeat times after one warm-up, p95 in milliseconds:
-- search: the people search by name, email and phone (typed differently from how it is stored),
-  through `GET /api/dags/<dag>/people?q=` when the app has that route, else
-  `crm_sync.pipeline.people_pages.search_people`, else (neither exists yet) a stand-in in this file
-  (`_StandIn`: the contract's LIKE over person.search_*, a page and its count) -- `search_via` says which;
-- person: `GET /dags/<dag>/people/<id>` when routed, else `people_pages.person_detail`, else the
-  stand-in's reads (person, both staging rows, activities, changelog) -- `person_via`;
+- search: `GET /api/dags/<dag>/people?q=` by name, email and phone (typed differently from how it is
+  stored);
+- person: `GET /dags/<dag>/people/<id>` (the person's page);
 - insights: `GET /dags/<dag>/insights?list=<each list>` (every list's count and one page);
 - runs: `GET /dags/<dag>` (the runs list).
 SQLite in a temporary folder first, then PostgreSQL at 127.0.0.1:5432 (user postgres) in a database
-`bench_console_<pid>` created and dropped here (--no-pg skips it). --index adds the indexes this
-bench proposes (INDEXES, not in any migration) after seeding, to show their effect.
+`bench_console_<pid>` created and dropped here (--no-pg skips it).
 Prints one JSON object as its last line.
 
-Run: .venv/bin/python bench/console.py [--people 100000] [--repeat 20] [--no-pg] [--index]
+Run: .venv/bin/python bench/console.py [--people 100000] [--repeat 20] [--no-pg]
 """
 
 from __future__ import annotations
@@ -48,11 +44,19 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
 
-from bench.console_runs import seed as seed_runs  # noqa: E402
 from crm_sync.pipeline import insights  # noqa: E402
 from crm_sync.profile import Profile, profile_by_name  # noqa: E402
 from crm_sync.warehouse.tables import (  # noqa: E402
-    outbox, person, person_activity, review_candidate, staging_contact, sync_changelog, xref)
+    outbox,
+    person,
+    person_activity,
+    review_candidate,
+    staging_contact,
+    sync_changelog,
+    xref,
+)
+
+from bench.console_runs import seed as seed_runs  # noqa: E402
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 CHUNK = 5000
@@ -67,20 +71,6 @@ LAST = ["García", "Müller", "Smith", "Nguyen", "O'Brien", "Kowalski", "Dubois"
         "Li", "Sato", "Suzuki", "Ortiz", "Ramos", "Ruiz", "Núñez", "Castro", "Vega"]
 # status of person n by n % 100 (the contract's statuses; one side's id missing for *_only)
 STATUS = ["ghl_only"] * 4 + ["app_only"] * 3 + ["review"] + ["quarantined"] + ["deleted"] + ["synced"] * 90
-# Indexes this bench proposes (--index adds them after seeding; the lead's migration would add them).
-# (profile, entity, status, at_utc, person_id, title): overdue tasks (task, open, at_utc < now) read a
-# range of it; this week's appointments a week of at_utc under each status (SQLite's skip-scan, an index
-# condition on PostgreSQL); the completed first calls (task, completed, person_id and title from the
-# index) read it alone, no table row. Two narrower ones were tried: (profile, entity, at_utc, status) and
-# (profile, entity, status, at_utc) sped up the first two lists, but the planners then took them for the
-# first calls and read 150,000 table rows in index order: 2.5x slower (bench/RESULTS.md).
-INDEXES = [
-    sa.Index("bench_ix_person_activity_lists", person_activity.c.profile, person_activity.c.entity,
-             person_activity.c.status, person_activity.c.at_utc, person_activity.c.person_id,
-             person_activity.c.title),
-]
-
-
 def _fold(text: str) -> str:
     return insights._folded_name(text)
 
@@ -171,44 +161,6 @@ def seed(conn: sa.Connection, profile: Profile, people: int, runs: int = 50) -> 
     return counts
 
 
-class _StandIn:
-    """BENCH STAND-IN, used only while crm_sync.pipeline.people_pages does not exist (h-people's
-    module): the people search and the person page's reads as people-contract.md describes them."""
-
-    @staticmethod
-    def search_people(conn: sa.Connection, profile: Profile, q: str, page: int = 1, per_page: int = 50) -> dict:
-        where = [person.c.profile == profile.name, insights.matches(q, profile)] if q.strip() else \
-            [person.c.profile == profile.name]
-        total = conn.execute(sa.select(sa.func.count()).select_from(person).where(*where)).scalar_one()
-        rows = conn.execute(sa.select(person).where(*where).order_by(person.c.person_id)
-                            .limit(per_page).offset(per_page * (page - 1))).all()
-        return {"total": total, "items": [dict(row._mapping) for row in rows]}
-
-    @staticmethod
-    def person_detail(conn: sa.Connection, profile: Profile, person_id: int, zone: Any = None) -> dict:
-        found = conn.execute(sa.select(person).where(person.c.profile == profile.name,
-                                                     person.c.person_id == person_id)).one()
-        sides = {row.side: dict(row._mapping) for row in conn.execute(sa.select(staging_contact).where(
-            staging_contact.c.profile == profile.name, sa.or_(
-                sa.and_(staging_contact.c.side == "ghl", staging_contact.c.source_id == found.ghl_id),
-                sa.and_(staging_contact.c.side == "app", staging_contact.c.source_id == found.app_id))))}
-        activities = conn.execute(sa.select(person_activity).where(
-            person_activity.c.profile == profile.name, person_activity.c.person_id == person_id)
-            .order_by(person_activity.c.at_utc.desc())).all()
-        history = conn.execute(sa.select(sync_changelog).where(
-            sync_changelog.c.profile == profile.name, sync_changelog.c.person_id == person_id)
-            .order_by(sync_changelog.c.planned_at.desc())).all()
-        return {"person": dict(found._mapping), "sides": sides, "activities": len(activities), "history": len(history)}
-
-
-def _people_pages() -> tuple[Any, str]:
-    try:
-        from crm_sync.pipeline import people_pages
-    except ImportError:
-        return _StandIn, "bench stand-in (no crm_sync.pipeline.people_pages on this branch): "
-    return people_pages, "crm_sync.pipeline.people_pages."
-
-
 def percentile(seconds: list[float], share: float) -> float:
     """Nearest-rank percentile, in milliseconds."""
     ordered = sorted(seconds)
@@ -235,21 +187,17 @@ def _ok(answer: Any) -> Any:
     return answer
 
 
-def measure(people: int, repeat: int, index: bool) -> dict[str, Any]:
+def measure(people: int, repeat: int) -> dict[str, Any]:
     """Seed the warehouse WAREHOUSE_URL names, then time the four reads."""
-    from fastapi.testclient import TestClient
-
     from crm_sync.warehouse.db import engine
     from crm_sync.web import security
     from crm_sync.web.app import create_app
+    from fastapi.testclient import TestClient
 
     profile = profile_by_name("gymdesk")
     began = time.perf_counter()
     with engine().begin() as conn:
         counted = seed(conn, profile, people)
-    if index:
-        for made in INDEXES:
-            made.create(engine())
     # fresh statistics (and PostgreSQL's visibility map, for index-only scans), as autovacuum leaves them
     with engine().connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(sa.text("VACUUM ANALYZE" if engine().dialect.name == "postgresql" else "ANALYZE"))
@@ -261,7 +209,6 @@ def measure(people: int, repeat: int, index: bool) -> dict[str, Any]:
     app.dependency_overrides[security.may_read_task_logs] = lambda: True
     client = TestClient(app)
     dag = profile.dag_id
-    routes = {getattr(route, "path", "") for route in app.routes}
     picks = random.Random(7).sample(range(people), 20)
     queries = []
     for n in picks[:5]:
@@ -269,30 +216,9 @@ def measure(people: int, repeat: int, index: bool) -> dict[str, Any]:
                     f"Person{n}@Example.org",  # an email, case aside
                     f"(555) {n:07d}"[:9] + "-" + f"{n:07d}"[3:]]  # stored +1555NNNNNNN, typed (555) NNN-NNNN
 
-    module, via = _people_pages()
-    if "/api/dags/{dag_id}/people" in routes:
-        search_via = "GET /api/dags/<dag>/people?q="
-        searches = [lambda q=q: _ok(client.get(f"/api/dags/{dag}/people", params={"q": q})) for q in queries]
-    else:
-        search_via = f"{via}search_people"
-
-        def search(q: str) -> None:
-            with engine().connect() as conn:
-                module.search_people(conn, profile, q, 1, 50)
-        searches = [lambda q=q: search(q) for q in queries]
-    if "/dags/{dag_id}/people/{person_id}" in routes:
-        person_via = "GET /dags/<dag>/people/<id>"
-        persons = [lambda n=n: _ok(client.get(f"/dags/{dag}/people/{n + 1}")) for n in picks]
-    else:
-        person_via = f"{via}person_detail"
-
-        def detail(person_id: int) -> None:
-            with engine().connect() as conn:
-                module.person_detail(conn, profile, person_id, profile.zone)
-        persons = [lambda n=n: detail(n + 1) for n in picks]
-
-    with engine().connect() as conn:  # the searches find whom they look for
-        found = [_StandIn.search_people(conn, profile, q)["total"] for q in queries[:3]]
+    searches = [lambda q=q: _ok(client.get(f"/api/dags/{dag}/people", params={"q": q})) for q in queries]
+    persons = [lambda n=n: _ok(client.get(f"/dags/{dag}/people/{n + 1}")) for n in picks]
+    found = [searches[k]().json()["total_entries"] for k in range(3)]  # the searches find whom they look for
     assert all(found) and found[1] == 1 and found[2] == 1, found
 
     lists = [lambda name=name: _ok(client.get(f"/dags/{dag}/insights", params={"list": name}))
@@ -311,10 +237,10 @@ def measure(people: int, repeat: int, index: bool) -> dict[str, Any]:
                                          for index, name in enumerate(insights.LISTS)}
     engine().dispose()
     return {"people": people, "seed_s": round(seeded, 1), "rows": counted, "list_sizes": sizes,
-            "search_via": search_via, "person_via": person_via, **result}
+            **result}
 
 
-def _postgres(people: int, repeat: int, index: bool) -> dict[str, Any]:
+def _postgres(people: int, repeat: int) -> dict[str, Any]:
     from crm_sync.warehouse.db import engine
 
     name = f"bench_console_{os.getpid()}"
@@ -324,7 +250,7 @@ def _postgres(people: int, repeat: int, index: bool) -> dict[str, Any]:
     try:
         os.environ["WAREHOUSE_URL"] = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
         engine.cache_clear()
-        return measure(people, repeat, index)
+        return measure(people, repeat)
     finally:
         engine.cache_clear()
         with admin.connect() as conn:
@@ -337,7 +263,6 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--no-pg", action="store_true", help="SQLite only")
-    parser.add_argument("--index", action="store_true", help="add the proposed INDEXES after seeding")
     args = parser.parse_args()
     from crm_sync.warehouse.db import engine
 
@@ -345,11 +270,10 @@ def main() -> None:
         os.environ["CRM_SYNC_HOME"] = home
         os.environ["WAREHOUSE_URL"] = f"sqlite:///{home}/warehouse.db"
         engine.cache_clear()
-        result = measure(args.people, args.repeat, args.index)
+        result = measure(args.people, args.repeat)
         if not args.no_pg:
-            pg = _postgres(args.people, args.repeat, args.index)
+            pg = _postgres(args.people, args.repeat)
             result.update({f"{key}_pg": value for key, value in pg.items() if key != "people"})
-    result["indexes_added"] = [made.name for made in INDEXES] if args.index else []
     print(json.dumps(result))
 
 
