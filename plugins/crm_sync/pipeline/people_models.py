@@ -114,7 +114,8 @@ def _facts(conn: sa.Connection, ctx: RunContext, scope: Scope) -> Facts:
     return Facts(links, persons, staged, quarantined, reviewed, first_raw, writes)
 
 
-def _status(g: sa.Row | None, a: sa.Row | None, review: bool, quarantined: bool, linked: bool) -> str:
+def _status(g: sa.Row | None, a: sa.Row | None, review: bool, quarantined: bool, linked: bool,
+            g_id: str | None) -> str:
     if (g is not None and g.deleted) or (a is not None and a.deleted):
         return "deleted"
     if review:
@@ -123,7 +124,7 @@ def _status(g: sa.Row | None, a: sa.Row | None, review: bool, quarantined: bool,
         return "quarantined"
     if linked:
         return "synced"
-    return "ghl_only" if g is not None or a is None else "app_only"
+    return "ghl_only" if g_id is not None else "app_only"  # by the ids: a record never staged has no row
 
 
 def _search(g: sa.Row | None, a: sa.Row | None, region: str) -> dict[str, str | None]:
@@ -203,7 +204,7 @@ def _values(facts: Facts, g_id: str | None, a_id: str | None, link: sa.Row | Non
         winners.update(row.winners or {})
     winners.update(link_decisions)
     review = ("ghl", g_id) in facts.reviewed or ("app", a_id) in facts.reviewed
-    return {**values, "ghl_id": g_id, "app_id": a_id, "status": _status(g, a, review, rule is not None, linked),
+    return {**values, "ghl_id": g_id, "app_id": a_id, "status": _status(g, a, review, rule is not None, linked, g_id),
             "first_seen": _earliest(*(p.first_seen for p in old), facts.first_raw.get(("ghl", g_id)),
                                     facts.first_raw.get(("app", a_id)),
                                     *(r.created_at for rows in q.values() for r in rows)) or now,

@@ -4,9 +4,7 @@ Read from the analysts' models (person, person_activity, sync_changelog; crm_syn
 keeps them current) and the tables a person's sync history lives in (quarantine, review_decision,
 webhook_inbox). A big location holds 100,000 people: the search filters, counts and pages in the
 database (a LIKE reads the profile's persons once; a page sorts the narrow key, then reads its rows
-by id), and a person's page reads the models by key and by their indexes. Quarantine and webhook_inbox
-have no index on a record's id: those two are scanned, bounded by retention (an index on
-quarantine (profile, source_id) and webhook_inbox (contact_id) would make them lookups).
+by id), and a person's page reads the models, quarantine and webhook_inbox by key and by their indexes.
 
 Search: the text is folded as the models fold what they store (crm_sync.pipeline.people_search_keys),
 then matched with LIKE anywhere in the person's names (``search_name``: case and accents aside), emails

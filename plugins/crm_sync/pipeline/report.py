@@ -227,6 +227,19 @@ class RunFailed(NoRetryError):
     """An earlier task failed; the report is written all the same, then the run is marked failed."""
 
 
+def refresh_models(eng: sa.Engine, ctx: RunContext) -> dict[str, Any]:
+    """The analysts' models (crm_sync.pipeline.people_models). A refresh that fails is logged and said in
+    the stats, and stops nothing: retention still runs."""
+    try:
+        with profile_lock(eng, ctx.profile.name, "report"), eng.begin() as conn:  # they read what load wrote
+            refreshed = people_models.refresh(conn, ctx)
+    except Exception as error:
+        log.exception("the people models could not be refreshed")
+        return {"error": f"not refreshed ({type(error).__name__}): the report task's log says why"}
+    log.info("people models refreshed: %s", refreshed)
+    return refreshed
+
+
 def report(ctx: RunContext) -> dict[str, Any]:
     """Runs after the others whatever their outcome (trigger rule all_done), so a failed run has a report too."""
     eng = engine()
@@ -243,12 +256,10 @@ def report(ctx: RunContext) -> dict[str, Any]:
     write_private(path.with_suffix(".json"), json.dumps(summary, indent=2, default=str))
     stats = {**facts, "sides": summary["sides"], "writes_sent": summary["writes_sent"],
              "quarantined": summary["quarantined"], "failed_at": failed_at}
-    with profile_lock(eng, ctx.profile.name, "report"), eng.begin() as conn:  # the models read the outbox load writes
-        stats["people_models"] = people_models.refresh(conn, ctx)
+    stats["people_models"] = refresh_models(eng, ctx)
     with eng.begin() as conn:
         stats["retention"] = cleanup(conn, ctx, path.parent)
         log_step(conn, ctx, "report", stats)
-    log.info("people models refreshed: %s", stats["people_models"])
     log.info("run report: %s in the Airflow UI (crm-sync), exported to %s",
              run_report_url(ctx.profile.dag_id, ctx.run_id), path.as_uri())
     if failed_at:

@@ -13,12 +13,14 @@ Imported by the plugin file in every Airflow component: nothing heavy is importe
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from crm_sync.console_urls import CONSOLE
 
 DESCRIBED = ("/api/", "/webhooks/")  # what scripts and GHL call; pages are for browsers
 TAG = "crm-sync"
+log = logging.getLogger(__name__)
 
 
 def console_schema() -> dict[str, Any]:
@@ -57,7 +59,10 @@ def describe_console(root: Any) -> None:
     def openapi() -> dict[str, Any]:
         schema = airflows()  # FastAPI caches it in root.openapi_schema: merge once, into the cache
         if not any(path.startswith(f"/{CONSOLE}/") for path in schema["paths"]):
-            merged(schema, console_schema())
+            try:
+                merged(schema, console_schema())
+            except Exception:  # Airflow's own schema and /docs must not fail for ours
+                log.exception("the console's routes could not be added to the api-server's OpenAPI")
         return schema
 
     openapi.describes_crm_sync = True  # type: ignore[attr-defined]

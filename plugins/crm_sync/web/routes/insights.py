@@ -16,14 +16,14 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from crm_sync.pipeline import insights
-from crm_sync.web.dependencies import ProfileOfDag, WarehouseConnection
+from crm_sync.web.dependencies import Page, ProfileOfDag, Text, WarehouseConnection
 from crm_sync.web.pages import page
 from crm_sync.web.security import READ_RUNS
 
 router = APIRouter(dependencies=READ_RUNS)
 
 
-def insight_query(q: str = "", status: str = "", side: str = "", page: int = 1,
+def insight_query(q: Text = "", status: Text = "", side: Text = "", page: Page = 1,
                   per_page: int = insights.PER_PAGE) -> insights.InsightQuery:
     """The query string of a list (out of range pages and sizes are brought in range)."""
     return insights.InsightQuery(q, status, side, page, per_page)

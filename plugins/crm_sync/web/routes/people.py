@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse
 from crm_sync.console_urls import CONSOLE
 from crm_sync.profile import Profile
 from crm_sync.web.datamodels import Refusal
-from crm_sync.web.dependencies import ProfileOfDag, WarehouseConnection
+from crm_sync.web.dependencies import ProfileOfDag, Text, WarehouseConnection
 from crm_sync.web.pages import page
 from crm_sync.web.people_models import PersonCollection, PersonDetail, PersonSummary
 from crm_sync.web.security import READ_RUNS
@@ -27,7 +27,7 @@ API_PEOPLE, API_PERSON = "/api" + PEOPLE, "/api" + PERSON
 
 pages = APIRouter(dependencies=READ_RUNS)
 api = APIRouter(dependencies=READ_RUNS, tags=["crm-sync"])
-PageNumber = Annotated[int, Query(ge=1, alias="page")]
+PageNumber = Annotated[int, Query(ge=1, le=2**31 - 1, alias="page")]
 PersonId = Annotated[int, Path(ge=1, le=2**31 - 1)]  # person.person_id: an integer column
 
 
@@ -47,7 +47,7 @@ def _detail(conn, profile: Profile, person_id: int) -> dict:
 
 
 @pages.get(PEOPLE, response_class=HTMLResponse)
-def people_page(request: Request, profile: ProfileOfDag, conn: WarehouseConnection, q: str = "",
+def people_page(request: Request, profile: ProfileOfDag, conn: WarehouseConnection, q: Text = "",
                 page_: PageNumber = 1) -> HTMLResponse:
     """One page of the people matching ``q`` (everyone when empty), newest changed first."""
     from crm_sync.pipeline.people_pages import search_people
@@ -72,7 +72,7 @@ def person_page(request: Request, profile: ProfileOfDag, conn: WarehouseConnecti
 
 
 @api.get(API_PEOPLE)
-def list_people(profile: ProfileOfDag, conn: WarehouseConnection, q: str = "", page_: PageNumber = 1,
+def list_people(profile: ProfileOfDag, conn: WarehouseConnection, q: Text = "", page_: PageNumber = 1,
                 per_page: Annotated[int, Query(ge=1, le=100)] = 50) -> PersonCollection:
     """The profile's persons whose name, email or phone holds ``q`` (everyone when empty), newest
     changed first, a page at a time."""

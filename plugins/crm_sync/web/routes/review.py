@@ -27,7 +27,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from airflow.api_fastapi.core_api.security import GetUserDep
 from crm_sync import review
 from crm_sync.web import services
-from crm_sync.web.dependencies import ProfileOfDag, WarehouseConnection
+from crm_sync.web.dependencies import Page, ProfileOfDag, Text, WarehouseConnection
 from crm_sync.web.link_preview import link_previews
 from crm_sync.web.pages import page
 from crm_sync.web.security import EDIT_DAG, READ_RUNS, SAME_ORIGIN_FORM, csrf_token, signing_key
@@ -38,7 +38,8 @@ FLASH = "crm_sync_review_done"  # the cookie that carries "what was done" to the
 
 @router.get("/dags/{dag_id}/review", response_class=HTMLResponse)
 def queue(request: Request, profile: ProfileOfDag, user: GetUserDep, conn: WarehouseConnection,
-          q: str = "", page_: Annotated[int, Query(alias="page")] = 1, dpage: int = 1) -> HTMLResponse:
+          q: Text = "", page_: Annotated[int, Query(ge=1, le=2**31 - 1, alias="page")] = 1, dpage: Page = 1
+          ) -> HTMLResponse:
     """One page of the queue (``page``) and of its decisions (``dpage``), searched by ``q`` (record id,
     email, name), all in the query string: a search is a link to share."""
     shown = services.review_page(conn, profile, q, page_, dpage)

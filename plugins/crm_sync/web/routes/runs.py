@@ -18,15 +18,15 @@ from fastapi.responses import HTMLResponse
 from crm_sync.console_urls import RUN_REPORT, RUN_REPORT_JSON
 from crm_sync.web import services
 from crm_sync.web.datamodels import RunReport
-from crm_sync.web.dependencies import ProfileOfDag, WarehouseConnection
+from crm_sync.web.dependencies import Page, ProfileOfDag, Text, WarehouseConnection
 from crm_sync.web.pages import page
 from crm_sync.web.security import READ_TASK_LOGS
 
 router = APIRouter(dependencies=READ_TASK_LOGS)
 
 
-def report_query(entity: str = "", side: str = "", status: str = "", rule: str = "", q: str = "",
-                 page: int = 1, qpage: int = 1, per_page: int = 50):
+def report_query(entity: Text = "", side: Text = "", status: Text = "", rule: Text = "", q: Text = "",
+                 page: Page = 1, qpage: Page = 1, per_page: int = 50):
     """The query string of a report page (out of range pages and sizes are brought in range)."""
     from crm_sync.pipeline.report_pages import ReportQuery
 
