@@ -15,7 +15,6 @@ and matches the person's names, emails and phones, and an activity's title.
 from __future__ import annotations
 
 import functools
-import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields, replace
@@ -25,6 +24,7 @@ from urllib.parse import urlencode
 
 import sqlalchemy as sa
 
+from crm_sync.pipeline.report_pages import page_span
 from crm_sync.profile import Profile
 from crm_sync.timezones import to_instant, utcnow
 from crm_sync.warehouse.tables import person, person_activity, review_candidate
@@ -291,14 +291,6 @@ def _by_ids(name: str, profile: Profile, key: sa.Column, ids: list[int]) -> sa.S
 
 # --- reading them ------------------------------------------------------------------------------------------
 
-def _span(total: int, page: int, per_page: int) -> dict[str, int]:
-    pages = max(1, math.ceil(total / per_page))
-    page = min(page, pages)
-    first = (page - 1) * per_page
-    return {"total": total, "page": page, "pages": pages, "per_page": per_page,
-            "first": first + 1 if total else 0, "last": min(first + per_page, total)}
-
-
 def counts(conn: sa.Connection, profile: Profile, now: datetime | None = None,
            known: dict[str, int] | None = None) -> dict[str, int]:
     """How many rows each list holds, unfiltered (one count each; ``known``: lists already counted)."""
@@ -328,9 +320,9 @@ def listed(conn: sa.Connection, profile: Profile, name: str, query: InsightQuery
     ids, total = page_of(want.page)
     if not ids and want.page > 1:
         total = conn.execute(sa.select(sa.func.count()).select_from(select.subquery())).scalar_one()
-        span = _span(total, want.page, want.per_page)
+        span = page_span(total, want.page, want.per_page)
         ids, total = page_of(span["page"]) if total else ([], 0)
-    span = _span(total, want.page, want.per_page)
+    span = page_span(total, want.page, want.per_page)
     rows = _rows(conn, name, profile, _by_ids(name, profile, key, ids)) if ids else []
     position = {key_id: n for n, key_id in enumerate(ids)}
     rows.sort(key=lambda row: position[row["_key"]])

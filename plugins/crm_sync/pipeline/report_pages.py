@@ -144,10 +144,11 @@ def _quarantine_filters(query: ReportQuery) -> list[sa.ColumnElement[bool]]:
     return where
 
 
-def _span(total: int, page: int, per_page: int) -> dict[str, int]:
-    """Which rows a page shows: "first-last of total" (0-0 of 0 when none); a page past the end is the last."""
+def page_span(total: int, page: int, per_page: int) -> dict[str, int]:
+    """Which rows a page shows: "first-last of total" (0-0 of 0 when none); a page past the end is the last,
+    one before the first the first. Every list of the console pages this way."""
     pages = max(1, math.ceil(total / per_page))
-    page = min(page, pages)
+    page = min(max(1, page), pages)
     first = (page - 1) * per_page
     return {"total": total, "page": page, "pages": pages, "per_page": per_page,
             "first": first + 1 if total else 0, "last": min(first + per_page, total)}
@@ -169,10 +170,10 @@ def listed(conn: sa.Connection, profile: str, run_id: str, dry_run: bool, zone: 
         if query is None:  # everything, in order
             found[name] = conn.execute(select.order_by(key)).all()
             total = len(found[name])
-            spans[name] = {**_span(total, 1, max(total, 1)), "all": total}
+            spans[name] = {**page_span(total, 1, max(total, 1)), "all": total}
             continue
         ids, total = _page_ids(conn, select, key, page, want.per_page)
-        spans[name] = _span(total, page, want.per_page)
+        spans[name] = page_span(total, page, want.per_page)
         if not ids and total and page > spans[name]["page"]:  # past the end: the last page
             ids, total = _page_ids(conn, select, key, spans[name]["page"], want.per_page)
         spans[name]["all"] = total if not want.filtered else _count_all(conn, name, profile, run_id)

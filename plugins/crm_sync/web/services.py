@@ -128,15 +128,6 @@ def review_matches(item: dict[str, Any], q: str) -> bool:
     return False
 
 
-def span(total: int, page: int, per_page: int) -> dict[str, int]:
-    """Which rows a page shows, "first-last of total"; a page past the end is the last."""
-    pages = max(1, -(-total // per_page))
-    page = min(max(1, page), pages)
-    first = (page - 1) * per_page
-    return {"total": total, "page": page, "pages": pages, "per_page": per_page,
-            "first": first + 1 if total else 0, "last": min(first + per_page, total)}
-
-
 def review_page(conn: sa.Connection, profile: Profile, q: str = "", page: int = 1, decisions_page: int = 1,
                 per_page: int = REVIEW_PER_PAGE) -> dict[str, Any]:
     """One page of the review queue and one of its decisions, those matching the search ``q`` (a
@@ -144,6 +135,7 @@ def review_page(conn: sa.Connection, profile: Profile, q: str = "", page: int = 
     items in Python (crm_sync.review.pending) and is short-lived (a run's ambiguous matches), so it
     is searched and sliced here, not in SQL."""
     from crm_sync import review
+    from crm_sync.pipeline.report_pages import page_span
 
     items = review.pending(conn, profile)
     decided = review.decisions(conn, profile)
@@ -151,7 +143,7 @@ def review_page(conn: sa.Connection, profile: Profile, q: str = "", page: int = 
         wanted = folded(q.strip())
         items = [item for item in items if review_matches(item, q)]
         decided = [d for d in decided if wanted in folded(d["ghl_id"]) or wanted in folded(d["app_id"])]
-    shown, done = span(len(items), page, per_page), span(len(decided), decisions_page, per_page)
+    shown, done = page_span(len(items), page, per_page), page_span(len(decided), decisions_page, per_page)
     return {"items": items[shown["first"] - 1:shown["last"]] if items else [], "items_span": shown,
             "decisions": decided[done["first"] - 1:done["last"]] if decided else [], "decisions_span": done}
 
