@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
 
 from crm_sync.pipeline import insights  # noqa: E402
+from crm_sync.pipeline.people_search_keys import fold_name  # noqa: E402
 from crm_sync.profile import Profile, profile_by_name  # noqa: E402
 from crm_sync.warehouse.tables import (  # noqa: E402
     outbox,
@@ -71,8 +72,6 @@ LAST = ["García", "Müller", "Smith", "Nguyen", "O'Brien", "Kowalski", "Dubois"
         "Li", "Sato", "Suzuki", "Ortiz", "Ramos", "Ruiz", "Núñez", "Castro", "Vega"]
 # status of person n by n % 100 (the contract's statuses; one side's id missing for *_only)
 STATUS = ["ghl_only"] * 4 + ["app_only"] * 3 + ["review"] + ["quarantined"] + ["deleted"] + ["synced"] * 90
-def _fold(text: str) -> str:
-    return insights._folded_name(text)
 
 
 def _people(start: int, stop: int) -> dict[str, list[dict]]:
@@ -88,7 +87,7 @@ def _people(start: int, stop: int) -> dict[str, list[dict]]:
         email, phone = f"person{n}@example.org", f"+1555{n:07d}"
         seen = NOW - timedelta(hours=1 + (n * 37) % (60 * 24))
         on = [(side, sid) for side, sid in (("ghl", ghl_id), ("app", app_id)) if sid]
-        folded = _fold(f"{first} {last}")
+        folded = fold_name(f"{first} {last}")
         rows["person"].append({
             "person_id": n + 1, "profile": "gymdesk", "ghl_id": ghl_id, "app_id": app_id, "first_name": first,
             "last_name": last, "email": email, "phone": phone, "company_name": f"Company {n % 97}",

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from crm_sync.pipeline import insights
+from crm_sync.pipeline.people_search_keys import fold_name
 from crm_sync.paths import PROJECT_ROOT
 from crm_sync.profile import Insights, ProfileError, parse_profile, profile_by_name
 from crm_sync.warehouse.tables import person, person_activity, review_candidate
@@ -48,7 +49,7 @@ def add_person(conn, name: str, *, status: str = "synced", seen_hours_ago: float
                profile: str = "gymdesk") -> int:
     first, _, last = name.partition(" ")
     email = f"{first.lower()}@example.org"
-    folded = insights._folded_name(name)
+    folded = fold_name(name)
     return conn.execute(sa.insert(person).returning(person.c.person_id), {
         "profile": profile, "ghl_id": ghl_id, "app_id": app_id, "first_name": first, "last_name": last,
         "email": email, "phone": phone, "lead_source": lead_source, "status": status,

@@ -1,6 +1,6 @@
 """The insights page's five lists over the person models, each filtered, counted and paged in SQL.
 
-An analyst's questions, answered from ``person`` and ``person_activity`` (docs/models: what each
+An analyst's questions, answered from ``person`` and ``person_activity`` (docs/warehouse-models.md: what each
 column means): tasks overdue, leads whose first-call task is not completed after the profile's
 ``insights.first_call_hours``, appointments this week (Monday to Sunday in the profile's zone),
 people in one system only, people waiting for review (with reconcile's reason). A big location
@@ -14,9 +14,8 @@ and matches the person's names, emails and phones, and an activity's title.
 
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime, time, timedelta, tzinfo
 from typing import Any
@@ -24,7 +23,8 @@ from urllib.parse import urlencode
 
 import sqlalchemy as sa
 
-from crm_sync.pipeline.report_pages import page_span
+from crm_sync.pipeline.people_pages import search_filter
+from crm_sync.pipeline.report_pages import contains, page_span
 from crm_sync.profile import Profile
 from crm_sync.timezones import to_instant, utcnow
 from crm_sync.warehouse.tables import person, person_activity, review_candidate
@@ -57,7 +57,6 @@ COLUMNS: dict[str, list[tuple[str, str, bool]]] = {
     "review": [("ghl_id", "GHL contact", False), ("app_id", "app contact", False), ("first_seen", "first seen", True),
                ("reasons", "why it waits", False)],
 }
-_LETTER = re.compile(r"[^\W\d_]")
 
 
 class UnknownList(ValueError):
@@ -130,50 +129,10 @@ def week(moment: datetime, where: tzinfo) -> tuple[datetime, datetime]:
 
 # --- the lists, as SQL ---------------------------------------------------------------------------------
 
-def _escaped(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-@functools.cache
-def _search_keys() -> tuple[Callable[[str], str], Callable[[str, str], str | None]]:
-    """people_search_keys' fold_name and phone_digits; until that shared module (people-contract.md)
-    is on this branch, its rules without anyascii: accents dropped, case folded, spaces collapsed;
-    a phone's digits (4 or more)."""
-    try:
-        from crm_sync.pipeline.people_search_keys import fold_name, phone_digits
-    except ImportError:
-        import unicodedata
-
-        def fold_name(text: str) -> str:
-            decomposed = unicodedata.normalize("NFKD", text or "").casefold()
-            return " ".join("".join(c for c in decomposed if not unicodedata.combining(c)).split())
-
-        def phone_digits(text: str, region: str = "US") -> str | None:
-            digits = re.sub(r"\D", "", text or "")
-            return digits if len(digits) >= 4 else None
-    return fold_name, phone_digits
-
-
-def _folded_name(q: str) -> str:
-    return _search_keys()[0](q)
-
-
-def _phone(q: str, region: str) -> str | None:
-    """``q`` as phone digits, unless it holds a letter or an @ (a name or an email)."""
-    if _LETTER.search(q) or "@" in q:
-        return None
-    return _search_keys()[1](q, region)
-
-
 def matches(q: str, profile: Profile, title: sa.ColumnElement | None = None) -> sa.ColumnElement[bool]:
     """``q`` in the person's folded names or emails, their phones (``q`` typed as a phone), or ``title``."""
-    said = [person.c.search_name.like(f"%{_escaped(_folded_name(q))}%", escape="\\"),
-            person.c.search_email.like(f"%{_escaped(q.lower())}%", escape="\\")]
-    if digits := _phone(q, profile.default_region):
-        said.append(person.c.search_phone.like(f"%{digits}%"))
-    if title is not None:
-        said.append(title.ilike(f"%{_escaped(q)}%", escape="\\"))
-    return sa.or_(*said)
+    said = search_filter(profile, q)
+    return said if title is None else sa.or_(said, contains(title, q, ignore_case=True))
 
 
 def _person_columns() -> list[sa.ColumnElement]:

@@ -14,7 +14,6 @@ then matched with LIKE anywhere in the person's names (``search_name``: case and
 
 from __future__ import annotations
 
-import math
 import re
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from crm_sync.pipeline.people_search_keys import fold_name, phone_digits
+from crm_sync.pipeline.report_pages import contains, page_span
 from crm_sync.profile import CANONICAL, Profile
 from crm_sync.timezones import show
 from crm_sync.warehouse.tables import (
@@ -44,36 +44,22 @@ FIELDS = list(CANONICAL["contact"])
 _PHONE_LIKE = re.compile(r"^[\d\s().+\-/]+$")  # what a phone typed any way is made of
 
 
-def _like(column: sa.ColumnElement, term: str) -> sa.ColumnElement[bool]:
-    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return column.like(f"%{escaped}%", escape="\\")
-
-
 def search_filter(profile: Profile, q: str) -> sa.ColumnElement[bool] | None:
     """What the search ``q`` matches: its folded text in a name or an email, or (typed as a phone)
     its digits in a phone; None for an empty search (everyone)."""
     text = (q or "").strip()
     if not text:
         return None
-    matches = [_like(person.c.search_name, fold_name(text)), _like(person.c.search_email, text.lower())]
+    matches = [contains(person.c.search_name, fold_name(text)), contains(person.c.search_email, text.lower())]
     if _PHONE_LIKE.match(text) and (digits := phone_digits(text, profile.default_region)):
-        matches.append(_like(person.c.search_phone, digits))
+        matches.append(contains(person.c.search_phone, digits))
     return sa.or_(*matches)
-
-
-def span(total: int, page: int, per_page: int) -> dict[str, int]:
-    """Which rows a page shows, "first-last of total"; a page past the end is the last."""
-    pages = max(1, math.ceil(total / per_page))
-    page = min(max(1, page), pages)
-    first = (page - 1) * per_page
-    return {"total": total, "page": page, "pages": pages, "per_page": per_page,
-            "first": first + 1 if total else 0, "last": min(first + per_page, total)}
 
 
 def search_people(conn: sa.Connection, profile: Profile, q: str = "", page: int = 1, per_page: int = PER_PAGE
                   ) -> dict[str, Any]:
     """One page of the profile's persons matching ``q`` (everyone when empty), newest changed first,
-    and how many match: ``{"people": [...], "span": span(...)}``."""
+    and how many match: ``{"people": [...], "span": page_span(...)}``."""
     per_page = min(max(1, per_page), PER_PAGE_MAX)
     where = [person.c.profile == profile.name]
     if (matched := search_filter(profile, q)) is not None:
@@ -92,7 +78,7 @@ def search_people(conn: sa.Connection, profile: Profile, q: str = "", page: int 
         ids = page_ids(max(1, page), counted=True)
         total = ids[0].total if ids else conn.execute(
             sa.select(sa.func.count()).select_from(person).where(*where)).scalar_one()
-    shown = span(total, page, per_page)
+    shown = page_span(total, page, per_page)
     if total and not ids:  # everyone, or a page past the end of the matches: the last
         ids = page_ids(shown["page"], counted=False)
     order = [row.person_id for row in ids or []]

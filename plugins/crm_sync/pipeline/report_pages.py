@@ -96,9 +96,15 @@ def _seen_status(run_id: str, dry_run: bool) -> sa.ColumnElement[str]:
                     sa.literal("dry_run" if dry_run else "pending")), else_=outbox.c.status)
 
 
+def contains(column: sa.ColumnElement, text: str, *, ignore_case: bool = False) -> sa.ColumnElement[bool]:
+    """``text`` anywhere in ``column``, as typed: LIKE's own ``%``, ``_`` and ``\\`` in it are escaped.
+    Every search of the console's lists is one of these."""
+    term = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return (column.ilike if ignore_case else column.like)(f"%{term}%", escape="\\")
+
+
 def _like(column: sa.ColumnElement, q: str) -> sa.ColumnElement[bool]:
-    term = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return column.ilike(f"%{term}%", escape="\\")
+    return contains(column, q, ignore_case=True)
 
 
 def _in_json_text(column: sa.ColumnElement, q: str) -> sa.ColumnElement[bool]:
