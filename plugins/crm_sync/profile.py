@@ -19,7 +19,9 @@ from pydantic import Field, ValidationError, field_validator
 
 from crm_sync.locations import SEPARATOR, staggered
 from crm_sync.paths import PROFILES_DIR
-from crm_sync.profile_app import AppApi, Entity, PagingLimits, Strict
+from crm_sync.profile_app import AppApi, Entity, PagingLimits
+from crm_sync.profile_base import Strict
+from crm_sync.profile_webhooks import app_asset
 from crm_sync.timezones import zone
 
 Side = Literal["ghl", "app"]
@@ -224,6 +226,17 @@ class Profile(Strict):
         if title is None:
             return configured[0] if configured else None
         return next((task for task in configured if task.title == title), NewContactTask(title=title))
+
+    @property
+    def app_asset(self) -> str | None:
+        """The Airflow asset the app's webhooks update (``app.webhooks`` set), else None."""
+        return app_asset(self.name) if self.app.webhooks else None
+
+    @property
+    def fast_dag_id(self) -> str | None:
+        """The fast lane's DAG (issue 25): one task that syncs what the webhooks name, within seconds.
+        Only a profile woken by webhooks (a GHL location id, or the app's own push) has one."""
+        return f"{self.dag_id}_fast" if self.ghl.asset or self.app_asset else None
 
     def synced(self) -> list[str]:
         """Entities this profile syncs, contacts first (children link through them)."""

@@ -2,7 +2,7 @@
 "changed since" filter, writes, soft deletes), or which folder of CSV files it is read from.
 
 A new app is a new profile file, not code: ``hooks.app`` reads everything it needs from here.
-``Strict`` is the base of every profile section (``crm_sync.profile`` holds the rest).
+``crm_sync.profile`` holds the rest of a profile; ``profile_webhooks`` the app's push.
 """
 
 from __future__ import annotations
@@ -10,20 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from crm_sync.paging import DEFAULT_MAX_PAGES, DEFAULT_MAX_RECORDS
+from crm_sync.profile_base import Strict
+from crm_sync.profile_webhooks import AppWebhooks
 
 Entity = Literal["contact", "task", "note", "appointment"]
 
 # A path on the app's base URL: never a URL or a scheme-relative "//host" (that would send the key elsewhere).
 RELATIVE_PATH = r"^/([^/\s\\][^\s\\]*)?$"
 
-
-class Strict(BaseModel):
-    """A profile section: frozen, and a key it does not know is an error (a typo fails on load)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 class PagingLimits(Strict):
     """Bounds of one entity's paged read: past them (or on a page of records already seen) the
@@ -131,6 +128,7 @@ class AppApi(Strict):
     rate_limit_per_second: float = Field(10.0, gt=0)
     csv: CsvSource | None = None
     entities: dict[Entity, AppEntityApi] = Field(default_factory=dict)
+    webhooks: AppWebhooks | None = Field(None, description="the app pushes its changes (crm_sync.profile_webhooks)")
 
     @model_validator(mode="after")
     def _kind_needs(self) -> AppApi:

@@ -24,6 +24,7 @@ class RunContext:
     interval_start: datetime | None = None
     interval_end: datetime | None = None
     dry_run: bool = False
+    dag_id: str | None = None  # the profile's DAG or its fast lane; None outside Airflow
 
     @classmethod
     def from_airflow(cls, profile_name: str, context: dict[str, Any]) -> RunContext:
@@ -33,7 +34,8 @@ class RunContext:
         dry_run = context["params"].get("dry_run")
         return cls(profile=profile, run_id=run.run_id, run_type=str(run_type),
                    interval_start=context.get("data_interval_start"), interval_end=context.get("data_interval_end"),
-                   dry_run=profile.dry_run if dry_run is None else bool(dry_run))
+                   dry_run=profile.dry_run if dry_run is None else bool(dry_run),
+                   dag_id=getattr(run, "dag_id", None))
 
     def side_name(self, side: Side) -> str:
         return "ghl" if side == "ghl" else self.profile.name
@@ -100,5 +102,6 @@ def log_step(conn: sa.Connection, ctx: RunContext, step: str, stats: dict[str, A
         "profile": ctx.profile.name, "run_id": ctx.run_id, "step": step, "side": side, "run_type": ctx.run_type,
         "window_start": window.since if window else None,
         "window_end": window.watermark_after if window else None,
-        "stats": stats, "finished_at": utcnow(), "dry_run": ctx.dry_run, "error": None,  # done: no error (any more)
+        "stats": stats, "finished_at": utcnow(), "dry_run": ctx.dry_run, "dag_id": ctx.dag_id,
+        "error": None,  # done: no error (any more)
     }], keys=["profile", "run_id", "step", "side"])

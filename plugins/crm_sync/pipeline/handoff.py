@@ -44,11 +44,13 @@ class Owed(_Frozen):
 
 
 class WebhookEvents(_Frozen):
-    """The webhook inbox events the GHL extract used: load marks exactly ``ids`` done on success."""
+    """The webhook inbox events a side's extract used: load marks exactly ``ids`` done on success."""
 
     ids: list[int] = Field(default_factory=list, description="empty when extract stopped before using them")
     reads: dict[str, int] = Field(default_factory=dict, description="entity -> contacts the events asked to read")
     deleted_contacts: list[str] = Field(default_factory=list, description="ContactDelete events GHL confirmed")
+    oldest_received_at: str | None = Field(None, description="ISO time the oldest of them reached the inbox")
+    age_at_start_s: float | None = Field(None, description="how old that event was when the run started")
 
 
 class Handoff(_Frozen):

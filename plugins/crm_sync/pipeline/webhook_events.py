@@ -48,7 +48,8 @@ def pending(conn: sa.Connection, ctx: RunContext, location_id: str) -> PendingEv
     done = sa.select(webhook_done.c.inbox_id).where(webhook_done.c.profile == ctx.profile.name,
                                                     webhook_done.c.inbox_id == webhook_inbox.c.id)
     rows = conn.execute(sa.select(webhook_inbox.c.id, webhook_inbox.c.event_type, webhook_inbox.c.contact_id)
-                        .where(webhook_inbox.c.location_id == location_id, ~sa.exists(done))
+                        .where(webhook_inbox.c.location_id == location_id, webhook_inbox.c.source == "ghl",
+                               ~sa.exists(done))
                         .order_by(webhook_inbox.c.id).limit(BATCH_LIMIT)).all()
     work = PendingEvents(ids=[r.id for r in rows])
     for row in rows:

@@ -176,6 +176,7 @@ run_log = sa.Table(
     sa.Column("scrubbed_at", TS, comment="when retention removed its personal data (migration 0010)"),
     sa.Column("dry_run", sa.Boolean, comment="the run's own dry_run (its conf, else the profile's); NULL: before 0011"),
     sa.Column("error", sa.Text, comment="the step's task failed: its exception, as the task log shows it"),
+    sa.Column("dag_id", sa.String(250), comment="the DAG of the run (the profile's, or its fast lane); NULL: before 0013"),
 )
 
 review_candidate = sa.Table(
@@ -218,10 +219,14 @@ webhook_inbox = sa.Table(
     sa.Column("payload", sa.JSON, nullable=False),
     sa.Column("payload_bytes", sa.Integer, nullable=False, server_default="0",
               comment="size of the body as received: the per-location cap on stored bytes"),
+    sa.Column("source", sa.String(80), nullable=False, server_default="ghl",
+              comment="who sent it: ghl, or app:<profile> for an app's own webhook"),
+    sa.Column("entity", sa.String(16), comment="an app event's entity (contact, task, note, appointment); NULL for GHL's"),
     sa.Index("ix_webhook_inbox_location", "location_id", "id"),
     sa.Index("ix_webhook_inbox_location_received", "location_id", "received_at"),
     sa.Index("ix_webhook_inbox_received", "received_at"),
     sa.Index("ix_webhook_inbox_contact", "contact_id"),
+    sa.Index("ix_webhook_inbox_source", "source", "id"),
 )
 
 webhook_unrouted = sa.Table(
