@@ -36,6 +36,7 @@ from harness.demo_data import LOCATION_ID, build
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_HOME = ROOT / ".demo"
+MARKER = ".crm-sync-demo"  # in a demo's home: a later demo may empty that folder, and only that
 GHL_TOKEN, APP_KEY = "pit-demo-token", "demo-app-key"
 CLIENT_ID, CLIENT_SECRET = "demo-client", "demo-client-secret"  # the generic app's OAuth client
 RECEIVER_PATH = "/crm-sync/webhooks/ghl"  # the api-server's GHL webhook receiver (crm_sync.web)
@@ -174,7 +175,10 @@ def main() -> int:
     parser.add_argument("--intervals", type=int, default=3, help="the last intervals of the schedule to backfill")
     parser.add_argument("--executor", choices=("local", "celery"), default="local",
                         help="celery: PostgreSQL, Redis and two Celery workers on this machine")
+    parser.add_argument("--home", type=Path, default=DEMO_HOME,
+                        help="folder of the demo's simulators, Airflow and warehouse (emptied first); default .demo")
     args = parser.parse_args()
+    home = args.home.resolve()
 
     from crm_sync.profile import ProfileError, profile_by_name
 
@@ -182,24 +186,27 @@ def main() -> int:
         profile = profile_by_name(args.profile)
     except (FileNotFoundError, ProfileError) as exc:
         parser.error(f"no usable profile {args.profile!r}: {exc}")
-    shutil.rmtree(DEMO_HOME, ignore_errors=True)
-    DEMO_HOME.mkdir(parents=True)
+    if home.exists() and any(home.iterdir()) and not (home / MARKER).exists():
+        parser.error(f"--home {home} is not empty and holds no earlier demo: the demo empties its home first")
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    (home / MARKER).touch()
     now = datetime.now(UTC)
     today = now.date()
     data = build(today)
     data.ghl_children = ghl_children(profile, data, now)
     ghl_seed, _ = data.seeds()
     print(f"demo: {len(data.ghl_contacts)} GHL contacts and {len(data.gymdesk_members)} {profile.name} people "
-          f"({data.bad_records} of them bad or ambiguous) in {DEMO_HOME}")
+          f"({data.bad_records} of them bad or ambiguous) in {home}")
     with ExitStack() as stack:
-        ghl_url = stack.enter_context(simulator("ghl", ghl_seed, DEMO_HOME))
+        ghl_url = stack.enter_context(simulator("ghl", ghl_seed, home))
         if profile.app.kind == "csv":
-            app_url = str(write_csv_import(profile, data, DEMO_HOME))
+            app_url = str(write_csv_import(profile, data, home))
         else:
             app_seed_rows = app_seed(profile, data, now)
-            app_url = stack.enter_context(simulator(profile.name, app_seed_rows, DEMO_HOME, profile.timezone))
+            app_url = stack.enter_context(simulator(profile.name, app_seed_rows, home, profile.timezone))
         print(f"demo: simulators up: GHL {ghl_url}, {profile.name} {app_url}")
-        env = demo_env(DEMO_HOME, ghl_url, app_connection(profile, app_url))
+        env = demo_env(home, ghl_url, app_connection(profile, app_url))
         celery = args.executor == "celery"
         if celery:
             from harness.celery_stack import celery_services_env
@@ -207,37 +214,37 @@ def main() -> int:
             env.update(stack.enter_context(celery_services_env()))
             print("demo: CeleryExecutor: Airflow metadata and warehouse on PostgreSQL (fresh databases), "
                   f"broker {env['AIRFLOW__CELERY__BROKER_URL']}, two Celery workers")
-        prepare_metadata(env, DEMO_HOME)
+        prepare_metadata(env, home)
         starts = last_interval_starts(profile.schedule, now, args.intervals)
         print(f"demo: backfilling {profile.dag_id} over its last {args.intervals} intervals ({profile.schedule!r}) "
               f"from {starts[0]:%Y-%m-%d %H:%M} UTC "
               "(scheduler, dag processor and API server start; this takes a minute or two)")
         runs = run_backfill(profile.dag_id, starts[0].isoformat(), starts[-1].isoformat(), env,
-                            DEMO_HOME / "backfill", then_trigger=celery)
+                            home / "backfill", then_trigger=celery)
         failed = [r for r in runs if r["state"] != "success"]
         if failed or len(runs) < args.intervals + celery:
-            print(f"demo: backfill did not succeed: {runs}; logs in {DEMO_HOME / 'backfill'}", file=sys.stderr)
+            print(f"demo: backfill did not succeed: {runs}; logs in {home / 'backfill'}", file=sys.stderr)
             return 1
         if not celery:  # through Celery, the rerun was the triggered run after the backfill
             print(f"demo: rerunning {profile.dag_id} by hand with nothing changed")
-            airflow(["dags", "test", profile.dag_id], env, DEMO_HOME / "rerun.log")
+            airflow(["dags", "test", profile.dag_id], env, home / "rerun.log")
             # Left paused like every other profile: an Airflow started later on .demo has no simulators
             # (`make ui` restarts them and unpauses it), so its schedule would only fail. (The Celery
             # demo's metadata database is dropped when it ends.)
-            airflow(["dags", "pause", profile.dag_id], env, DEMO_HOME / "pause.log")
+            airflow(["dags", "pause", profile.dag_id], env, home / "pause.log")
         backfill_ids = [r["run_id"] for r in runs if r["run_type"] == "backfill"]
-        return print_summary(profile, backfill_ids, env.get("WAREHOUSE_URL"), args.executor if celery else None)
+        return print_summary(profile, backfill_ids, env.get("WAREHOUSE_URL"), args.executor if celery else None, home)
 
 
 def print_summary(profile, backfill_run_ids: list[str], warehouse_url: str | None = None,
-                  executor: str | None = None) -> int:
-    os.environ["CRM_SYNC_HOME"] = str(DEMO_HOME)
+                  executor: str | None = None, home: Path = DEMO_HOME) -> int:
+    os.environ["CRM_SYNC_HOME"] = str(home)
     import sqlalchemy as sa
     from crm_sync.pipeline.report import report_file, summarize
     from crm_sync.warehouse.db import engine
     from crm_sync.warehouse.tables import quarantine, raw_record, run_log
 
-    with engine(warehouse_url or f"sqlite:///{DEMO_HOME / 'warehouse.db'}").connect() as conn:
+    with engine(warehouse_url or f"sqlite:///{home / 'warehouse.db'}").connect() as conn:
         all_runs = [r.run_id for r in conn.execute(
             sa.select(run_log.c.run_id).where(run_log.c.profile == profile.name, run_log.c.step == "report")
             .order_by(run_log.c.finished_at))]

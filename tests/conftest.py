@@ -302,8 +302,9 @@ def pytest_collection_modifyitems(config, items):
 
 
 # End-to-end tests whose harness keeps its Airflow homes, simulators, ports and processes under the
-# test's tmp_path and uses no Celery (the chaos trials, the webhook lab): either worker may run them too.
-OWN_HOMES = ("tests/e2e/test_chaos.py", "tests/e2e/test_webhooks.py")
+# test's tmp_path and uses no Celery (the chaos trials, the webhook lab, the profile demos with --home):
+# either worker may run them too.
+OWN_HOMES = ("tests/e2e/test_chaos.py", "tests/e2e/test_webhooks.py", "tests/e2e/test_demo_profiles.py")
 
 
 # End-to-end tests that use neither .demo/ nor the Celery broker (their own api-server, warehouse,
