@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import httpx
 from fastapi import APIRouter
 
 from harness.simulators.base import ADMIN_PREFIX, error, now_iso
@@ -45,7 +46,8 @@ class Signing:
         text = raw if self.signed_text == "body" else stamp.encode() + b"." + raw
         digest = hmac.new(secret.encode(), text, hashlib.sha256).digest()
         signature = digest.hex() if self.encoding == "hex" else base64.b64encode(digest).decode()
-        return {self.header: self.prefix + signature, **({self.timestamp_header: stamp} if self.timestamp_header else {})}
+        stamped = {self.timestamp_header: stamp} if self.timestamp_header else {}
+        return {self.header: self.prefix + signature, **stamped}
 
 
 @dataclass(frozen=True)
@@ -111,3 +113,13 @@ class AppWebhooks(Delivery):
             return list(self.deliveries)
 
         return admin
+
+
+def register_target(sim_url: str, receiver_url: str, secret: str, timeout_s: float = 10.0) -> list[str]:
+    """Aim an app simulator's webhooks at a receiver (a test's or a bench's): its targets afterwards.
+    ``receiver_url``: e.g. ``http://127.0.0.1:<api-server port>/crm-sync/webhooks/app/<profile>``;
+    ``secret``: the extra ``webhook_secret`` of the profile's app connection."""
+    answer = httpx.post(f"{sim_url.rstrip('/')}{ADMIN_PREFIX}/webhooks", json={"url": receiver_url, "secret": secret},
+                        timeout=timeout_s)
+    answer.raise_for_status()
+    return answer.json()["targets"]

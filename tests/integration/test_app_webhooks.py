@@ -25,6 +25,7 @@ from crm_sync.webhooks.app_secrets import AppSecrets
 from crm_sync.webhooks.settings import WebhookSettings
 from crm_sync.webhooks.trigger import Coalescer
 from harness.simulators import generic, gist, ghl_keys, gymdesk, gymflow, mygadgetrepairs
+from harness.simulators.app_push import register_target
 from harness.simulators.base import ServerThread, SimState
 
 from tests.conftest import APP_KEY, CLIENT_ID, CLIENT_SECRET
@@ -118,8 +119,7 @@ class App:
         self.name = name
         self.server = ServerThread(SIMULATORS[name]()).__enter__()
         self.admin = httpx.Client(base_url=self.server.url + "/_sim", timeout=10)
-        registered = self.admin.post("/webhooks", json={"url": target + name, "secret": secret})
-        assert registered.status_code == 200, registered.text
+        assert register_target(self.server.url, target + name, secret) == [target + name]
 
     def deliveries(self, count: int, timeout_s: float = 15) -> list[dict]:
         deadline = time.monotonic() + timeout_s
@@ -256,6 +256,17 @@ def test_a_profile_that_does_not_receive_is_404_and_a_missing_secret_is_503_nami
     monkeypatch.setenv("AIRFLOW_CONN_GIST_DEFAULT", json.dumps({"conn_type": "crm_sync_app", "password": SECRET}))
     unset = httpx.post(inbox.url + "gist", content=raw, headers=headers)
     assert unset.status_code == 503
-    assert unset.json()["detail"] == "the app's connection gist_default has no extra webhook_secret (the webhook secret)"
+    said = "the app's connection gist_default has no extra webhook_secret (the webhook secret)"
+    assert unset.json()["detail"] == said
     assert SECRET not in unset.text and SECRET not in caplog.text
     assert inbox.rows() == []
+
+
+def test_an_app_simulator_sends_only_to_this_machine_and_only_with_a_secret():
+    with ServerThread(gymflow.create_app(APP_KEY, SimState())) as server:
+        admin = httpx.Client(base_url=server.url + "/_sim", timeout=10)
+        outside = admin.post("/webhooks", json={"url": "http://example.org/hook", "secret": SECRET})
+        assert outside.status_code == 400 and "on this machine" in outside.json()["message"]
+        unsigned = admin.post("/webhooks", json={"url": "http://127.0.0.1:9/hook"})
+        assert unsigned.status_code == 400 and "secret" in unsigned.json()["message"]
+        assert admin.get("/webhooks/deliveries").json() == []

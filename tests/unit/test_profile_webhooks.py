@@ -62,3 +62,11 @@ def test_without_the_block_the_app_does_not_push():
     end = text.index("  entities:", start)
     profile = parse_profile(text[:start] + text[end:], "my.yaml")
     assert profile.app.webhooks is None and profile.app_asset is None
+
+
+def test_a_csv_source_cannot_declare_webhooks():
+    text = (PROFILES_DIR / "csv_import.yaml").read_text()
+    assert "\napp:\n" in text
+    text = text.replace("\napp:\n", "\napp:\n  webhooks: {event: {types: {contact: contact}}}\n", 1)
+    with pytest.raises(ProfileError, match=r"my\.yaml: .*key 'app': .*a csv source pushes nothing"):
+        parse_profile(text, "my.yaml")
