@@ -33,9 +33,9 @@ from starlette.concurrency import run_in_threadpool
 from crm_sync.paths import PROFILES_DIR
 from crm_sync.profile import location_asset
 from crm_sync.web.datamodels import WebhookAnswer
-from crm_sync.web.webhook_intake import answer, body_or_refusal, keep_once, refusals, refuse
+from crm_sync.web.webhook_intake import answer, body_or_refusal, keep_or_refusal, refusals, refuse
 from crm_sync.webhooks import signature
-from crm_sync.webhooks.inbox import BadEvent, Caps, Event, OverCap, StaleEvent, count_unrouted, parse
+from crm_sync.webhooks.inbox import BadEvent, Caps, Event, StaleEvent, count_unrouted, parse
 from crm_sync.webhooks.retention import Pruner
 from crm_sync.webhooks.routing import profiles_for
 from crm_sync.webhooks.settings import ConfigError, WebhookSettings
@@ -127,18 +127,12 @@ def _receiver() -> Receiver:
     return Receiver.build(config, Coalescer(emit_asset_event, config.trigger_interval_s), engine(), PROFILES_DIR)
 
 
-def _store(target: Receiver, event: Event) -> tuple[str, tuple[str, ...]]:
-    """("stored" | "duplicate" | "unrouted", the profiles the event's location routes to), OverCap past
-    a cap; blocking work, run off the event loop."""
-    profiles = profiles_for(event.location_id, target.profiles_dir)
-
-    def unrouted(conn: sa.Connection) -> str | None:
-        if profiles:
-            return None
+def _count_unrouted(event: Event) -> Callable[[sa.Connection], str]:
+    """Instead of storing: count an event no profile routes (its payload kept nowhere)."""
+    def count(conn: sa.Connection) -> str:
         count_unrouted(conn, event, datetime.now(UTC))
         return "unrouted"
-
-    return keep_once(target.warehouse, event, target.caps, unrouted), profiles
+    return count
 
 
 def _app_mismatch(event: Event, app_id: str) -> str | None:
@@ -171,10 +165,11 @@ async def _receive(request: Request, target: Receiver) -> JSONResponse:
     if reason := _app_mismatch(event, config.app_id):
         return refuse(401, reason)
     log.debug("GHL webhook body: %s", raw[:2000])
-    try:
-        outcome, profiles = await run_in_threadpool(_store, target, event)
-    except OverCap as exc:
-        return refuse(429, str(exc), {"Retry-After": str(exc.retry_after)})
+    profiles = await run_in_threadpool(profiles_for, event.location_id, target.profiles_dir)
+    outcome = await keep_or_refusal(target.warehouse, event, target.caps, "GHL",
+                                    (lambda conn: None) if profiles else _count_unrouted(event))
+    if isinstance(outcome, JSONResponse):
+        return outcome
     if outcome == "duplicate":
         return answer(200, WebhookAnswer(status="duplicate"))
     if outcome == "unrouted":
