@@ -270,3 +270,20 @@ def test_an_app_simulator_sends_only_to_this_machine_and_only_with_a_secret():
         unsigned = admin.post("/webhooks", json={"url": "http://127.0.0.1:9/hook"})
         assert unsigned.status_code == 400 and "secret" in unsigned.json()["message"]
         assert admin.get("/webhooks/deliveries").json() == []
+
+
+def test_tagging_a_gist_contact_is_a_change_its_webhook_reports(tmp_path, connections):
+    inbox = Inbox(tmp_path, f"sqlite:///{tmp_path / 'warehouse.db'}")
+    app = App("gist", inbox.url)
+    try:
+        app.admin.post("/seed", json={"contacts": [{"id": 5, "email": PRIVATE, "tags": []}]}).raise_for_status()
+        tagged = httpx.post(app.server.url + "/tags", headers={"Authorization": f"Bearer {APP_KEY}"},
+                            json={"tag": {"name": "vip"}, "contacts": [{"id": 5}]}, timeout=10)
+        assert tagged.status_code == 200, tagged.text
+        delivered = app.deliveries(2)
+        assert [d["type"] for d in delivered] == ["contact.created", "contact.updated"]
+        assert delivered[1]["body"]["data"]["tags"] == [{"id": 1, "name": "vip"}]
+        assert [(r.event_type, r.object_id) for r in inbox.rows()] == [("contact.created", "5"), ("contact.updated", "5")]
+    finally:
+        app.close()
+        inbox.close()
