@@ -117,7 +117,7 @@ class RestSim:
 
     def changed(self, verb: Verb, resource: Resource, record: dict[str, Any]) -> None:
         """Tell the app's webhook targets (app_push), if it pushes."""
-        if self.webhooks is not None:
+        if self.webhooks is not None and self.webhooks.targets:  # a bulk seed with no target copies nothing
             self.webhooks.changed(verb, resource.collection, deepcopy(record), record.get(resource.id_field))
 
     def _seeded(self, collection: str, record: dict[str, Any], existed: bool) -> None:

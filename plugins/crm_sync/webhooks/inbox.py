@@ -98,9 +98,10 @@ def parse(raw: bytes, tolerance: timedelta, now: datetime | None = None) -> Even
 
 
 def moment(value: str) -> datetime:
+    """An ISO 8601 time in UTC (one without an offset is read as UTC); BadEvent otherwise."""
     try:
-        moment = datetime.fromisoformat(value)
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        when = datetime.fromisoformat(value)
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
     except (ValueError, OverflowError):
         raise BadEvent("timestamp is not an ISO 8601 time UTC can hold") from None
 
