@@ -229,13 +229,15 @@ async def _hold(request: Request, seconds: float) -> bool:
 
 
 def install_common(app: FastAPI, state: SimState, fault_actions: dict[str, FaultAction] | None = None,
-                   id_fields: dict[str, str] | None = None) -> None:
+                   id_fields: dict[str, str] | None = None,
+                   on_seed: Callable[[str, dict[str, Any], bool], None] | None = None) -> None:
     """Mount the admin routes and the middleware that counts calls and injects faults.
 
     ``fault_actions`` adds simulator-specific faults to ``POST /_sim/faults``: a body key
     whose value, when truthy, is passed to the action (GHL: ``expire_tokens``).
     ``id_fields`` names the id field of collections whose records do not call it ``id``
-    (``/_sim/seed`` keys records by it).
+    (``/_sim/seed`` keys records by it). ``on_seed(collection, record, existed)`` hears of every
+    record seeded (an app simulator sends its webhook: a seed stands for an edit in the app's admin).
     """
     actions = fault_actions or {}
     id_of = id_fields or {}
@@ -275,11 +277,16 @@ def install_common(app: FastAPI, state: SimState, fault_actions: dict[str, Fault
 
     @admin.post("/seed")
     def seed(body: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
+        seeded = []
         with state.lock:
             for collection, rows in body.items():
                 table = state.table(collection)
                 for row in rows:
-                    table[str(row[id_of.get(collection, "id")])] = dict(row)
+                    key = str(row[id_of.get(collection, "id")])
+                    seeded.append((collection, dict(row), key in table))
+                    table[key] = dict(row)
+        for collection, row, existed in seeded if on_seed else ():
+            on_seed(collection, row, existed)
         return {name: len(rows) for name, rows in body.items()}
 
     @admin.get("/calls")

@@ -22,6 +22,9 @@ field not called ``id``, camelCase fields.
   contactId, title (required), status ``open|done``, dueDate (ISO or null), lastUpdated; notes
   (``noteId`` ``n-<n>``): contactId, content (required), timestamp (ISO; defaults to the write time),
   lastUpdated. ``contactId`` must name a contact, else 422.
+- webhooks (harness/simulators/app_push.py) on every change: ``{"eventId": uuid, "eventType":
+  "<contact|task|note>.<created|updated|deleted>", "entity", "recordId", "record"}``, signed
+  ``X-Signature: sha256=<hex HMAC-SHA256 of "<X-Timestamp>.<body>">``, the timestamp in unix seconds.
 """
 
 from __future__ import annotations
@@ -30,11 +33,13 @@ import base64
 import hmac
 import secrets
 import time
+import uuid
 from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
 
+from harness.simulators.app_push import Change, Push, Signing
 from harness.simulators.base import SimState, error
 from harness.simulators.rest_api import (
     ISO,
@@ -83,6 +88,17 @@ NOTES = _resource("notes", "noteId", "n-", (Field("content", required=True), Fie
                   defaults={"archived": False}, delete=ARCHIVE)
 
 
+def _event(change: Change) -> tuple[dict[str, Any], str]:
+    event_id = str(uuid.uuid4())
+    return {"eventId": event_id, "eventType": change.type, "entity": change.noun, "recordId": change.record_id,
+            "record": change.record}, event_id
+
+
+PUSH = Push(Signing("X-Signature", "hex", prefix="sha256=", timestamp_header="X-Timestamp",
+                    signed_text="timestamp.body"),
+            {"contacts": "contact", "tasks": "task", "notes": "note"}, _event)
+
+
 class Tokens:
     """Access tokens with an expiry, and the refresh tokens not yet redeemed (each works once)."""
 
@@ -127,7 +143,7 @@ def create_app(client_id: str, client_secret: str, state: SimState | None = None
                access_token_ttl_s: float = DEFAULT_ACCESS_TOKEN_TTL_S) -> FastAPI:
     tokens = Tokens(access_token_ttl_s)
     auth = HeaderAuth("Authorization", tokens.valid, scheme="Bearer")
-    sim = RestSim(Api("APPNAME (generic)", auth, _error, (CONTACTS, TASKS, NOTES)), state)
+    sim = RestSim(Api("APPNAME (generic)", auth, _error, (CONTACTS, TASKS, NOTES)), state, push=PUSH)
     app = sim.build(fault_actions={"expire_tokens": tokens.expire_all})
 
     @app.post("/oauth/token")

@@ -26,16 +26,22 @@ ASSUMPTIONS (not published):
   ``GET|PUT /tasks/{id}``, ``GET|PUT /notes/{id}`` (partial); answers ``{"task"}`` / ``{"note"}``;
   task: contact_id, title (required), status ``open|completed``, due_at (Unix seconds or null);
   note: contact_id, body (required); ``contact_id`` must name a contact, else 422.
+- webhooks (harness/simulators/app_push.py) on every change, tagging included: ``{"id": "whk_<hex>",
+  "topic": "<contact|task|note>.<created|updated|deleted>", "created_at": unix seconds, "data": record}``,
+  signed ``X-Gist-Signature: sha256=<hex HMAC-SHA256 of the body>``.
 """
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from harness.simulators.app_push import Change, Push, Signing
 from harness.simulators.base import SimState, utcnow
 from harness.simulators.rest_api import (
     UNIX,
@@ -102,9 +108,18 @@ NOTES = _resource("notes", (Field("body", required=True),), UPDATED_SINCE, updat
                   parent=Parent("contact_id", "contacts"))
 
 
+def _event(change: Change) -> tuple[dict[str, Any], str]:
+    event_id = f"whk_{uuid.uuid4().hex}"
+    return {"id": event_id, "topic": change.type, "created_at": int(time.time()), "data": change.record}, event_id
+
+
+PUSH = Push(Signing("X-Gist-Signature", "hex", prefix="sha256="), {"contacts": "contact", "tasks": "task",
+                                                                   "notes": "note"}, _event)
+
+
 def create_app(token: str, state: SimState | None = None) -> FastAPI:
     auth = HeaderAuth("Authorization", secret_is(token), scheme="Bearer")
-    sim = RestSim(Api("Gist", auth, _error, (CONTACTS, TASKS, NOTES)), state)
+    sim = RestSim(Api("Gist", auth, _error, (CONTACTS, TASKS, NOTES)), state, push=PUSH)
     app = sim.build()
 
     @app.post("/tags")
@@ -133,6 +148,7 @@ def create_app(token: str, state: SimState | None = None) -> FastAPI:
                 others = [t for t in contact.get("tags") or [] if t.get("id") != tag["id"]]
                 contact = {**contact, "tags": others if untag else [*others, tag], "updated_at": now}
                 contacts[str(contact["id"])] = contact
+                sim.changed("updated", CONTACTS, contact)
         return JSONResponse({"tag": tag})
 
     return app

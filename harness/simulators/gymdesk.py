@@ -13,15 +13,20 @@ ASSUMPTION: the conventional REST API that include/profiles/gymdesk.yaml describ
 - resources: members (``mem_<n>``; DELETE archives: ``status: archived``, answers the member),
   tasks (``tsk_<n>``; ``assignee`` holds the staff member's GHL user id) and notes (``note_<n>``) (DELETE removes: 204), bookings (``bk_<n>``; DELETE
   cancels: ``status: cancelled``, answers the booking). Timestamps ISO 8601 with ``Z``.
+- webhooks (harness/simulators/app_push.py) on every change: ``{"id": "evt_<hex>", "type":
+  "<member|task|note|booking>.<created|updated|deleted>", "created_at": ISO, "data": record}``, signed
+  ``X-Gymdesk-Signature: <hex HMAC-SHA256 of "<X-Gymdesk-Timestamp>.<body>">``, the timestamp ISO 8601.
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from fastapi import FastAPI
 
-from harness.simulators.base import SimState
+from harness.simulators.app_push import Change, Push, Signing
+from harness.simulators.base import SimState, now_iso
 from harness.simulators.rest_api import (
     ISO,
     Api,
@@ -93,6 +98,16 @@ BOOKINGS = _resource(
     delete=SoftDelete({"status": "cancelled"}), parent=Parent("member_id", "members"), check=_ends_after_start)
 
 
+def _event(change: Change) -> tuple[dict[str, Any], str]:
+    event_id = f"evt_{uuid.uuid4().hex}"
+    return {"id": event_id, "type": change.type, "created_at": now_iso(), "data": change.record}, event_id
+
+
+PUSH = Push(Signing("X-Gymdesk-Signature", "hex", timestamp_header="X-Gymdesk-Timestamp", timestamp="iso",
+                    signed_text="timestamp.body"),
+            {"members": "member", "tasks": "task", "notes": "note", "bookings": "booking"}, _event)
+
+
 def create_app(api_key: str, state: SimState | None = None) -> FastAPI:
     api = Api("Gymdesk", HeaderAuth("X-API-Key", secret_is(api_key)), _error, (MEMBERS, TASKS, NOTES, BOOKINGS))
-    return RestSim(api, state).build()
+    return RestSim(api, state, push=PUSH).build()

@@ -15,14 +15,20 @@ soft deletes that stay listed):
 - ids are uuid4 strings; timestamps ISO 8601 with ``Z``; the updated-at field is ``modified_at``;
 - contacts: DELETE is soft (``deleted: true``, ``deleted_at`` set, ``modified_at`` bumped, still
   listed); tasks and notes (``contact_id`` must name a contact): DELETE removes them (204).
+- webhooks (harness/simulators/app_push.py) on every change: ``{"event_id": uuid, "event":
+  "<contact|task|note>.<created|updated|deleted>", "entity": "<contact|task|note>", "object": record}``,
+  signed ``X-GymFlow-Signature: <base64 HMAC-SHA256 of "<X-GymFlow-Timestamp>.<body>">``, the
+  timestamp in unix seconds.
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from fastapi import FastAPI
 
+from harness.simulators.app_push import Change, Push, Signing
 from harness.simulators.base import SimState
 from harness.simulators.rest_api import (
     ISO,
@@ -71,7 +77,17 @@ NOTES = _resource(
     lists=(LISTING,), delete=HardDelete(), parent=Parent("contact_id", "contacts"))
 
 
+def _event(change: Change) -> tuple[dict[str, Any], str]:
+    event_id = str(uuid.uuid4())
+    return {"event_id": event_id, "event": change.type, "entity": change.noun, "object": change.record}, event_id
+
+
+PUSH = Push(Signing("X-GymFlow-Signature", "base64", timestamp_header="X-GymFlow-Timestamp",
+                    signed_text="timestamp.body"),
+            {"contacts": "contact", "tasks": "task", "notes": "note"}, _event)
+
+
 def create_app(api_key: str, state: SimState | None = None, rate_limit_per_s: int = RATE_LIMIT_PER_S) -> FastAPI:
     auth = HeaderAuth("Authorization", secret_is(api_key), scheme="Bearer")
     api = Api("GymFlow", auth, _error, (CONTACTS, TASKS, NOTES), rate_limit_per_s=rate_limit_per_s)
-    return RestSim(api, state).build()
+    return RestSim(api, state, push=PUSH).build()

@@ -26,6 +26,9 @@ ASSUMPTIONS (not published):
   ``Pending|Completed``; ticketComment (``notes``): comment (required); appointment
   (``appointments``): title, date ``dd-mmm-yyyy``, time ``HH:MM`` (24h), duration_minutes, status
   ``Booked|Cancelled|Completed``. Customers get ``ref`` ``CUS-<id>`` when none is given.
+- webhooks (harness/simulators/app_push.py) on every change: ``{"event": "<customer|projectTask|
+  ticketComment|appointment>.<created|updated>", "sent_at": ISO, "data": record}`` with no event id,
+  signed ``X-MGR-Signature: <hex HMAC-SHA256 of the body>``.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from harness.simulators.base import SimState
+from harness.simulators.app_push import Change, Push, Signing
+from harness.simulators.base import SimState, now_iso
 from harness.simulators.rest_api import (
     DATE,
     DAY_DMY,
@@ -124,9 +128,17 @@ APPOINTMENTS = _child(
     defaults={"status": "Booked"})
 
 
+def _event(change: Change) -> tuple[dict[str, Any], None]:
+    return {"event": change.type, "sent_at": now_iso(), "data": change.record}, None
+
+
+PUSH = Push(Signing("X-MGR-Signature", "hex"), {"customers": "customer", "tasks": "projectTask",
+                                                "notes": "ticketComment", "appointments": "appointment"}, _event)
+
+
 def create_app(api_key: str, state: SimState | None = None, rate_limit_per_s: int = RATE_LIMIT_PER_S,
                zone: str = "UTC") -> FastAPI:
     """``zone``: the shop's IANA time zone, which every date and time it serves is in."""
     api = Api("MyGadgetRepairs", HeaderAuth("Authorization", secret_is(api_key)), _error,
               (CUSTOMERS, TASKS, NOTES, APPOINTMENTS), rate_limit_per_s=rate_limit_per_s)
-    return RestSim(api, state, zone).build()
+    return RestSim(api, state, zone, push=PUSH).build()

@@ -36,6 +36,7 @@ from zoneinfo import ZoneInfo
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from harness.simulators.app_push import AppWebhooks, Push, Verb
 from harness.simulators.base import FaultAction, SimState, error, install_common, utcnow
 from harness.simulators.rest_api import EARLIEST, Api, BadRequest, Filter, HardDelete, Listing, Order, Parent, Resource
 
@@ -67,8 +68,9 @@ class RestSim:
     """Serves an ``Api`` over a SimState. ``build()`` makes the FastAPI app; an app module may add
     routes of its own to it, using ``guard`` and ``fail`` so they authenticate and answer alike."""
 
-    def __init__(self, api: Api, state: SimState | None = None, zone: tzinfo | str = UTC):
+    def __init__(self, api: Api, state: SimState | None = None, zone: tzinfo | str = UTC, push: Push | None = None):
         self.api = api
+        self.webhooks = AppWebhooks(push) if push else None  # every change, signed, to registered targets
         self.state = state or SimState()
         self.zone = ZoneInfo(zone) if isinstance(zone, str) else zone
         self._counters = {r.collection: itertools.count(r.ids.start) for r in api.resources}
@@ -112,6 +114,16 @@ class RestSim:
 
     def _not_found(self, resource: Resource, record_id: Any) -> JSONResponse:
         return self.fail(404, "not_found", f"{resource.noun} {record_id} not found")
+
+    def changed(self, verb: Verb, resource: Resource, record: dict[str, Any]) -> None:
+        """Tell the app's webhook targets (app_push), if it pushes."""
+        if self.webhooks is not None and self.webhooks.targets:  # a bulk seed with no target copies nothing
+            self.webhooks.changed(verb, resource.collection, deepcopy(record), record.get(resource.id_field))
+
+    def _seeded(self, collection: str, record: dict[str, Any], existed: bool) -> None:
+        resource = next((r for r in self.api.resources if r.collection == collection), None)
+        if resource is not None:
+            self.changed("updated" if existed else "created", resource, record)
 
     # -- reading
 
@@ -300,6 +312,7 @@ class RestSim:
                 if isinstance(record, str):
                     return self.fail(422, "validation_error", record)
                 self.state.table(resource.collection)[str(record[resource.id_field])] = record
+                self.changed("created" if existing is None else "updated", resource, record)
                 return self._item(resource, deepcopy(record), 201 if existing is None else 200)
         return create_record
 
@@ -329,6 +342,7 @@ class RestSim:
                 if isinstance(record, str):
                     return self.fail(422, "validation_error", record)
                 table[record_id] = record
+                self.changed("updated", resource, record)
                 return self._item(resource, deepcopy(record))
         return update_record
 
@@ -343,12 +357,14 @@ class RestSim:
                     return self._not_found(resource, record_id)
                 if isinstance(resource.delete, HardDelete):
                     del table[record_id]
+                    self.changed("deleted", resource, record)
                     return Response(status_code=204)
                 soft = resource.delete
                 if any(record.get(k) != v for k, v in soft.marks.items()):  # deleting twice changes nothing
                     now = resource.clock.render(self._now())
                     record = {**record, **soft.marks, **dict.fromkeys(soft.stamps, now), resource.updated: now}
                     table[record_id] = record
+                    self.changed("deleted", resource, record)
                 return self._item(resource, deepcopy(record))
         return delete_record
 
@@ -358,7 +374,9 @@ class RestSim:
         app.state.id_fields = dict(self._id_fields)
         actions = {"endless_pages": lambda on: setattr(self, "endless_pages", bool(on)),
                    "extra_rows": lambda rows: self.extra_rows.extend(rows), **(fault_actions or {})}
-        install_common(app, self.state, actions, id_fields=self._id_fields)
+        install_common(app, self.state, actions, id_fields=self._id_fields, on_seed=self._seeded)
+        if self.webhooks is not None:
+            app.include_router(self.webhooks.router())
         # Every list route first: /customers/updated must not be read as /customers/{id}.
         for resource in self.api.resources:
             for listing in resource.lists:

@@ -136,4 +136,6 @@ class AppApi(Strict):
             raise ValueError("a rest app needs conn_id and auth")
         if self.kind == "csv" and self.csv is None:
             raise ValueError("a csv app needs a csv section")
+        if self.kind == "csv" and self.webhooks is not None:
+            raise ValueError("webhooks: a csv source pushes nothing (its secret would live in the app's connection)")
         return self

@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from crm_sync.web.app import app
 
-OPEN_BY_DESIGN = ("/webhooks/",)  # verified by their signature instead (crm_sync.web.routes.receiver)
+OPEN_BY_DESIGN = ("/webhooks/",)  # verified by their signature instead (crm_sync.web.routes.receiver, receiver_app)
 
 
 def console_routes() -> list[tuple[str, str]]:

@@ -187,6 +187,7 @@ def test_the_api_servers_own_openapi_lists_the_console_api_beside_airflows(sqlit
     ours = {p: ops for p, ops in schema["paths"].items() if p.startswith("/crm-sync/")}
     assert set(ours) == {"/crm-sync" + p for p in (API_DAGS, API_RUNS, API_REVIEW, API_DECISIONS,
                                                    "/api/dags/{dag_id}/runs/{run_id}", "/webhooks/ghl",
+                                                   "/webhooks/app/{profile}",
                                                    "/api/dags/{dag_id}/people", "/api/dags/{dag_id}/people/{person_id}")}
     assert all(op["tags"] == ["crm-sync"] for ops in ours.values() for op in ops.values())
     models = schema["components"]["schemas"]

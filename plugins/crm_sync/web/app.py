@@ -1,9 +1,9 @@
 """The crm_sync plugin's FastAPI app, mounted at /crm-sync in Airflow's api-server: the console
-and the GHL webhook receiver, laid out as Airflow's own api_fastapi: one router per resource in
+and the webhook receivers (GHL's, and the apps' own), laid out as Airflow's own api_fastapi: one router per resource in
 `routes/`, the JSON answers' models in `datamodels.py`, what routes are given in `dependencies.py`.
 
 Access is decided per router (crm_sync.web.security), not by middleware: the console's routers
-need the Airflow login, the webhook receiver verifies GHL's signature instead.
+need the Airflow login, the webhook receivers verify the sender's signature instead.
 
 A browser gets the console's errors as pages (``error.html.j2``), and a logged-out one the Airflow
 login, which brings it back; scripts (the JSON API, the receiver, any client not asking for HTML)
@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from crm_sync.console_urls import OPENAPI, ui_url
 from crm_sync.review import ReviewError
-from crm_sync.web.routes import api, insights, people, profiles, receiver, review, runs
+from crm_sync.web.routes import api, insights, people, profiles, receiver, receiver_app, review, runs
 from crm_sync.web.security import LOGGED_IN
 
 log = logging.getLogger(__name__)
@@ -149,6 +149,7 @@ def create_app() -> FastAPI:
     app.include_router(people.pages)
     app.include_router(people.api)
     app.include_router(receiver.router)
+    app.include_router(receiver_app.router)
     app.include_router(described)
     app.add_exception_handler(ReviewError, review.refused)
     app.add_exception_handler(StarletteHTTPException, http_error)

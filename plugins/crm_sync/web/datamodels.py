@@ -256,9 +256,10 @@ class DecisionCollection(BaseModel):
 
 
 class WebhookAnswer(BaseModel):
-    """The receiver's answer to a webhook it took (stored, a repeat, or kept unrouted)."""
+    """The receiver's answer to a webhook it took (stored, a repeat, kept unrouted, or an app's event of
+    a type its profile maps to no entity: ignored)."""
 
-    status: Literal["stored", "duplicate", "unrouted"]
+    status: Literal["stored", "duplicate", "unrouted", "ignored"]
     profiles: list[str] | None = None  # the profiles woken, when stored
 
 

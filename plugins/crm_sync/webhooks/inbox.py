@@ -1,5 +1,8 @@
-"""The receiver's half of the inbox: check an event's body, store it once (webhookId unique) within
-the location's caps, or only count it when no profile names its location."""
+"""The receivers' half of the inbox: check an event's body, store it once (webhook id unique) within
+its sender's caps, or only count it when no profile names its location.
+
+One inbox for every sender: GHL's events (source ``ghl``) and each app's own (``app:<profile>``,
+parsed by crm_sync.webhooks.app_events). Caps are per sender: a GHL location, or one app profile."""
 
 from __future__ import annotations
 
@@ -52,9 +55,17 @@ class Event:
     payload: dict[str, Any]
     size: int = 0  # bytes of the body as received
     app_id: str | None = None
+    source: str = "ghl"  # or app:<profile>
+    entity: str | None = None  # an app event's entity; None for GHL's
+
+    @property
+    def sender(self) -> str:
+        """Whose caps the event counts against: a GHL location, or one app profile's webhooks."""
+        return f"ghl:{self.location_id}" if self.source == "ghl" else self.source
 
 
-def parse(raw: bytes, tolerance: timedelta, now: datetime | None = None) -> Event:
+def json_object(raw: bytes) -> dict[str, Any]:
+    """The body as a JSON object; BadEvent naming the rule (never the body) otherwise."""
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -63,9 +74,14 @@ def parse(raw: bytes, tolerance: timedelta, now: datetime | None = None) -> Even
         raise BadEvent("body is nested too deeply") from None
     if not isinstance(body, dict):
         raise BadEvent("body is not a JSON object")
+    return body
+
+
+def parse(raw: bytes, tolerance: timedelta, now: datetime | None = None) -> Event:
+    body = json_object(raw)
     if missing := [key for key in REQUIRED if not isinstance(body.get(key), str) or not body[key]]:
         raise BadEvent(f"missing or empty: {', '.join(missing)}")
-    event_at = _moment(body["timestamp"])
+    event_at = moment(body["timestamp"])
     if abs((now or datetime.now(UTC)) - event_at) > tolerance:
         raise StaleEvent(f"timestamp is more than {int(tolerance.total_seconds())} s from now")
     appointment = body.get("appointment") if isinstance(body.get("appointment"), dict) else None
@@ -77,19 +93,21 @@ def parse(raw: bytes, tolerance: timedelta, now: datetime | None = None) -> Even
     else:
         contact, obj = body.get("contactId"), body.get("id")
     return Event(webhook_id=body["webhookId"][:128], location_id=body["locationId"][:64], event_type=kind[:64],
-                 contact_id=_id(contact), object_id=_id(obj), event_at=event_at, payload=body, size=len(raw),
+                 contact_id=id_text(contact), object_id=id_text(obj), event_at=event_at, payload=body, size=len(raw),
                  app_id=body["appId"] if isinstance(body.get("appId"), str) else None)
 
 
-def _moment(value: str) -> datetime:
+def moment(value: str) -> datetime:
+    """An ISO 8601 time in UTC (one without an offset is read as UTC); BadEvent otherwise."""
     try:
-        moment = datetime.fromisoformat(value)
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        when = datetime.fromisoformat(value)
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
     except (ValueError, OverflowError):
         raise BadEvent("timestamp is not an ISO 8601 time UTC can hold") from None
 
 
-def _id(value: Any) -> str | None:
+def id_text(value: Any) -> str | None:
+    """An id as text (at most 128 characters); None for anything that is not a usable id."""
     return str(value)[:128] if isinstance(value, str | int) and value != "" else None
 
 
@@ -99,14 +117,18 @@ def seen(conn: sa.Connection, event: Event) -> bool:
 
 
 def within_caps(conn: sa.Connection, event: Event, caps: Caps, now: datetime) -> None:
-    """OverCap when the location took ``events_per_minute`` events in the last minute, or its stored
-    payloads and this one would pass ``stored_bytes``. Counted in the warehouse, so it holds across
-    api-server workers: on PostgreSQL the location's transaction lock makes concurrent requests count
-    one after another (held until the insert commits); on SQLite racing requests may pass it together."""
+    """OverCap when the event's sender (a GHL location, or an app profile) took ``events_per_minute``
+    events in the last minute, or its stored payloads and this one would pass ``stored_bytes``.
+    Counted in the warehouse, so it holds across api-server workers: on PostgreSQL the sender's
+    transaction lock makes concurrent requests count one after another (held until the insert
+    commits); on SQLite racing requests may pass it together."""
     if conn.dialect.name == "postgresql":
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
-                     {"key": f"crm_sync webhook cap {event.location_id}"})
-    location = webhook_inbox.c.location_id == event.location_id
+                     {"key": f"crm_sync webhook cap {event.sender}"})
+    inbox = webhook_inbox.c
+    location = ((inbox.location_id == event.location_id) & (inbox.source == "ghl") if event.source == "ghl"
+                else inbox.source == event.source)
+    who = "the location" if event.source == "ghl" else f"the app's webhooks ({event.source})"
     if caps.events_per_minute:
         window = now - timedelta(minutes=1)
         recent, oldest = conn.execute(sa.select(sa.func.count(), sa.func.min(webhook_inbox.c.received_at))
@@ -114,23 +136,32 @@ def within_caps(conn: sa.Connection, event: Event, caps: Caps, now: datetime) ->
         if recent >= caps.events_per_minute:
             oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
             wait = math.ceil((oldest + timedelta(minutes=1) - now).total_seconds())
-            raise OverCap(f"the location took {caps.events_per_minute} events in the last minute "
+            raise OverCap(f"{who} took {caps.events_per_minute} events in the last minute "
                           "(webhook_max_events_per_minute)", max(1, wait))
     if caps.stored_bytes:
         stored = conn.scalar(sa.select(sa.func.coalesce(sa.func.sum(webhook_inbox.c.payload_bytes), 0))
                              .where(location))
         if int(stored) + event.size > caps.stored_bytes:
-            raise OverCap(f"the location's stored events would pass {caps.stored_bytes} bytes "
+            raise OverCap(f"{who}: its stored events would pass {caps.stored_bytes} bytes "
                           "(webhook_max_stored_bytes)", caps.full_retry_after)
 
 
 def store(conn: sa.Connection, event: Event, now: datetime | None = None) -> bool:
-    """Insert the event of a routed location; False when its webhookId is already in the inbox."""
+    """Insert a routed event; False when its webhook id is already in the inbox."""
     return insert_new(conn, webhook_inbox, {
         "webhook_id": event.webhook_id, "location_id": event.location_id, "event_type": event.event_type,
         "contact_id": event.contact_id, "object_id": event.object_id, "event_at": event.event_at,
         "received_at": now or datetime.now(UTC), "routed": True, "payload": event.payload,
-        "payload_bytes": event.size}, keys=["webhook_id"])
+        "payload_bytes": event.size, "source": event.source, "entity": event.entity}, keys=["webhook_id"])
+
+
+def keep(conn: sa.Connection, event: Event, caps: Caps, now: datetime) -> str:
+    """Store a verified, routed event once: "stored" or "duplicate" (its webhook id is in the inbox
+    already: a redelivery costs no cap); OverCap past its sender's caps."""
+    if seen(conn, event):
+        return "duplicate"
+    within_caps(conn, event, caps, now)
+    return "stored" if store(conn, event, now) else "duplicate"
 
 
 def count_unrouted(conn: sa.Connection, event: Event, now: datetime | None = None) -> None:

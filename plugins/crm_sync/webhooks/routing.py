@@ -1,5 +1,6 @@
 """Which profiles a location's webhooks concern: the profiles whose YAML names that ``ghl.location_id``,
-and how long the inbox keeps that location's events (their longest ``retention_days``).
+and how long the inbox keeps that location's events (their longest ``retention_days``); and which
+profile an app's own webhook (``/webhooks/app/<profile>``) is for.
 
 Read from the profile files (re-read when one changes), never from Airflow connections, so a
 request costs no metadata-database lookup and no secret is touched.
@@ -27,10 +28,15 @@ def _signature(directory: Path) -> tuple:
 
 
 @functools.lru_cache(maxsize=4)
-def _routes(directory: Path, _signature: tuple) -> tuple[dict[str, Route], int]:
+def _profiles(directory: Path, _signature: tuple) -> tuple:
     from crm_sync.profile import usable_profiles
 
-    profiles = usable_profiles(directory)[0]
+    return tuple(usable_profiles(directory)[0])
+
+
+@functools.lru_cache(maxsize=4)
+def _routes(directory: Path, _signature: tuple) -> tuple[dict[str, Route], int]:
+    profiles = _profiles(directory, _signature)
     routes: dict[str, Route] = {}
     for profile in profiles:
         if location := profile.ghl.location_id:
@@ -52,3 +58,9 @@ def retention(directory: Path = PROFILES_DIR) -> tuple[dict[str, int | None], in
     the longest ``retention_days`` of all profiles (90 without one)."""
     routes, longest = _routes(directory, _signature(directory))
     return {location: route.retention_days for location, route in routes.items()}, longest
+
+
+def app_profile(name: str, directory: Path = PROFILES_DIR):
+    """The valid profile of that name whose app pushes (``app.webhooks`` set), else None."""
+    found = next((p for p in _profiles(directory, _signature(directory)) if p.name == name), None)
+    return found if found is not None and found.app.webhooks is not None else None

@@ -1,4 +1,5 @@
-"""Wake the DAGs of a location: an Airflow asset event, at most one per location per interval.
+"""Wake the DAGs of a location (GHL's webhooks) or of an app's profile (the app's own): an Airflow asset
+event, at most one per asset per interval.
 
 A burst of webhooks becomes a few asset events (so a few runs), not one per event: the first
 event of a quiet location is signalled at once, later ones are gathered and signalled together
@@ -12,6 +13,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+
+from crm_sync.profile_webhooks import app_asset
+
+APP_ASSET_PREFIX = app_asset("")
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +34,8 @@ def emit_asset_event(asset_name: str) -> bool:
         asset = session.scalar(select(AssetModel).where(AssetModel.name == asset_name).limit(1))
         if asset is None:
             return False
-        return asset_manager.register_asset_change(asset=asset, extra={"source": "ghl-webhook"},
+        sender = "app-webhook" if asset_name.startswith(APP_ASSET_PREFIX) else "ghl-webhook"
+        return asset_manager.register_asset_change(asset=asset, extra={"source": sender},
                                                    source_is_api=True, session=session) is not None
 
 

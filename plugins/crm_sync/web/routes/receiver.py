@@ -29,14 +29,13 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect
 
 from crm_sync.paths import PROFILES_DIR
 from crm_sync.profile import location_asset
-from crm_sync.web.datamodels import Refusal, WebhookAnswer
+from crm_sync.web.datamodels import WebhookAnswer
+from crm_sync.web.webhook_intake import answer, body_or_refusal, keep_or_refusal, refusals, refuse
 from crm_sync.webhooks import signature
-from crm_sync.webhooks.inbox import (BadEvent, Caps, Event, OverCap, StaleEvent, count_unrouted, parse, seen,
-                                     store, within_caps)
+from crm_sync.webhooks.inbox import BadEvent, Caps, Event, StaleEvent, count_unrouted, parse
 from crm_sync.webhooks.retention import Pruner
 from crm_sync.webhooks.routing import profiles_for
 from crm_sync.webhooks.settings import ConfigError, WebhookSettings
@@ -128,47 +127,12 @@ def _receiver() -> Receiver:
     return Receiver.build(config, Coalescer(emit_asset_event, config.trigger_interval_s), engine(), PROFILES_DIR)
 
 
-class TooLarge(Exception):
-    pass
-
-
-async def _body(request: Request, limit: int) -> bytes:
-    """The raw body, read no further than ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise TooLarge
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _refuse(status: int, reason: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    log.info("GHL webhook refused with %s: %s", status, reason)
-    return JSONResponse(Refusal(detail=reason).model_dump(), status_code=status, headers=headers)
-
-
-def _answer(status: int, answer: WebhookAnswer) -> JSONResponse:
-    return JSONResponse(answer.model_dump(exclude_none=True), status_code=status)
-
-
-def _store(target: Receiver, event: Event) -> tuple[str, tuple[str, ...]]:
-    """("stored" | "duplicate" | "unrouted", the profiles the event's location routes to), OverCap past
-    a cap; blocking work, run off the event loop. Its own transaction, not the console's per-request
-    one: only a verified event reaches the warehouse."""
-    profiles = profiles_for(event.location_id, target.profiles_dir)
-    now = datetime.now(UTC)
-    with target.warehouse.begin() as conn:
-        if not profiles:
-            count_unrouted(conn, event, now)
-            return "unrouted", profiles
-        if seen(conn, event):
-            return "duplicate", profiles
-        within_caps(conn, event, target.caps, now)
-        return ("stored" if store(conn, event, now) else "duplicate"), profiles
+def _count_unrouted(event: Event) -> Callable[[sa.Connection], str]:
+    """Instead of storing: count an event no profile routes (its payload kept nowhere)."""
+    def count(conn: sa.Connection) -> str:
+        count_unrouted(conn, event, datetime.now(UTC))
+        return "unrouted"
+    return count
 
 
 def _app_mismatch(event: Event, app_id: str) -> str | None:
@@ -178,42 +142,38 @@ def _app_mismatch(event: Event, app_id: str) -> str | None:
     return "no appId, and webhook_app_id is set" if event.app_id is None else "appId is not webhook_app_id"
 
 
-REFUSALS = {code: {"model": Refusal} for code in (400, 401, 413, 429, 503)}
-
-
-@router.post("/webhooks/ghl", response_model=WebhookAnswer, responses={202: {"model": WebhookAnswer}, **REFUSALS})
+@router.post("/webhooks/ghl", response_model=WebhookAnswer,
+             responses={202: {"model": WebhookAnswer}, **refusals(400, 401, 413, 429, 503)})
 async def receive_ghl(request: Request, target: Annotated[Receiver, Depends(receiver)]) -> JSONResponse:
-    answer = await _receive(request, target)
-    answer.background = BackgroundTask(target.pruner.maybe_prune)  # after the answer, when due
-    return answer
+    said = await _receive(request, target)
+    said.background = BackgroundTask(target.pruner.maybe_prune)  # after the answer, when due
+    return said
 
 
 async def _receive(request: Request, target: Receiver) -> JSONResponse:
     config = target.settings
-    try:
-        raw = await _body(request, config.max_body_bytes)
-    except TooLarge:
-        return _refuse(413, f"body over {config.max_body_bytes} bytes")
-    except ClientDisconnect:  # nothing stored: the sender gets no answer and delivers it again
-        return _refuse(400, "the client went away before its body arrived")
+    raw = await body_or_refusal(request, config.max_body_bytes, "GHL")
+    if isinstance(raw, JSONResponse):
+        return raw
     try:
         verify(raw, {k.lower(): v for k, v in request.headers.items()}, config)
         event = parse(raw, timedelta(seconds=config.tolerance_s))
     except (SignatureError, StaleEvent) as exc:
-        return _refuse(401, str(exc))
+        return refuse(401, str(exc))
     except BadEvent as exc:
-        return _refuse(400, str(exc))
+        return refuse(400, str(exc))
     if reason := _app_mismatch(event, config.app_id):
-        return _refuse(401, reason)
+        return refuse(401, reason)
     log.debug("GHL webhook body: %s", raw[:2000])
-    try:
-        outcome, profiles = await run_in_threadpool(_store, target, event)
-    except OverCap as exc:
-        return _refuse(429, str(exc), {"Retry-After": str(exc.retry_after)})
+    profiles = await run_in_threadpool(profiles_for, event.location_id, target.profiles_dir)
+    outcome = await keep_or_refusal(target.warehouse, event, target.caps, "GHL",
+                                    (lambda conn: None) if profiles else _count_unrouted(event))
+    if isinstance(outcome, JSONResponse):
+        return outcome
     if outcome == "duplicate":
-        return _answer(200, WebhookAnswer(status="duplicate"))
+        return answer(200, WebhookAnswer(status="duplicate"))
     if outcome == "unrouted":
         log.info("GHL webhook counted unrouted, not stored: no profile names its location")
-        return _answer(202, WebhookAnswer(status="unrouted"))
+        return answer(202, WebhookAnswer(status="unrouted"))
     target.wake.notify(location_asset(event.location_id))
-    return _answer(200, WebhookAnswer(status="stored", profiles=list(profiles)))
+    return answer(200, WebhookAnswer(status="stored", profiles=list(profiles)))
