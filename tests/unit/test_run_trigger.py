@@ -59,8 +59,8 @@ def seed_triggers(conn: sa.Connection, profile: Profile) -> list[str]:
     """Five runs of ``profile``, one of each trigger, oldest first; returns their run ids."""
     old = RunContext(profile, OLD_WEBHOOK, "asset_triggered")  # dag_id NULL: logged before migration 0013
     _run(conn, old, AT - timedelta(days=13), {"ghl": _events([1, 2])})  # its events carry no age
-    backfill = RunContext(profile, BACKFILL, "backfill", AT - timedelta(days=3, hours=9), AT - timedelta(days=2, hours=9),
-                          dag_id=DAG)
+    backfill = RunContext(profile, BACKFILL, "backfill", AT - timedelta(days=3, hours=9),
+                          AT - timedelta(days=2, hours=9), dag_id=DAG)
     _run(conn, backfill, AT - timedelta(days=2))
     scheduled = RunContext(profile, SCHEDULED, "scheduled", AT - timedelta(days=1), AT, dag_id=DAG)
     _run(conn, scheduled, AT + timedelta(minutes=2), {"ghl": _events([3], AT - timedelta(seconds=95), 95.0)})
@@ -119,6 +119,25 @@ def test_a_fast_lane_runs_links_into_airflow_name_its_own_dag(sqlite_warehouse, 
     assert f'href="http://airflow.example/dags/{FAST}/runs/' in exported
     assert "fast lane: 3 webhook events (GHL 2, app 1), the oldest 6.2 s old at the start" in exported
     assert "the profile's fast lane, DAG <code>ghl_gymdesk_fast</code>" in exported
+
+
+def test_a_failed_fast_lane_step_links_the_log_of_the_lanes_one_task(sqlite_warehouse):
+    from types import SimpleNamespace
+
+    from crm_sync.pipeline.run_failed import record_failure
+
+    profile = profile_by_name("gymdesk")
+    ctx = RunContext(profile, FAST_RUN, "asset_triggered", dag_id=FAST)
+    with sqlite_warehouse.begin() as conn:
+        _run(conn, ctx, AT, steps=("stage",))
+    # as the fast lane records a step's failure: under the step's name, in its one task
+    record_failure(ctx, {"ti": SimpleNamespace(task_id="validate", try_number=1, max_tries=0)}, ValueError("bad"))
+    with sqlite_warehouse.begin() as conn:
+        log_step(conn, ctx, "report", {"generated_at": AT.isoformat()})
+        run = list_runs(conn, profile)[0]
+    assert run["state"] == "failed" and run["failed_task"]["task_id"] == "validate"
+    assert run["failed_task"]["log"] == f"dags/{FAST}/runs/{quote(FAST_RUN, safe='')}/tasks/sync?try_number=1"
+    assert run["task_ids"] == ["sync"]
 
 
 def test_a_handoff_a_newer_crm_sync_wrote_is_named_not_read(sqlite_warehouse):

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from crm_sync.pipeline.report import run_facts, side_summary
 from crm_sync.pipeline.report_pages import counts, tallies
 from crm_sync.pipeline.run_state import logged_dry_run, run_state
-from crm_sync.pipeline.run_trigger import run_dag_id, run_trigger
+from crm_sync.pipeline.run_trigger import one_task, run_dag_id, run_trigger
 from crm_sync.profile import Profile
 from crm_sync.warehouse.tables import run_log
 
@@ -50,7 +50,8 @@ def chosen_run_ids(conn: sa.Connection, profile: Profile, state: str | None = No
         steps[row.run_id][(row.step, row.side)] = row
     kept = []
     for run_id, mine in steps.items():
-        if state and run_state(mine, profile.name, run_dag_id(mine, profile), run_id)["state"] != state:
+        dag_id = run_dag_id(mine, profile)
+        if state and run_state(mine, profile.name, dag_id, run_id, one_task(mine, profile))["state"] != state:
             continue
         if dry_run is not None and run_facts(profile, {"run_id": run_id}, _report_stats(mine),
                                              logged_dry_run(mine))["dry_run"] != dry_run:
@@ -102,7 +103,7 @@ def _run(profile: Profile, run_id: str, steps: dict[tuple[str, str], Any], count
         "sides": {side: side_summary(steps, side, tally[side], profile.zone) for side in SIDES},
         "writes_sent": sum(counts.get(side, {}).get("sent", 0) for side in SIDES),
         "quarantined": counts.get("-", {}).get("quarantined", 0),
-        **run_state(steps, profile.name, run_dag_id(steps, profile), run_id),
+        **run_state(steps, profile.name, run_dag_id(steps, profile), run_id, one_task(steps, profile)),
     }
     report = steps.get(("report", "-"))
     facts = run_facts(profile, summary, report.stats if report else None, logged_dry_run(steps))

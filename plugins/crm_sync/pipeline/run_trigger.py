@@ -17,6 +17,7 @@ from typing import Any
 from crm_sync.pipeline import handoff
 from crm_sync.profile import Profile
 
+FAST_LANE_TASK = "sync"  # the fast lane's one task (crm_sync.fast_dag): every step of its run, one log
 SIDES = ("ghl", "app")
 SIDE_NAMES = {"ghl": "GHL", "app": "app"}
 # Airflow's run types, as a person reads them; asset_triggered: the webhooks' asset woke the run
@@ -26,6 +27,11 @@ KINDS = {"scheduled": "schedule", "manual": "manual", "backfill": "backfill", "a
 def run_dag_id(steps: dict[tuple[str, str], Any], profile: Profile) -> str:
     """The DAG that ran it: any of its rows' ``dag_id`` (each step logs it), else the profile's."""
     return next((row.dag_id for row in steps.values() if getattr(row, "dag_id", None)), profile.dag_id)
+
+
+def one_task(steps: dict[tuple[str, str], Any], profile: Profile) -> str | None:
+    """The task that ran every step of the run, for a fast-lane run (its task logs are that task's)."""
+    return FAST_LANE_TASK if run_dag_id(steps, profile) == f"{profile.dag_id}_fast" else None
 
 
 def carried(steps: dict[tuple[str, str], Any]) -> tuple[dict[str, dict[str, Any]], list[str]]:
