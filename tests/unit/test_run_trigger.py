@@ -78,7 +78,7 @@ LABELS = {
     MANUAL: "manual",
     SCHEDULED: "schedule 0 0 * * * (every 1 day), with 1 webhook event (GHL 1), the oldest 1 min 35 s old at the start",
     BACKFILL: "backfill (1 day)",
-    OLD_WEBHOOK: "2 webhook events (GHL 2)",
+    OLD_WEBHOOK: "woken by 2 webhook events (GHL 2)",
 }
 
 
@@ -118,7 +118,7 @@ def test_a_fast_lane_runs_links_into_airflow_name_its_own_dag(sqlite_warehouse, 
     exported = render(json.loads(json.dumps(fast, default=str)), "http://airflow.example")
     assert f'href="http://airflow.example/dags/{FAST}/runs/' in exported
     assert "fast lane: 3 webhook events (GHL 2, app 1), the oldest 6.2 s old at the start" in exported
-    assert "the profile's fast lane, DAG <code>ghl_gymdesk_fast</code>" in exported
+    assert "(DAG <code>ghl_gymdesk_fast</code>: one task syncs the records the webhooks named)" in exported
 
 
 def test_a_failed_fast_lane_step_links_the_log_of_the_lanes_one_task(sqlite_warehouse):

@@ -11,6 +11,7 @@ before it name none, and their run was the profile's DAG. Links into Airflow use
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -70,9 +71,10 @@ def run_trigger(steps: dict[tuple[str, str], Any], profile: Profile, interval_st
     return {**trigger, "label": label(trigger, unreadable)}
 
 
-def label(trigger: dict[str, Any], unreadable: list[str] = ()) -> str:
-    """One line: "schedule 0 * * * * (every 1 h)", "manual", "backfill (1 day)", or "fast lane: 3
-    webhook events (GHL 2, app 1), the oldest 4.2 s old at the start"; any run's events follow."""
+def label(trigger: dict[str, Any], unreadable: Sequence[str] = ()) -> str:
+    """One line: "schedule 0 * * * * (every 1 h)", "manual", "backfill (1 day)", "fast lane: 3 webhook
+    events (GHL 2, app 1), the oldest 4.2 s old at the start", or (a batch run webhooks woke, before
+    the fast lane) "woken by 2 webhook events (GHL 2)"; any other run's events follow its trigger."""
     kind, count = trigger["kind"], trigger["event_count"]
     if kind == "schedule":
         text = "schedule" + (f" {trigger['schedule']}" if trigger["schedule"] else "")
@@ -84,7 +86,7 @@ def label(trigger: dict[str, Any], unreadable: list[str] = ()) -> str:
     else:
         text = kind
     if kind == "webhook":
-        text = ("fast lane: " if trigger["fast_lane"] else "") + (
+        text = ("fast lane: " if trigger["fast_lane"] else "woken by ") + (
             _events(trigger) if count else "webhook, no pending event used")
     elif count:
         text += f", with {_events(trigger)}"
