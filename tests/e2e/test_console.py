@@ -55,6 +55,7 @@ def test_make_ui_serves_the_console_to_a_logged_in_browser(make_ui, browser):
     token = httpx.post(f"{url}/auth/token", json={"username": user, "password": password}).json()["access_token"]
     newest = httpx.get(report, headers={"Authorization": f"Bearer {token}"}).json()
     assert newest["dag_id"] == "ghl_gymdesk" and newest["sides"]["ghl"]["extracted"] > 0
+    assert newest["trigger"]["dag_id"] == "ghl_gymdesk" and not newest["trigger"]["fast_lane"]  # the run's own DAG
     assert token not in json.dumps(newest) and password not in json.dumps(newest)
 
     sign_in(browser, url, user, password)  # Airflow's login
@@ -95,6 +96,7 @@ def test_make_ui_serves_the_console_to_a_logged_in_browser(make_ui, browser):
     assert "broken.email@@example" in page  # a quarantined row's detail, with its rule
     assert "email_format" in page and "ambiguous_match" in page
     assert browser.find_element(By.ID, "run-state").text == "success"
+    assert browser.find_element(By.ID, "trigger").text.startswith("Trigger: backfill (1 day)")  # a daily interval
     sums = re.findall(r"read (\d+) = (\d+) unchanged \+ (\d+) changed \+ (\d+) quarantined", page)
     assert len(sums) == 2 and all(int(n) == int(a) + int(b) + int(c) for n, a, b, c in sums), sums  # they add up
     for log in browser.find_elements(By.XPATH, "//p[starts-with(normalize-space(), 'Task logs:')]/a"):

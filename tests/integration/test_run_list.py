@@ -15,11 +15,12 @@ from crm_sync.warehouse.db import create, migrate
 from crm_sync.warehouse.tables import quarantine, raw_record
 
 from bench.console_runs import seed
+from tests.unit.test_run_trigger import LABELS, seed_triggers
 
 pytestmark = [pytest.mark.integration]
 SHOWN = ("profile", "run_id", "timezone", "run_type", "sides", "writes_sent", "quarantined", "failed_at",
          "state", "failed_task", "retrying", "steps_done", "airflow_run", "task_ids",
-         "dag_id", "interval_start", "interval_end", "dry_run", "generated_at", "finished", "title")
+         "dag_id", "interval_start", "interval_end", "dry_run", "generated_at", "finished", "title", "trigger")
 
 
 @pytest.fixture
@@ -64,3 +65,16 @@ def test_every_run_listed_has_its_reports_numbers_newest_first(conn):
         for side in row["sides"].values():
             assert side["extracted"] == side["unchanged"] + side["changed"] + side["quarantined"], row["run_id"]
     assert [r["run_id"] for r in list_runs(conn, profile, limit=2)] == [manual.run_id, seeded[-1]]
+
+
+def test_each_runs_trigger_is_read_from_its_rows_alike_on_both_databases(conn):
+    """The handoff's events (JSON) and run_log.dag_id read back the same on SQLite and PostgreSQL."""
+    profile = profile_by_name("gymdesk")
+    seeded = seed_triggers(conn, profile)
+    listed = list_runs(conn, profile)
+    assert {row["run_id"]: row["trigger"]["label"] for row in listed} == LABELS
+    for row in listed:
+        assert row["trigger"] == build_report(conn, profile, row["run_id"])["trigger"], row["run_id"]
+    fast = listed[0]
+    assert fast["run_id"] == seeded[-1] and fast["trigger"]["dag_id"] == "ghl_gymdesk_fast"
+    assert fast["airflow_run"].startswith("dags/ghl_gymdesk_fast/runs/")

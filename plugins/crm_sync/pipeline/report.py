@@ -33,6 +33,7 @@ from crm_sync.pipeline.context import INTERVAL_RUN_TYPES, RunContext, log_step, 
 from crm_sync.pipeline.report_pages import ReportQuery, by_entity, by_rule, counts, listed, tallies
 from crm_sync.pipeline.retention import cleanup, write_private
 from crm_sync.pipeline.run_state import logged_dry_run, run_state, stopped_at
+from crm_sync.pipeline.run_trigger import one_task, run_dag_id, run_trigger
 from crm_sync.profile import Profile
 from crm_sync.timezones import show
 from crm_sync.timezones import zone as named_zone
@@ -133,14 +134,16 @@ def build_report(conn: sa.Connection, profile: Profile, run_id: str, query: Repo
                  ) -> dict[str, Any]:
     """Everything the report page shows about one run: `summarize`, its state (running, failed: which
     task, why, its log), the run's own facts as its steps logged them, the profile's threshold when
-    validate never ran, and a row for every entity the profile syncs (a run that failed early read
-    nothing, which is worth seeing). Its writes and quarantined rows: every one, or the page ``query``
-    asks for (the console's)."""
+    validate never ran, a row for every entity the profile syncs (a run that failed early read
+    nothing, which is worth seeing), and what triggered the run (crm_sync.pipeline.run_trigger). Its
+    writes and quarantined rows: every one, or the page ``query`` asks for (the console's)."""
     summary = summarize(conn, profile.name, run_id, profile.zone, query)
     steps = _steps(conn, profile.name, run_id)
-    summary.update(run_state(steps, profile.name, profile.dag_id, run_id))
+    # links into Airflow: the run's own DAG (its fast lane's, whose one task has every step's log)
+    summary.update(run_state(steps, profile.name, run_dag_id(steps, profile), run_id, one_task(steps, profile)))
     report_row = steps.get(("report", "-"))
     summary.update(run_facts(profile, summary, report_row.stats if report_row else None, logged_dry_run(steps)))
+    summary["trigger"] = run_trigger(steps, profile, summary["interval_start"], summary["interval_end"])
     summary["validate"] = {"threshold": profile.quality_threshold, **summary["validate"]}
     empty = {"extracted_ghl": 0, "extracted_app": 0, "sent_to_ghl": 0, "sent_to_app": 0, "quarantined": 0}
     summary["entities"] = {**{entity: dict(empty) for entity in profile.synced()}, **summary["entities"]}

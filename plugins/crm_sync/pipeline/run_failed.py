@@ -82,7 +82,7 @@ def record_failure(ctx: Any, context: dict[str, Any], error: BaseException) -> N
                 return
             upsert(conn, run_log, [{"profile": ctx.profile.name, "run_id": ctx.run_id, "step": f"{FAILED}{step}",
                                     "side": side, "run_type": ctx.run_type, "finished_at": utcnow(),
-                                    "dry_run": ctx.dry_run, "error": text,
+                                    "dry_run": ctx.dry_run, "dag_id": getattr(ctx, "dag_id", None), "error": text,
                                     "stats": {"task_id": task_id, "failed_try": attempt}}],
                    keys=["profile", "run_id", "step", "side"])
     except Exception as exc:  # noqa: BLE001 - the task's own error must surface, not this one

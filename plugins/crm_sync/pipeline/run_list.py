@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from crm_sync.pipeline.report import run_facts, side_summary
 from crm_sync.pipeline.report_pages import counts, tallies
 from crm_sync.pipeline.run_state import logged_dry_run, run_state
+from crm_sync.pipeline.run_trigger import one_task, run_dag_id, run_trigger
 from crm_sync.profile import Profile
 from crm_sync.warehouse.tables import run_log
 
@@ -49,7 +50,8 @@ def chosen_run_ids(conn: sa.Connection, profile: Profile, state: str | None = No
         steps[row.run_id][(row.step, row.side)] = row
     kept = []
     for run_id, mine in steps.items():
-        if state and run_state(mine, profile.name, profile.dag_id, run_id)["state"] != state:
+        dag_id = run_dag_id(mine, profile)
+        if state and run_state(mine, profile.name, dag_id, run_id, one_task(mine, profile))["state"] != state:
             continue
         if dry_run is not None and run_facts(profile, {"run_id": run_id}, _report_stats(mine),
                                              logged_dry_run(mine))["dry_run"] != dry_run:
@@ -76,7 +78,8 @@ def runs_page(conn: sa.Connection, profile: Profile, limit: int = RUNS_SHOWN, of
 def list_runs(conn: sa.Connection, profile: Profile, limit: int = RUNS_SHOWN, offset: int = 0
               ) -> list[dict[str, Any]]:
     """Newest first: per run its id, type, title, facts, state (running, failed: which task, why),
-    writes sent, rows quarantined, and per side the counts of its report (`summarize`'s ``sides``)."""
+    writes sent, rows quarantined, per side the counts of its report (`summarize`'s ``sides``), and
+    its trigger (crm_sync.pipeline.run_trigger: from the same run_log rows, no query of its own)."""
     return runs_of(conn, profile, newest_run_ids(conn, profile.name, limit, offset))
 
 
@@ -100,7 +103,8 @@ def _run(profile: Profile, run_id: str, steps: dict[tuple[str, str], Any], count
         "sides": {side: side_summary(steps, side, tally[side], profile.zone) for side in SIDES},
         "writes_sent": sum(counts.get(side, {}).get("sent", 0) for side in SIDES),
         "quarantined": counts.get("-", {}).get("quarantined", 0),
-        **run_state(steps, profile.name, profile.dag_id, run_id),
+        **run_state(steps, profile.name, run_dag_id(steps, profile), run_id, one_task(steps, profile)),
     }
     report = steps.get(("report", "-"))
-    return {**summary, **run_facts(profile, summary, report.stats if report else None, logged_dry_run(steps))}
+    facts = run_facts(profile, summary, report.stats if report else None, logged_dry_run(steps))
+    return {**summary, **facts, "trigger": run_trigger(steps, profile, facts["interval_start"], facts["interval_end"])}

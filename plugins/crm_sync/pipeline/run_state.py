@@ -51,9 +51,12 @@ def airflow_path(dag_id: str, run_id: str, task_id: str | None = None, try_numbe
     return path
 
 
-def run_state(steps: dict[tuple[str, str], Any], profile: str, dag_id: str, run_id: str) -> dict[str, Any]:
+def run_state(steps: dict[tuple[str, str], Any], profile: str, dag_id: str, run_id: str,
+              one_task: str | None = None) -> dict[str, Any]:
     """The run's state ("running", "failed" or "success"), the step it stopped at, the task that failed
-    (error, try, log), tasks that failed a try and will be retried, and the tasks done, in DAG order."""
+    (error, try, log), tasks that failed a try and will be retried, and the tasks done, in DAG order.
+    ``one_task``: the run's DAG runs every step in that one task (the fast lane): each step's failure
+    is still named by its step, and its log is that task's."""
     order = tasks(profile)
     errors = []
     for task_id, step, side in order:
@@ -66,7 +69,7 @@ def run_state(steps: dict[tuple[str, str], Any], profile: str, dag_id: str, run_
     def told(task_id: str, step: str, row: Any) -> dict[str, Any]:
         tried = row.stats.get("failed_try") or {}
         return {"task_id": task_id, "step": step, "error": row.error, "try_number": tried.get("try_number"),
-                "log": airflow_path(dag_id, run_id, task_id, tried.get("try_number"))}
+                "log": airflow_path(dag_id, run_id, one_task or task_id, tried.get("try_number"))}
 
     def final(row: Any) -> bool:
         return (row.stats.get("failed_try") or {}).get("final", True)
@@ -78,4 +81,5 @@ def run_state(steps: dict[tuple[str, str], Any], profile: str, dag_id: str, run_
             "failed_at": failed_at, "failed_task": failed,
             "retrying": [told(*e) for e in errors if not final(e[2])],
             "steps_done": [task_id for task_id, step, side in order if _done(steps.get((step, side)))],
-            "airflow_run": airflow_path(dag_id, run_id), "task_ids": ["migrate_warehouse", *(t for t, _, _ in order)]}
+            "airflow_run": airflow_path(dag_id, run_id),
+            "task_ids": [one_task] if one_task else ["migrate_warehouse", *(t for t, _, _ in order)]}

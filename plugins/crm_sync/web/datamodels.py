@@ -119,6 +119,30 @@ class FailedTask(BaseModel):
     log: str
 
 
+class TriggerEvents(BaseModel):
+    """The webhook inbox events one side's extract used (none: ``count`` 0)."""
+
+    count: int
+    oldest_received_at: str | None  # when the oldest reached the inbox (ISO)
+    age_at_start_s: float | None  # how old it was when the run started; null: logged before issue 25
+
+
+class RunTrigger(BaseModel):
+    """What started a run (crm_sync.pipeline.run_trigger): its schedule, a person, a backfill, or
+    webhook events; and the events it carried, whatever started it."""
+
+    kind: Literal["schedule", "manual", "backfill", "webhook", "other"]  # other: see run_type
+    run_type: str | None  # Airflow's: scheduled, manual, backfill, asset_triggered
+    dag_id: str  # the DAG that ran it: the profile's, or its fast lane's (<dag_id>_fast)
+    fast_lane: bool
+    schedule: str | None  # the profile's cron, for a scheduled run
+    interval_s: float | None  # a scheduled or backfill run's data interval, in seconds
+    events: dict[Literal["ghl", "app"], TriggerEvents]
+    event_count: int
+    oldest_age_s: float | None  # the oldest event's age when the run started, of both sides
+    label: str  # the line the console and the exported report show
+
+
 class RunReport(BaseModel):
     """One run's report: the page's content, as the report task also exports it."""
 
@@ -144,13 +168,14 @@ class RunReport(BaseModel):
     steps_done: list[str]  # task ids, in DAG order
     airflow_run: str  # the DAG run in the Airflow UI's grid, a path under its base URL
     task_ids: list[str]
-    dag_id: str
+    dag_id: str  # the profile's DAG, which names its console pages; the run's own DAG: trigger.dag_id
     interval_start: str | None
     interval_end: str | None
     dry_run: bool
     generated_at: str | None
     finished: bool
     title: str
+    trigger: RunTrigger
 
 
 # --- the JSON API for scripts (crm_sync.web.routes.api): lists, paged as Airflow's own API pages them
@@ -170,6 +195,7 @@ class RunSummary(BaseModel):
     writes_sent: int
     quarantined: int
     sides: dict[Literal["ghl", "app"], SideSummary]
+    trigger: RunTrigger
     report: str  # the report's JSON, a path under the api-server
 
 

@@ -24,9 +24,10 @@ def profiles() -> list[Profile]:
 
 
 def profile_of(dag_id: str) -> Profile:
-    """The profile behind a crm-sync DAG; 404 for any other DAG (the UI shows our tab on every run)."""
+    """The profile behind a crm-sync DAG, its own or its fast lane (the UI's report tab on a fast-lane
+    run names that DAG); 404 for any other DAG (the UI shows our tab on every run)."""
     for profile in profiles():
-        if profile.dag_id == dag_id:
+        if dag_id in (profile.dag_id, profile.fast_dag_id):
             return profile
     raise HTTPException(404, f"{dag_id} is not a crm-sync DAG: no profile in include/profiles has that dag_id")
 
