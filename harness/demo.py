@@ -39,6 +39,7 @@ DEMO_HOME = ROOT / ".demo"
 MARKER = ".crm-sync-demo"  # in a demo's home: a later demo may empty that folder, and only that
 GHL_TOKEN, APP_KEY = "pit-demo-token", "demo-app-key"
 CLIENT_ID, CLIENT_SECRET = "demo-client", "demo-client-secret"  # the generic app's OAuth client
+APP_WEBHOOK_SECRET = "demo-app-webhook-secret"  # the apps sign their webhooks with it (app_push.register_target)
 RECEIVER_PATH = "/crm-sync/webhooks/ghl"  # the api-server's GHL webhook receiver (crm_sync.web)
 
 
@@ -82,8 +83,9 @@ def app_connection(profile, app_url: str) -> dict[str, str]:
     if profile.app.kind == "csv":
         return {}
     conn: dict = {"conn_type": "crm_sync_app", "host": app_url + ("/v1" if profile.name == "mygadgetrepairs" else "")}
+    conn["extra"] = {"webhook_secret": APP_WEBHOOK_SECRET}  # what the app signs its webhooks with
     if profile.app.auth.type == "oauth_client_credentials":
-        conn["extra"] = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+        conn["extra"].update(client_id=CLIENT_ID, client_secret=CLIENT_SECRET)
     else:
         conn["password"] = APP_KEY
     return {f"AIRFLOW_CONN_{profile.app.conn_id.upper()}": json.dumps(conn)}
