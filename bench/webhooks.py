@@ -10,7 +10,11 @@ scheduler (harness/webhook_lab.py), lets the first scheduled run sync the seeded
 (b) forged (another key), altered, stale (signed, 6 minutes old), replayed and unsigned attempts:
     ``forged_accepted`` counts those answered 2xx as new or that added an inbox row;
 (c) --edits contact edits made through GHL's API, one every --spacing seconds: the time from each
-    edit to the member holding the new value in Gymdesk, through webhook -> inbox -> asset -> run.
+    edit to the member holding the new value in Gymdesk, through webhook -> inbox -> asset -> the
+    profile's fast lane (one Airflow task);
+(d) the same for Gymdesk's own webhooks (HMAC-SHA256, the gymdesk profile's ``app.webhooks``): a burst
+    of --app-burst signed member events (``app_accepted``), the same attacks (``app_forged_accepted``),
+    and --edits member edits through Gymdesk's API, each timed to the GHL contact holding the new value.
 ``processed_twice``: inbox events the extracts of more than one successful run used.
 
 Prints one JSON object as its last line. Run: .venv/bin/python bench/webhooks.py
@@ -19,11 +23,14 @@ Prints one JSON object as its last line. Run: .venv/bin/python bench/webhooks.py
 from __future__ import annotations
 
 import argparse
+import hashlib
+import hmac
 import json
 import statistics
 import sys
 import tempfile
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
@@ -36,9 +43,11 @@ sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
+from harness.demo import APP_WEBHOOK_SECRET  # noqa: E402
 from harness.demo_data import LOCATION_ID  # noqa: E402
 from harness.simulators import ghl_keys  # noqa: E402
-from harness.webhook_lab import event, lab, post_all, signed  # noqa: E402
+from harness.simulators.gymdesk import PUSH  # noqa: E402
+from harness.webhook_lab import Lab, event, lab, post_all, signed  # noqa: E402
 
 PAST = "2026-11-01T09:00:00Z"
 
@@ -77,16 +86,77 @@ def attacks(receiver: str) -> dict[str, int]:
     return {"attempts": kinds, "let_in": let_in}
 
 
+def app_signed(body: dict, secret: str = APP_WEBHOOK_SECRET) -> tuple[bytes, dict[str, str]]:
+    """A body signed as Gymdesk's simulator signs its webhooks."""
+    raw = json.dumps(body).encode()
+    return raw, {"Content-Type": "application/json", **PUSH.signing.headers(raw, secret)}
+
+
+def member_event(member: dict) -> dict:
+    return {"id": f"evt_{uuid.uuid4().hex}", "type": "member.updated",
+            "created_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"), "data": member}
+
+
+def app_attacks(receiver: str, member: dict) -> dict[str, int]:
+    """The attacks of ``attacks`` on the app's receiver: another secret, an altered body, a stale
+    timestamp, no signature, and the genuine event twice (the replay must be a duplicate)."""
+    let_in = kinds = 0
+    for _ in range(20):
+        raw, headers = app_signed(member_event(member))
+        stale = (datetime.now(UTC) - timedelta(minutes=6)).isoformat().replace("+00:00", "Z")
+        stale_sig = hmac.new(APP_WEBHOOK_SECRET.encode(), stale.encode() + b"." + raw, hashlib.sha256).hexdigest()
+        attempts = [
+            app_signed(json.loads(raw), "another-secret"),  # forged
+            (raw.replace(b"member.updated", b"member.deleted"), headers),  # altered
+            (raw, {**headers, PUSH.signing.header: stale_sig, PUSH.signing.timestamp_header: stale}),  # stale
+            (raw, {"Content-Type": "application/json"}),  # unsigned
+        ]
+        first = httpx.post(receiver, content=raw, headers=headers)
+        replay = httpx.post(receiver, content=raw, headers=headers)
+        let_in += int(first.status_code != 200) + int(replay.json().get("status") != "duplicate")
+        let_in += sum(1 for body, head in attempts if httpx.post(receiver, content=body, headers=head).is_success)
+        kinds += 5
+    return {"attempts": kinds, "let_in": let_in}
+
+
+def timed_edits(edit, arrived, people: list[dict], spacing: float, deadline: float, what: str) -> list[float]:
+    """``edit(person, value)`` each person one after another, ``spacing`` apart; then the seconds from
+    each edit until ``arrived()`` (email -> value the other side holds) shows its value."""
+    edited: dict[str, tuple[str, float]] = {}
+    for n, person in enumerate(people):
+        value = f"Edited {what} {n} {time.time():.0f}"
+        edit(person, value)
+        edited[person["email"]] = (value, time.monotonic())
+        time.sleep(spacing)
+    latencies: dict[str, float] = {}
+    while len(latencies) < len(edited):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{len(edited) - len(latencies)} {what} edits never reached the other side")
+        holds = arrived()
+        for email, (value, started) in edited.items():
+            if email not in latencies and holds.get(email) == value:
+                latencies[email] = time.monotonic() - started
+        time.sleep(0.25)
+    return list(latencies.values())
+
+
+def companies(bench: Lab, side: str) -> dict[str, str]:
+    """email -> company, as one side holds it now."""
+    records, field = ("contacts", "companyName") if side == "ghl" else ("members", "company")
+    return {r.get("email"): r.get(field) for r in bench.sides.admin[side].get(f"/records/{records}").json()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--burst", type=int, default=1000)
-    parser.add_argument("--edits", type=int, default=20)
+    parser.add_argument("--app-burst", type=int, default=200, help="signed Gymdesk events sent at once")
+    parser.add_argument("--edits", type=int, default=20, help="edits on each side")
     parser.add_argument("--spacing", type=float, default=3.0, help="seconds between two edits in GHL")
     parser.add_argument("--timeout", type=float, default=900, help="give up after this many seconds")
     parser.add_argument("--home", type=Path, help="keep the Airflow home and logs here (default: a temporary folder)")
     args = parser.parse_args(argv)
     deadline = time.monotonic() + args.timeout
-    people = contacts(max(args.edits, 2))
+    people = contacts(max(2 * args.edits, 2))  # the first half edited in GHL, the second in Gymdesk
     with (nullcontext(str(args.home)) if args.home else tempfile.TemporaryDirectory(prefix="bench-webhooks-")) as home, \
             lab(Path(home), {"contacts": people}, {}, timeout=args.timeout) as bench:
         first_runs = len(bench.runs())
@@ -106,22 +176,23 @@ def main(argv: list[str] | None = None) -> int:
 
         attempted = attacks(bench.receiver)
 
-        edited: dict[str, tuple[str, float]] = {}
         ghl = bench.ghl()
-        for n, person in enumerate(people[:args.edits]):
-            company = f"Edited {n} {time.time():.0f}"
-            ghl.put(f"/contacts/{person['id']}", json={"companyName": company}).raise_for_status()
-            edited[person["email"]] = (company, time.monotonic())
-            time.sleep(args.spacing)
-        latencies: dict[str, float] = {}
-        while len(latencies) < len(edited):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{len(edited) - len(latencies)} edits never reached Gymdesk")
-            for member in bench.sides.admin["app"].get("/records/members").json():
-                email = member.get("email")
-                if email in edited and email not in latencies and member.get("company") == edited[email][0]:
-                    latencies[email] = time.monotonic() - edited[email][1]
-            time.sleep(0.5)
+        ghl_latencies = timed_edits(
+            lambda person, value: ghl.put(f"/contacts/{person['id']}", json={"companyName": value}).raise_for_status(),
+            lambda: companies(bench, "app"), people[:args.edits], args.spacing, deadline, "GHL")
+
+        members = {m.get("email"): m for m in bench.sides.admin["app"].get("/records/members").json()}
+        app_stored_before = bench.inbox()[0]
+        app_answers = post_all(bench.app_receiver, [app_signed(member_event(members[people[n % len(people)]["email"]]))
+                                                    for n in range(args.app_burst)])
+        app_accepted = sum(1 for status, _, _ in app_answers if status == 200)
+        bench.settle(deadline, app_stored_before + app_accepted)
+        app_attempted = app_attacks(bench.app_receiver, members[people[0]["email"]])
+        app = bench.app()
+        app_latencies = timed_edits(
+            lambda person, value: app.patch(f"/v1/members/{members[person['email']]['id']}",
+                                            json={"data": {"company": value}}).raise_for_status(),
+            lambda: companies(bench, "ghl"), people[args.edits:2 * args.edits], args.spacing, deadline, "Gymdesk")
         bench.settle(deadline, 0)
         result = {
             "accepted": accepted, "inbox_rows": inbox_rows, "processed_twice": bench.used_twice(),
@@ -130,8 +201,12 @@ def main(argv: list[str] | None = None) -> int:
             "baseline_health_p99_ms": round(percentile(baseline, 0.99) * 1000, 1),
             "unanswered": unanswered, "resent_after_no_answer": resent, "burst_seconds": round(burst_s, 1), "burst_runs": burst_runs,
             "attacks": attempted["attempts"], "forged_accepted": attempted["let_in"],
-            "edits": len(latencies), "latency_p50_s": round(statistics.median(latencies.values()), 1),
-            "latency_p95_s": round(percentile(list(latencies.values()), 0.95), 1),
+            "edits": len(ghl_latencies), "latency_p50_s": round(statistics.median(ghl_latencies), 1),
+            "latency_p95_s": round(percentile(ghl_latencies, 0.95), 1),
+            "app_accepted": app_accepted, "app_attacks": app_attempted["attempts"],
+            "app_forged_accepted": app_attempted["let_in"], "app_edits": len(app_latencies),
+            "app_latency_p50_s": round(statistics.median(app_latencies), 1),
+            "app_latency_p95_s": round(percentile(app_latencies, 0.95), 1),
             "runs_total": len(bench.runs()),
         }
     print(json.dumps(result))

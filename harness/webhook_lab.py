@@ -1,6 +1,7 @@
-"""A GHL location wired to Airflow through webhooks, on this machine: GHL's and Gymdesk's simulators,
-an api-server serving the crm_sync receiver, and a scheduler that runs the profile's DAG on its cron
-and on the location's asset. Shared by tests/e2e/test_webhooks.py and bench/webhooks.py.
+"""A GHL location and a gym wired to Airflow through webhooks, on this machine: GHL's and Gymdesk's
+simulators (each pushing signed webhooks), an api-server serving the crm_sync receivers, and a
+scheduler that runs the profile's DAG on its cron and its fast lane on the webhooks' assets.
+Shared by tests/e2e/test_webhooks.py and bench/webhooks.py.
 
 The profile is the built-in gymdesk one with ``ghl.location_id`` set; the receiver trusts the
 simulator's TEST key (harness/simulators/ghl_keys.py), never GHL's.
@@ -23,11 +24,15 @@ import sqlalchemy as sa
 
 from harness.airflow_runner import Services, airflow, airflow_services, prepare_metadata
 from harness.chaos import Sides, simulators
-from harness.demo import GHL_TOKEN, RECEIVER_PATH, app_connection, demo_env, located_profiles
+from harness.demo import (APP_KEY, APP_WEBHOOK_SECRET, GHL_TOKEN, RECEIVER_PATH, app_connection, demo_env,
+                          located_profiles)
 from harness.demo_data import LOCATION_ID
 from harness.simulators import ghl_keys
+from harness.simulators.app_push import register_target
 
 PROFILE, DAG_ID = "gymdesk", "ghl_gymdesk"
+FAST_DAG_ID = f"{DAG_ID}_fast"
+APP_RECEIVER_PATH = f"/crm-sync/webhooks/app/{PROFILE}"
 
 
 def signed(body: dict) -> tuple[bytes, dict[str, str]]:
@@ -71,13 +76,23 @@ class Lab:
         return httpx.Client(base_url=self.sides.urls["ghl"], timeout=10,
                             headers={"Authorization": f"Bearer {GHL_TOKEN}", "Version": "2021-07-28"})
 
+    def app(self) -> httpx.Client:
+        """Gymdesk's API as an edit in the gym's own screens reaches it (the simulator pushes its webhook)."""
+        return httpx.Client(base_url=self.sides.urls["app"], timeout=10, headers={"X-API-Key": APP_KEY})
+
     @property
     def receiver(self) -> str:
         return f"http://127.0.0.1:{self.services.port}{RECEIVER_PATH}"
 
+    @property
+    def app_receiver(self) -> str:
+        return f"http://127.0.0.1:{self.services.port}{APP_RECEIVER_PATH}"
+
     def runs(self) -> list[dict]:
-        return [dict(zip(("run_id", "run_type", "state"), row, strict=True)) for row in self.services.query(
-            "SELECT run_id, run_type, state FROM dag_run WHERE dag_id = ? ORDER BY id", DAG_ID)]
+        """Runs of the profile's DAG and of its fast lane, oldest first."""
+        rows = self.services.query("SELECT dag_id, run_id, run_type, state FROM dag_run WHERE dag_id IN (?, ?) "
+                                   "ORDER BY id", DAG_ID, FAST_DAG_ID)
+        return [dict(zip(("dag_id", "run_id", "run_type", "state"), row, strict=True)) for row in rows]
 
     def inbox(self) -> tuple[int, int]:
         """(events in the inbox, events a successful run of the profile used)."""
@@ -107,7 +122,7 @@ class Lab:
         succeeded = {r["run_id"] for r in self.runs() if r["state"] == "success"}
         with self.warehouse.connect() as conn:
             logs = conn.execute(sa.select(run_log.c.run_id, run_log.c.handoff, run_log.c.stats).where(
-                run_log.c.profile == PROFILE, run_log.c.step == "extract", run_log.c.side == "ghl")).all()
+                run_log.c.profile == PROFILE, run_log.c.step == "extract")).all()
         seen: dict[int, int] = {}
         for row in logs:
             for inbox_id in handoff.of_row(row).webhook_events.ids if row.run_id in succeeded else []:
@@ -139,6 +154,8 @@ def lab(home: Path, ghl_seed: dict, app_seed: dict, trigger_interval_s: float = 
             services.wait_for_runs("dag_id = ?", (DAG_ID,), deadline)
             sides.admin["ghl"].post("/webhooks", json={
                 "url": f"http://127.0.0.1:{services.port}{RECEIVER_PATH}"}).raise_for_status()
+            register_target(sides.urls["app"], f"http://127.0.0.1:{services.port}{APP_RECEIVER_PATH}",
+                            APP_WEBHOOK_SECRET)
             try:
                 yield Lab(services, sides, warehouse)
             finally:
