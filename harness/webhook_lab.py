@@ -28,6 +28,8 @@ from harness.demo_data import LOCATION_ID
 from harness.simulators import ghl_keys
 
 PROFILE, DAG_ID = "gymdesk", "ghl_gymdesk"
+FAST_DAG_ID = f"{DAG_ID}_fast"  # the fast lane, woken by the location's asset (the batch DAG runs on its cron)
+DAG_IDS = (DAG_ID, FAST_DAG_ID)
 
 
 def signed(body: dict) -> tuple[bytes, dict[str, str]]:
@@ -76,8 +78,8 @@ class Lab:
         return f"http://127.0.0.1:{self.services.port}{RECEIVER_PATH}"
 
     def runs(self) -> list[dict]:
-        return [dict(zip(("run_id", "run_type", "state"), row, strict=True)) for row in self.services.query(
-            "SELECT run_id, run_type, state FROM dag_run WHERE dag_id = ? ORDER BY id", DAG_ID)]
+        return [dict(zip(("run_id", "run_type", "state", "dag_id"), row, strict=True)) for row in self.services.query(
+            "SELECT run_id, run_type, state, dag_id FROM dag_run WHERE dag_id IN (?, ?) ORDER BY id", *DAG_IDS)]
 
     def inbox(self) -> tuple[int, int]:
         """(events in the inbox, events a successful run of the profile used)."""
@@ -104,10 +106,10 @@ class Lab:
         from crm_sync.pipeline import handoff
         from crm_sync.warehouse.tables import run_log
 
-        succeeded = {r["run_id"] for r in self.runs() if r["state"] == "success"}
+        succeeded = {r["run_id"] for r in self.runs() if r["state"] == "success"}  # both DAGs' runs
         with self.warehouse.connect() as conn:
             logs = conn.execute(sa.select(run_log.c.run_id, run_log.c.handoff, run_log.c.stats).where(
-                run_log.c.profile == PROFILE, run_log.c.step == "extract", run_log.c.side == "ghl")).all()
+                run_log.c.profile == PROFILE, run_log.c.step == "extract", run_log.c.side.in_(("ghl", "app")))).all()
         seen: dict[int, int] = {}
         for row in logs:
             for inbox_id in handoff.of_row(row).webhook_events.ids if row.run_id in succeeded else []:
@@ -134,7 +136,8 @@ def lab(home: Path, ghl_seed: dict, app_seed: dict, trigger_interval_s: float = 
         log_dir = home / "logs"
         prepare_metadata(env, log_dir)
         with airflow_services(env, log_dir, timeout=120, apps="core,execution", schedule=True) as services:
-            airflow(["dags", "unpause", DAG_ID], services.env, log_dir / "unpause.log")
+            for dag_id in DAG_IDS:
+                airflow(["dags", "unpause", dag_id], services.env, log_dir / f"unpause-{dag_id}.log")
             # catchup is off: the scheduler makes one run, of the cron's last interval: the first sync.
             services.wait_for_runs("dag_id = ?", (DAG_ID,), deadline)
             sides.admin["ghl"].post("/webhooks", json={
