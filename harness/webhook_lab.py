@@ -131,6 +131,9 @@ def lab(home: Path, ghl_seed: dict, app_seed: dict, trigger_interval_s: float = 
         env = {**demo_env(home, sides.urls["ghl"], app_connection(profile, sides.urls["app"])),
                "CRM_SYNC_PROFILES_DIR": str(profiles), "WAREHOUSE_URL": str(warehouse.url),
                "AIRFLOW__API__WORKERS": "1",
+               # the scheduler's loop sleeps this long when idle (default 1 s): the wait between an
+               # asset event and its run, and between two runs of the fast lane (docs/operations.md)
+               "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
                "AIRFLOW__CRM_SYNC__WEBHOOK_PUBLIC_KEY": ghl_keys.TEST_PUBLIC_KEY_SPKI_B64,
                "AIRFLOW__CRM_SYNC__WEBHOOK_TRIGGER_INTERVAL_SECONDS": str(trigger_interval_s)}
         log_dir = home / "logs"
