@@ -107,21 +107,29 @@ def main(argv: list[str] | None = None) -> int:
         attempted = attacks(bench.receiver)
 
         edited: dict[str, tuple[str, float]] = {}
+        latencies: dict[str, float] = {}
+
+        def look(until: float) -> None:
+            """Read Gymdesk every 0.25 s until ``until``, noting when each edit arrived. Between the
+            edits too: an edit's time is measured from its own start, not from the last edit's."""
+            while True:
+                for member in bench.sides.admin["app"].get("/records/members").json():
+                    email = member.get("email")
+                    if email in edited and email not in latencies and member.get("company") == edited[email][0]:
+                        latencies[email] = time.monotonic() - edited[email][1]
+                if time.monotonic() >= until or (len(latencies) == len(edited) and until == deadline):
+                    return
+                time.sleep(0.25)
+
         ghl = bench.ghl()
         for n, person in enumerate(people[:args.edits]):
             company = f"Edited {n} {time.time():.0f}"
             ghl.put(f"/contacts/{person['id']}", json={"companyName": company}).raise_for_status()
             edited[person["email"]] = (company, time.monotonic())
-            time.sleep(args.spacing)
-        latencies: dict[str, float] = {}
-        while len(latencies) < len(edited):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{len(edited) - len(latencies)} edits never reached Gymdesk")
-            for member in bench.sides.admin["app"].get("/records/members").json():
-                email = member.get("email")
-                if email in edited and email not in latencies and member.get("company") == edited[email][0]:
-                    latencies[email] = time.monotonic() - edited[email][1]
-            time.sleep(0.5)
+            look(time.monotonic() + args.spacing)
+        look(deadline)
+        if len(latencies) < len(edited):
+            raise TimeoutError(f"{len(edited) - len(latencies)} edits never reached Gymdesk")
         bench.settle(deadline, 0)
         result = {
             "accepted": accepted, "inbox_rows": inbox_rows, "processed_twice": bench.used_twice(),
