@@ -15,12 +15,16 @@ as if it were the batch DAG's task), the report still runs, and the step's error
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from importlib import import_module
 from types import SimpleNamespace
 from typing import Any
 
 from crm_sync.pipeline.context import RunContext
+
+log = logging.getLogger(__name__)
 
 # (task id the step's failure is recorded under, module, function, arguments); the report runs last, always.
 STEPS: tuple[tuple[str, str, str, tuple], ...] = (
@@ -45,18 +49,24 @@ def fast_lane(ctx: RunContext, context: dict[str, Any] | None = None,
               ) -> dict[str, Any]:
     """Run every step for this run's named records; answer each step's figures."""
     done: dict[str, Any] = {}
+    seconds: dict[str, float] = {}  # where the run's time went, step by step (the lane's latency budget)
     failure: BaseException | None = None
     for task_id, module, function, args in STEPS:
         task_id = f"extract_{ctx.profile.name}" if task_id == "extract_app" else task_id
+        started = time.perf_counter()
         try:
             done[task_id] = getattr(import_module(f"crm_sync.pipeline.{module}"), function)(ctx, *args)
+            seconds[task_id] = round(time.perf_counter() - started, 3)
         except BaseException as error:  # AirflowTaskTimeout and AirflowTaskTerminated are BaseExceptions
             if on_failure is not None:
                 on_failure(ctx, _as_task(context or {}, task_id), error)
             failure = error
             break
+    log.info("fast lane steps took %s s", seconds)
     try:
+        started = time.perf_counter()
         done["report"] = import_module("crm_sync.pipeline.report").report(ctx)
+        log.info("its report took %.3f s", time.perf_counter() - started)
     except BaseException as error:
         if failure is None:  # the report's own verdict on the failed step is not news
             if on_failure is not None:
