@@ -99,6 +99,7 @@ def store_events(warehouse: sa.Engine, made: list[tuple[str, str, str]]) -> int:
 
 def reference(trial: Trial, home: Path, ghl_seed: dict, app_seed: dict) -> Counter:
     """What both sides hold after fault-free runs: a first sync, the edits, a second batch run."""
+    home.mkdir(parents=True, exist_ok=True)
     with chaos._IN_PROCESS, chaos.simulators(ghl_seed, app_seed) as sides:
         chaos.run_in_process(sides, home, f"reference__{trial.number}_1")
         people = [(c.get("email") or "").lower() for c in sides.admin["ghl"].get("/records/contacts").json()]
