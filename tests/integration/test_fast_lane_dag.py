@@ -54,9 +54,19 @@ def test_the_fast_lane_syncs_only_the_records_events_name_both_ways_and_a_rerun_
               headers={"Authorization": f"Bearer {GHL_TOKEN}", "Version": "2021-07-28"}).raise_for_status()
     httpx.patch(f"{gymdesk_sim.url}/v1/members/{member_id}", json={"data": {"company": "Edited in Gymdesk"}},
                 headers={"X-API-Key": GYMDESK_KEY}).raise_for_status()
+    # A child on each side: a note added under the GHL contact, a task added to the Gymdesk member.
+    httpx.post(f"{ghl_sim.url}/contacts/{ghl_id}/notes", json={"body": "Prefers mornings"},
+               headers={"Authorization": f"Bearer {GHL_TOKEN}", "Version": "2021-07-28"}).raise_for_status()
+    task = httpx.post(f"{gymdesk_sim.url}/v1/tasks", headers={"X-API-Key": GYMDESK_KEY}, json={"data": {
+        "member_id": member_id, "title": "Book a trial class", "description": "", "status": "open",
+        "due_at": "2026-12-20T10:00:00Z"}})
+    task.raise_for_status()
+    task_id = str(task.json()["data"]["id"])
     with engine.begin() as conn:
         events = [_event(conn, "ghl", "ContactUpdate", ghl_id, ghl_id, None),
-                  _event(conn, "app:gymdesk", "member.updated", str(member_id), str(member_id), "contact")]
+                  _event(conn, "ghl", "NoteCreate", ghl_id, "note-1", None),
+                  _event(conn, "app:gymdesk", "member.updated", str(member_id), str(member_id), "contact"),
+                  _event(conn, "app:gymdesk", "task.created", str(member_id), task_id, "task")]
     ghl_sim.reset_calls()
     gymdesk_sim.reset_calls()
 
@@ -66,12 +76,19 @@ def test_the_fast_lane_syncs_only_the_records_events_name_both_ways_and_a_rerun_
     # read: the two named records by id, nothing listed or searched
     assert ghl_calls.get("GET /contacts/{contact_id}", 0) >= 1 and "POST /contacts/search" not in ghl_calls, ghl_calls
     assert desk_calls.get("GET /v1/members/{member_id}") == 1 and "GET /v1/members" not in desk_calls, desk_calls
+    assert ghl_calls.get("GET /contacts/{contact_id}/notes") == 1, ghl_calls  # the note event's contact only
+    assert desk_calls.get("GET /v1/tasks/{task_id}") == 1 and "GET /v1/tasks" not in desk_calls, desk_calls
+    assert "GET /v1/notes" not in desk_calls and "GET /v1/bookings" not in desk_calls, desk_calls
     # written: each edit to the other side, once
     assert next(m for m in gymdesk_sim.records("members") if m["email"].lower() == person)["company"] \
         == "Edited in GHL"
     assert next(c for c in ghl_sim.records("contacts") if (c.get("email") or "").lower() == other)["companyName"] \
         == "Edited in Gymdesk"
     assert desk_calls.get("PATCH /v1/members/{member_id}") == 1 and ghl_calls.get("PUT /contacts/{contact_id}") == 1
+    assert [n["content"] for n in gymdesk_sim.records("notes") if n["content"] == "Prefers mornings"] \
+        == ["Prefers mornings"]
+    assert [t["title"] for t in ghl_sim.records("tasks") if t["title"] == "Book a trial class"] \
+        == ["Book a trial class"]
     with engine.connect() as conn:
         done = conn.execute(sa.text("SELECT inbox_id FROM webhook_done WHERE profile = 'gymdesk'")).scalars().all()
         assert sorted(done) == sorted(events)
