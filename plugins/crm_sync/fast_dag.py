@@ -71,7 +71,8 @@ def build_fast_dag(profile: Profile) -> DAG:
 
             ctx = RunContext.from_airflow(name, context)
             # The return value is an XCom in Airflow's database: figures, not the values of records.
-            return {step: stats_without_values(stats) for step, stats in fast_lane(ctx, context, record_failure).items()}
+            steps = fast_lane(ctx, context, record_failure)
+            return {step: stats_without_values(stats) for step, stats in steps.items()}
 
         sync()
     return dag

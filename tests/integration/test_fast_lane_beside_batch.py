@@ -69,8 +69,9 @@ def test_a_fast_run_and_a_batch_run_together_write_each_change_once(steps_env, g
                       headers={"Authorization": f"Bearer {GHL_TOKEN}", "Version": "2021-07-28"}).raise_for_status()
             events.append(("ghl", ghl_people[email], None))
         for email in desk_edits:
-            httpx.patch(f"{gymdesk_sim.url}/v1/members/{desk_people[email]}", json={"data": {"company": f"Desk {round_}"}},
-                        headers={"X-API-Key": GYMDESK_KEY}).raise_for_status()
+            httpx.patch(f"{gymdesk_sim.url}/v1/members/{desk_people[email]}",
+                        json={"data": {"company": f"Desk {round_}"}}, headers={"X-API-Key": GYMDESK_KEY}
+                        ).raise_for_status()
             events.append(("app:gymdesk", str(desk_people[email]), "contact"))
         now = datetime.now(UTC)
         with steps_env.begin() as conn:

@@ -280,7 +280,8 @@ def land(eng: sa.Engine, ctx: RunContext, side: Side, got: Extracted) -> dict[st
             [raw_row(ctx, side, entity, record, extracted_at) for entity, record in records]))
     per_entity = {entity: sum(1 for e, _ in records if e == entity) for entity in ctx.profile.synced()}
     stats = {"extracted": len(records), "landed": len(rows), "unchanged": len(unchanged), "by_entity": per_entity,
-             "window_mode": got.window.mode if got.window else "named", "api": got.metrics.as_dict() if got.metrics else {}, **got.facts}
+             "window_mode": got.window.mode if got.window else "named",
+             "api": got.metrics.as_dict() if got.metrics else {}, **got.facts}
     # Reconcile sees a GHL child delete where a complete list lacks a linked child: the children read
     # but not landed (unchanged) are still on that list.
     listed = {entity: sorted(r["source_id"] for r in unchanged if r["entity"] == entity

@@ -3,9 +3,10 @@ which GHL contacts the events ask to read, which GHL deleted, and marking the ev
 run used.
 
 Extract takes the location's events no earlier successful run of this profile used (``pending``;
-the app's own webhooks for the profile: ``pending_app``) and hands their ids on (``crm_sync.pipeline.handoff``); load marks exactly those done when it
+the app's own webhooks for the profile: ``pending_app``) and hands their ids on
+(``crm_sync.pipeline.handoff``); load marks exactly those done, GHL's and the app's, when it
 finishes without a transient failure (the condition on which the watermarks move too). A failed
-run marks nothing, so its events are read again by the next run.
+run marks nothing, so its events are read again by the next run, batch or fast lane.
 """
 
 from __future__ import annotations
