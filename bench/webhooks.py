@@ -123,20 +123,28 @@ def timed_edits(edit, arrived, people: list[dict], spacing: float, deadline: flo
     """``edit(person, value)`` each person one after another, ``spacing`` apart; then the seconds from
     each edit until ``arrived()`` (email -> value the other side holds) shows its value."""
     edited: dict[str, tuple[str, float]] = {}
+    latencies: dict[str, float] = {}
+
+    def look(until: float) -> None:
+        """Read the other side every 0.25 s until ``until``, noting when each edit arrived; between the
+        edits too, so an edit's time runs from its own start, not from the last edit's."""
+        while True:
+            holds = arrived()
+            for email, (value, started) in edited.items():
+                if email not in latencies and holds.get(email) == value:
+                    latencies[email] = time.monotonic() - started
+            if time.monotonic() >= until or (until == deadline and len(latencies) == len(edited)):
+                return
+            time.sleep(0.25)
+
     for n, person in enumerate(people):
         value = f"Edited {what} {n} {time.time():.0f}"
         edit(person, value)
         edited[person["email"]] = (value, time.monotonic())
-        time.sleep(spacing)
-    latencies: dict[str, float] = {}
-    while len(latencies) < len(edited):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{len(edited) - len(latencies)} {what} edits never reached the other side")
-        holds = arrived()
-        for email, (value, started) in edited.items():
-            if email not in latencies and holds.get(email) == value:
-                latencies[email] = time.monotonic() - started
-        time.sleep(0.25)
+        look(time.monotonic() + spacing)
+    look(deadline)
+    if len(latencies) < len(edited):
+        raise TimeoutError(f"{len(edited) - len(latencies)} {what} edits never reached the other side")
     return list(latencies.values())
 
 

@@ -253,9 +253,13 @@ def reference(trial: Trial, ghl_seed: dict, app_seed_: dict) -> tuple[Counter, d
 
 
 def _kill_load(services: Services, run_id: str) -> bool:
-    """SIGKILL the process running the load task of ``run_id`` (its title names the task instance)."""
-    rows = services.query("SELECT id FROM task_instance WHERE run_id = ? AND task_id = 'load' "
-                          "AND state = 'running'", run_id)
+    return kill_task(services, run_id, "load")
+
+
+def kill_task(services: Services, run_id: str, task_id: str) -> bool:
+    """SIGKILL the process running ``task_id`` of ``run_id`` (its title names the task instance)."""
+    rows = services.query("SELECT id FROM task_instance WHERE run_id = ? AND task_id = ? "
+                          "AND state = 'running'", run_id, task_id)
     for ti_id in (str(uuid.UUID(row[0])) for row in rows):
         for pid in (int(entry) for entry in os.listdir("/proc") if entry.isdigit()):
             try:

@@ -70,9 +70,10 @@ def _step_task(profile: Profile, step: str, doc: str):
 
 def schedule(profile: Profile):
     """The profile's cron; with a GHL location id, also the location's webhook asset, so an event in
-    GHL starts a run within seconds while the cron stays the safety net for lost webhooks."""
+    GHL starts a run within seconds while the cron stays the safety net for lost webhooks. A profile
+    with a fast lane (crm_sync.fast_dag) leaves its assets to it, so one event never wakes two DAGs."""
     cron = CronDataIntervalTimetable(profile.schedule, timezone="UTC")
-    if profile.ghl.asset is None:
+    if profile.ghl.asset is None or profile.fast_dag_id:
         return cron
     asset = Asset(name=profile.ghl.asset, uri=f"crm-sync://ghl-location/{profile.ghl.location_id}")
     return AssetOrTimeSchedule(timetable=cron, assets=asset)

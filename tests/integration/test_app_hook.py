@@ -66,3 +66,19 @@ def test_every_paging_style_walks_every_record_once_and_windows_cut_by_updated_a
         assert window == expected
     finally:
         api.close()
+
+
+@pytest.mark.parametrize("app_sim", APPS, indirect=True)
+def test_a_record_a_webhook_names_is_read_by_its_id_and_one_the_app_no_longer_has_is_none(app_sim):
+    app = app_sim.name
+    start = datetime(2026, 11, 10, tzinfo=UTC)
+    app_sim.seed(COLLECTIONS[app]["contact"], [person(app, n, start) for n in range(3)])
+    api = client(app, app_sim)
+    id_field = profile_by_name(app).app.entities["contact"].id_field
+    wanted = person(app, 1, start)[id_field]
+    try:
+        found = api.get("contact", str(wanted))
+        assert found is not None and str(found[id_field]) == str(wanted) and found["email"] == "person1@example.com"
+        assert api.get("contact", "999999" if isinstance(wanted, int) else "p-999") is None
+    finally:
+        api.close()

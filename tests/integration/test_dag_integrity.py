@@ -50,11 +50,37 @@ def test_every_dag_file_imports_without_touching_network_connections_or_the_ware
     assert parsed["errors"] == {}
     assert parsed["touched"] == []
     profiles = load_profiles()
-    assert sorted(parsed["dags"]) == sorted(p.dag_id for p in profiles)
+    assert sorted(parsed["dags"]) == sorted([p.dag_id for p in profiles] + [p.fast_dag_id for p in profiles
+                                                                              if p.fast_dag_id])
     for profile in profiles:
         assert parsed["dags"][profile.dag_id] == sorted([
             "migrate_warehouse", "extract_ghl", f"extract_{profile.name}", "stage", "validate", "reconcile",
             "load", "report"])
+        if profile.fast_dag_id:
+            assert parsed["dags"][profile.fast_dag_id] == ["sync"]
+
+
+def test_a_profile_with_a_ghl_location_parses_into_its_batch_dag_on_cron_and_a_fast_lane_on_the_asset(tmp_path):
+    import shutil
+
+    from crm_sync.paths import PROFILES_DIR
+
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    text = (PROFILES_DIR / "gymdesk.yaml").read_text()
+    (profiles / "gymdesk.yaml").write_text(text.replace("\nghl:\n  conn_id: ghl_default\n",
+                                                        "\nghl:\n  conn_id: ghl_default\n  location_id: loc1\n", 1))
+    env = {**airflow_env(tmp_path / "home"), "CRM_SYNC_PROFILES_DIR": str(profiles)}
+    script = PARSE_IN_A_SEALED_PROCESS.replace("DAGS_FOLDER", str(ROOT / "dags")).replace(
+        '"dags": {d: sorted(t.task_id for t in dag.tasks) for d, dag in bag.dags.items()}',
+        '"dags": {d: [sorted(t.task_id for t in dag.tasks), sorted({t.pool for t in dag.tasks}), '
+        'type(dag.timetable).__name__, dag.max_active_runs] for d, dag in bag.dags.items()}')
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300,
+                            check=True)
+    parsed = json.loads(result.stdout.strip().splitlines()[-1])
+    assert parsed["errors"] == {} and parsed["touched"] == []
+    assert parsed["dags"]["ghl_gymdesk_fast"] == [["sync"], ["crm_sync_ghl_default"], "AssetTriggeredTimetable", 1]
+    assert parsed["dags"]["ghl_gymdesk"][2] == "CronDataIntervalTimetable"  # one event wakes one DAG
 
 
 def test_an_invalid_profile_is_an_import_error_and_the_other_profiles_still_load(tmp_path):

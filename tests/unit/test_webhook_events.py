@@ -73,3 +73,32 @@ def test_a_run_takes_what_the_receiver_stored_and_nothing_of_an_unrouted_locatio
     with receiver.engine.connect() as conn:
         assert webhook_events.pending(conn, ctx("r1"), LOCATION).reads["note"] == {"c1"}
         assert webhook_events.pending(conn, ctx("r1"), "elsewhere").ids == []
+
+
+def _app_event(n: int, entity: str, record: str, profile: str = "gymdesk", received=NOW) -> dict:
+    return {**_event(100 + n, f"{entity}.updated", record), "webhook_id": f"app:{profile}:{n}",
+            "source": f"app:{profile}", "entity": entity, "object_id": record, "received_at": received}
+
+
+def test_the_apps_events_name_its_records_per_entity_and_are_done_with_the_ghl_ones(conn):
+    from datetime import timedelta
+
+    later = NOW + timedelta(minutes=5)
+    conn.execute(sa.insert(webhook_inbox), [
+        _app_event(1, "contact", "m1"), _app_event(2, "task", "t1"), _app_event(3, "contact", "m1"),
+        _app_event(4, "contact", "m9", profile="gymflow"), _app_event(5, "invoice", "i1"),
+        _app_event(6, "note", "n1", received=later)])
+    run = ctx("r1")
+    ghl = webhook_events.pending(conn, run, "loc1")
+    assert ghl.ids == [1, 2, 3, 4, 5, 6] and ghl.contacts == {"c1", "c2", "c3", "c4", "c5"}  # GHL's only
+    app = webhook_events.pending_app(conn, run, before=NOW)
+    assert app.records == {"contact": {"m1"}, "task": {"t1"}}  # an entity not synced: used, read by nothing
+    assert len(app.ids) == 4  # not gymflow's, nor the note received after the window
+    on = app.handed_on([], started_at=NOW + timedelta(seconds=7))
+    assert on.oldest_received_at == NOW.isoformat() and on.age_at_start_s == 7.0
+    log_step(conn, run, "extract", {}, side="ghl")
+    handoff.record(conn, run, "ghl", handoff.Handoff(webhook_events=ghl.handed_on([])))
+    log_step(conn, run, "extract", {}, side="app")
+    handoff.record(conn, run, "app", handoff.Handoff(webhook_events=app.handed_on([])))
+    assert webhook_events.mark_done(conn, run) == 10
+    assert webhook_events.pending_app(conn, ctx("r2")).records == {"note": {"n1"}}

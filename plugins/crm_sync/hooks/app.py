@@ -102,6 +102,18 @@ class AppClient(ApiClient):
         return next((c for c in candidates if str(dig(c, email_field) or "").strip().lower() == email.strip().lower()),
                     None)
 
+    def get(self, entity: str, record_id: str) -> dict[str, Any] | None:
+        """One record by its id, at the entity's item path (the collection's path, then the id), as
+        the fast lane reads what a webhook names; None when the app no longer has it (404)."""
+        spec = self.api.entities[entity]
+        try:
+            response = self.request("GET", f"{spec.path.rstrip('/')}/{quote_id(record_id)}", retry=True)
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return self._unwrap(spec.item_key, response.json()) if response.content else None
+
     def _write(self, entity: str, op: str, record_id: str | None, fields: dict[str, Any] | None,
                retry: bool) -> dict[str, Any]:
         spec = self.api.entities[entity]

@@ -25,6 +25,7 @@ class RunContext:
     interval_end: datetime | None = None
     dry_run: bool = False
     dag_id: str | None = None  # the profile's DAG or its fast lane; None outside Airflow
+    started_at: datetime | None = None  # when the DAG run started (the age of the webhook events it took)
 
     @classmethod
     def from_airflow(cls, profile_name: str, context: dict[str, Any]) -> RunContext:
@@ -35,7 +36,7 @@ class RunContext:
         return cls(profile=profile, run_id=run.run_id, run_type=str(run_type),
                    interval_start=context.get("data_interval_start"), interval_end=context.get("data_interval_end"),
                    dry_run=profile.dry_run if dry_run is None else bool(dry_run),
-                   dag_id=getattr(run, "dag_id", None))
+                   dag_id=getattr(run, "dag_id", None), started_at=getattr(run, "start_date", None))
 
     def side_name(self, side: Side) -> str:
         return "ghl" if side == "ghl" else self.profile.name

@@ -157,7 +157,7 @@ def _linked_children(conn: sa.Connection, ctx: RunContext, entity: str) -> list[
 class Extracted:
     records: list[tuple[str, dict]]
     metrics: Any
-    window: Window
+    window: Window | None  # None: the records an event named (the fast lane), no window, no watermark move
     complete: dict[str, list[str]] = field(default_factory=dict)  # entity -> contacts whose full list was read
     facts: dict[str, Any] = field(default_factory=dict)  # for people: the report, the task's return value
     handed_on: handoff.Handoff = field(default_factory=handoff.Handoff)  # its lists are filled in by extract
@@ -239,7 +239,8 @@ def _extract_ghl(ctx: RunContext, window: Window, conn: sa.Connection) -> Extrac
                                                                    for k, v in owed.items()} or "no child reads")
             facts["budget_stop"] = str(stop)
         handed_on = handoff.Handoff(task_full_scan=task_full_scan, owed=handoff.Owed(**owed),
-                                    webhook_events=webhooks.handed_on(deleted, used=stop is None))
+                                    webhook_events=webhooks.handed_on(deleted, used=stop is None,
+                                                                      started_at=ctx.started_at or window.started_at))
         return Extracted(records, client.metrics, window, complete, facts, handed_on)
     finally:
         client.close()
@@ -249,11 +250,15 @@ def _extract_app(ctx: RunContext, conn: sa.Connection) -> Extracted:
     windows = {entity: extraction_window(conn, ctx, "app", entity) for entity in ctx.profile.synced()}
     if ctx.profile.app.kind == "csv":
         return Extracted(read_csv_folder(ctx.profile), None, windows["contact"])
+    # The app's webhook events this window covers (received before it ends) are used by this run too.
+    window = windows["contact"]
+    events = webhook_events.pending_app(conn, ctx, before=window.until or window.started_at)
     client = AppHook(ctx.profile.app).get_conn()
     try:
         records = [(entity, record) for entity, window in windows.items()
                    for record in client.list_changed(entity, window.since, window.until, ctx.profile.zone)]
-        return Extracted(records, client.metrics, windows["contact"])
+        handed_on = handoff.Handoff(webhook_events=events.handed_on([], started_at=ctx.started_at or window.started_at))
+        return Extracted(records, client.metrics, window, handed_on=handed_on)
     finally:
         client.close()
 
@@ -263,12 +268,20 @@ def extract(ctx: RunContext, side: Side) -> dict[str, Any]:
     with eng.connect() as conn:
         window = extraction_window(conn, ctx, side, "contact")
         got = _extract_ghl(ctx, window, conn) if side == "ghl" else _extract_app(ctx, conn)
+    return land(eng, ctx, side, got)
+
+
+def land(eng: sa.Engine, ctx: RunContext, side: Side, got: Extracted) -> dict[str, Any]:
+    """Land what one side's extract read (the batch's windows, or the fast lane's named records), log
+    the step and its handoff: one path from the API's answer to raw_record for both lanes."""
+    with eng.connect() as conn:
         records, extracted_at = got.records, utcnow()
         rows, unchanged = changed_only(conn, ctx, side, _each_malformed_apart(
             [raw_row(ctx, side, entity, record, extracted_at) for entity, record in records]))
     per_entity = {entity: sum(1 for e, _ in records if e == entity) for entity in ctx.profile.synced()}
     stats = {"extracted": len(records), "landed": len(rows), "unchanged": len(unchanged), "by_entity": per_entity,
-             "window_mode": got.window.mode, "api": got.metrics.as_dict() if got.metrics else {}, **got.facts}
+             "window_mode": got.window.mode if got.window else "named",
+             "api": got.metrics.as_dict() if got.metrics else {}, **got.facts}
     # Reconcile sees a GHL child delete where a complete list lacks a linked child: the children read
     # but not landed (unchanged) are still on that list.
     listed = {entity: sorted(r["source_id"] for r in unchanged if r["entity"] == entity
