@@ -45,7 +45,7 @@ def _woken(profile, location: bool = True, app: bool = False):
 
     ghl = profile.ghl.model_copy(update={"location_id": "loc1" if location else None})
     return profile.model_copy(update={"ghl": ghl, "app": profile.app.model_copy(
-        update={"webhooks": AppWebhooks() if app else None})})
+        update={"webhooks": AppWebhooks(event={"types": {"member": "contact"}}) if app else None})})
 
 
 def test_a_profile_woken_by_webhooks_gets_a_one_task_fast_lane_in_its_locations_pool_on_either_asset():

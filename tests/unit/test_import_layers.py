@@ -19,7 +19,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("profile_base", "profile_webhooks", "profile", "profile_app", "locations", "alerts"),
     ("hooks", "webhooks", "review"),
     ("pipeline", "cli"),
-    ("web", "dag_factory"),
+    ("web", "dag_factory", "fast_dag"),
     ("",),  # the package itself (crm_sync/__init__.py)
 ]
 
