@@ -39,7 +39,7 @@ import phonenumbers
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
 
-from crm_sync.pipeline import bulk_normalize, matching, normalize  # noqa: E402
+from crm_sync.pipeline import bulk_normalize, matching, names, normalize  # noqa: E402
 from crm_sync.profile import FieldMap  # noqa: E402
 
 SIZES = {"10k": 10_000, "100k": 100_000, "1m": 1_000_000}
@@ -178,9 +178,10 @@ def labelled_pairs() -> tuple[pd.DataFrame, pd.DataFrame, set[tuple[str, str]], 
             person(f"fam{f}-{m}", {"email": f"the.family{f}@example.com", "phone": phone},
                    {"email": f"The.Family{f}@Example.com ", "phone": phone})
             families |= {("ghl", f"g-fam{f}-{m}"), ("app", f"a-fam{f}-{m}")}
-    for k in range(8):  # a typo in the app's email: the phone must not override it
-        person(f"typo{k}", {"email": f"jordan{k}@example.com", "phone": f"312-555-20{k:02d}"},
-               {"email": f"jrodan{k}@example.com", "phone": f"(312) 555-20{k:02d}" if k % 2 else None})
+    for k in range(8):  # a typo in the app's email: the same phone and names tell it is the same person
+        who = {"first_name": "Jordan", "last_name": f"Reyes{k}"}
+        person(f"typo{k}", {"email": f"jordan{k}@example.com", "phone": f"312-555-20{k:02d}", **who},
+               {"email": f"jrodan{k}@example.com", "phone": f"(312) 555-20{k:02d}" if k % 2 else None, **who})
     for k in range(4):  # a typo, but GHL has no email: the phone decides, and rightly
         person(f"typofix{k}", {"email": None, "phone": f"+1 646 555 01{k:02d}"},
                {"email": f"sam{k}@exmaple.com", "phone": f"646.555.01{k:02d}"})
@@ -200,6 +201,42 @@ def labelled_pairs() -> tuple[pd.DataFrame, pd.DataFrame, set[tuple[str, str]], 
     for k, (one, other) in enumerate([("Ana", "Anna"), ("Eli", "Ela"), ("Jose", "Josefa"), ("Zoë", "Chloé")]):
         person(f"xname{k}", {"email": f"shared{k}@example.com", "phone": None, "first_name": one},  # other people
                {"email": f"shared{k}@example.com", "phone": None, "first_name": other})
+    nicks = [("Bill", "William"), ("Bob", "Robert"), ("Liz", "Elizabeth"), ("Peggy", "Margaret"), ("Dick", "Richard"),
+             ("Jim", "James"), ("Kate", "Katherine"), ("Tony", "Anthony"), ("Sasha", "Alexander"), ("Bill", "willy")]
+    for k, (one, other) in enumerate(nicks):  # a nickname on one side, the given name on the other, one email
+        person(f"nick{k}", {"email": f"nick{k}@example.com", "phone": f"212-555-31{k:02d}", "first_name": one,
+                            "last_name": "Øster"},
+               {"email": f"Nick{k}@example.com", "phone": None, "first_name": other, "last_name": "Oster"})
+    for k, (one, other) in enumerate([("Chen", "Li"), ("Wang", "Wei"), ("Kim", "Min-jun"), ("Tanaka", "Yuki")]):
+        person(f"swap{k}", {"email": f"swap{k}@example.com", "phone": None, "first_name": one, "last_name": other},
+               {"email": f"swap{k}@example.com", "phone": None, "first_name": other, "last_name": one})
+        person(f"swapphone{k}", {"email": f"sw{k}@gmail.com", "phone": f"+1 415 555 07{k:02d}", "first_name": one,
+                                 "last_name": other},  # swapped names, and a typo in the domain
+               {"email": f"sw{k}@gmial.com", "phone": f"415-555-07{k:02d}", "first_name": other, "last_name": one})
+    for k, domain in enumerate(["yaho.com", "gmial.com", "hotmal.com", "outlok.com", "icloud.co", "gmail.con"]):
+        person(f"domain{k}", {"email": f"pat.lane{k}@{domain.split('.')[0][:3]}real.com", "phone": f"(503) 555-01{k:02d}",
+                              "first_name": "Pat", "last_name": f"Lane{k}"},
+               {"email": f"pat.lane{k}@{domain}", "phone": f"503.555.01{k:02d}", "first_name": "PAT",
+                "last_name": f"lane{k}"})
+    for k in range(3):  # a household: father and son, one email, their own phones, nicknames of each other
+        person(f"xgen{k}", {"email": f"smiths{k}@example.com", "phone": f"(617) 555-11{k:02d}",
+                            "first_name": "Robert", "last_name": "Smith Sr."},
+               {"email": f"smiths{k}@example.com", "phone": f"(617) 555-12{k:02d}", "first_name": "Bob",
+                "last_name": "Smith Jr"})
+        person(f"xdad{k}", {"email": f"home{k}@example.com", "phone": f"(617) 555-13{k:02d}", "first_name": "Robert",
+                            "last_name": "Smith"},  # no suffix, but another phone: unsure
+               {"email": f"home{k}@example.com", "phone": f"(617) 555-14{k:02d}", "first_name": "Bob",
+                "last_name": "Smith"})
+        person(f"xline{k}", {"email": f"ann{k}@example.com", "phone": f"(617) 555-15{k:02d}", "first_name": "Ann",
+                             "last_name": "Smith"},  # one home line, two emails, two names: two people
+               {"email": f"tom{k}@example.com", "phone": f"(617) 555-15{k:02d}", "first_name": "Tom",
+                "last_name": "Smith"})
+    for f in range(3):  # a household on both sides: each member's own name tells them apart
+        for m, first in enumerate(("Maria", "Jose", "Lucia")):
+            person(f"home{f}-{m}", {"email": f"garcia{f}@example.com", "phone": None, "first_name": first,
+                                    "last_name": "Garcia"},
+                   {"email": f"Garcia{f}@example.com", "phone": None, "first_name": first.upper(),
+                    "last_name": "García"})
     for k in range(10):  # on one side only
         person(f"xonly{k}", {"email": f"only{k}@ghl.com", "phone": None}, None)
         person(f"xapp{k}", None, {"email": f"only{k}@app.com", "phone": None})
@@ -231,6 +268,74 @@ def bulk(ghl_raw: pd.DataFrame, app_raw: pd.DataFrame) -> dict:
 FIELDS = {name: FieldMap(ghl=name) for name in bulk_normalize.FIELDS}
 
 
+def plain_matches(ghl: dict[str, dict], app: dict[str, dict], apart: set[tuple[str, str]] = frozenset(),
+                  nicknames: tuple = ()) -> tuple[list[tuple[str, str]], dict[tuple[str, str], list]]:
+    """matching.find_matches's rules written plainly, a loop per pair (the reference the vectorised
+    version must equal): records are {id: {email, phone, first_name, last_name}}."""
+    known = names.nickname_pairs(nicknames)
+
+    def verdict(g: dict, a: dict) -> tuple[int, bool, bool, bool]:
+        (gf, gs), (af, as_) = names.split_suffix(g.get("first_name")), names.split_suffix(a.get("first_name"))
+        (gl, gls), (al, als) = names.split_suffix(g.get("last_name")), names.split_suffix(a.get("last_name"))
+        gs, as_ = gls or gs, als or as_
+        if gf is None or af is None:
+            first = names.UNKNOWN
+        elif gf == af:
+            first = names.SAME
+        elif gl is not None and al is not None and gf == al and gl == af:
+            first = names.SWAPPED
+        elif (gf, af) in known:
+            first = names.NICKNAME
+        else:
+            first = names.OTHER
+        last = first == names.SWAPPED or (gl is not None and gl == al)
+        plausible = first == names.OTHER and gf[0] == af[0]
+        return first, last, bool(gs and as_ and gs != as_), plausible
+
+    pairs: list[tuple[str, str]] = []
+    ambiguous: dict[tuple[str, str], list] = {}
+    taken: set[tuple[str, str]] = set()
+    for key, other in (("email", "phone"), ("phone", "email")):
+        by_key = defaultdict(list)
+        for a, row in app.items():
+            if row[key] is not None and ("app", a) not in taken:
+                by_key[row[key]].append(a)
+        joined = [(g, a) for g, row in ghl.items() if row[key] is not None and ("ghl", g) not in taken
+                  for a in by_key.get(row[key], ())]
+        per_g, per_a = Counter(g for g, _ in joined), Counter(a for _, a in joined)
+        rows = []
+        for g, a in joined:
+            first, last, generation, plausible = verdict(ghl[g], app[a])
+            go, ao = ghl[g][other], app[a][other]
+            differs = go is not None and ao is not None and go != ao
+            if key == "phone" and differs and not (first in (names.SAME, names.SWAPPED) and last and not generation):
+                continue  # different emails and names: different people
+            if (g, a) in apart:
+                continue
+            lone = per_g[g] == 1 and per_a[a] == 1
+            fits = first != names.OTHER and not generation and not (differs and (first == names.NICKNAME or not lone))
+            told = lone or (go is not None and go == ao) or first in (names.SAME, names.SWAPPED, names.NICKNAME)
+            why = f" by {key}" + (", another first name" if first == names.OTHER else "") \
+                + (" (not a known nickname)" if plausible else "") \
+                + (", another generation (Sr / Jr)" if generation else "") \
+                + (f", a nickname with another {other}" if first == names.NICKNAME and differs else "") \
+                + (f", {other} differs" if first != names.NICKNAME and differs else "") \
+                + ("" if lone else ", shared household contact")
+            rows.append((g, a, fits, told, why))
+        fit_g = Counter(g for g, _, fits, _, _ in rows if fits)
+        fit_a = Counter(a for _, a, fits, _, _ in rows if fits)
+        matched = [(g, a) for g, a, fits, told, _ in rows if fits and told and fit_g[g] == 1 and fit_a[a] == 1]
+        pairs += matched
+        done = {("ghl", g) for g, _ in matched} | {("app", a) for _, a in matched}
+        for g, a, _, _, why in rows:
+            if ("ghl", g) not in done:
+                ambiguous.setdefault(("ghl", g), []).append(f"app:{a}{why}")
+            if ("app", a) not in done:
+                ambiguous.setdefault(("app", a), []).append(f"ghl:{g}{why}")
+            taken |= {("ghl", g), ("app", a)}
+    return pairs, ambiguous
+
+
 def python_path(ghl_raw: pd.DataFrame, app_raw: pd.DataFrame) -> dict:
     """What the per-row code does: canonical_contact and content_hash per record, dict lookups."""
     sides = {}
@@ -246,27 +351,7 @@ def python_path(ghl_raw: pd.DataFrame, app_raw: pd.DataFrame) -> dict:
             rows[record["source_id"]] = {**{f: values[f] for f in bulk_normalize.FIELDS},
                                          "content_hash": normalize.content_hash(values)}
         sides[side] = rows
-    pairs, ambiguous = [], {}
-    for key in ("email", "phone"):
-        taken = {("ghl", g) for g, _ in pairs} | {("app", a) for _, a in pairs} | set(ambiguous)
-        by_key = defaultdict(list)
-        for a, row in sides["app"].items():
-            if row[key] is not None and ("app", a) not in taken:
-                by_key[row[key]].append(a)
-        joined = [(g, a) for g, row in sides["ghl"].items() if row[key] is not None and ("ghl", g) not in taken
-                  for a in by_key.get(row[key], ())
-                  if key == "email" or None in (row["email"], sides["app"][a]["email"])
-                  or row["email"] == sides["app"][a]["email"]]
-        per_g, per_a = Counter(g for g, _ in joined), Counter(a for _, a in joined)
-        for g, a in joined:
-            names = sides["ghl"][g]["first_name"], sides["app"][a]["first_name"]
-            other_name = None not in names and normalize.name_key(names[0]) != normalize.name_key(names[1])
-            if per_g[g] == 1 and per_a[a] == 1 and not other_name:
-                pairs.append((g, a))
-            else:
-                why = f" by {key}" + (", another first name" if other_name else "")
-                ambiguous.setdefault(("ghl", g), []).append(f"app:{a}{why}")
-                ambiguous.setdefault(("app", a), []).append(f"ghl:{g}{why}")
+    pairs, ambiguous = plain_matches(sides["ghl"], sides["app"])
     differs = sum(any(sides["ghl"][g][f] != sides["app"][a][f] for f in bulk_normalize.FIELDS) for g, a in pairs)
     return {"sides": sides, "pairs": pairs, "ambiguous": ambiguous, "differs": differs}
 
