@@ -11,6 +11,8 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+from rapidfuzz.distance import OSA
+from rapidfuzz.process import cpdist
 
 from crm_sync.pipeline import normalize
 from crm_sync.pipeline.bulk_normalize import FIELDS
@@ -83,6 +85,13 @@ def _codes(ghl: pd.DataFrame, app: pd.DataFrame, column: str, fold: bool = False
     return codes[:len(ghl)], codes[len(ghl):]
 
 
+def _values(ghl: pd.DataFrame, app: pd.DataFrame, column: str) -> np.ndarray:
+    """The distinct values of a column of both sides, indexed by _codes' codes."""
+    values = pd.concat([ghl.get(column, pd.Series(None, index=ghl.index, dtype=object)),
+                        app.get(column, pd.Series(None, index=app.index, dtype=object))], ignore_index=True)
+    return np.asarray(pd.factorize(values)[1], dtype=object)
+
+
 def find_matches(ghl: pd.DataFrame, app: pd.DataFrame, apart: pd.DataFrame | None = None,
                  nicknames: Iterable[Iterable[str]] = ()) -> tuple[list[tuple[str, str]], dict[tuple[str, str], list]]:
     """Pairs by email, then by phone among the records the email step did not involve, and the
@@ -106,6 +115,7 @@ def find_matches(ghl: pd.DataFrame, app: pd.DataFrame, apart: pd.DataFrame | Non
     a_id, a_ids = pd.factorize(app["source_id"])
     g_ids, a_ids = np.asarray(g_ids, dtype=object), np.asarray(a_ids, dtype=object)
     keys = {key: _codes(ghl, app, key) for key in ("email", "phone")}
+    keys["email_values"] = _values(ghl, app, "email")
     names = Names(ghl, app, nicknames)
     taken_g, taken_a = np.zeros(len(g_ids), bool), np.zeros(len(a_ids), bool)
     pairs: list[tuple[str, str]] = []
@@ -150,7 +160,39 @@ def find_matches(ghl: pd.DataFrame, app: pd.DataFrame, apart: pd.DataFrame | Non
             groups = _by_owner(own[rest], text.to_numpy(object))
             ambiguous.update(zip(((side, i) for i in own_ids[list(groups)].tolist()), groups.values(), strict=True))
         taken_g[g], taken_a[a] = True, True
+    pairs += _typoed_emails(names, keys, g_id, a_id, g_ids, a_ids, taken_g, taken_a, apart)
     return pairs, ambiguous
+
+
+def _typoed_emails(names: Names, keys: dict, g_id: np.ndarray, a_id: np.ndarray, g_ids: np.ndarray,
+                   a_ids: np.ndarray, taken_g: np.ndarray, taken_a: np.ndarray, apart: pd.DataFrame | None
+                   ) -> list[tuple[str, str]]:
+    """Records no key joined, whose full name (first and last, folded) only one record on each side
+    holds, whose emails are one typo apart ("jordan@" / "jrodan@", "@gmail.con") and whose phones
+    and generation suffixes do not differ: one person. The name join is one-to-one by construction,
+    and the edit distances are one vectorised call (rapidfuzz) over those pairs only."""
+    (ge, ae), (gp, ap) = keys["email"], keys["phone"]
+    full = names.full_name()
+    g_full, a_full = full[:len(g_id)], full[len(g_id):]
+    g_rows = np.flatnonzero(~taken_g[g_id] & (ge >= 0) & (g_full >= 0))
+    a_rows = np.flatnonzero(~taken_a[a_id] & (ae >= 0) & (a_full >= 0))
+    if not len(g_rows) or not len(a_rows):
+        return []
+    g_rows = g_rows[_once(pd.factorize(g_full[g_rows])[0], len(g_rows))]
+    a_rows = a_rows[_once(pd.factorize(a_full[a_rows])[0], len(a_rows))]
+    rows = pd.DataFrame({"gr": g_rows, "k": g_full[g_rows]}).merge(pd.DataFrame({"ar": a_rows, "k": a_full[a_rows]}),
+                                                                   on="k")
+    gr, ar = rows.gr.to_numpy(np.int64), rows.ar.to_numpy(np.int64)
+    keep = ~((gp[gr] >= 0) & (ap[ar] >= 0) & (gp[gr] != ap[ar])) & ~names.compare(gr, ar).generation_differs
+    gr, ar = gr[keep], ar[keep]
+    if not len(gr):
+        return []
+    emails = keys["email_values"]
+    near = cpdist(emails[ge[gr]], emails[ae[ar]], scorer=OSA.distance, score_cutoff=1) <= 1
+    found = pd.DataFrame({"g": g_ids[g_id[gr[near]]], "a": a_ids[a_id[ar[near]]]})
+    if apart is not None and not apart.empty:
+        found = found[~_apart(found, apart)]
+    return list(zip(found.g.tolist(), found.a.tolist(), strict=True))
 
 
 def _once(codes: np.ndarray, size: int) -> np.ndarray:

@@ -109,6 +109,11 @@ class Names:
         held = (a >= 0) & (b >= 0)
         return np.unique(a[held].astype(np.int64) * self.size + b[held])
 
+    def full_name(self) -> np.ndarray:
+        """Per record (GHL's, then the app's): its first and last name as one code, -1 if either is missing."""
+        known = (self.first >= 0) & (self.last >= 0)
+        return np.where(known, self.first.astype(np.int64) * self.size + self.last, -1)
+
     def compare(self, g: np.ndarray, a: np.ndarray) -> Verdict:
         """Compare pairs of records: ``g`` rows of GHL's frame, ``a`` rows of the app's."""
         a = a + self.n_ghl

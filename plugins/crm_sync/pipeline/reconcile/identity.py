@@ -104,9 +104,9 @@ def _identify(lone_ghl: pd.DataFrame, lone_app: pd.DataFrame, links: pd.DataFram
               ghl: pd.DataFrame, app: pd.DataFrame, nicknames: list[list[str]]
               ) -> tuple[list[tuple[str, str]], list[tuple[str, str]], dict[tuple[str, str], list]]:
     """(pairs matched by the rules, pairs linked by review now, ambiguous records) among unlinked
-    contacts; ``nicknames``: the profile's own. A pair kept apart by review never matches. The records of an active ``link`` decision
-    take part in matching as candidates (linked or not), so any other record that matches one of
-    them stays in review, never linked or created past it."""
+    contacts; ``nicknames``: the profile's own. A pair kept apart by review never matches. The
+    records of an active ``link`` decision take part in matching as candidates (linked or not), so
+    any other record that matches one of them stays in review, never linked or created past it."""
     link, apart = decided[decided.decision == "link"], decided[decided.decision == "apart"]
     held_g = ghl[ghl.source_id.isin(link.ghl_id)]
     held_a = app[app.source_id.isin(link.app_id) & ~app.deleted.astype(bool)]
