@@ -353,7 +353,8 @@ def plain_matches(ghl: dict[str, dict], app: dict[str, dict], apart: set[tuple[s
         phones = ghl[g]["phone"], app[a]["phone"]
         if None not in phones and phones[0] != phones[1] or gf[2] and af[2] and gf[2] != af[2] or (g, a) in apart:
             continue
-        if OSA.distance(ghl[g]["email"], app[a]["email"]) <= 1:
+        digits = ["".join(c for c in row["email"] if c.isdigit()) for row in (ghl[g], app[a])]
+        if OSA.distance(ghl[g]["email"], app[a]["email"]) <= 1 and digits[0] == digits[1]:
             pairs.append((g, a))
     return pairs, ambiguous
 

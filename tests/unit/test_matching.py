@@ -223,12 +223,14 @@ def test_an_email_one_typo_apart_matches_only_a_full_name_one_record_holds_on_ea
         return pd.DataFrame({"source_id": ids, "email": emails, "phone": phones or [None] * len(ids),
                              "first_name": firsts, "last_name": ["Reyes"] * len(ids)})
 
-    ghl = side(["g1", "g2", "g3", "g4", "g5"], ["jordan@x.com", "sam@gmail.com", "al@x.com", "al2@x.com", "kim@x.com"],
-               ["Jordan", "Sam", "Al", "Al", "Kim"], [None, None, None, None, "+14155550101"])
-    app = side(["a1", "a2", "a3", "a5"], ["jrodan@x.com", "sam@gmial.co", "al@y.com", "kim@y.com"],
-               ["JORDAN", "Sam", "Al", "Kim"], [None, None, None, "+14155550102"])
+    ghl = side(["g1", "g2", "g3", "g4", "g5", "g6"],
+               ["jordan@x.com", "sam@gmail.com", "al@x.com", "al2@x.com", "kim@x.com", "lu.reyes1@x.com"],
+               ["Jordan", "Sam", "Al", "Al", "Kim", "Lu"], [None, None, None, None, "+14155550101", None])
+    app = side(["a1", "a2", "a3", "a5", "a6"], ["jrodan@x.com", "sam@gmial.co", "al@y.com", "kim@y.com",
+                                                "lu.reyes2@x.com"],
+               ["JORDAN", "Sam", "Al", "Kim", "Lu"], [None, None, None, "+14155550102", None])
     pairs, ambiguous = matching.find_matches(ghl, app)
-    # Sam: two typos; Al: two GHL records of that name; Kim: another phone
+    # Sam: two typos; Al: two GHL records of that name; Kim: another phone; Lu: numbered accounts
     assert pairs == [("g1", "a1")] and ambiguous == {}
 
 

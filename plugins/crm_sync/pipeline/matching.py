@@ -168,8 +168,9 @@ def _typoed_emails(names: Names, keys: dict, g_id: np.ndarray, a_id: np.ndarray,
                    a_ids: np.ndarray, taken_g: np.ndarray, taken_a: np.ndarray, apart: pd.DataFrame | None
                    ) -> list[tuple[str, str]]:
     """Records no key joined, whose full name (first and last, folded) only one record on each side
-    holds, whose emails are one typo apart ("jordan@" / "jrodan@", "@gmail.con") and whose phones
-    and generation suffixes do not differ: one person. The name join is one-to-one by construction,
+    holds, whose emails are one typo apart ("jordan@" / "jrodan@", "@gmail.con"; not in a digit:
+    smith1@ / smith2@ are numbered accounts) and whose phones and generation suffixes do not differ:
+    one person. The name join is one-to-one by construction,
     and the edit distances are one vectorised call (rapidfuzz) over those pairs only."""
     (ge, ae), (gp, ap) = keys["email"], keys["phone"]
     full = names.full_name()
@@ -188,7 +189,10 @@ def _typoed_emails(names: Names, keys: dict, g_id: np.ndarray, a_id: np.ndarray,
     if not len(gr):
         return []
     emails = keys["email_values"]
-    near = cpdist(emails[ge[gr]], emails[ae[ar]], scorer=OSA.distance, score_cutoff=1) <= 1
+    g_mail, a_mail = pd.Series(emails[ge[gr]], dtype=object), pd.Series(emails[ae[ar]], dtype=object)
+    near = cpdist(g_mail.to_numpy(), a_mail.to_numpy(), scorer=OSA.distance, score_cutoff=1) <= 1
+    # the same digits: john.smith1@ and john.smith2@ are two numbered accounts, often two people
+    near &= (g_mail.str.replace(r"\D", "", regex=True) == a_mail.str.replace(r"\D", "", regex=True)).to_numpy()
     found = pd.DataFrame({"g": g_ids[g_id[gr[near]]], "a": a_ids[a_id[ar[near]]]})
     if apart is not None and not apart.empty:
         found = found[~_apart(found, apart)]
