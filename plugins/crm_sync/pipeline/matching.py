@@ -73,23 +73,12 @@ def name_keys(values: pd.Series) -> pd.Series:
     return pd.Series(keys[codes], index=values.index, dtype=object)
 
 
-def _codes(ghl: pd.DataFrame, app: pd.DataFrame, column: str, fold: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """A column of both sides as shared integer codes (-1 missing); ``fold`` compares names as
-    people do (normalize.name_key: case, accents, transliterations)."""
+def _codes(ghl: pd.DataFrame, app: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A column of both sides as shared integer codes (-1 missing), and the values the codes index."""
     values = pd.concat([ghl.get(column, pd.Series(None, index=ghl.index, dtype=object)),
                         app.get(column, pd.Series(None, index=app.index, dtype=object))], ignore_index=True)
     codes, uniques = pd.factorize(values)
-    if fold:  # fold each distinct name once, then merge the codes of equal folds
-        folded, _ = pd.factorize(name_keys(pd.Series(uniques, dtype=object)))
-        codes = np.append(folded, -1)[codes]
-    return codes[:len(ghl)], codes[len(ghl):]
-
-
-def _values(ghl: pd.DataFrame, app: pd.DataFrame, column: str) -> np.ndarray:
-    """The distinct values of a column of both sides, indexed by _codes' codes."""
-    values = pd.concat([ghl.get(column, pd.Series(None, index=ghl.index, dtype=object)),
-                        app.get(column, pd.Series(None, index=app.index, dtype=object))], ignore_index=True)
-    return np.asarray(pd.factorize(values)[1], dtype=object)
+    return codes[:len(ghl)], codes[len(ghl):], np.asarray(uniques, dtype=object)
 
 
 def find_matches(ghl: pd.DataFrame, app: pd.DataFrame, apart: pd.DataFrame | None = None,
@@ -115,13 +104,12 @@ def find_matches(ghl: pd.DataFrame, app: pd.DataFrame, apart: pd.DataFrame | Non
     a_id, a_ids = pd.factorize(app["source_id"])
     g_ids, a_ids = np.asarray(g_ids, dtype=object), np.asarray(a_ids, dtype=object)
     keys = {key: _codes(ghl, app, key) for key in ("email", "phone")}
-    keys["email_values"] = _values(ghl, app, "email")
     names = Names(ghl, app, nicknames)
     taken_g, taken_a = np.zeros(len(g_ids), bool), np.zeros(len(a_ids), bool)
     pairs: list[tuple[str, str]] = []
     ambiguous: dict[tuple[str, str], list] = {}
     for key, other_key in (("email", "phone"), ("phone", "email")):
-        gk, ak = keys[key]
+        gk, ak, _ = keys[key]
         left = np.flatnonzero(~taken_g[g_id] & (gk >= 0))
         right = np.flatnonzero(~taken_a[a_id] & (ak >= 0))
         rows = pd.DataFrame({"gr": left, "k": gk[left]}).merge(pd.DataFrame({"ar": right, "k": ak[right]}), on="k")
@@ -172,7 +160,7 @@ def _typoed_emails(names: Names, keys: dict, g_id: np.ndarray, a_id: np.ndarray,
     smith1@ / smith2@ are numbered accounts) and whose phones and generation suffixes do not differ:
     one person. The name join is one-to-one by construction,
     and the edit distances are one vectorised call (rapidfuzz) over those pairs only."""
-    (ge, ae), (gp, ap) = keys["email"], keys["phone"]
+    (ge, ae, emails), (gp, ap, _) = keys["email"], keys["phone"]
     full = names.full_name()
     g_full, a_full = full[:len(g_id)], full[len(g_id):]
     g_rows = np.flatnonzero(~taken_g[g_id] & (ge >= 0) & (g_full >= 0))
@@ -188,7 +176,6 @@ def _typoed_emails(names: Names, keys: dict, g_id: np.ndarray, a_id: np.ndarray,
     gr, ar = gr[keep], ar[keep]
     if not len(gr):
         return []
-    emails = keys["email_values"]
     g_mail, a_mail = pd.Series(emails[ge[gr]], dtype=object), pd.Series(emails[ae[ar]], dtype=object)
     near = cpdist(g_mail.to_numpy(), a_mail.to_numpy(), scorer=OSA.distance, score_cutoff=1) <= 1
     # the same digits: john.smith1@ and john.smith2@ are two numbered accounts, often two people
