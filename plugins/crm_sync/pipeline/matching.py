@@ -90,13 +90,15 @@ def find_matches(ghl: pd.DataFrame, app: pd.DataFrame, apart: pd.DataFrame | Non
     - Names agree when the first names are one person's (crm_sync.pipeline.names: folded equal,
       nicknames of each other, or first and last swapped) or missing on a side, and no generation
       suffix differs (Robert Sr / Robert Jr).
-    - A key that joins two records only matches them when their names agree; a nickname pair whose
-      other key differs (another phone, another email) is unsure.
+    - A key that joins two records only matches them when their names agree; a nickname pair on one
+      email whose phones differ is unsure (a father and son share a family email).
     - A key several records share (a household's email or phone) matches a pair only when that
       pair alone is consistent there (names agree, the other key does not differ) and is told apart
       by the other key being equal or by names on both sides.
-    - By phone with different emails: only a one-to-one phone with the same first and last names (a
-      typo in an email); with other names they are different people, no candidates at all.
+    - By phone with different emails: only a one-to-one phone with the same (or swapped) first and
+      last names (a typo in an email); with other names (a nickname too) they are different people
+      here, no candidates (reconcile still keeps a create from landing on the other: identity.py).
+    - Last, records no key joined: an email one typo apart with a full name unique on each side.
     - Every other pair a record that did not match is in makes it ambiguous (review). Pairs kept
       ``apart`` (ghl_id, app_id) by a review decision never join.
     """
