@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from crm_sync.pipeline import bulk_normalize, matching, normalize
 
-from bench.reconcile import labelled_pairs, plain_matches, precision_recall
+from bench.matching_reference import labelled_pairs, plain_matches, precision_recall
 
 SPACES = [" ", "  ", "\t", "\n", "\xa0", "\u2003", "\u3000", "\x1c", "\x85", "\u2028", "\u200b", ""]
 TRICKY_EMAILS = [
