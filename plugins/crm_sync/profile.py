@@ -21,6 +21,7 @@ from crm_sync.locations import SEPARATOR, staggered
 from crm_sync.paths import PROFILES_DIR
 from crm_sync.profile_app import AppApi, Entity, PagingLimits
 from crm_sync.profile_base import Strict
+from crm_sync.profile_matching import Matching
 from crm_sync.profile_webhooks import app_asset
 from crm_sync.timezones import zone
 
@@ -199,6 +200,7 @@ class Profile(Strict):
     entities: dict[Entity, EntityMapping]
     locations: list[Location] = Field([], description="several GHL locations: one DAG per location (locations.py)")
     insights: Insights = Insights()
+    matching: Matching = Matching()
 
     @field_validator("timezone")
     @classmethod

@@ -1,7 +1,8 @@
 """The review queue: people decide the ambiguous matches reconcile refuses to guess.
 
-Reconcile quarantines a contact that matches more than one record, or one record with another
-first name (``ambiguous_match``), and writes each open candidate pair to ``review_candidate``
+Reconcile quarantines a contact it cannot match for sure (several candidates, another first name,
+a create that would land on an existing record: ``ambiguous_match``) and writes each open
+candidate pair, with why it is unsure (crm_sync.pipeline.matching), to ``review_candidate``
 (rewritten by every reconcile, so it is the queue as of the last run). A person then says of a
 pair "link these two" or "keep them apart"; the decision goes to ``review_decision`` (who, when,
 which two ids: never a copy of a personal field) and the next run honours it:

@@ -64,3 +64,54 @@ def test_a_new_member_sharing_a_linked_contacts_email_or_another_new_members_wai
     assert sorted(held) == ["mem_2", "mem_3", "mem_4"] and not unsent
     assert "ghl:ghlAnn0000000000001 by email, already linked to another record" in held["mem_2"]
     assert "app:mem_4 by email" in held["mem_3"] and "app:mem_3 by email" in held["mem_4"]
+
+
+def contact(contact_id: str, first: str, last: str, email: str, phone: str, updated: str = PAST) -> dict:
+    return {"id": contact_id, "locationId": LOCATION_ID, "firstName": first, "lastName": last, "email": email,
+            "phone": phone, "dateAdded": PAST, "dateUpdated": updated}
+
+
+def test_gHLs_upsert_never_lands_a_create_on_an_existing_contact(warehouse, ghl_sim, gymdesk_sim):
+    """A typo in a member's email with the same phone and name is the same person: linked, not created.
+    A member with another email and name on a contact's phone is another person, and GHL's upsert
+    would land on that contact by phone: the member waits for review."""
+    ghl_sim.seed("contacts", [contact("ghlJordan0000000001", "Jordan", "Reyes", "jordan@gmail.com", "+14155550101"),
+                              contact("ghlAnnSmith00000001", "Ann", "Smith", "ann@example.com", "+14155550102")])
+    gymdesk_sim.seed("members", [
+        {**member("mem_7", "Jordan", "jordan@gmial.com"), "last_name": "Reyes", "phone": "(415) 555-0101"},
+        {**member("mem_8", "Tom", "tom@example.com"), "last_name": "Smith", "phone": "415.555.0102"}])
+
+    run("manual__1")
+
+    contacts = {c["id"]: c for c in ghl_sim.records("contacts")}
+    assert sorted(contacts) == ["ghlAnnSmith00000001", "ghlJordan0000000001"]  # nothing upserted onto them
+    assert (contacts["ghlAnnSmith00000001"]["firstName"], contacts["ghlAnnSmith00000001"]["email"]) == (
+        "Ann", "ann@example.com")
+    members = {m["id"]: m for m in gymdesk_sim.records("members")}
+    jordans = [m for m in members.values() if m["first_name"] == "Jordan"]
+    assert [m["id"] for m in jordans] == ["mem_7"]  # linked to mem_7 (its email merged), not created again
+    assert [m["email"] for m in members.values() if m["first_name"] == "Ann"] == ["ann@example.com"]
+    with warehouse.connect() as conn:
+        held = {r.source_id: r.detail for r in conn.execute(sa.select(quarantine).where(
+            quarantine.c.rule == "ambiguous_match"))}
+        sent = conn.execute(sa.select(outbox.c.side, outbox.c.op, outbox.c.target_id)).all()
+    assert sorted(held) == ["mem_8"]
+    assert "ghl:ghlAnnSmith00000001 by phone: a create in ghl would land on it" in held["mem_8"]
+    assert not [row for row in sent if row.side == "ghl" and row.op == "create"]
+
+
+def test_an_apps_lookup_by_email_never_lands_a_create_on_a_linked_member(warehouse, ghl_sim, gymdesk_sim):
+    ghl_sim.seed("contacts", [contact("ghlCy00000000000001", "Cy", "Gym", "cy@example.com", "+14155550103")])
+    gymdesk_sim.seed("members", [member("mem_9", "Cy", "cy@example.com")])
+    run("manual__1")  # Cy is linked
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    ghl_sim.seed("contacts", [contact("ghlDee0000000000001", "Dee", "Gym", "cy@example.com", "+14155550104", now)])
+
+    run("manual__2")
+
+    members = gymdesk_sim.records("members")
+    assert [(m["id"], m["first_name"]) for m in members] == [("mem_9", "Cy")]  # not overwritten by Dee
+    with warehouse.connect() as conn:
+        held = {r.source_id: r.detail for r in conn.execute(sa.select(quarantine).where(
+            quarantine.c.run_id == "manual__2", quarantine.c.rule == "ambiguous_match"))}
+    assert "app:mem_9 by email, already linked to another record" in held["ghlDee0000000000001"]

@@ -37,11 +37,13 @@ def member(mid: str, first: str, email: str, phone: str | None, source: str | No
 @pytest.mark.parametrize("warehouse_url", ["sqlite"], indirect=True)
 def test_ambiguous_matches_are_decided_with_the_cli_and_the_next_runs_honour_and_undo_them(
         airflow_home, tmp_path, warehouse_url, ghl_sim, gymdesk_sim):
-    # A family email: one GHL contact, two members (one-to-many). A shared phone, another first name.
+    # A family email: one GHL contact, two members (one-to-many), mother and daughter both called Dana
+    # (the daughter's last name is double), so neither a first name nor a phone tells which is GHL's.
+    # A shared phone, another first name.
     ghl_sim.seed("contacts", [ghl_contact("ghlDana", "Dana", FAMILY, None),
                               ghl_contact("ghlAnn", "Ann", None, "+14155550177")])
     gymdesk_sim.seed("members", [member("mem_dana", "Dana", FAMILY, "+14155550101", "Walk-in"),
-                                 member("mem_eli", "Eli", FAMILY, None),
+                                 {**member("mem_eli", "Dana", FAMILY, None), "last_name": "Family-Lee"},
                                  member("mem_bob", "Bob", "bob.lee@example.com", "(415) 555-0177")])
     warehouse = warehouse_url
     env = {**connection_env(ghl_sim.url, gymdesk_sim.url), "CRM_SYNC_HOME": str(tmp_path / "home"),
@@ -63,7 +65,7 @@ def test_ambiguous_matches_are_decided_with_the_cli_and_the_next_runs_honour_and
     items = [json.loads(line) for line in cli("list", "--profile", "gymdesk", "--json").splitlines()]
     assert [[(r["side"], r["id"]) for r in item["records"]] for item in items] == [
         [("app", "mem_bob"), ("ghl", "ghlAnn")], [("app", "mem_dana"), ("app", "mem_eli"), ("ghl", "ghlDana")]]
-    assert items[1]["records"][1]["fields"]["first_name"] == "Eli"
+    assert items[1]["records"][1]["fields"]["first_name"] == "Dana"
     assert "ghl:ghlDana" in cli("list", "--profile", "gymdesk")
     assert "no profile named 'gymdask'" in cli("list", "--profile", "gymdask", code=1)
 

@@ -12,8 +12,8 @@ from crm_sync.warehouse.db import create, migrate
 from crm_sync.warehouse.tables import review_candidate, review_decision, staging_contact, xref
 
 pytestmark = [pytest.mark.integration]
-PEOPLE = {  # a family sharing one email on both sides, and one clean pair
-    ("ghl", "gFam"): ("the.family@example.com", "Dana"), ("app", "mFam1"): ("the.family@example.com", "Dana"),
+PEOPLE = {  # a family sharing one email on both sides (a member without a first name), and one clean pair
+    ("ghl", "gFam"): ("the.family@example.com", "Dana"), ("app", "mFam1"): ("the.family@example.com", None),
     ("app", "mFam2"): ("the.family@example.com", "Eli"), ("ghl", "gAva"): ("ava@example.com", "Ava"),
     ("app", "mAva"): ("ava@example.com", "Ava"),
 }
@@ -44,7 +44,8 @@ def test_pending_lists_each_ambiguous_group_with_both_records_fields(conn):
     assert item["records"][2]["fields"]["email"] == "the.family@example.com"
     assert set(item["records"][0]["fields"]) == set(review.resolve("gymdesk").fields("contact"))
     assert [(p["ghl_id"], p["app_id"], p["reason"], p["decision"]) for p in item["pairs"]] == [
-        ("gFam", "mFam1", "by email", None), ("gFam", "mFam2", "by email, another first name", None)]
+        ("gFam", "mFam1", "by email, shared household contact", None),
+        ("gFam", "mFam2", "by email, another first name, shared household contact", None)]
 
 
 def test_a_decision_keeps_ids_and_who_when_and_can_be_undone(conn):

@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "plugins" / "crm_sync"
 LAYERS: list[tuple[str, ...]] = [
     ("errors", "paths", "masking", "timezones", "digest", "transport", "records", "console_urls", "provider"),
     ("http", "paging", "warehouse"),
-    ("profile_base", "profile_webhooks", "profile", "profile_app", "locations", "alerts"),
+    ("profile", "profile_base", "profile_app", "profile_matching", "profile_webhooks", "locations", "alerts"),
     ("hooks", "webhooks", "review"),
     ("pipeline", "cli"),
     ("web", "dag_factory", "fast_dag"),

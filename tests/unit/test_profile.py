@@ -75,3 +75,12 @@ def test_deleting_children_on_the_app_needs_its_delete_operation():
     with pytest.raises(ProfileError, match=r"key 'app\.entities\.note\.delete': missing; entities\.note\.on_delete "
                                            "is delete"):
         parse_profile(text, "my.yaml")
+
+
+def test_a_profile_adds_its_own_nicknames_and_a_bad_group_names_itself():
+    text = (PROFILES_DIR / "gymdesk.yaml").read_text() + "\nmatching:\n  nicknames: [[Sasha, Alexander]]\n"
+    assert parse_profile(text, "my.yaml").matching.nicknames == [["Sasha", "Alexander"]]
+    for bad in ("[[Sasha]]", "[[Sasha, SASHA]]", "[[Sasha, '  ']]"):
+        with pytest.raises(ProfileError, match=r"my\.yaml: .*matching\.nicknames group 1"):
+            parse_profile((PROFILES_DIR / "gymdesk.yaml").read_text() + f"\nmatching:\n  nicknames: {bad}\n",
+                          "my.yaml")

@@ -6,13 +6,17 @@ work, not a Python loop per row.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+from rapidfuzz.distance import OSA
+from rapidfuzz.process import cpdist
 
 from crm_sync.pipeline import normalize
 from crm_sync.pipeline.bulk_normalize import FIELDS
+from crm_sync.pipeline.names import NICKNAME, OTHER, SAME, SWAPPED, Names
 
 
 def _by_owner(own: np.ndarray, text: np.ndarray) -> dict[int, list[str]]:
@@ -69,58 +73,139 @@ def name_keys(values: pd.Series) -> pd.Series:
     return pd.Series(keys[codes], index=values.index, dtype=object)
 
 
-def _codes(ghl: pd.DataFrame, app: pd.DataFrame, column: str, fold: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """A column of both sides as shared integer codes (-1 missing); ``fold`` compares names as
-    people do (normalize.name_key: case, accents, transliterations)."""
+def _codes(ghl: pd.DataFrame, app: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A column of both sides as shared integer codes (-1 missing), and the values the codes index."""
     values = pd.concat([ghl.get(column, pd.Series(None, index=ghl.index, dtype=object)),
                         app.get(column, pd.Series(None, index=app.index, dtype=object))], ignore_index=True)
     codes, uniques = pd.factorize(values)
-    if fold:  # fold each distinct name once, then merge the codes of equal folds
-        folded, _ = pd.factorize(name_keys(pd.Series(uniques, dtype=object)))
-        codes = np.append(folded, -1)[codes]
-    return codes[:len(ghl)], codes[len(ghl):]
+    return codes[:len(ghl)], codes[len(ghl):], np.asarray(uniques, dtype=object)
 
 
-def find_matches(ghl: pd.DataFrame, app: pd.DataFrame, apart: pd.DataFrame | None = None
-                 ) -> tuple[list[tuple[str, str]], dict[tuple[str, str], list]]:
-    """Pairs by email, then by phone among the rest (never across two different emails), without
-    a Python loop per row. One-to-many either way is ambiguous, and so is a one-to-one match whose
-    first names contradict each other (a family's shared email or phone; names compared by
-    normalize.name_key, so José and Jose agree), with candidates like
-    "app:<id> by email". Pairs kept ``apart`` (ghl_id, app_id) by a review decision never join.
-    Ids and keys become integer codes, so the joins and counts are numpy work."""
+def find_matches(ghl: pd.DataFrame, app: pd.DataFrame, apart: pd.DataFrame | None = None,
+                 nicknames: Iterable[Iterable[str]] = ()) -> tuple[list[tuple[str, str]], dict[tuple[str, str], list]]:
+    """Pairs by email, then by phone among the records the email step did not involve, and the
+    ambiguous records with candidates like "app:<id> by email, another first name". Without a
+    Python loop per row: ids, keys and names are integer codes (docs/sync-rules.md has examples).
+
+    - Names agree when the first names are one person's (crm_sync.pipeline.names: folded equal,
+      nicknames of each other, or first and last swapped) or missing on a side, and no generation
+      suffix differs (Robert Sr / Robert Jr).
+    - A key that joins two records only matches them when their names agree; a nickname pair on one
+      email whose phones differ is unsure (a father and son share a family email).
+    - A key several records share (a household's email or phone) matches a pair only when that
+      pair alone is consistent there (names agree, the other key does not differ) and is told apart
+      by the other key being equal or by names on both sides.
+    - By phone with different emails: only a one-to-one phone with the same (or swapped) first and
+      last names (a typo in an email); with other names (a nickname too) they are different people
+      here, no candidates (reconcile still keeps a create from landing on the other: identity.py).
+    - Last, records no key joined: an email one typo apart with a full name unique on each side.
+    - Every other pair a record that did not match is in makes it ambiguous (review). Pairs kept
+      ``apart`` (ghl_id, app_id) by a review decision never join.
+    """
     g_id, g_ids = pd.factorize(ghl["source_id"])
     a_id, a_ids = pd.factorize(app["source_id"])
     g_ids, a_ids = np.asarray(g_ids, dtype=object), np.asarray(a_ids, dtype=object)
     keys = {key: _codes(ghl, app, key) for key in ("email", "phone")}
-    g_first, a_first = _codes(ghl, app, "first_name", fold=True)
+    names = Names(ghl, app, nicknames)
     taken_g, taken_a = np.zeros(len(g_ids), bool), np.zeros(len(a_ids), bool)
     pairs: list[tuple[str, str]] = []
     ambiguous: dict[tuple[str, str], list] = {}
-    for key in ("email", "phone"):
-        (gk, ak), (ge, ae) = keys[key], keys["email"]
+    for key, other_key in (("email", "phone"), ("phone", "email")):
+        gk, ak, _ = keys[key]
         left = np.flatnonzero(~taken_g[g_id] & (gk >= 0))
         right = np.flatnonzero(~taken_a[a_id] & (ak >= 0))
-        joined = pd.DataFrame({"g": g_id[left], "k": gk[left], "g_email": ge[left], "g_first": g_first[left]}).merge(
-            pd.DataFrame({"a": a_id[right], "k": ak[right], "a_email": ae[right], "a_first": a_first[right]}), on="k")
-        if key == "phone":  # a shared phone never overrides two different emails
-            joined = joined[(joined.g_email < 0) | (joined.a_email < 0) | (joined.g_email == joined.a_email)]
+        rows = pd.DataFrame({"gr": left, "k": gk[left]}).merge(pd.DataFrame({"ar": right, "k": ak[right]}), on="k")
+        gr, ar = rows.gr.to_numpy(np.int64), rows.ar.to_numpy(np.int64)
+        rows["g"], rows["a"] = g_id[gr], a_id[ar]
+        rows["lone"] = _once(rows.g.to_numpy(), len(g_ids)) & _once(rows.a.to_numpy(), len(a_ids))
+        go, ao = keys[other_key][0][gr], keys[other_key][1][ar]
+        rows["same_other"], rows["other_differs"] = (go >= 0) & (go == ao), (go >= 0) & (ao >= 0) & (go != ao)
+        seen = names.compare(gr, ar)
+        rows = rows.assign(**seen._asdict())
+        named = rows["first"].isin([SAME, SWAPPED, NICKNAME])
+        if key == "phone":  # different emails and other names: different people; the same names: a typo
+            rows = rows[~rows.other_differs | (rows["first"].isin([SAME, SWAPPED]) & rows.last_agrees
+                                               & ~rows.generation_differs)]
+            named = named[rows.index]
         if apart is not None and not apart.empty:
-            joined = joined[~_apart(pd.DataFrame({"g": g_ids[joined.g.to_numpy()], "a": a_ids[joined.a.to_numpy()]}),
-                                    apart)]
-        g, a = joined.g.to_numpy(), joined.a.to_numpy()
-        other_name = ((joined.g_first >= 0) & (joined.a_first >= 0) & (joined.g_first != joined.a_first)).to_numpy()
-        unique = (np.bincount(g, minlength=len(g_ids))[g] == 1) & (np.bincount(a, minlength=len(a_ids))[a] == 1) \
-            & ~other_name
-        pairs.extend(zip(g_ids[g[unique]].tolist(), a_ids[a[unique]].tolist(), strict=True))
-        why = np.where(other_name[~unique], f" by {key}, another first name", f" by {key}").astype(object)
-        for side, own, own_ids, other, other_ids in (("ghl", g, g_ids, a, a_ids), ("app", a, a_ids, g, g_ids)):
+            keep = ~_apart(pd.DataFrame({"g": g_ids[rows.g.to_numpy()], "a": a_ids[rows.a.to_numpy()]}), apart)
+            rows, named = rows[keep], named[keep]
+        g, a = rows.g.to_numpy(), rows.a.to_numpy()
+        lone, differs = rows.lone.to_numpy(), rows.other_differs.to_numpy()
+        first = rows["first"].to_numpy()
+        fits = (first != OTHER) & ~rows.generation_differs.to_numpy() & ~(differs & ((first == NICKNAME) | ~lone))
+        told_apart = lone | rows.same_other.to_numpy() | named.to_numpy()
+        fits_once = np.zeros(len(rows), bool)
+        fits_once[fits] = _once(g[fits], len(g_ids)) & _once(a[fits], len(a_ids))
+        match = fits & fits_once & told_apart
+        done_g, done_a = np.zeros(len(g_ids), bool), np.zeros(len(a_ids), bool)
+        done_g[g[match]], done_a[a[match]] = True, True
+        pairs.extend(zip(g_ids[g[match]].tolist(), a_ids[a[match]].tolist(), strict=True))
+        why = _why(key, rows)
+        for side, own, own_ids, other, other_ids, done in (("ghl", g, g_ids, a, a_ids, done_g),
+                                                            ("app", a, a_ids, g, g_ids, done_a)):
+            rest = ~done[own]
             label = "app:" if side == "ghl" else "ghl:"
-            text = label + pd.Series(other_ids[other[~unique]], dtype=object).astype(str) + why
-            groups = _by_owner(own[~unique], text.to_numpy(object))
+            text = label + pd.Series(other_ids[other[rest]], dtype=object).astype(str) + why[rest]
+            groups = _by_owner(own[rest], text.to_numpy(object))
             ambiguous.update(zip(((side, i) for i in own_ids[list(groups)].tolist()), groups.values(), strict=True))
         taken_g[g], taken_a[a] = True, True
+    pairs += _typoed_emails(names, keys, g_id, a_id, g_ids, a_ids, taken_g, taken_a, apart)
     return pairs, ambiguous
+
+
+def _typoed_emails(names: Names, keys: dict, g_id: np.ndarray, a_id: np.ndarray, g_ids: np.ndarray,
+                   a_ids: np.ndarray, taken_g: np.ndarray, taken_a: np.ndarray, apart: pd.DataFrame | None
+                   ) -> list[tuple[str, str]]:
+    """Records no key joined, whose full name (first and last, folded) only one record on each side
+    holds, whose emails are one typo apart ("jordan@" / "jrodan@", "@gmail.con"; not in a digit:
+    smith1@ / smith2@ are numbered accounts) and whose phones and generation suffixes do not differ:
+    one person. The name join is one-to-one by construction,
+    and the edit distances are one vectorised call (rapidfuzz) over those pairs only."""
+    (ge, ae, emails), (gp, ap, _) = keys["email"], keys["phone"]
+    full = names.full_name()
+    g_full, a_full = full[:len(g_id)], full[len(g_id):]
+    g_rows = np.flatnonzero(~taken_g[g_id] & (ge >= 0) & (g_full >= 0))
+    a_rows = np.flatnonzero(~taken_a[a_id] & (ae >= 0) & (a_full >= 0))
+    if not len(g_rows) or not len(a_rows):
+        return []
+    g_rows = g_rows[_once(pd.factorize(g_full[g_rows])[0], len(g_rows))]
+    a_rows = a_rows[_once(pd.factorize(a_full[a_rows])[0], len(a_rows))]
+    rows = pd.DataFrame({"gr": g_rows, "k": g_full[g_rows]}).merge(pd.DataFrame({"ar": a_rows, "k": a_full[a_rows]}),
+                                                                   on="k")
+    gr, ar = rows.gr.to_numpy(np.int64), rows.ar.to_numpy(np.int64)
+    keep = ~((gp[gr] >= 0) & (ap[ar] >= 0) & (gp[gr] != ap[ar])) & ~names.compare(gr, ar).generation_differs
+    gr, ar = gr[keep], ar[keep]
+    if not len(gr):
+        return []
+    g_mail, a_mail = pd.Series(emails[ge[gr]], dtype=object), pd.Series(emails[ae[ar]], dtype=object)
+    near = cpdist(g_mail.to_numpy(), a_mail.to_numpy(), scorer=OSA.distance, score_cutoff=1) <= 1
+    # the same digits: john.smith1@ and john.smith2@ are two numbered accounts, often two people
+    near &= (g_mail.str.replace(r"\D", "", regex=True) == a_mail.str.replace(r"\D", "", regex=True)).to_numpy()
+    found = pd.DataFrame({"g": g_ids[g_id[gr[near]]], "a": a_ids[a_id[ar[near]]]})
+    if apart is not None and not apart.empty:
+        found = found[~_apart(found, apart)]
+    return list(zip(found.g.tolist(), found.a.tolist(), strict=True))
+
+
+def _once(codes: np.ndarray, size: int) -> np.ndarray:
+    """Per row: its code occurs once among ``codes``."""
+    return np.bincount(codes, minlength=size)[codes] == 1
+
+
+def _why(key: str, rows: pd.DataFrame) -> np.ndarray:
+    """Why each pair is unsure, as the review queue shows it ("by email, another first name", ...)."""
+    first, other = rows["first"].to_numpy(), "email" if key == "phone" else "phone"
+    notes = [(first == OTHER, ", another first name"),
+             ((first == OTHER) & rows.plausible_nickname.to_numpy(), " (not a known nickname)"),
+             (rows.generation_differs.to_numpy(), ", another generation (Sr / Jr)"),
+             ((first == NICKNAME) & rows.other_differs.to_numpy(), f", a nickname with another {other}"),
+             ((first != NICKNAME) & rows.other_differs.to_numpy(), f", {other} differs"),
+             (~rows.lone.to_numpy(), ", shared household contact")]
+    why = np.full(len(rows), f" by {key}", dtype=object)
+    for where, note in notes:
+        why[where] = why[where] + note
+    return why
 
 
 class PairDiff(NamedTuple):

@@ -49,7 +49,8 @@ def reconcile_contacts(conn: sa.Connection, ctx: RunContext, plan: Planner, task
     lone_ghl = ghl[~ghl.source_id.isin(links.ghl_id.dropna())]
     lone_app = app[~app.source_id.isin(links.app_id.dropna()) & ~app.deleted.astype(bool)]
     decided = review.active_decisions(conn, ctx.profile.name)
-    pairs, chosen, ambiguous = _identify(lone_ghl, lone_app, links, decided, ghl, app)
+    pairs, chosen, ambiguous = _identify(lone_ghl, lone_app, links, decided, ghl, app,
+                                         ctx.profile.matching.nicknames)
     linked_now = chosen + pairs
     kept_apart = _kept_apart(lone_ghl, lone_app, linked_now, ambiguous, decided, ghl, app, plan)
     new_links = [{"ghl_id": g, "app_id": a} for g, a in linked_now]
@@ -100,12 +101,12 @@ def reconcile_contacts(conn: sa.Connection, ctx: RunContext, plan: Planner, task
 
 
 def _identify(lone_ghl: pd.DataFrame, lone_app: pd.DataFrame, links: pd.DataFrame, decided: pd.DataFrame,
-              ghl: pd.DataFrame, app: pd.DataFrame
+              ghl: pd.DataFrame, app: pd.DataFrame, nicknames: list[list[str]]
               ) -> tuple[list[tuple[str, str]], list[tuple[str, str]], dict[tuple[str, str], list]]:
     """(pairs matched by the rules, pairs linked by review now, ambiguous records) among unlinked
-    contacts. A pair kept apart by review never matches. The records of an active ``link`` decision
-    take part in matching as candidates (linked or not), so any other record that matches one of
-    them stays in review, never linked or created past it."""
+    contacts; ``nicknames``: the profile's own. A pair kept apart by review never matches. The
+    records of an active ``link`` decision take part in matching as candidates (linked or not), so
+    any other record that matches one of them stays in review, never linked or created past it."""
     link, apart = decided[decided.decision == "link"], decided[decided.decision == "apart"]
     held_g = ghl[ghl.source_id.isin(link.ghl_id)]
     held_a = app[app.source_id.isin(link.app_id) & ~app.deleted.astype(bool)]
@@ -115,7 +116,7 @@ def _identify(lone_ghl: pd.DataFrame, lone_app: pd.DataFrame, links: pd.DataFram
     pairs, ambiguous = external_matches(cand_g, cand_a, others, apart)
     decided_keys = {*ambiguous, *(("ghl", g) for g, _ in pairs), *(("app", a) for _, a in pairs)}
     by_key, ambiguous_by_key = find_matches(_undecided(cand_g, "ghl", decided_keys),
-                                            _undecided(cand_a, "app", decided_keys), apart)
+                                            _undecided(cand_a, "app", decided_keys), apart, nicknames)
     pairs += by_key
     ambiguous.update(ambiguous_by_key)
     held = {*(("ghl", g) for g in held_g.source_id), *(("app", a) for a in held_a.source_id)}
@@ -166,8 +167,10 @@ def _clashes(lone_ghl: pd.DataFrame, lone_app: pd.DataFrame, ghl: pd.DataFrame, 
              ) -> dict[tuple[str, str], list[str]]:
     """Records to be created on the other side whose create would land on another record: GHL's
     upsert matches an existing contact by email or phone, and an app create is looked up by email
-    first. So a record sharing such a key with a record there that is linked to someone else, or with
-    another record to be created, would overwrite that person: it waits for review, ambiguous."""
+    first. So a record sharing such a key with any record there (linked to someone else, or left
+    unlinked because matching found them to be different or unsure people), or with another record
+    to be created, would overwrite that person: it waits for review, ambiguous, never created. (A
+    record there that is clearly the same person was linked by matching already.)"""
     found: dict[tuple[str, str], list[str]] = {}
     for side, lone, other, at in (("ghl", lone_ghl, app, 1), ("app", lone_app, ghl, 0)):
         target = OTHER[side]
@@ -175,12 +178,13 @@ def _clashes(lone_ghl: pd.DataFrame, lone_app: pd.DataFrame, ghl: pd.DataFrame, 
             continue
         creating = lone[[(side, i) not in settled for i in lone.source_id]]
         linked = set(links[f"{target}_id"].dropna()) | {pair[at] for pair in linked_now}
-        taken = other[other.source_id.isin(linked)]
         for key in ("email", "phone") if target == "ghl" else ("email",):
             mine = creating[["source_id", key]].dropna()
-            hits = mine.merge(taken[["source_id", key]].dropna(), on=key, suffixes=("", "_there"))
+            hits = mine.merge(other[["source_id", key]].dropna(), on=key, suffixes=("", "_there"))
             for own, there in zip(hits.source_id, hits.source_id_there, strict=True):
-                found.setdefault((side, own), []).append(f"{target}:{there} by {key}, already linked to another record")
+                found.setdefault((side, own), []).append(
+                    f"{target}:{there} by {key}, already linked to another record" if there in linked else
+                    f"{target}:{there} by {key}: a create in {plan.ctx.side_name(target)} would land on it")
             twins = mine[mine[key].duplicated(keep=False)]
             for _, group in twins.groupby(key):
                 for own in group.source_id:

@@ -5,11 +5,12 @@ Contacts first, then tasks, notes and appointments (they link through their cont
 1. Candidates: staged records with no identity link, or whose hash differs from the one
    the link last recorded for their side (our own echoes match it, so they drop out).
 2. Identity for unlinked contacts: the other side's id a record keeps (the profile's
-   ``external_id``), then normalised email, then E.164 phone (only when the emails do not
-   contradict each other). A record that matches more than one, or is matched by more than
-   one, or whose match names another first name, is quarantined as ``ambiguous_match``,
-   never guessed, and listed in the review queue (crm_sync.review); people's decisions on
-   such pairs come first: ``link`` pairs them, ``apart`` keeps the pair from ever joining.
+   ``external_id``), then normalised email, then E.164 phone, with names compared as one
+   person's (nicknames, swapped first and last; crm_sync.pipeline.matching has the rules). A
+   record that is unsure (several candidates, another first name, a create that would land on
+   an existing record) is quarantined as ``ambiguous_match``, never guessed, and listed in the
+   review queue (crm_sync.review); people's decisions on such pairs come first: ``link`` pairs
+   them, ``apart`` keeps the pair from ever joining.
    Unlinked children pair up under the same linked contact by their natural key (a task's
    title, a note's body, an appointment's start) when that is unique on both sides.
 3. Each linked or newly matched pair is merged field by field (crm_sync.pipeline.merge);
