@@ -95,12 +95,16 @@ class Lab:
                                    "ORDER BY id", DAG_ID, FAST_DAG_ID)
         return [dict(zip(("dag_id", "run_id", "run_type", "state"), row, strict=True)) for row in rows]
 
-    def inbox(self) -> tuple[int, int]:
-        """(events in the inbox, events a successful run of the profile used)."""
+    def inbox(self, source: str | None = None) -> tuple[int, int]:
+        """(events in the inbox, events a successful run of the profile used), of one ``source`` (ghl,
+        app:gymdesk) or of both: Gymdesk also pushes the echo of every write the sync makes there."""
+        only = "" if source is None else " AND i.source = :s"
         with self.warehouse.connect() as conn:
-            return (conn.execute(sa.text("SELECT count(*) FROM webhook_inbox")).scalar_one(),
-                    conn.execute(sa.text("SELECT count(*) FROM webhook_done WHERE profile = :p"),
-                                 {"p": PROFILE}).scalar_one())
+            return (conn.execute(sa.text(f"SELECT count(*) FROM webhook_inbox i WHERE 1 = 1{only}"),
+                                 {"s": source}).scalar_one(),
+                    conn.execute(sa.text("SELECT count(*) FROM webhook_done d JOIN webhook_inbox i "
+                                         f"ON i.id = d.inbox_id WHERE d.profile = :p{only}"),
+                                 {"p": PROFILE, "s": source}).scalar_one())
 
     def settle(self, deadline: float, events: int) -> None:
         """Wait until ``events`` events are in the inbox, all used by a successful run, and no run is left."""
