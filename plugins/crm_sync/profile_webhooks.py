@@ -36,6 +36,10 @@ class WebhookSignature(Strict):
     def _timestamp_signed_needs_its_header(self) -> WebhookSignature:
         if self.signed_text == "timestamp.body" and not self.timestamp_header:
             raise ValueError("signed_text timestamp.body needs timestamp_header (the header the timestamp is in)")
+        if self.timestamp_header and self.signed_text == "body":
+            # Anyone can resend an old signed body with a fresh timestamp: the tolerance would guard nothing.
+            raise ValueError("a timestamp_header the signature does not cover proves nothing: set signed_text "
+                             "timestamp.body, or leave timestamp_header out")
         return self
 
 

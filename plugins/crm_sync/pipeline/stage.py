@@ -27,6 +27,7 @@ from crm_sync.records import Broken, RuleBroken, dig
 from crm_sync.timezones import timestamp
 from crm_sync.warehouse import staging
 from crm_sync.warehouse.db import engine
+from crm_sync.warehouse.lock import profile_lock
 from crm_sync.warehouse.ops import insert_ignore
 from crm_sync.warehouse.tables import quarantine, raw_record, staging_contact, staging_record
 
@@ -174,10 +175,13 @@ def stage(ctx: RunContext) -> dict[str, Any]:
     contacts = [r for r in contacts
                 if current.get(("contact", r["side"], r["source_id"])) != (r["content_hash"], r["external_id"])]
     children = [r for r in children if current.get((r["entity"], r["side"], r["source_id"])) != r["content_hash"]]
-    with eng.begin() as conn:
+    # Under the profile's lock: the fast lane's load must not stage a newer answer between the check and the write.
+    with profile_lock(eng, name, "stage"), eng.begin() as conn:
+        contacts, children, older = staging.newer_only(conn, name, contacts, children)
         staging.keep(conn, contacts, children)
         insert_ignore(conn, quarantine, bad, keys=["profile", "run_id", "raw_id", "rule"])
         mark_staged(conn, ctx, raws)
-        stats = {"staged_changed": len(contacts) + len(children), "quarantined": len(bad), "rows": len(raws)}
+        stats = {"staged_changed": len(contacts) + len(children), "quarantined": len(bad), "rows": len(raws),
+                 "older_than_staged": older}
         log_step(conn, ctx, "stage", stats)
     return stats

@@ -33,7 +33,8 @@ def _key(name: str) -> int:
 def profile_lock(eng: sa.Engine, profile: str, step: str, wait_s: float = 120.0) -> Iterator[None]:
     """Hold the profile's lock for ``step``; wait up to ``wait_s`` for it, then raise ProfileBusy."""
     with named_lock(eng, profile, wait_s,
-                    ProfileBusy(f"another run of profile {profile} is in reconcile or load; {step} will be retried")):
+                    ProfileBusy(f"another run of profile {profile} holds its lock (stage, reconcile or load); "
+                                f"{step} will be retried")):
         yield
 
 
