@@ -38,10 +38,15 @@ PARSE_IN_A_SEALED_PROCESS = textwrap.dedent("""
 """)
 
 
-def parse_dags(home) -> dict:
-    env = airflow_env(home)
-    result = subprocess.run([sys.executable, "-c", PARSE_IN_A_SEALED_PROCESS.replace("DAGS_FOLDER", str(ROOT / "dags"))],
-                            env=env, capture_output=True, text=True, timeout=300, check=True)
+def parse_dags(home, profiles=None, describe: str | None = None) -> dict:
+    """The DagBag of dags/ parsed in a sealed process: import errors, what parsing touched, and per DAG
+    its task ids, or ``describe`` (a Python expression of ``dag``)."""
+    env = {**airflow_env(home), **({"CRM_SYNC_PROFILES_DIR": str(profiles)} if profiles else {})}
+    script = PARSE_IN_A_SEALED_PROCESS.replace("DAGS_FOLDER", str(ROOT / "dags"))
+    if describe:
+        script = script.replace("sorted(t.task_id for t in dag.tasks) for d, dag", f"{describe} for d, dag")
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -70,14 +75,8 @@ def test_a_profile_with_a_ghl_location_parses_into_its_batch_dag_on_cron_and_a_f
     text = (PROFILES_DIR / "gymdesk.yaml").read_text()
     (profiles / "gymdesk.yaml").write_text(text.replace("\nghl:\n  conn_id: ghl_default\n",
                                                         "\nghl:\n  conn_id: ghl_default\n  location_id: loc1\n", 1))
-    env = {**airflow_env(tmp_path / "home"), "CRM_SYNC_PROFILES_DIR": str(profiles)}
-    script = PARSE_IN_A_SEALED_PROCESS.replace("DAGS_FOLDER", str(ROOT / "dags")).replace(
-        '"dags": {d: sorted(t.task_id for t in dag.tasks) for d, dag in bag.dags.items()}',
-        '"dags": {d: [sorted(t.task_id for t in dag.tasks), sorted({t.pool for t in dag.tasks}), '
-        'type(dag.timetable).__name__, dag.max_active_runs] for d, dag in bag.dags.items()}')
-    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300,
-                            check=True)
-    parsed = json.loads(result.stdout.strip().splitlines()[-1])
+    parsed = parse_dags(tmp_path / "home", profiles, "[sorted(t.task_id for t in dag.tasks), "
+                        "sorted({t.pool for t in dag.tasks}), type(dag.timetable).__name__, dag.max_active_runs]")
     assert parsed["errors"] == {} and parsed["touched"] == []
     assert parsed["dags"]["ghl_gymdesk_fast"] == [["sync"], ["crm_sync_ghl_default"], "AssetTriggeredTimetable", 1]
     assert parsed["dags"]["ghl_gymdesk"][2] == "CronDataIntervalTimetable"  # one event wakes one DAG
@@ -92,12 +91,7 @@ def test_an_invalid_profile_is_an_import_error_and_the_other_profiles_still_load
     shutil.copytree(PROFILES_DIR, profiles)
     broken = (profiles / "gist.yaml").read_text().replace("direction: both", "direction: sideways", 1)
     (profiles / "gist.yaml").write_text(broken)
-    home = tmp_path / "home"
-    env = {**airflow_env(home), "CRM_SYNC_PROFILES_DIR": str(profiles)}
-    script = PARSE_IN_A_SEALED_PROCESS.replace("DAGS_FOLDER", str(ROOT / "dags"))
-    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300,
-                            check=True)
-    parsed = json.loads(result.stdout.strip().splitlines()[-1])
+    parsed = parse_dags(tmp_path / "home", profiles)
     assert "ghl_gist" not in parsed["dags"] and "ghl_gymdesk" in parsed["dags"] and "ghl_gymflow" in parsed["dags"]
     [(path, error)] = parsed["errors"].items()
     assert path.endswith("crm_sync_profile_errors.py")
@@ -126,17 +120,16 @@ def test_fifty_locations_of_one_profile_parse_into_fifty_dags_with_their_own_poo
     shutil.copy(PROFILES_DIR / "gymflow.yaml", profiles)
     locations = "".join(f"  - {{key: loc{n:02d}, conn_id: ghl_loc{n:02d}}}\n" for n in range(50))
     (profiles / "gymdesk.yaml").write_text((PROFILES_DIR / "gymdesk.yaml").read_text() + "\nlocations:\n" + locations)
-    env = {**airflow_env(tmp_path / "home"), "CRM_SYNC_PROFILES_DIR": str(profiles)}
-    script = PARSE_IN_A_SEALED_PROCESS.replace("DAGS_FOLDER", str(ROOT / "dags")).replace(
-        '"dags": {d: sorted(t.task_id for t in dag.tasks) for d, dag in bag.dags.items()}',
-        '"dags": {d: [sorted({t.pool for t in dag.tasks} - {"default_pool"}), dag.timetable.summary]'
-        ' for d, dag in bag.dags.items()}')
     # The DagBag enforces Airflow's own parse bound ([core] dagbag_import_timeout): a file over it is an import error.
-    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300,
-                            check=True)
-    parsed = json.loads(result.stdout.strip().splitlines()[-1])
+    parsed = parse_dags(tmp_path / "home", profiles, '[sorted({t.pool for t in dag.tasks} - {"default_pool"}), '
+                                                     'getattr(dag.timetable, "summary", None)]')
     assert parsed["errors"] == {} and parsed["touched"] == []
-    desk = {dag_id: spec for dag_id, spec in parsed["dags"].items() if dag_id.startswith("ghl_gymdesk_loc")}
+    desk = {dag_id: spec for dag_id, spec in parsed["dags"].items()
+            if dag_id.startswith("ghl_gymdesk_loc") and not dag_id.endswith("_fast")}
     assert len(desk) == 50 and "ghl_gymflow" in parsed["dags"] and "ghl_gymdesk" not in parsed["dags"]
     assert sorted(pools[0] for pools, _ in desk.values()) == [f"crm_sync_ghl_loc{n:02d}" for n in range(50)]
     assert len({summary for _, summary in desk.values()}) == 50  # each location starts at its own minute
+    # Gymdesk pushes its changes (app.webhooks): each location's fast lane, in that location's pool.
+    fast = {dag_id: pools for dag_id, (pools, _) in parsed["dags"].items() if dag_id.endswith("_fast")}
+    assert {dag_id: pools for dag_id, pools in fast.items() if dag_id.startswith("ghl_gymdesk_loc")} == {
+        f"ghl_gymdesk_loc{n:02d}_fast": [f"crm_sync_ghl_loc{n:02d}"] for n in range(50)}
