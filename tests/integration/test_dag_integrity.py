@@ -66,8 +66,6 @@ def test_every_dag_file_imports_without_touching_network_connections_or_the_ware
 
 
 def test_a_profile_with_a_ghl_location_parses_into_its_batch_dag_on_cron_and_a_fast_lane_on_the_asset(tmp_path):
-    import shutil
-
     from crm_sync.paths import PROFILES_DIR
 
     profiles = tmp_path / "profiles"
