@@ -84,10 +84,11 @@ def test_the_batch_extract_uses_only_the_events_its_window_covers(gymdesk_wareho
     with eng.begin() as conn:
         for entity in ("contact", "task", "note", "appointment"):
             advance_watermark(conn, "gymdesk", "ghl", entity, end - timedelta(hours=1))
+        moments = (end - timedelta(minutes=1), end + timedelta(minutes=1))  # inside the window, then after it
         ids = [conn.execute(sa.insert(webhook_inbox).values(
             webhook_id=f"wh{n}", location_id=LOCATION_ID, event_type="ContactUpdate", contact_id=f"c{n}",
-            object_id=f"c{n}", event_at=received, received_at=received, routed=True, payload={})).inserted_primary_key[0]
-               for n, received in enumerate((end - timedelta(minutes=1), end + timedelta(minutes=1)))]
+            object_id=f"c{n}", event_at=received, received_at=received, routed=True, payload={})
+        ).inserted_primary_key[0] for n, received in enumerate(moments)]
     ctx = RunContext(profile, "scheduled__1", "scheduled", interval_start=end - timedelta(hours=1),
                      interval_end=end, dag_id=profile.dag_id)
     extract(ctx, "ghl")
