@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, Param, task
+from airflow.sdk import DAG, AssetOrTimeSchedule, Param, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from crm_sync.fast_dag import ghl_asset
 from crm_sync.pipeline.run_failed import RunFailedNotifier
 from crm_sync.profile import Profile
 
@@ -73,9 +74,8 @@ def schedule(profile: Profile):
     GHL starts a run within seconds while the cron stays the safety net for lost webhooks. A profile
     with a fast lane (crm_sync.fast_dag) leaves its assets to it, so one event never wakes two DAGs."""
     cron = CronDataIntervalTimetable(profile.schedule, timezone="UTC")
-    if profile.ghl.asset is None or profile.fast_dag_id:
+    if (asset := ghl_asset(profile)) is None or profile.fast_dag_id:
         return cron
-    asset = Asset(name=profile.ghl.asset, uri=f"crm-sync://ghl-location/{profile.ghl.location_id}")
     return AssetOrTimeSchedule(timetable=cron, assets=asset)
 
 

@@ -25,12 +25,18 @@ watermark: `{batch}`, on its cron, still finds whatever a lost webhook missed.
 FAST_TIMEOUT = timedelta(minutes=10)
 
 
+def ghl_asset(profile: Profile) -> Asset | None:
+    """The GHL location's asset its webhooks update (the batch DAG of a profile without a fast lane
+    watches it too: ``dag_factory.schedule``), if the profile names a location."""
+    if not profile.ghl.asset:
+        return None
+    return Asset(name=profile.ghl.asset, uri=f"crm-sync://ghl-location/{profile.ghl.location_id}")
+
+
 def assets(profile: Profile) -> list[Asset]:
     """What wakes the fast lane: the GHL location's asset and the app's asset (the same URIs the
     receiver's events name), whichever the profile has."""
-    found = []
-    if profile.ghl.asset:
-        found.append(Asset(name=profile.ghl.asset, uri=f"crm-sync://ghl-location/{profile.ghl.location_id}"))
+    found = [asset] if (asset := ghl_asset(profile)) else []
     if profile.app_asset:
         found.append(Asset(name=profile.app_asset, uri=f"crm-sync://app/{profile.name}"))
     return found

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from crm_sync.hooks.app import AppClient
+from crm_sync.http import ApiError
 from crm_sync.profile import profile_by_name
 
 from harness.demo_apps import COLLECTIONS, UPDATED_FORMAT
@@ -80,5 +81,34 @@ def test_a_record_a_webhook_names_is_read_by_its_id_and_one_the_app_no_longer_ha
         found = api.get("contact", str(wanted))
         assert found is not None and str(found[id_field]) == str(wanted) and found["email"] == "person1@example.com"
         assert api.get("contact", "999999" if isinstance(wanted, int) else "p-999") is None
+    finally:
+        api.close()
+
+
+@pytest.mark.parametrize("app_sim", ["gymdesk"], indirect=True)
+def test_a_record_the_app_refuses_is_left_to_the_batch_and_the_others_are_still_read(app_sim, caplog):
+    """One bad event must not stall the fast lane: a 4xx for one record (not 429) is logged, naming the
+    record and never the key, and the others are read; a server error still fails the read."""
+    from crm_sync.pipeline.extract_named import read_app_records
+
+    start = datetime(2026, 11, 10, tzinfo=UTC)
+    app_sim.seed(COLLECTIONS["gymdesk"]["contact"], [person("gymdesk", n, start) for n in range(3)])
+    api = client("gymdesk", app_sim)
+    named = {"contact": {"p-0", "p-1", "p-2", "p-999"}}
+    try:
+        app_sim.admin.post("/faults", json={"statuses": [403]}).raise_for_status()  # met by p-0, read first
+        with caplog.at_level("WARNING", logger="crm_sync.pipeline.extract_named"):
+            records, refused = read_app_records(api, named, ["contact", "task"])
+        assert sorted(r["id"] for _, r in records) == ["p-1", "p-2"] and refused == [("contact", "p-0")]
+        assert "contact p-0" in caplog.text and "403" in caplog.text and APP_KEY not in caplog.text
+
+        api.max_attempts = 1  # no retries: the 5xx is the answer
+        app_sim.admin.post("/faults", json={"statuses": [503]}).raise_for_status()
+        with pytest.raises(ApiError) as failed:
+            read_app_records(api, named, ["contact"])
+        assert failed.value.status == 503
+        app_sim.admin.post("/faults", json={"statuses": [401]}).raise_for_status()  # about the key, not p-0
+        with pytest.raises(ApiError):
+            read_app_records(api, named, ["contact"])
     finally:
         api.close()

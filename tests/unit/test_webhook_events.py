@@ -102,3 +102,24 @@ def test_the_apps_events_name_its_records_per_entity_and_are_done_with_the_ghl_o
     handoff.record(conn, run, "app", handoff.Handoff(webhook_events=app.handed_on([])))
     assert webhook_events.mark_done(conn, run) == 10
     assert webhook_events.pending_app(conn, ctx("r2")).records == {"note": {"n1"}}
+
+
+def test_a_run_capped_at_some_records_takes_the_oldest_events_and_leaves_the_rest_pending(conn):
+    """A bulk import is read over several fast runs: each takes the oldest events naming at most
+    ``max_records`` records (another event of a record it reads rides along), and the others are not
+    marked done, so the next run takes them."""
+    conn.execute(sa.insert(webhook_inbox), [
+        _app_event(1, "contact", "m1"), _app_event(2, "contact", "m2"), _app_event(3, "contact", "m1"),
+        _app_event(4, "invoice", "i1"), _app_event(5, "contact", "m3"), _app_event(6, "task", "t1")])
+    first = ctx("r1")
+    ghl = webhook_events.pending(conn, first, "loc1", max_records=4)
+    assert ghl.ids == [1, 2, 3, 4, 5] and ghl.contacts == {"c1", "c2", "c3", "c4"} and ghl.left_pending == 1
+    app = webhook_events.pending_app(conn, first, max_records=2)
+    assert app.records == {"contact": {"m1", "m2"}} and len(app.ids) == 4 and app.left_pending == 2
+    for side, events in (("ghl", ghl), ("app", app)):
+        log_step(conn, first, "extract", {}, side=side)
+        handoff.record(conn, first, side, handoff.Handoff(webhook_events=events.handed_on([])))
+    assert webhook_events.mark_done(conn, first) == 9
+    assert webhook_events.pending(conn, ctx("r2"), "loc1").ids == [6]  # ContactDelete c5: past the cap
+    rest = webhook_events.pending_app(conn, ctx("r2"), max_records=2)
+    assert rest.records == {"contact": {"m3"}, "task": {"t1"}} and rest.left_pending == 0

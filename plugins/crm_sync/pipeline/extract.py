@@ -127,10 +127,12 @@ def _complete_in_range(rows: list[sa.Row], start: datetime, end: datetime) -> se
     return {contact_id for contact_id, ok in inside.items() if ok}
 
 
-def _last_synced(conn: sa.Connection, ctx: RunContext) -> dict[str, Any]:
-    """When each linked GHL contact was last synced (our write, or a reconcile that found it equal)."""
+def _last_synced(conn: sa.Connection, ctx: RunContext, contact_ids: set[str] | None = None) -> dict[str, Any]:
+    """When each linked GHL contact was last synced (our write, or a reconcile that found it equal);
+    ``contact_ids``: only those (the fast lane asks of a few, not the whole table)."""
+    only = [xref.c.ghl_id.in_(sorted(contact_ids))] if contact_ids is not None else []
     return {r.ghl_id: r.updated_at for r in conn.execute(sa.select(xref.c.ghl_id, xref.c.updated_at).where(
-        xref.c.profile == ctx.profile.name, xref.c.entity == "contact", xref.c.ghl_id.is_not(None)))}
+        xref.c.profile == ctx.profile.name, xref.c.entity == "contact", xref.c.ghl_id.is_not(None), *only))}
 
 
 def _changed_since_sync(contacts: list[dict[str, Any]], synced: dict[str, Any]) -> list[str]:
@@ -144,13 +146,16 @@ def _changed_since_sync(contacts: list[dict[str, Any]], synced: dict[str, Any]) 
     return changed
 
 
-def _linked_children(conn: sa.Connection, ctx: RunContext, entity: str) -> list[sa.Row]:
-    """(GHL contact id, fields) of each GHL child of this entity linked on both sides."""
+def _linked_children(conn: sa.Connection, ctx: RunContext, entity: str, contact_ids: set[str] | None = None
+                     ) -> list[sa.Row]:
+    """(GHL contact id, fields) of each GHL child of this entity linked on both sides; ``contact_ids``:
+    only those contacts' children (the fast lane asks of a few, not the whole table)."""
+    only = [staging_record.c.contact_id.in_(sorted(contact_ids))] if contact_ids is not None else []
     return conn.execute(sa.select(staging_record.c.contact_id, staging_record.c.fields).join(xref, sa.and_(
         xref.c.profile == staging_record.c.profile, xref.c.entity == staging_record.c.entity,
         xref.c.ghl_id == staging_record.c.source_id)).where(
         staging_record.c.profile == ctx.profile.name, staging_record.c.entity == entity,
-        staging_record.c.side == "ghl", xref.c.app_id.is_not(None))).all()
+        staging_record.c.side == "ghl", xref.c.app_id.is_not(None), *only)).all()
 
 
 @dataclass
@@ -186,7 +191,8 @@ def _extract_ghl(ctx: RunContext, window: Window, conn: sa.Connection) -> Extrac
         synced = _last_synced(conn, ctx)
         changed = _changed_since_sync(usable, synced)
         everyone = sorted({c["id"] for c in usable} | set(synced))
-        webhooks = webhook_events.pending(conn, ctx, client.location_id)
+        # Only events the search covers: a contact's event received after its window ends waits for the next run.
+        webhooks = webhook_events.pending(conn, ctx, client.location_id, before=window.until or window.started_at)
         named = {entity: contact_ids & set(everyone) for entity, contact_ids in webhooks.reads.items()}
         # The first sync of an entity (a new profile, or one switched on later) covers every known contact.
         first = {entity: extraction_window(conn, ctx, "ghl", entity).mode == "initial"

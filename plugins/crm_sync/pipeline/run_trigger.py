@@ -32,7 +32,7 @@ def run_dag_id(steps: dict[tuple[str, str], Any], profile: Profile) -> str:
 
 def one_task(steps: dict[tuple[str, str], Any], profile: Profile) -> str | None:
     """The task that ran every step of the run, for a fast-lane run (its task logs are that task's)."""
-    return FAST_LANE_TASK if run_dag_id(steps, profile) == f"{profile.dag_id}_fast" else None
+    return FAST_LANE_TASK if run_dag_id(steps, profile) == profile.fast_dag_id else None
 
 
 def carried(steps: dict[tuple[str, str], Any]) -> tuple[dict[str, dict[str, Any]], list[str]]:
@@ -62,7 +62,7 @@ def run_trigger(steps: dict[tuple[str, str], Any], profile: Profile, interval_st
     ages = [e["age_at_start_s"] for e in events.values() if e["count"] and e["age_at_start_s"] is not None]
     trigger = {
         "kind": KINDS.get(run_type or "", "other"), "run_type": run_type, "dag_id": dag_id,
-        "fast_lane": dag_id == f"{profile.dag_id}_fast",
+        "fast_lane": dag_id == profile.fast_dag_id,
         "schedule": profile.schedule if run_type == "scheduled" else None,
         "interval_s": _seconds_between(interval_start, interval_end) if run_type in ("scheduled", "backfill") else None,
         "events": events, "event_count": sum(e["count"] for e in events.values()),

@@ -12,8 +12,10 @@ run marks nothing, so its events are read again by the next run, batch or fast l
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -22,6 +24,7 @@ from crm_sync.pipeline import handoff
 from crm_sync.pipeline.context import RunContext, utcnow
 from crm_sync.warehouse.ops import insert_ignore
 from crm_sync.warehouse.tables import webhook_done, webhook_inbox
+from crm_sync.webhooks.app_events import source as app_source
 
 log = logging.getLogger(__name__)
 # The child list a contact's event calls for: a note, task or appointment created, changed or deleted.
@@ -41,6 +44,7 @@ class PendingEvents:
     contacts: set[str] = field(default_factory=set)  # every contact an event names (the fast lane reads them)
     records: dict[str, set[str]] = field(default_factory=dict)  # app events: entity -> the app's record ids
     oldest_received_at: datetime | None = None
+    left_pending: int = 0  # events past ``max_records``: not taken, so not marked done (the next run's)
 
     def handed_on(self, deleted: list[str], used: bool = True, started_at: datetime | None = None
                   ) -> handoff.WebhookEvents:
@@ -66,16 +70,32 @@ def _waiting(ctx: RunContext, source: sa.ColumnElement[bool], before: datetime |
             .where(source, ~sa.exists(done), *received).order_by(webhook_inbox.c.id).limit(BATCH_LIMIT))
 
 
-def pending(conn: sa.Connection, ctx: RunContext, location_id: str, before: datetime | None = None
-            ) -> PendingEvents:
-    """The location's GHL events this profile has not used in a successful run, oldest first."""
+def _within(rows: list[sa.Row], record: Callable[[sa.Row], object], max_records: int | None
+            ) -> tuple[list[sa.Row], int]:
+    """The oldest events whose records (``record``: the one an event names, or None) number at most
+    ``max_records``, and how many are left: a bulk import is read over several runs, each one
+    inside its task's timeout and its share of GHL's daily budget, instead of failing them all."""
+    named: set[object] = set()
+    for index, row in enumerate(rows):
+        if (key := record(row)) is not None and key not in named:
+            if max_records is not None and len(named) >= max_records:
+                return rows[:index], len(rows) - index
+            named.add(key)
+    return rows, 0
+
+
+def pending(conn: sa.Connection, ctx: RunContext, location_id: str, before: datetime | None = None,
+            max_records: int | None = None) -> PendingEvents:
+    """The location's GHL events this profile has not used in a successful run, oldest first;
+    ``max_records``: only the oldest events naming at most that many contacts (the rest stay pending)."""
     if ctx.profile.ghl.location_id not in (None, location_id):
         raise ValueError(f"profile {ctx.profile.name}: ghl.location_id {ctx.profile.ghl.location_id} is not the "
                          f"location of connection '{ctx.profile.ghl.conn_id}' ({location_id})")
-    rows = conn.execute(_waiting(ctx, sa.and_(webhook_inbox.c.location_id == location_id,
-                                              webhook_inbox.c.source == "ghl"), before)).all()
+    rows, left = _within(conn.execute(_waiting(ctx, sa.and_(webhook_inbox.c.location_id == location_id,
+                                                            webhook_inbox.c.source == "ghl"), before)).all(),
+                         lambda row: row.contact_id or None, max_records)
     work = PendingEvents(ids=[r.id for r in rows], oldest_received_at=min(
-        (_utc(r.received_at) for r in rows), default=None))
+        (_utc(r.received_at) for r in rows), default=None), left_pending=left)
     for row in rows:
         if not row.contact_id:
             continue
@@ -88,36 +108,40 @@ def pending(conn: sa.Connection, ctx: RunContext, location_id: str, before: date
     return work
 
 
-def app_source(profile: str) -> str:
-    """The inbox's ``source`` of the app's own webhooks for this profile."""
-    return f"app:{profile}"
-
-
-def pending_app(conn: sa.Connection, ctx: RunContext, before: datetime | None = None) -> PendingEvents:
+def pending_app(conn: sa.Connection, ctx: RunContext, before: datetime | None = None,
+                max_records: int | None = None) -> PendingEvents:
     """The app's events for this profile not used in a successful run: ``records`` names, per entity
     the profile syncs, the app's ids they changed. An event of an entity the profile does not sync is
-    used (marked done) and read by nothing."""
-    rows = conn.execute(_waiting(ctx, webhook_inbox.c.source == app_source(ctx.profile.name), before)).all()
-    work = PendingEvents(ids=[r.id for r in rows], oldest_received_at=min(
-        (_utc(r.received_at) for r in rows), default=None))
+    used (marked done) and read by nothing. ``max_records``: as for ``pending``."""
     synced = set(ctx.profile.synced())
+    rows, left = _within(conn.execute(_waiting(ctx, webhook_inbox.c.source == app_source(ctx.profile.name),
+                                               before)).all(),
+                         lambda row: (row.entity, row.object_id) if row.entity in synced and row.object_id else None,
+                         max_records)
+    work = PendingEvents(ids=[r.id for r in rows], oldest_received_at=min(
+        (_utc(r.received_at) for r in rows), default=None), left_pending=left)
     for row in rows:
         if row.entity in synced and row.object_id:
             work.records.setdefault(row.entity, set()).add(row.object_id)
     return work
 
 
-def confirmed_deleted(client, contact_ids: set[str]) -> list[str]:
-    """The contacts GHL really no longer has (one GET each): an event is never the only evidence."""
-    gone = []
+def contacts_by_id(client, contact_ids: set[str]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The contacts GHL still has (one GET each), and those it answered 400 or 404 for (gone)."""
+    found, gone = [], []
     for contact_id in sorted(contact_ids):
         try:
-            client.get_contact(contact_id)
+            found.append(client.get_contact(contact_id))
         except ApiError as exc:
             if exc.status not in (400, 404):
                 raise
             gone.append(contact_id)
-    return gone
+    return found, gone
+
+
+def confirmed_deleted(client, contact_ids: set[str]) -> list[str]:
+    """The contacts GHL really no longer has: an event is never the only evidence."""
+    return contacts_by_id(client, contact_ids)[1]
 
 
 def mark_done(conn: sa.Connection, ctx: RunContext) -> int:
