@@ -102,7 +102,7 @@ def find_matches(ghl: pd.DataFrame, app: pd.DataFrame, apart: pd.DataFrame | Non
     - Last, records no key joined: an email one typo apart with a full name unique on each side.
     - Every other pair a record that did not match is in makes it ambiguous (review). Pairs kept
       ``apart`` (ghl_id, app_id) by a review decision never join.
-    - "One-to-one" (a key, a full name) counts the holders among ``everyone`` (each side's records,
+    - "One-to-one" (a key; a full name in the typo step) counts the holders among ``everyone`` (each side's records,
       linked ones too; default: ``ghl`` and ``app``): a household line is never unique because the
       others on it were matched or linked before. A generation suffix on one side only, with the other
       key differing (Robert Smith Sr / Robert Smith, two phones), is unsure: maybe father and son.
@@ -114,7 +114,8 @@ def find_matches(ghl: pd.DataFrame, app: pd.DataFrame, apart: pd.DataFrame | Non
     all_g, all_a = everyone if everyone is not None else (ghl, app)
     names = Names(pd.concat([ghl, all_g], ignore_index=True), pd.concat([app, all_a], ignore_index=True),
                   nicknames) if everyone is not None else Names(ghl, app, nicknames)
-    once = {key: (_held(ghl, all_g, key) == 1, _held(app, all_a, key) == 1) for key in ("email", "phone")}
+    once = {key: (_held(ghl, all_g, key) == 1, _held(app, all_a, key) == 1) if everyone is not None
+            else (_codes_once(keys[key][0]), _codes_once(keys[key][1])) for key in ("email", "phone")}
     name_once = _names_once(names, len(ghl), len(app), everyone is not None)
     taken_g, taken_a = np.zeros(len(g_ids), bool), np.zeros(len(a_ids), bool)
     pairs: list[tuple[str, str]] = []
@@ -127,7 +128,6 @@ def find_matches(ghl: pd.DataFrame, app: pd.DataFrame, apart: pd.DataFrame | Non
         gr, ar = rows.gr.to_numpy(np.int64), rows.ar.to_numpy(np.int64)
         rows["g"], rows["a"] = g_id[gr], a_id[ar]
         rows["lone"] = once[key][0][gr] & once[key][1][ar]
-        rows["name_once"] = (name_once[0][gr] & name_once[1][ar]) if key == "phone" else True
         go, ao = keys[other_key][0][gr], keys[other_key][1][ar]
         rows["same_other"], rows["other_differs"] = (go >= 0) & (go == ao), (go >= 0) & (ao >= 0) & (go != ao)
         seen = names.compare(gr, ar)
@@ -144,7 +144,7 @@ def find_matches(ghl: pd.DataFrame, app: pd.DataFrame, apart: pd.DataFrame | Non
         lone, differs = rows.lone.to_numpy(), rows.other_differs.to_numpy()
         first = rows["first"].to_numpy()
         fits = (first != OTHER) & ~rows.generation_differs.to_numpy() & ~(differs & (
-            (first == NICKNAME) | ~lone | ~rows.name_once.to_numpy() | rows.one_suffix.to_numpy()))
+            (first == NICKNAME) | ~lone | rows.one_suffix.to_numpy()))
         told_apart = lone | rows.same_other.to_numpy() | named.to_numpy()
         fits_once = np.zeros(len(rows), bool)
         fits_once[fits] = _once(g[fits], len(g_ids)) & _once(a[fits], len(a_ids))
@@ -165,14 +165,15 @@ def find_matches(ghl: pd.DataFrame, app: pd.DataFrame, apart: pd.DataFrame | Non
     return pairs, ambiguous
 
 
-def _typoed_emails(names: Names, keys: dict, name_once: tuple[np.ndarray, np.ndarray], g_id: np.ndarray, a_id: np.ndarray, g_ids: np.ndarray,
-                   a_ids: np.ndarray, taken_g: np.ndarray, taken_a: np.ndarray, apart: pd.DataFrame | None
-                   ) -> list[tuple[str, str]]:
+def _typoed_emails(names: Names, keys: dict, name_once: tuple[np.ndarray, np.ndarray], g_id: np.ndarray,
+                   a_id: np.ndarray, g_ids: np.ndarray, a_ids: np.ndarray, taken_g: np.ndarray,
+                   taken_a: np.ndarray, apart: pd.DataFrame | None) -> list[tuple[str, str]]:
     """Records no key joined, whose full name (first and last, folded) only one record on each side
-    holds (``name_once``, among all its records), whose emails are one typo apart ("jordan@" / "jrodan@", "@gmail.con"; not in a digit:
-    smith1@ / smith2@ are numbered accounts) and whose phones and generation suffixes do not differ:
-    one person. The name join is one-to-one by construction,
-    and the edit distances are one vectorised call (rapidfuzz) over those pairs only."""
+    holds (``name_once``: among all its records, matched or linked too), whose emails are one typo
+    apart ("jordan@" / "jrodan@", "@gmail.con"; not in a digit: smith1@ / smith2@ are numbered
+    accounts) and whose phones do not differ, nor generation suffixes (nor one present on one side
+    only): one person. The name join is one-to-one by construction, and the edit distances are one
+    vectorised call (rapidfuzz) over those pairs only."""
     (ge, ae, emails), (gp, ap, _) = keys["email"], keys["phone"]
     full = names.full_name()
     g_full, a_full = full[:len(g_id)], full[names.n_ghl:names.n_ghl + len(a_id)]
@@ -205,6 +206,13 @@ def _held(part: pd.DataFrame, whole: pd.DataFrame, column: str) -> np.ndarray:
     return part[column].map(whole[column].value_counts()).fillna(0).to_numpy(np.int64)
 
 
+def _codes_once(codes: np.ndarray) -> np.ndarray:
+    """Per row: its code is known (>= 0) and no other row holds it (numpy, for a million rows)."""
+    known = codes >= 0
+    counts = np.bincount(codes[known], minlength=int(codes.max(initial=-1)) + 1)
+    return known & (counts[np.where(known, codes, 0)] == 1) if len(counts) else known
+
+
 def _names_once(names: Names, n_ghl: int, n_app: int, extended: bool) -> tuple[np.ndarray, np.ndarray]:
     """Per record of each side's frame: its full name is known and no other record of that side
     (among everyone ``names`` was built on, after the frames themselves when ``extended``) holds it."""
@@ -228,11 +236,11 @@ def _why(key: str, rows: pd.DataFrame) -> np.ndarray:
     notes = [(first == OTHER, ", another first name"),
              ((first == OTHER) & rows.plausible_nickname.to_numpy(), " (not a known nickname)"),
              (rows.generation_differs.to_numpy(), ", another generation (Sr / Jr)"),
-             (rows.other_differs.to_numpy() & rows.one_suffix.to_numpy(), ", a generation suffix on one side (Sr / Jr)"),
+             (rows.other_differs.to_numpy() & rows.one_suffix.to_numpy(),
+              ", a generation suffix on one side (Sr / Jr)"),
              ((first == NICKNAME) & rows.other_differs.to_numpy(), f", a nickname with another {other}"),
              ((first != NICKNAME) & rows.other_differs.to_numpy(), f", {other} differs"),
-             (~rows.lone.to_numpy(), ", shared household contact"),
-             (rows.other_differs.to_numpy() & ~rows.name_once.to_numpy(), ", a full name others share")]
+             (~rows.lone.to_numpy(), ", shared household contact")]
     why = np.full(len(rows), f" by {key}", dtype=object)
     for where, note in notes:
         why[where] = why[where] + note
