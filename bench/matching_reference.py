@@ -100,6 +100,18 @@ def labelled_pairs() -> tuple[pd.DataFrame, pd.DataFrame, set[tuple[str, str]], 
                              "last_name": "Smith"},  # one home line, two emails, two names: two people
                {"email": f"tom{k}@example.com", "phone": f"(617) 555-15{k:02d}", "first_name": "Tom",
                 "last_name": "Smith"})
+    for k, (one, other) in enumerate([("Louis", "Louise"), ("Edwin", "Edwina"), ("Justin", "Justina"),
+                                      ("Ernest", "Ernestine"), ("Clement", "Clementine"), ("August", "Augustine")]):
+        line = f"(617) 555-16{k:02d}"  # a household: a name's other form is another person, not a nickname
+        person(f"xform{k}", {"email": f"fam.martin{k}@example.com", "phone": line, "first_name": one,
+                             "last_name": "Martin"},
+               {"email": f"fam.martin{k}@example.com", "phone": line if k % 2 else None, "first_name": other,
+                "last_name": "Martin"})
+    for k in range(3):  # father with a suffix, son without: one email, two phones, unsure
+        person(f"xsr{k}", {"email": f"robert{k}@example.com", "phone": f"(617) 555-17{k:02d}",
+                           "first_name": "Robert", "last_name": "Smith Sr"},
+               {"email": f"robert{k}@example.com", "phone": f"(617) 555-18{k:02d}", "first_name": "Robert",
+                "last_name": "Smith"})
     for f in range(3):  # a household on both sides: each member's own name tells them apart
         for m, first in enumerate(("Maria", "Jose", "Lucia")):
             person(f"home{f}-{m}", {"email": f"garcia{f}@example.com", "phone": None, "first_name": first,
@@ -124,7 +136,7 @@ def plain_matches(ghl: dict[str, dict], app: dict[str, dict], apart: set[tuple[s
     version must equal): records are {id: {email, phone, first_name, last_name}}."""
     known = names.nickname_pairs(nicknames)
 
-    def verdict(g: dict, a: dict) -> tuple[int, bool, bool, bool]:
+    def verdict(g: dict, a: dict) -> tuple[int, bool, bool, bool, bool]:
         (gf, gs), (af, as_) = names.split_suffix(g.get("first_name")), names.split_suffix(a.get("first_name"))
         (gl, gls), (al, als) = names.split_suffix(g.get("last_name")), names.split_suffix(a.get("last_name"))
         gs, as_ = gls or gs, als or as_
@@ -140,7 +152,19 @@ def plain_matches(ghl: dict[str, dict], app: dict[str, dict], apart: set[tuple[s
             first = names.OTHER
         last = first == names.SWAPPED or (gl is not None and gl == al)
         plausible = first == names.OTHER and gf[0] == af[0]
-        return first, last, bool(gs and as_ and gs != as_), plausible
+        return first, last, bool(gs and as_ and gs != as_), plausible, bool(gs) != bool(as_)
+
+    def full(row: dict) -> tuple | None:  # a record's folded first and last name, both known, and its suffix
+        (first, fs), (last, ls) = names.split_suffix(row.get("first_name")), names.split_suffix(row.get("last_name"))
+        return None if first is None or last is None else (first, last, ls or fs)
+
+    holders = {side: {key: Counter(row[key] for row in records.values() if row[key] is not None)
+                      for key in ("email", "phone")} for side, records in (("ghl", ghl), ("app", app))}
+    name_holders = {side: Counter(full(row)[:2] for row in records.values() if full(row))
+                    for side, records in (("ghl", ghl), ("app", app))}
+
+    def name_once(side: str, row: dict) -> bool:
+        return bool(full(row)) and name_holders[side][full(row)[:2]] == 1
 
     pairs: list[tuple[str, str]] = []
     ambiguous: dict[tuple[str, str], list] = {}
@@ -152,22 +176,23 @@ def plain_matches(ghl: dict[str, dict], app: dict[str, dict], apart: set[tuple[s
                 by_key[row[key]].append(a)
         joined = [(g, a) for g, row in ghl.items() if row[key] is not None and ("ghl", g) not in taken
                   for a in by_key.get(row[key], ())]
-        per_g, per_a = Counter(g for g, _ in joined), Counter(a for _, a in joined)
         rows = []
         for g, a in joined:
-            first, last, generation, plausible = verdict(ghl[g], app[a])
+            first, last, generation, plausible, one_suffix = verdict(ghl[g], app[a])
             go, ao = ghl[g][other], app[a][other]
             differs = go is not None and ao is not None and go != ao
             if key == "phone" and differs and not (first in (names.SAME, names.SWAPPED) and last and not generation):
                 continue  # different emails and names: different people
             if (g, a) in apart:
                 continue
-            lone = per_g[g] == 1 and per_a[a] == 1
-            fits = first != names.OTHER and not generation and not (differs and (first == names.NICKNAME or not lone))
+            lone = holders["ghl"][key][ghl[g][key]] == 1 and holders["app"][key][app[a][key]] == 1
+            fits = first != names.OTHER and not generation and not (differs and (
+                first == names.NICKNAME or not lone or one_suffix))
             told = lone or (go is not None and go == ao) or first in (names.SAME, names.SWAPPED, names.NICKNAME)
             why = f" by {key}" + (", another first name" if first == names.OTHER else "") \
                 + (" (not a known nickname)" if plausible else "") \
                 + (", another generation (Sr / Jr)" if generation else "") \
+                + (", a generation suffix on one side (Sr / Jr)" if differs and one_suffix else "") \
                 + (f", a nickname with another {other}" if first == names.NICKNAME and differs else "") \
                 + (f", {other} differs" if first != names.NICKNAME and differs else "") \
                 + ("" if lone else ", shared household contact")
@@ -184,21 +209,17 @@ def plain_matches(ghl: dict[str, dict], app: dict[str, dict], apart: set[tuple[s
                 ambiguous.setdefault(("app", a), []).append(f"ghl:{g}{why}")
             taken |= {("ghl", g), ("app", a)}
 
-    def full(row: dict) -> tuple | None:  # a record's folded first and last name, both known, and its suffix
-        (first, fs), (last, ls) = names.split_suffix(row.get("first_name")), names.split_suffix(row.get("last_name"))
-        return None if first is None or last is None or row["email"] is None else (first, last, ls or fs)
-
-    left = {side: [(i, full(row)) for i, row in records.items() if (side, i) not in taken and full(row)]
+    left = {side: [(i, full(row)) for i, row in records.items()
+                   if (side, i) not in taken and row["email"] is not None and name_once(side, row)]
             for side, records in (("ghl", ghl), ("app", app))}
-    once = {side: {name for name, n in Counter(f[:2] for _, f in rows).items() if n == 1}
-            for side, rows in left.items()}
-    app_by_name = {f[:2]: (i, f) for i, f in left["app"] if f[:2] in once["app"]}
+    app_by_name = {f[:2]: (i, f) for i, f in left["app"]}
     for g, gf in left["ghl"]:
-        if gf[:2] not in once["ghl"] or gf[:2] not in app_by_name:
+        if gf[:2] not in app_by_name:
             continue
         a, af = app_by_name[gf[:2]]
         phones = ghl[g]["phone"], app[a]["phone"]
-        if None not in phones and phones[0] != phones[1] or gf[2] and af[2] and gf[2] != af[2] or (g, a) in apart:
+        if None not in phones and phones[0] != phones[1] or gf[2] and af[2] and gf[2] != af[2] \
+                or bool(gf[2]) != bool(af[2]) or (g, a) in apart:
             continue
         digits = ["".join(c for c in row["email"] if c.isdigit()) for row in (ghl[g], app[a])]
         if OSA.distance(ghl[g]["email"], app[a]["email"]) <= 1 and digits[0] == digits[1]:

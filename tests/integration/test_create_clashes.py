@@ -115,3 +115,47 @@ def test_an_apps_lookup_by_email_never_lands_a_create_on_a_linked_member(warehou
         held = {r.source_id: r.detail for r in conn.execute(sa.select(quarantine).where(
             quarantine.c.run_id == "manual__2", quarantine.c.rule == "ambiguous_match"))}
     assert "app:mem_9 by email, already linked to another record" in held["ghlDee0000000000001"]
+
+
+def test_a_ghl_create_never_lands_on_an_unlinked_member_matching_judged_another_person(warehouse, ghl_sim,
+                                                                                        gymdesk_sim):
+    """Louise and Louis Martin on one family email are two people (not a nickname): the member is
+    unlinked, and Gymdesk looks a create up by email, so Louise would overwrite Louis. Both wait for
+    review; neither is created on the other side."""
+    ghl_sim.seed("contacts", [contact("ghlLouise0000000001", "Louise", "Martin", "fam.martin@example.com",
+                                      "+14155550105")])
+    gymdesk_sim.seed("members", [{**member("mem_10", "Louis", "fam.martin@example.com"), "last_name": "Martin"}])
+
+    run("manual__1")
+
+    assert [(m["id"], m["first_name"]) for m in gymdesk_sim.records("members")] == [("mem_10", "Louis")]
+    assert [c["firstName"] for c in ghl_sim.records("contacts")] == ["Louise"]
+    with warehouse.connect() as conn:
+        held = {r.source_id: r.detail for r in conn.execute(sa.select(quarantine).where(
+            quarantine.c.rule == "ambiguous_match"))}
+        creates = conn.execute(sa.select(outbox.c.id).where(outbox.c.op == "create")).all()
+    assert "app:mem_10 by email, another first name" in held["ghlLouise0000000001"]
+    assert "ghl:ghlLouise0000000001 by email" in held["mem_10"] and not creates
+
+
+def test_a_household_line_stays_shared_after_one_of_its_people_was_linked(warehouse, ghl_sim, gymdesk_sim):
+    """Mary Smith is linked in a first run. John Smith (dad@) in GHL and John Smith (son@) in Gymdesk
+    share her home line: two records of each side hold it, so it does not join them across emails."""
+    ghl_sim.seed("contacts", [contact("ghlMary000000000001", "Mary", "Smith", "mary@example.com", "+14155550106")])
+    gymdesk_sim.seed("members", [{**member("mem_11", "Mary", "mary@example.com"), "last_name": "Smith",
+                                  "phone": "(415) 555-0106"}])
+    run("manual__1")  # Mary is linked
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    ghl_sim.seed("contacts", [contact("ghlJohn000000000001", "John", "Smith", "dad@example.com", "+14155550106",
+                                      now)])
+    gymdesk_sim.seed("members", [{**member("mem_12", "John", "son@example.com", now), "last_name": "Smith",
+                                  "phone": "415.555.0106"}])
+
+    run("manual__2")
+
+    with warehouse.connect() as conn:
+        held = {r.source_id: r.detail for r in conn.execute(sa.select(quarantine).where(
+            quarantine.c.run_id == "manual__2", quarantine.c.rule == "ambiguous_match"))}
+    assert "app:mem_12 by phone, email differs, shared household contact" in held["ghlJohn000000000001"]
+    assert "ghl:ghlJohn000000000001 by phone, email differs, shared household contact" in held["mem_12"]
+    assert [m["email"] for m in gymdesk_sim.records("members") if m["id"] == "mem_12"] == ["son@example.com"]

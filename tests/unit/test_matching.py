@@ -246,7 +246,11 @@ def test_households_stay_apart():
             f"app:a-xgen{k} by email, another generation (Sr / Jr), a nickname with another phone"]
         assert ambiguous[("ghl", f"g-xdad{k}")] == [f"app:a-xdad{k} by email, a nickname with another phone"]
         assert ("ghl", f"g-xline{k}") not in ambiguous  # different people, nothing to review
+        assert ambiguous[("ghl", f"g-xsr{k}")] == [
+            f"app:a-xsr{k} by email, a generation suffix on one side (Sr / Jr), phone differs"]
         assert {(f"g-home{k}-{m}", f"a-home{k}-{m}") for m in range(3)} <= set(pairs)  # told apart by name
+    for k in range(6):  # Louis / Louise Martin on one family email: another person, never a nickname
+        assert f"g-xform{k}" not in matched and ("ghl", f"g-xform{k}") in ambiguous
     assert precision_recall(pairs, truth)[0] == 1.0
 
 
@@ -327,3 +331,30 @@ def test_a_shared_email_with_another_first_name_is_ambiguous_even_one_to_one():
     assert pairs == [("g2", "a2")]  # the same name in other case is the same person
     assert ambiguous == {("ghl", "g1"): ["app:a1 by email, another first name"],
                          ("app", "a1"): ["ghl:g1 by email, another first name"]}
+
+
+def household(mary_emails=("mary@x.com", "mary@x.com"), john_emails=("dad@x.com", "son@x.com")) -> tuple:
+    line = "+14155550199"
+    ghl = pd.DataFrame({"source_id": ["g1", "g2"], "email": [mary_emails[0], john_emails[0]], "phone": [line, line],
+                        "first_name": ["Mary", "John"], "last_name": ["Smith", "Smith"]})
+    app = pd.DataFrame({"source_id": ["a1", "a2"], "email": [mary_emails[1], john_emails[1]], "phone": [line, line],
+                        "first_name": ["Mary", "John"], "last_name": ["Smith", "Smith"]})
+    return ghl, app
+
+
+def test_a_household_line_is_not_unique_because_the_others_on_it_matched_or_were_linked():
+    """Mary matches by email; John Smith (dad@) and John Smith (son@) share the home line with her:
+    a line two records of a side hold never matches across emails, even once Mary is matched, or
+    linked in an earlier run (then only John is unlinked, and everyone says who holds the line)."""
+    ghl, app = household()
+    pairs, ambiguous = matching.find_matches(ghl, app)
+    assert pairs == [("g1", "a1")]
+    assert ambiguous[("ghl", "g2")] == ["app:a2 by phone, email differs, shared household contact"]
+    pairs, ambiguous = matching.find_matches(ghl.iloc[[1]], app.iloc[[1]], everyone=(ghl, app))
+    assert pairs == [] and ("ghl", "g2") in ambiguous
+    ghl, app = household(john_emails=("john@x.com", "jonh@x.com"))  # one typo apart, but who holds the name?
+    ghl.loc[1, "phone"], app.loc[1, "phone"] = None, None
+    twin = ghl.iloc[[1]].assign(source_id="g3", email="john.smith@y.com")
+    pairs, _ = matching.find_matches(ghl.iloc[[1]], app.iloc[[1]], everyone=(pd.concat([ghl, twin]), app))
+    assert pairs == []  # another John Smith in GHL: the name is not unique
+    assert matching.find_matches(ghl.iloc[[1]], app.iloc[[1]], everyone=(ghl, app))[0] == [("g2", "a2")]

@@ -34,3 +34,13 @@ def test_compare_says_what_the_first_names_are():
     assert seen.generation_differs.tolist() == [False, False, False, True, False, False, False]
     assert seen.last_agrees.tolist() == [True, True, True, True, True, True, True]
     assert seen.plausible_nickname.tolist() == [False] * 6 + [True]  # Kate / Kathrin: same initial, not listed
+
+
+def test_a_names_other_form_is_not_a_nickname_but_diminutives_are():
+    """Louis / Louise, Edwin / Edwina: the package lists them together, but they are usually two
+    people of one household (a wrong merge); Bill / William, Frank / Frankie stay nicknames."""
+    known = names.nickname_pairs()
+    for one, other in [("louis", "louise"), ("edwin", "edwina"), ("justin", "justina"), ("ernest", "ernestine"),
+                       ("august", "augustine"), ("angel", "angela"), ("clement", "clementine")]:
+        assert (one, other) not in known and (other, one) not in known, (one, other)
+    assert {("bill", "william"), ("bob", "robert"), ("frank", "frankie"), ("peggy", "margaret")} <= known

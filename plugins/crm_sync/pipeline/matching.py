@@ -82,7 +82,8 @@ def _codes(ghl: pd.DataFrame, app: pd.DataFrame, column: str) -> tuple[np.ndarra
 
 
 def find_matches(ghl: pd.DataFrame, app: pd.DataFrame, apart: pd.DataFrame | None = None,
-                 nicknames: Iterable[Iterable[str]] = ()) -> tuple[list[tuple[str, str]], dict[tuple[str, str], list]]:
+                 nicknames: Iterable[Iterable[str]] = (), everyone: tuple[pd.DataFrame, pd.DataFrame] | None = None
+                 ) -> tuple[list[tuple[str, str]], dict[tuple[str, str], list]]:
     """Pairs by email, then by phone among the records the email step did not involve, and the
     ambiguous records with candidates like "app:<id> by email, another first name". Without a
     Python loop per row: ids, keys and names are integer codes (docs/sync-rules.md has examples).
@@ -101,12 +102,21 @@ def find_matches(ghl: pd.DataFrame, app: pd.DataFrame, apart: pd.DataFrame | Non
     - Last, records no key joined: an email one typo apart with a full name unique on each side.
     - Every other pair a record that did not match is in makes it ambiguous (review). Pairs kept
       ``apart`` (ghl_id, app_id) by a review decision never join.
+    - "One-to-one" (a key; a full name in the typo step) counts the holders among ``everyone`` (each side's records,
+      linked ones too; default: ``ghl`` and ``app``): a household line is never unique because the
+      others on it were matched or linked before. A generation suffix on one side only, with the other
+      key differing (Robert Smith Sr / Robert Smith, two phones), is unsure: maybe father and son.
     """
     g_id, g_ids = pd.factorize(ghl["source_id"])
     a_id, a_ids = pd.factorize(app["source_id"])
     g_ids, a_ids = np.asarray(g_ids, dtype=object), np.asarray(a_ids, dtype=object)
     keys = {key: _codes(ghl, app, key) for key in ("email", "phone")}
-    names = Names(ghl, app, nicknames)
+    all_g, all_a = everyone if everyone is not None else (ghl, app)
+    names = Names(pd.concat([ghl, all_g], ignore_index=True), pd.concat([app, all_a], ignore_index=True),
+                  nicknames) if everyone is not None else Names(ghl, app, nicknames)
+    once = {key: (_held(ghl, all_g, key) == 1, _held(app, all_a, key) == 1) if everyone is not None
+            else (_codes_once(keys[key][0]), _codes_once(keys[key][1])) for key in ("email", "phone")}
+    name_once = _names_once(names, len(ghl), len(app), everyone is not None)
     taken_g, taken_a = np.zeros(len(g_ids), bool), np.zeros(len(a_ids), bool)
     pairs: list[tuple[str, str]] = []
     ambiguous: dict[tuple[str, str], list] = {}
@@ -117,7 +127,7 @@ def find_matches(ghl: pd.DataFrame, app: pd.DataFrame, apart: pd.DataFrame | Non
         rows = pd.DataFrame({"gr": left, "k": gk[left]}).merge(pd.DataFrame({"ar": right, "k": ak[right]}), on="k")
         gr, ar = rows.gr.to_numpy(np.int64), rows.ar.to_numpy(np.int64)
         rows["g"], rows["a"] = g_id[gr], a_id[ar]
-        rows["lone"] = _once(rows.g.to_numpy(), len(g_ids)) & _once(rows.a.to_numpy(), len(a_ids))
+        rows["lone"] = once[key][0][gr] & once[key][1][ar]
         go, ao = keys[other_key][0][gr], keys[other_key][1][ar]
         rows["same_other"], rows["other_differs"] = (go >= 0) & (go == ao), (go >= 0) & (ao >= 0) & (go != ao)
         seen = names.compare(gr, ar)
@@ -133,7 +143,8 @@ def find_matches(ghl: pd.DataFrame, app: pd.DataFrame, apart: pd.DataFrame | Non
         g, a = rows.g.to_numpy(), rows.a.to_numpy()
         lone, differs = rows.lone.to_numpy(), rows.other_differs.to_numpy()
         first = rows["first"].to_numpy()
-        fits = (first != OTHER) & ~rows.generation_differs.to_numpy() & ~(differs & ((first == NICKNAME) | ~lone))
+        fits = (first != OTHER) & ~rows.generation_differs.to_numpy() & ~(differs & (
+            (first == NICKNAME) | ~lone | rows.one_suffix.to_numpy()))
         told_apart = lone | rows.same_other.to_numpy() | named.to_numpy()
         fits_once = np.zeros(len(rows), bool)
         fits_once[fits] = _once(g[fits], len(g_ids)) & _once(a[fits], len(a_ids))
@@ -150,31 +161,31 @@ def find_matches(ghl: pd.DataFrame, app: pd.DataFrame, apart: pd.DataFrame | Non
             groups = _by_owner(own[rest], text.to_numpy(object))
             ambiguous.update(zip(((side, i) for i in own_ids[list(groups)].tolist()), groups.values(), strict=True))
         taken_g[g], taken_a[a] = True, True
-    pairs += _typoed_emails(names, keys, g_id, a_id, g_ids, a_ids, taken_g, taken_a, apart)
+    pairs += _typoed_emails(names, keys, name_once, g_id, a_id, g_ids, a_ids, taken_g, taken_a, apart)
     return pairs, ambiguous
 
 
-def _typoed_emails(names: Names, keys: dict, g_id: np.ndarray, a_id: np.ndarray, g_ids: np.ndarray,
-                   a_ids: np.ndarray, taken_g: np.ndarray, taken_a: np.ndarray, apart: pd.DataFrame | None
-                   ) -> list[tuple[str, str]]:
+def _typoed_emails(names: Names, keys: dict, name_once: tuple[np.ndarray, np.ndarray], g_id: np.ndarray,
+                   a_id: np.ndarray, g_ids: np.ndarray, a_ids: np.ndarray, taken_g: np.ndarray,
+                   taken_a: np.ndarray, apart: pd.DataFrame | None) -> list[tuple[str, str]]:
     """Records no key joined, whose full name (first and last, folded) only one record on each side
-    holds, whose emails are one typo apart ("jordan@" / "jrodan@", "@gmail.con"; not in a digit:
-    smith1@ / smith2@ are numbered accounts) and whose phones and generation suffixes do not differ:
-    one person. The name join is one-to-one by construction,
-    and the edit distances are one vectorised call (rapidfuzz) over those pairs only."""
+    holds (``name_once``: among all its records, matched or linked too), whose emails are one typo
+    apart ("jordan@" / "jrodan@", "@gmail.con"; not in a digit: smith1@ / smith2@ are numbered
+    accounts) and whose phones do not differ, nor generation suffixes (nor one present on one side
+    only): one person. The name join is one-to-one by construction, and the edit distances are one
+    vectorised call (rapidfuzz) over those pairs only."""
     (ge, ae, emails), (gp, ap, _) = keys["email"], keys["phone"]
     full = names.full_name()
-    g_full, a_full = full[:len(g_id)], full[len(g_id):]
-    g_rows = np.flatnonzero(~taken_g[g_id] & (ge >= 0) & (g_full >= 0))
-    a_rows = np.flatnonzero(~taken_a[a_id] & (ae >= 0) & (a_full >= 0))
+    g_full, a_full = full[:len(g_id)], full[names.n_ghl:names.n_ghl + len(a_id)]
+    g_rows = np.flatnonzero(~taken_g[g_id] & (ge >= 0) & name_once[0])
+    a_rows = np.flatnonzero(~taken_a[a_id] & (ae >= 0) & name_once[1])
     if not len(g_rows) or not len(a_rows):
         return []
-    g_rows = g_rows[_once(pd.factorize(g_full[g_rows])[0], len(g_rows))]
-    a_rows = a_rows[_once(pd.factorize(a_full[a_rows])[0], len(a_rows))]
     rows = pd.DataFrame({"gr": g_rows, "k": g_full[g_rows]}).merge(pd.DataFrame({"ar": a_rows, "k": a_full[a_rows]}),
                                                                    on="k")
     gr, ar = rows.gr.to_numpy(np.int64), rows.ar.to_numpy(np.int64)
-    keep = ~((gp[gr] >= 0) & (ap[ar] >= 0) & (gp[gr] != ap[ar])) & ~names.compare(gr, ar).generation_differs
+    seen = names.compare(gr, ar)
+    keep = ~((gp[gr] >= 0) & (ap[ar] >= 0) & (gp[gr] != ap[ar])) & ~seen.generation_differs & ~seen.one_suffix
     gr, ar = gr[keep], ar[keep]
     if not len(gr):
         return []
@@ -188,6 +199,32 @@ def _typoed_emails(names: Names, keys: dict, g_id: np.ndarray, a_id: np.ndarray,
     return list(zip(found.g.tolist(), found.a.tolist(), strict=True))
 
 
+def _held(part: pd.DataFrame, whole: pd.DataFrame, column: str) -> np.ndarray:
+    """Per row of ``part``: how many records of ``whole`` hold its ``column`` value (0 if missing)."""
+    if column not in part or column not in whole:
+        return np.zeros(len(part), np.int64)
+    return part[column].map(whole[column].value_counts()).fillna(0).to_numpy(np.int64)
+
+
+def _codes_once(codes: np.ndarray) -> np.ndarray:
+    """Per row: its code is known (>= 0) and no other row holds it (numpy, for a million rows)."""
+    known = codes >= 0
+    counts = np.bincount(codes[known], minlength=int(codes.max(initial=-1)) + 1)
+    return known & (counts[np.where(known, codes, 0)] == 1) if len(counts) else known
+
+
+def _names_once(names: Names, n_ghl: int, n_app: int, extended: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per record of each side's frame: its full name is known and no other record of that side
+    (among everyone ``names`` was built on, after the frames themselves when ``extended``) holds it."""
+    full = names.full_name()
+    out = []
+    for part, whole in ((full[:n_ghl], full[n_ghl if extended else 0:names.n_ghl]),
+                        (full[names.n_ghl:names.n_ghl + n_app], full[names.n_ghl + (n_app if extended else 0):])):
+        counts = pd.Series(part).map(pd.Series(whole).value_counts()).fillna(0).to_numpy(np.int64)
+        out.append((part >= 0) & (counts == 1))
+    return out[0], out[1]
+
+
 def _once(codes: np.ndarray, size: int) -> np.ndarray:
     """Per row: its code occurs once among ``codes``."""
     return np.bincount(codes, minlength=size)[codes] == 1
@@ -199,6 +236,8 @@ def _why(key: str, rows: pd.DataFrame) -> np.ndarray:
     notes = [(first == OTHER, ", another first name"),
              ((first == OTHER) & rows.plausible_nickname.to_numpy(), " (not a known nickname)"),
              (rows.generation_differs.to_numpy(), ", another generation (Sr / Jr)"),
+             (rows.other_differs.to_numpy() & rows.one_suffix.to_numpy(),
+              ", a generation suffix on one side (Sr / Jr)"),
              ((first == NICKNAME) & rows.other_differs.to_numpy(), f", a nickname with another {other}"),
              ((first != NICKNAME) & rows.other_differs.to_numpy(), f", {other} differs"),
              (~rows.lone.to_numpy(), ", shared household contact")]

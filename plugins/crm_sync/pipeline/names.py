@@ -12,6 +12,7 @@ pairs against the list (never a Python call per row).
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from functools import lru_cache
@@ -29,6 +30,21 @@ UNKNOWN, SAME, NICKNAME, SWAPPED, OTHER = 0, 1, 2, 3, 4
 _SUFFIX = re.compile(r"^(?:jr|sr|junior|senior|ii|iii|iv)$")
 _SUFFIX_NAME = {"junior": "jr", "senior": "sr"}
 _TOKEN = re.compile(r"[^\w']+")
+# a name's feminine (or other) form: Louis / Louise, Justin / Justina, Ernest / Ernestine; not a
+# diminutive ending (-ie, -y: Frank / Frankie stays a nickname)
+_FORM = re.compile(r"a|e|ine|ina|ette|etta|elle|ene|ia|ita|iana|ienne")
+_DIMINUTIVE = re.compile(r".*(?:ie|y|i|ey)$")
+
+
+def gendered_form(one: str, other: str) -> bool:
+    """One name is another's other form (Louis / Louise, Edwin / Edwina, Claud / Claudia): the
+    package lists them as nicknames of each other, but they are usually two people of one family."""
+    short, long = sorted((one, other), key=len)
+    common = len(os.path.commonprefix([short, long]))
+    if common == len(short):
+        return _FORM.fullmatch(long[common:]) is not None
+    return (common >= 4 and common >= len(short) - 2 and _FORM.fullmatch(long[common:]) is not None
+            and not _DIMINUTIVE.match(short) and not _FORM.fullmatch(short[common:]))
 
 
 def split_suffix(value: object) -> tuple[str | None, str | None]:
@@ -46,14 +62,15 @@ def split_suffix(value: object) -> tuple[str | None, str | None]:
 
 @lru_cache(maxsize=1)
 def _listed_pairs() -> frozenset[tuple[str, str]]:
-    """Every (name, nickname) pair of the nicknames package, folded, both ways."""
+    """Every (name, nickname) pair of the nicknames package, folded, both ways, but a name's other
+    form (Louis / Louise: ``gendered_form``), which would merge two people of one household."""
     from nicknames import NickNamer
 
     pairs = set()
     for name, nicks in NickNamer().nickname_lookup.items():
         for nick in nicks:
             a, b = name_key(name), name_key(nick)
-            if a and b and a != b:
+            if a and b and a != b and not gendered_form(a, b):
                 pairs |= {(a, b), (b, a)}
     return frozenset(pairs)
 
@@ -74,6 +91,7 @@ class Verdict(NamedTuple):
     first: np.ndarray  # UNKNOWN, SAME, NICKNAME, SWAPPED or OTHER
     last_agrees: np.ndarray  # both last names known and equal (or swapped with the first names)
     generation_differs: np.ndarray  # both carry a suffix (Sr / Jr / II...), different ones
+    one_suffix: np.ndarray  # only one side carries a suffix (Robert Smith Sr / Robert Smith): maybe a parent
     plausible_nickname: np.ndarray  # OTHER, but one could shorten the other (same initial): worth a look
 
 
@@ -126,11 +144,12 @@ class Names:
         last_agrees = np.where(swapped, True, (gl >= 0) & (gl == al))
         gs, as_ = self.suffix[g], self.suffix[a]
         generation = (gs >= 0) & (as_ >= 0) & (gs != as_)
+        one_suffix = (gs >= 0) != (as_ >= 0)
         other = first == OTHER
         plausible = np.zeros(len(g), bool)
         if other.any():
             plausible[other] = self.initial[gf[other]] == self.initial[af[other]]
-        return Verdict(first, last_agrees, generation, plausible)
+        return Verdict(first, last_agrees, generation, one_suffix, plausible)
 
 
 def _column(frame: pd.DataFrame, column: str) -> pd.Series:

@@ -106,7 +106,9 @@ def _identify(lone_ghl: pd.DataFrame, lone_app: pd.DataFrame, links: pd.DataFram
     """(pairs matched by the rules, pairs linked by review now, ambiguous records) among unlinked
     contacts; ``nicknames``: the profile's own. A pair kept apart by review never matches. The
     records of an active ``link`` decision take part in matching as candidates (linked or not), so
-    any other record that matches one of them stays in review, never linked or created past it."""
+    any other record that matches one of them stays in review, never linked or created past it.
+    Whether a phone or full name is one record's is counted over every staged record of a side
+    (``ghl``, ``app``; linked ones too), so a household line is never unique once the others are linked."""
     link, apart = decided[decided.decision == "link"], decided[decided.decision == "apart"]
     held_g = ghl[ghl.source_id.isin(link.ghl_id)]
     held_a = app[app.source_id.isin(link.app_id) & ~app.deleted.astype(bool)]
@@ -116,7 +118,8 @@ def _identify(lone_ghl: pd.DataFrame, lone_app: pd.DataFrame, links: pd.DataFram
     pairs, ambiguous = external_matches(cand_g, cand_a, others, apart)
     decided_keys = {*ambiguous, *(("ghl", g) for g, _ in pairs), *(("app", a) for _, a in pairs)}
     by_key, ambiguous_by_key = find_matches(_undecided(cand_g, "ghl", decided_keys),
-                                            _undecided(cand_a, "app", decided_keys), apart, nicknames)
+                                            _undecided(cand_a, "app", decided_keys), apart, nicknames,
+                                            everyone=(ghl, app[~app.deleted.astype(bool)]))
     pairs += by_key
     ambiguous.update(ambiguous_by_key)
     held = {*(("ghl", g) for g in held_g.source_id), *(("app", a) for a in held_a.source_id)}
