@@ -50,12 +50,12 @@ def test_a_batch_read_older_than_the_fast_lanes_sync_is_not_staged_and_writes_no
     member = next(m for m in gymdesk_sim.records("members") if m["email"] == EMAIL)
     assert member["company"] == "Acme"
 
-    ghl_sim.seed("contacts", [contact("Bolt", datetime.now(UTC) + timedelta(seconds=1))])
+    ghl_sim.seed("contacts", [contact("Bolt", datetime.now(UTC))])  # edited now: GHL stamps real times
     batch = ctx("manual__2")
     for side in ("ghl", "app"):  # the batch reads "Bolt", and goes on to its stage task later
         extract(batch, side)
 
-    ghl_sim.seed("contacts", [contact("Crest", datetime.now(UTC) + timedelta(seconds=2))])
+    ghl_sim.seed("contacts", [contact("Crest", datetime.now(UTC))])
     fast = ctx("manual__3")  # meanwhile the fast lane syncs the newer "Crest" end to end
     for side in ("ghl", "app"):
         extract(fast, side)
