@@ -8,7 +8,8 @@ connection stay paused. Instant sync works out of the box: the GHL simulator sen
 webhooks to the api-server's receiver, which trusts the simulator's TEST key in this demo only
 (its processes' environment; the product's default stays GHL's key), and the demo's profile names
 the simulator's location (a copy of the profiles in .demo/ui/profiles), so an edit in GHL starts
-an asset-triggered run within seconds. Prints two lines:
+a run of the profile's fast lane within seconds. The app's simulator, when the profile declares the
+app's push (``app.webhooks``), sends its signed webhooks too: an edit in the app reaches GHL alike. Prints two lines:
 
     ui: url=<base url> user=<user> password=<password> report=<url of the newest run's report>
     try: <one shell command that edits a demo contact in the GHL simulator>
@@ -30,9 +31,10 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from harness.airflow_runner import airflow, airflow_services, free_port
-from harness.demo import (DEMO_HOME, GHL_TOKEN, RECEIVER_PATH, ROOT, app_connection, demo_env, located_profiles,
-                          simulator)
+from harness.demo import (APP_WEBHOOK_SECRET, DEMO_HOME, GHL_TOKEN, RECEIVER_PATH, ROOT, app_connection, demo_env,
+                          located_profiles, simulator)
 from harness.simulators import ghl_keys
+from harness.simulators.app_push import register_target
 
 USER = "admin"
 
@@ -112,7 +114,7 @@ def main() -> int:
     import httpx
 
     from crm_sync.console_urls import run_report_url
-    from crm_sync.profile import profile_by_name, usable_profiles
+    from crm_sync.profile import load_profile, profile_by_name, usable_profiles
 
     profile = profile_by_name(args.profile)
     if args.fresh or not demo_ready(profile):
@@ -130,13 +132,17 @@ def main() -> int:
                     # and the demo's profile names the simulator's location
                     "AIRFLOW__CRM_SYNC__WEBHOOK_PUBLIC_KEY": ghl_keys.TEST_PUBLIC_KEY_SPKI_B64,
                     "CRM_SYNC_PROFILES_DIR": str(located_profiles(DEMO_HOME / "ui", profile.name))})
-        others = [p.dag_id for p in usable_profiles()[0] if p.dag_id != profile.dag_id]
+        others = [dag_id for p in usable_profiles()[0] if p.name != profile.name
+                  for dag_id in (p.dag_id, p.fast_dag_id) if dag_id]
         services = stack.enter_context(airflow_services(env, DEMO_HOME / "ui", timeout=180, ui=True,
                                                         port=port_or_free(args.port)))
         if others:  # no connection for them here: they must not start their schedules and fail
             airflow(["dags", "pause", "--treat-dag-id-as-regex", "--yes", "^(" + "|".join(others) + ")$"],
                     services.env, DEMO_HOME / "ui" / "pause.log")
-        airflow(["dags", "unpause", profile.dag_id], services.env, DEMO_HOME / "ui" / "unpause.log")
+        located = load_profile(Path(services.env["CRM_SYNC_PROFILES_DIR"]) / f"{profile.name}.yaml")
+        for dag_id in (located.dag_id, located.fast_dag_id):  # the batch DAG on its cron, the fast lane on webhooks
+            if dag_id:
+                airflow(["dags", "unpause", dag_id], services.env, DEMO_HOME / "ui" / f"unpause-{dag_id}.log")
         url = services.env["AIRFLOW__API__BASE_URL"]
         passwords = json.loads((Path(env["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated").read_text())
         report = run_report_url(profile.dag_id, newest_run(profile), url, json=True)
@@ -147,6 +153,8 @@ def main() -> int:
             raise RuntimeError(f"the webhook receiver {url + RECEIVER_PATH} answered {answer.status_code} "
                                f"to an unsigned body, not 401; see {DEMO_HOME / 'ui' / 'api-server.log'}")
         httpx.post(f"{ghl_url}/_sim/webhooks", json={"url": url + RECEIVER_PATH}, timeout=10).raise_for_status()
+        if located.app.webhooks and located.app.kind != "csv":
+            register_target(app_url, f"{url}/crm-sync/webhooks/app/{located.name}", APP_WEBHOOK_SECRET)
         command = try_command(profile, ghl_url)
         print(f"ui: url={url} user={USER} password={passwords[USER]} report={report}", flush=True)
         print(f"try: {command}" if command else  # a shell comment: run as it stands, it does nothing
