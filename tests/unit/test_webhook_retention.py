@@ -120,3 +120,28 @@ def test_a_quiet_receiver_prunes_too_every_interval_with_no_webhook_and_no_run(r
         time.sleep(0.05)
     stop.set()
     assert left(receiver)[0] == {(LOCATION, "w1")}  # the 91-day-old event went; no request, no run
+
+
+def test_the_quiet_pruner_outlives_a_failure_and_prunes_at_the_next_interval(receiver, caplog):
+    """A warehouse that fails once (busy, being migrated) must not end the pruning thread for good."""
+    import time
+
+    from crm_sync.web.routes.receiver import prune_while_quiet
+
+    seed(receiver, [(LOCATION, 91), (LOCATION, 89)])
+    receiver.target.pruner.interval_s = 0.05
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("the warehouse is being migrated")
+        return receiver.target
+
+    stop = prune_while_quiet(flaky, interval_s=0.05)
+    deadline = time.monotonic() + 10
+    while len(left(receiver)[0]) > 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    assert left(receiver)[0] == {(LOCATION, "w1")}
+    assert "pruning the webhook inbox failed" in caplog.text

@@ -113,6 +113,8 @@ def prune_while_quiet(target: Callable[[], Receiver] = lambda: receiver(),
                 target().pruner.maybe_prune()
             except HTTPException:  # not configured: receiver() logged why
                 continue
+            except Exception:  # noqa: BLE001 - the warehouse was away or busy: try again next interval
+                log.exception("pruning the webhook inbox failed; trying again in %s s", interval_s)
 
     threading.Thread(target=loop, name="crm-sync webhook inbox pruning", daemon=True).start()
     return stop
