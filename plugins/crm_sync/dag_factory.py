@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import DAG, AssetOrTimeSchedule, Param, task
+from airflow.sdk import DAG, Param, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from crm_sync.fast_dag import ghl_asset
 from crm_sync.pipeline.run_failed import RunFailedNotifier
 from crm_sync.profile import Profile
 
@@ -69,14 +68,10 @@ def _step_task(profile: Profile, step: str, doc: str):
     return run_step
 
 
-def schedule(profile: Profile):
-    """The profile's cron; with a GHL location id, also the location's webhook asset, so an event in
-    GHL starts a run within seconds while the cron stays the safety net for lost webhooks. A profile
-    with a fast lane (crm_sync.fast_dag) leaves its assets to it, so one event never wakes two DAGs."""
-    cron = CronDataIntervalTimetable(profile.schedule, timezone="UTC")
-    if (asset := ghl_asset(profile)) is None or profile.fast_dag_id:
-        return cron
-    return AssetOrTimeSchedule(timetable=cron, assets=asset)
+def schedule(profile: Profile) -> CronDataIntervalTimetable:
+    """The profile's cron only: webhooks wake its fast lane (crm_sync.fast_dag), never this DAG, so one
+    event never starts two runs, and the cron stays the safety net for lost webhooks."""
+    return CronDataIntervalTimetable(profile.schedule, timezone="UTC")
 
 
 def build_dag(profile: Profile) -> DAG:

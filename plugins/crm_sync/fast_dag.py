@@ -26,8 +26,7 @@ FAST_TIMEOUT = timedelta(minutes=10)
 
 
 def ghl_asset(profile: Profile) -> Asset | None:
-    """The GHL location's asset its webhooks update (the batch DAG of a profile without a fast lane
-    watches it too: ``dag_factory.schedule``), if the profile names a location."""
+    """The GHL location's asset its webhooks update, if the profile names a location."""
     if not profile.ghl.asset:
         return None
     return Asset(name=profile.ghl.asset, uri=f"crm-sync://ghl-location/{profile.ghl.location_id}")
