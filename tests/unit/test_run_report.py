@@ -74,6 +74,28 @@ def test_a_run_where_nothing_changed_reports_what_it_read_as_unchanged(warehouse
     assert summary["entities"]["contact"]["extracted_ghl"] == 52 and summary["entities"]["task"]["extracted_app"] == 8
 
 
+def test_a_fast_lane_run_says_it_read_by_id_and_checked_without_great_expectations(warehouse):
+    """The fast lane reads what the webhooks named (no window) and runs the declared checks by pandas:
+    its report must not claim a window from the beginning, nor Great Expectations."""
+    from crm_sync.pipeline.context import log_step
+
+    profile = profile_by_name("gymdesk")
+    ctx = RunContext(profile=profile, run_id="asset_triggered__2026-12-03T22:00:00+00:00", run_type="asset_triggered",
+                     dag_id=profile.fast_dag_id)
+    with warehouse.begin() as conn:
+        for side in ("ghl", "app"):
+            log_step(conn, ctx, "extract", {"extracted": 1, "landed": 1, "unchanged": 0, "by_entity": {"contact": 1},
+                                            "window_mode": "named", "api": {}}, side=side)
+        log_step(conn, ctx, "validate", {"validated": 2, "rows": {"staging_contact": 2}, "failed": 0, "newly_bad": 0,
+                                         "bad_share": 0.0, "threshold": 0.05, "passed": True, "expectations": [],
+                                         "checked_by": "pandas"})
+        summary = build_report(conn, profile, ctx.run_id)
+    assert summary["sides"]["ghl"]["window"] == "named by webhook events (no window)"
+    page = render(summary)
+    assert "The same checks, run by pandas (the fast lane), validated 2 staged rows" in page
+    assert "Great Expectations validated" not in page and "[beginning" not in page
+
+
 # --- Reports tell what happened (issue 23): each test below failed on the code before it. ---
 
 def _extracted(conn, ctx, side: str, landed: int, unchanged: int) -> None:

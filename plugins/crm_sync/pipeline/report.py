@@ -125,6 +125,8 @@ def _budget_stop(steps: dict[tuple[str, str], Any]) -> dict[str, Any] | None:
 def _window(extract, zone: tzinfo = UTC) -> str:
     if extract is None:
         return ""
+    if extract.stats.get("window_mode") == "named":  # the fast lane: read by id, no window, no watermark
+        return "named by webhook events (no window)"
     start = show(extract.window_start, zone, "beginning")
     end = show(extract.window_end, zone, "now")
     return f"{extract.stats.get('window_mode', '')} [{start}, {end})"

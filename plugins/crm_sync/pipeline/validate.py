@@ -213,6 +213,11 @@ def _withdraw(conn: sa.Connection, ctx: RunContext, table: str, row: pd.Series) 
     staging.withdraw(conn, ctx.profile.name, entity, row["side"], [row["source_id"]])
 
 
+def _lean(ctx: RunContext) -> bool:
+    """The fast lane checks its few rows without GX's seconds of start-up (the same checks, by pandas)."""
+    return ctx.dag_id is not None and ctx.dag_id == ctx.profile.fast_dag_id
+
+
 def _check_table(conn: sa.Connection, ctx: RunContext, table: sa.Table) -> tuple[int, int, list[dict[str, Any]]]:
     """Validate one staging table; quarantine and withdraw its bad rows. Returns (rows, bad rows, outcomes).
 
@@ -220,9 +225,7 @@ def _check_table(conn: sa.Connection, ctx: RunContext, table: sa.Table) -> tuple
     frame = _frame(conn, ctx, table)
     if frame.empty:
         return 0, 0, []
-    # The fast lane checks its few rows without GX's seconds of start-up (the same checks, by pandas).
-    lean = ctx.dag_id is not None and ctx.dag_id == ctx.profile.fast_dag_id
-    broken_rows, outcomes = run_expectations(frame, table.name, lean=lean)
+    broken_rows, outcomes = run_expectations(frame, table.name, lean=_lean(ctx))
     bad = [(i, broken) for i, broken in broken_rows if broken.rule != WAITING]
     insert_ignore(conn, quarantine, [
         quarantine_row(ctx, frame.at[i, "side"], int(frame.at[i, "raw_id"]), frame.at[i, "source_id"], broken,
@@ -271,7 +274,8 @@ def validate(ctx: RunContext) -> dict[str, Any]:
         stats = {"validated": sum(rows.values()), "rows": rows, "failed": failed,
                  WAITING: sum(o["unexpected_count"] for o in expectations if o["rule"] == WAITING),
                  "newly_bad": bad, "bad_share": round(share, 4), "threshold": ctx.profile.quality_threshold,
-                 "passed": passed, "expectations": expectations}
+                 "passed": passed, "expectations": expectations,
+                 "checked_by": "pandas" if _lean(ctx) else "great_expectations"}
         log_step(conn, ctx, "validate", stats)
     log.info("data-quality report (written by the report task): %s#data-quality, and in the Airflow UI at %s",
              report_path(ctx).as_uri(), run_report_url(ctx.profile.dag_id, ctx.run_id))
