@@ -20,6 +20,7 @@ from pydantic import Field, ValidationError, field_validator
 from crm_sync.locations import SEPARATOR, staggered
 from crm_sync.paths import PROFILES_DIR
 from crm_sync.profile_app import AppApi, Entity, PagingLimits
+from crm_sync.profile_agency import Agency
 from crm_sync.profile_base import Strict
 from crm_sync.profile_matching import Matching
 from crm_sync.profile_webhooks import app_asset
@@ -199,6 +200,11 @@ class Profile(Strict):
     app: AppApi
     entities: dict[Entity, EntityMapping]
     locations: list[Location] = Field([], description="several GHL locations: one DAG per location (locations.py)")
+    agency: Agency | None = Field(None, description="an agency install: one DAG per discovered location "
+                                  "(profile_agency.py); excludes locations and ghl.location_id")
+    dag_shape: Literal["steps", "single_task"] = Field(
+        "steps", description="steps: one Airflow task per step (retried alone, each seen in the grid); "
+        "single_task: every step in one task, a fraction of Airflow's cost per task run (docs/capacity.md)")
     insights: Insights = Insights()
     matching: Matching = Matching()
 

@@ -16,7 +16,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "plugins" / "crm_sync"
 LAYERS: list[tuple[str, ...]] = [
     ("errors", "paths", "masking", "timezones", "digest", "transport", "records", "console_urls", "provider"),
     ("http", "paging", "warehouse"),
-    ("profile", "profile_base", "profile_app", "profile_matching", "profile_webhooks", "locations", "alerts"),
+    ("profile", "profile_base", "profile_app", "profile_matching", "profile_webhooks", "profile_agency", "locations",
+     "alerts"),
     ("hooks", "webhooks", "review"),
     ("pipeline", "cli"),
     ("web", "dag_factory", "fast_dag"),

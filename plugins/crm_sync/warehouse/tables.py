@@ -256,6 +256,24 @@ oauth_token = sa.Table(
     sa.Column("updated_at", TS, nullable=False),
 )
 
+agency_location = sa.Table(
+    "agency_location", metadata,
+    sa.Column("profile", sa.String(64), primary_key=True, comment="the agency profile that discovered it"),
+    sa.Column("location_id", sa.String(64), primary_key=True, comment="GHL's location id (_id)"),
+    sa.Column("key", sa.String(64), nullable=False, comment="lowercase suffix of its profile name and DAG id"),
+    sa.Column("name", sa.Text, nullable=False, server_default=""),
+    sa.Column("address", sa.Text),
+    sa.Column("installed", sa.Boolean, nullable=False),
+    sa.Column("installed_at", TS),
+    sa.Column("first_seen_at", TS, nullable=False),
+    sa.Column("last_seen_at", TS, nullable=False),
+    sa.Column("uninstalled_at", TS, comment="NULL while installed"),
+    sa.Column("app_conn_id", sa.String(250)),
+    sa.Column("app_conn_ready", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("checked_at", TS, nullable=False),
+    sa.UniqueConstraint("profile", "key", name="uq_agency_location_key"),
+)
+
 # The analysts' models (migration 0012), kept current by every run (crm_sync.pipeline.people_models):
 # one row per person and per activity across both sides, and a row-level log of every write.
 
