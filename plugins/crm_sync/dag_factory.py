@@ -1,6 +1,8 @@
 """One DAG per sync profile: extract (each side) -> stage -> validate -> reconcile -> load -> report.
 
-Building a DAG reads only the profile YAML; every import of pandas, httpx, Great
+``dag_shape: steps`` (the default) makes each step its own task; ``single_task`` runs the same steps
+in one task, ``sync`` (``crm_sync.pipeline.one_task``), for a fraction of Airflow's cost per run
+(docs/capacity.md). Building a DAG reads only the profile YAML; every import of pandas, httpx, Great
 Expectations or the warehouse happens inside the tasks, when they run.
 """
 
@@ -74,6 +76,29 @@ def schedule(profile: Profile) -> CronDataIntervalTimetable:
     return CronDataIntervalTimetable(profile.schedule, timezone="UTC")
 
 
+def _single_task(profile: Profile):
+    """Every step in one task, in the location's pool (it reads and writes GHL): the migration, both
+    extracts, stage, validate, reconcile, load, then the report whatever happened, one RunContext."""
+    name = profile.name
+
+    @task(task_id="sync", pool=profile.ghl.pool_name,
+          execution_timeout=timedelta(minutes=profile.timeouts.run_minutes))
+    def sync(**context) -> dict:
+        """Extract both sides, stage, validate, reconcile, load and report, in one process."""
+        from crm_sync.pipeline.context import RunContext
+        from crm_sync.pipeline.one_task import BATCH_STEPS, run_steps
+        from crm_sync.pipeline.retention import stats_without_values
+        from crm_sync.pipeline.run_failed import record_failure
+        from crm_sync.warehouse.db import engine
+
+        engine()  # the schema at the newest migration before anything writes (the steps DAG's first task)
+        steps = run_steps(RunContext.from_airflow(name, context), BATCH_STEPS, context, record_failure)
+        # The return value is an XCom in Airflow's database: figures, not the values of records.
+        return {step: stats_without_values(stats) for step, stats in steps.items()}
+
+    return sync
+
+
 def build_dag(profile: Profile) -> DAG:
     name = profile.name
     with DAG(
@@ -91,6 +116,9 @@ def build_dag(profile: Profile) -> DAG:
         dagrun_timeout=timedelta(minutes=profile.timeouts.run_minutes),
         on_failure_callback=RunFailedNotifier(name),
     ) as dag:
+        if profile.dag_shape == "single_task":
+            _single_task(profile)()
+            return dag
 
         @task
         def migrate_warehouse() -> None:

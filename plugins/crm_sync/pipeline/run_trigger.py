@@ -31,8 +31,10 @@ def run_dag_id(steps: dict[tuple[str, str], Any], profile: Profile) -> str:
 
 
 def one_task(steps: dict[tuple[str, str], Any], profile: Profile) -> str | None:
-    """The task that ran every step of the run, for a fast-lane run (its task logs are that task's)."""
-    return FAST_LANE_TASK if run_dag_id(steps, profile) == profile.fast_dag_id else None
+    """The task that ran every step of the run, for a fast-lane run or a ``single_task`` batch DAG's (its
+    task logs are that task's; both call it ``sync``)."""
+    fast = run_dag_id(steps, profile) == profile.fast_dag_id
+    return FAST_LANE_TASK if fast or profile.dag_shape == "single_task" else None
 
 
 def carried(steps: dict[tuple[str, str], Any]) -> tuple[dict[str, dict[str, Any]], list[str]]:
