@@ -94,10 +94,15 @@ class Faults:
         return self.write_queue.pop(0)
 
 
+def local_path(request: Request) -> str:
+    """The request's path within its simulator, which may be mounted under a prefix (harness/simulators/tenants.py)."""
+    return request.url.path.removeprefix(request.scope.get("root_path", "") or "")
+
+
 def is_write(request: Request) -> bool:
     """A call that changes records (searches by POST only read)."""
-    return request.method in WRITE_METHODS and not request.url.path.endswith("/search") \
-        and not request.url.path.startswith("/oauth/")
+    path = local_path(request)
+    return request.method in WRITE_METHODS and not path.endswith("/search") and not path.startswith("/oauth/")
 
 
 def _count(value: Any) -> int:
@@ -244,7 +249,7 @@ def install_common(app: FastAPI, state: SimState, fault_actions: dict[str, Fault
 
     @app.middleware("http")
     async def count_and_fault(request: Request, call_next):
-        if request.url.path.startswith(ADMIN_PREFIX):
+        if local_path(request).startswith(ADMIN_PREFIX):
             return await call_next(request)
         if state.faults.latency_ms:
             await asyncio.sleep(state.faults.latency_ms / 1000)
