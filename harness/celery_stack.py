@@ -75,16 +75,17 @@ def celery_services_env() -> Iterator[dict[str, str]]:
         }
 
 
-def write_location_profiles(directory: Path, names: list[str], keys: list[str]) -> None:
+def write_location_profiles(directory: Path, names: list[str], keys: list[str], extra: str = "") -> None:
     """Copies of built-in profiles, each naming the GHL locations ``keys`` (connections ghl_<key>,
-    app connections <name>_<key>): one DAG per profile and location."""
+    app connections <name>_<key>): one DAG per profile and location. ``extra``: more top-level YAML
+    (``dag_shape: single_task``)."""
     from crm_sync.paths import PROFILES_DIR
 
     directory.mkdir(parents=True, exist_ok=True)
     for name in names:
         locations = "".join(f"  - {{key: {key}, conn_id: ghl_{key}, app_conn_id: {name}_{key}}}\n" for key in keys)
         (directory / f"{name}.yaml").write_text((PROFILES_DIR / f"{name}.yaml").read_text() + "\nlocations:\n"
-                                                + locations)
+                                                + locations + extra)
 
 
 def location_connections(ghl_url: str, tokens: dict[str, tuple[str, str]], app_urls: dict[tuple[str, str], str],
@@ -97,3 +98,19 @@ def location_connections(ghl_url: str, tokens: dict[str, tuple[str, str]], app_u
     env.update({f"AIRFLOW_CONN_{name.upper()}_{key.upper()}": json.dumps(
         {"conn_type": "crm_sync_app", "host": url, "password": api_key}) for (name, key), url in app_urls.items()})
     return env
+
+
+def session_cpu_seconds(leader: int) -> float:
+    """CPU seconds (user and system) of every process in the session ``leader`` started, with the children
+    they reaped: a service's whole cost (a Celery worker's pool and the task processes it forked)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in (int(entry) for entry in os.listdir("/proc") if entry.isdigit()):
+        try:
+            if os.getsid(pid) != leader:
+                continue
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:  # gone meanwhile: its time is in its parent's reaped children now
+            continue
+        total += sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
+    return total / tick
