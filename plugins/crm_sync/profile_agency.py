@@ -120,11 +120,20 @@ def _read_warehouse(url: str, profile: str) -> list[DiscoveredLocation]:
         with engine.connect() as conn:
             if not sa.inspect(conn).has_table(agency_location.name):
                 return []  # not migrated yet: no discovery has run
-            rows = conn.execute(sa.select(agency_location).where(agency_location.c.profile == profile)
-                                .order_by(agency_location.c.key)).mappings().all()
+            return book_of(conn, profile)
     finally:
         engine.dispose()
+
+
+def book_of(conn, profile: str) -> list[DiscoveredLocation]:
+    """The agency ``profile``'s rows of ``agency_location`` on an open connection, ordered by key."""
+    import sqlalchemy as sa
+
+    from crm_sync.warehouse.tables import agency_location
+
     names = {field.name for field in fields(DiscoveredLocation)}
+    rows = conn.execute(sa.select(agency_location).where(agency_location.c.profile == profile)
+                        .order_by(agency_location.c.key)).mappings()
     return [DiscoveredLocation(**{name: value for name, value in row.items() if name in names}) for row in rows]
 
 
