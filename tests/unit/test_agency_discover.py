@@ -3,6 +3,7 @@ and kept, clashing ids told apart, uninstalls marked once, reinstalls back, app 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -26,9 +27,19 @@ def conn(tmp_path):
     engine.dispose()
 
 
-def listed(*ids: str, uninstalled: tuple[str, ...] = ()) -> list[dict]:
-    return [{"_id": i, "name": f"Gym {i}", "address": f"{n} Main St", "isInstalled": i not in uninstalled,
-             "installedAt": "2026-11-01T08:00:00.000Z"} for n, i in enumerate(ids)]
+@dataclass(frozen=True)
+class InstalledLocation:  # TEMP: crm_sync.hooks.agency.InstalledLocation once h-agencyapi's hook lands
+    id: str
+    name: str
+    address: str
+    installed: bool
+    installed_at: str | None = None
+
+
+def listed(*ids: str, uninstalled: tuple[str, ...] = ()) -> list[InstalledLocation]:
+    """What AgencyHook.installed_locations yields."""
+    return [InstalledLocation(i, f"Gym {i}", f"{n} Main St", i not in uninstalled, "2026-11-01T08:00:00.000Z")
+            for n, i in enumerate(ids)]
 
 
 def test_a_key_is_the_id_in_lower_case_and_a_clash_gets_six_hex_of_its_sha1():

@@ -35,7 +35,11 @@ def discover(profile_name: str) -> dict[str, int]:
     profile = profile_by_name(profile_name)
     if profile.agency is None:
         raise ValueError(f"profile {profile_name} has no agency section: there is nothing to discover")
-    listed = list(AgencyHook(profile.agency.conn_id).installed_locations())
+    hook = AgencyHook(profile.agency.conn_id)
+    try:
+        listed = list(hook.installed_locations())
+    finally:
+        hook.close()
     with engine().begin() as conn:
         return refresh_book(conn, profile, listed, connection_exists)
 
@@ -61,15 +65,16 @@ def new_key(location_id: str, taken: dict[str, str]) -> str:
     return key
 
 
-def refresh_book(conn: sa.Connection, profile: Profile, listed: Iterable[dict[str, Any]],
+def refresh_book(conn: sa.Connection, profile: Profile, listed: Iterable[Any],
                  has_connection: Callable[[str], bool], now: datetime | None = None) -> dict[str, int]:
-    """Bring ``profile``'s rows of ``agency_location`` to what GHL ``listed`` (InstalledLocationSchema dicts)."""
+    """Bring ``profile``'s rows of ``agency_location`` to what GHL ``listed`` (``hooks.agency.InstalledLocation``:
+    id, name, address, installed, installed_at)."""
     now = now or datetime.now(UTC)
     agency = profile.agency
     rows = {row.location_id: row for row in conn.execute(
         sa.select(agency_location).where(agency_location.c.profile == profile.name))}
     taken = {row.key: row.location_id for row in rows.values()}
-    installed = {str(item["_id"]): item for item in listed if item.get("isInstalled", True)}
+    installed = {item.id: item for item in listed if item.installed}
     ready_cache: dict[str, bool] = {}
     counts = {"discovered": len(installed), "new": 0, "newly_uninstalled": 0, "reinstalled": 0}
     for location_id in sorted(installed):
@@ -79,8 +84,8 @@ def refresh_book(conn: sa.Connection, profile: Profile, listed: Iterable[dict[st
         app_conn_id = agency.app_conn_for(location_id, key)
         if app_conn_id not in ready_cache:
             ready_cache[app_conn_id] = has_connection(app_conn_id)
-        values = {"key": key, "name": str(item.get("name") or ""), "address": item.get("address") or None,
-                  "installed": True, "installed_at": _when(item.get("installedAt")), "last_seen_at": now,
+        values = {"key": key, "name": item.name, "address": item.address or None,
+                  "installed": True, "installed_at": _when(item.installed_at), "last_seen_at": now,
                   "uninstalled_at": None, "app_conn_id": app_conn_id, "app_conn_ready": ready_cache[app_conn_id],
                   "checked_at": now}
         if old is None:
