@@ -11,19 +11,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from crm_sync.locations import minute_of
-from crm_sync.paths import PROFILES_DIR
 from crm_sync.profile import ProfileError, agency_profiles, load_profiles, parse_profile, profile_by_name
 from crm_sync.profile_agency import read_book, snapshot_path
 from crm_sync.warehouse.db import create, migrate
 from crm_sync.warehouse.tables import agency_location
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "agency.yaml"
+from tests.fixtures import AGENCY_BLOCK, agency_profile_text
+
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-
-
-def agency_profile_text(extra: str = "") -> str:
-    return (PROFILES_DIR / "gymdesk.yaml").read_text().replace("name: gymdesk\n", "name: agency\n", 1) \
-        .replace("dag_id: ghl_gymdesk\n", "dag_id: ghl_agency\n", 1) + "\n" + FIXTURE.read_text() + extra
 
 
 def row(location_id: str, *, installed=True, ready=True, name=None, uninstalled_at=None, key=None) -> dict:
@@ -147,4 +142,4 @@ def test_an_agency_excludes_listed_locations_and_a_fixed_ghl_location():
 
 def test_the_documented_agency_block_is_the_tested_one():
     docs = (Path(__file__).resolve().parents[2] / "docs" / "profiles.md").read_text()
-    assert FIXTURE.read_text() in docs
+    assert AGENCY_BLOCK.read_text() in docs

@@ -13,7 +13,7 @@ from crm_sync.profile import parse_profile
 from crm_sync.profile_agency import book_of
 from crm_sync.warehouse.db import create, migrate
 
-from tests.unit.test_agency_book import agency_profile_text
+from tests.fixtures import agency_profile_text
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
