@@ -106,7 +106,12 @@ def read_book(profile: str) -> list[DiscoveredLocation]:
 
 def snapshot_path(profile: str) -> Path:
     """The last book read of ``profile``: what parsing falls back on when the warehouse is down."""
-    return data_home() / "agency" / f"{profile}.json"
+    return snapshot_folder() / f"{profile}.json"
+
+
+def snapshot_folder() -> Path:
+    """Where every agency's last book read is kept (a file changes only when its book did)."""
+    return data_home() / "agency"
 
 
 def _read_warehouse(url: str, profile: str) -> list[DiscoveredLocation]:

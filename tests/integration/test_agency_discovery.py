@@ -102,3 +102,24 @@ def test_discovery_books_100_locations_one_dag_each_that_syncs_and_follows_unins
     run_dag(airflow_home, "ghl_agency_discover", env)
     assert book(env)["Loc001"][:4] == ("loc001", 1, 1, None)
     assert "ghl_agency_loc001" in parsed_dags(tmp_path, env)
+
+
+def test_the_pools_command_creates_the_agencys_pool_with_its_slots(airflow_home, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import airflow_env
+
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    (profiles / "agency.yaml").write_text(agency_profile_text().replace("pool_slots: 16", "pool_slots: 12"))
+    env = airflow_env(airflow_home, CRM_SYNC_PROFILES_DIR=str(profiles), CRM_SYNC_HOME=str(tmp_path / "home"),
+                      WAREHOUSE_URL=f"sqlite:///{tmp_path / 'warehouse.db'}")
+
+    def cli(*args: str) -> str:
+        return subprocess.run([sys.executable, "-m", *args], env=env, capture_output=True, text=True, timeout=300,
+                              check=True).stdout
+
+    assert "created pools: crm_sync_ghl_agency" in cli("crm_sync.cli", "pools")
+    pools = {p["pool"]: p for p in json.loads(cli("airflow", "pools", "list", "--output", "json"))}
+    assert int(pools["crm_sync_ghl_agency"]["slots"]) == 12
