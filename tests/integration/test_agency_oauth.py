@@ -13,6 +13,7 @@ import multiprocessing
 import httpx
 import pytest
 import sqlalchemy as sa
+from crm_sync.errors import NoRetryError
 from crm_sync.hooks.agency import AgencyHook, InstalledLocation, LocationNotInstalled, location_token_key
 from crm_sync.hooks.ghl import GHLHook
 from crm_sync.hooks.token_store import AirflowVariableTokenStore, WarehouseTokenStore
@@ -95,7 +96,8 @@ def test_installed_locations_are_paged_by_100_and_every_installed_one_is_listed(
     assert len(everyone) == 230 and [loc.id for loc in everyone if not loc.installed] == [
         f"loc{i}" for i in range(225, 230)]
     assert hook.app_id == "agencyapp"  # the client id's part before '-'
-    assert hook.test_connection() == (True, f"GoHighLevel agency {COMPANY}: the app is installed on 225 locations")
+    works = (True, f"GoHighLevel agency {COMPANY}: the app is installed on 225 locations")
+    assert hook.test_connection() == GHLHook(CONN).test_connection() == works  # the UI's Test button
 
 
 def test_the_agency_refresh_token_is_rotated_and_kept_encrypted_in_the_warehouse(agency, warehouse_url, fernet_key):
@@ -184,6 +186,7 @@ def test_an_uninstalled_location_fails_clearly_and_no_token_is_in_any_message_or
     with pytest.raises(LocationNotInstalled) as raised:
         list(client.search_contacts(None, None))  # 401 (revoked), one re-mint: refused
     message = str(raised.value)
+    assert isinstance(raised.value, NoRetryError)  # Airflow fails the task at once: a retry cannot reinstall
     assert "loc020" in message and "uninstalled" in message and raised.value.location_id == "loc020"
     with pytest.raises(LocationNotInstalled):  # a new task, whose kept token is dead too
         list(GHLHook(CONN, location_id="loc020").get_conn().search_contacts(None, None))

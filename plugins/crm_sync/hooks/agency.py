@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 
+from crm_sync.errors import NoRetryError
 from crm_sync.hooks.base import HookBase
 from crm_sync.hooks.oauth import EXPIRY_MARGIN_S, OAuthClient, RotatingOAuth, unsaved_alert
 from crm_sync.hooks.token_store import (
@@ -45,9 +46,9 @@ PAGE_LIMIT = 100  # installed locations per page
 log = logging.getLogger(__name__)
 
 
-class LocationNotInstalled(RuntimeError):
+class LocationNotInstalled(NoRetryError):
     """GHL no longer gives a token for this location: the app was uninstalled there (or the location left
-    the agency). Its syncs stop; discovery marks it uninstalled."""
+    the agency). A retry cannot fix it: the task fails at once; discovery marks the location uninstalled."""
 
     def __init__(self, conn_id: str, location_id: str, status: int | None):
         super().__init__(f"GHL location {location_id} refused a location token through agency connection "
