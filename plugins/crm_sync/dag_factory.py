@@ -134,7 +134,8 @@ def build_dag(profile: Profile) -> DAG:
 
         steps = [_step_task(profile, step, doc)() for step, doc in STEPS.items()]
         ready = migrate_warehouse()
-        extracts = [extract.override(task_id="extract_ghl", pool=profile.ghl.pool_name)("ghl"), extract.override(task_id=f"extract_{name}")("app")]
+        extracts = [extract.override(task_id="extract_ghl", pool=profile.ghl.pool_name)("ghl"),
+                    extract.override(task_id=f"extract_{name}")("app")]
         ready >> extracts
         extracts >> steps[0]
         for upstream, downstream in zip(steps, steps[1:], strict=False):
