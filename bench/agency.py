@@ -284,7 +284,7 @@ def shape_phase(shape: str, keyed: dict[str, str], args: argparse.Namespace) -> 
     airflow_cpu = sum(v for role, v in spent.items() if role != "simulators")
     task_runs = max(1, figures["task_runs"])
     return {**figures, "discovered": discovered, "uninstalled_seen": uninstalled, "dags": len(dag_ids),
-            "dags_visible_s": dags_visible_s, "dag_parse_seconds": parse_s, 
+            "dags_visible_s": dags_visible_s, "dag_parse_seconds": parse_s,
             "phase_wall_s": round(phase_wall, 1), "cpu_s": spent,
             "cpu_s_per_run": round(airflow_cpu / runs, 2), "cpu_s_per_task_run": round(airflow_cpu / task_runs, 2),
             "task_seconds_per_run": round(figures["task_seconds"] / runs, 2),
