@@ -159,7 +159,8 @@ def wait_for_dags(services: Services, prefix: str, count: int, deadline: float) 
 
 
 def discover(services: Services, api: httpx.Client, deadline: float) -> tuple[int, int]:
-    """Run the agency's discovery DAG once; the locations it found syncing and uninstalled (the book)."""
+    """Run the agency's discovery DAG once; the locations it found syncing, and those it knows uninstalled
+    (only ones seen installed before: GHL lists where the app is installed)."""
     import sqlalchemy as sa
 
     trigger_all(api, ["ghl_agency_discover"])
