@@ -4,7 +4,7 @@ Airflow's metadata and the warehouse each get a fresh PostgreSQL database (127.0
 and the Celery broker a Redis database number nobody else uses (127.0.0.1:6379), claimed with
 a key so two runs at once never share one. Everything is dropped and flushed on the way out.
 The processes themselves (api-server, scheduler, dag-processor, workers) are started by
-``airflow_runner.airflow_services``.
+``airflow_runner.airflow_services``; ``session_cpu_seconds`` is what each of them cost (bench/agency.py).
 """
 
 from __future__ import annotations
