@@ -313,7 +313,10 @@ def main() -> int:
     args = parser.parse_args()
     started = time.monotonic()
     keyed = locations(args.locations, args.mode)
-    shapes = {shape: shape_phase(shape, keyed, args) for shape in args.shapes.split(",")}
+    shapes = {}
+    for shape in args.shapes.split(","):
+        shapes[shape] = shape_phase(shape, keyed, args)
+        print(f"{shape}: {json.dumps(shapes[shape])}", file=sys.stderr, flush=True)  # kept if a later shape fails
     every = list(shapes.values())
     result = {"locations": args.locations, "discovered": min(s["discovered"] for s in every), "mode": args.mode,
               "people": args.people, **{key: sum(s[key] for s in every) for key in (
