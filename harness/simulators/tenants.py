@@ -34,7 +34,11 @@ def create_app(keys: Iterable[str], create: Callable[..., FastAPI], api_key: str
         if not key or "/" in key:
             raise ValueError(f"tenant key {key!r}: must be a non-empty path segment")
         states[key] = SimState()
-        root.mount(tenant_path(key), create(api_key, states[key], **options))
+        tenant = create(api_key, states[key], **options)
+        # the server's hooks (ServerThread sets them on the root app) for a tenant's dropped connections
+        tenant.state.drop_connection = lambda *a, **k: root.state.drop_connection(*a, **k)
+        tenant.state.client_connected = lambda *a, **k: root.state.client_connected(*a, **k)
+        root.mount(tenant_path(key), tenant)
 
     @root.get(f"{ADMIN_PREFIX}/calls")
     def calls() -> dict[str, int]:

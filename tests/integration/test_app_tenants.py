@@ -51,3 +51,15 @@ def test_each_tenant_is_its_own_account_behind_a_base_url_with_a_path():
     assert a_calls["GET /v1/members"] >= 2 + 2  # two pages or more, two lookups
     assert b_calls == {}  # admin calls are not API calls, and nothing reached b
     assert all_calls["total"] == a_calls["total"]
+
+
+def test_a_tenants_faults_are_its_own_and_a_dropped_connection_reaches_the_client():
+    with ServerThread(tenants.create_app(["a", "b"], gymdesk.create_app, APP_KEY)) as server:
+        httpx.post(f"{server.url}/t/a/_sim/faults", json={"drops": 1, "statuses": [503]},
+                   timeout=10).raise_for_status()
+        headers = {"X-API-Key": APP_KEY}
+        assert httpx.get(f"{server.url}/t/b/v1/members", headers=headers, timeout=10).status_code == 200
+        assert httpx.get(f"{server.url}/t/a/v1/members", headers=headers, timeout=10).status_code == 503
+        with pytest.raises(httpx.RemoteProtocolError):
+            httpx.get(f"{server.url}/t/a/v1/members", headers=headers, timeout=10)
+        assert httpx.get(f"{server.url}/t/a/v1/members", headers=headers, timeout=10).status_code == 200
