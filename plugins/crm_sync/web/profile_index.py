@@ -59,16 +59,11 @@ def agency_books(readable: set[str]) -> tuple[dict[str, str], list[Row]]:
     """Of every agency profile: the names of its discovered locations (by location id), and a row for
     each location that does not sync, for a user who may read the agency's discovery DAG or one of
     its locations' DAGs (read_book: the warehouse's agency_location, never GHL)."""
-    from crm_sync.profile import PROFILES_DIR, ProfileError, load_profile
     from crm_sync.profile_agency import read_book
 
     names: dict[str, str] = {}
     rows: list[Row] = []
-    for path in sorted(PROFILES_DIR.glob("*.yaml")):
-        try:
-            agency = load_profile(path)
-        except ProfileError:
-            continue  # the index lists it among the profiles that do not load (services.profiles)
+    for agency in services.profile_files():
         if agency.agency is None:
             continue
         book = read_book(agency.name)

@@ -7,7 +7,9 @@ plugin in every component."""
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -18,9 +20,37 @@ if TYPE_CHECKING:
 
 
 def profiles() -> list[Profile]:
-    from crm_sync.profile import usable_profiles
+    """Every usable profile, by DAG id (one per location of a profile with several): the profiles folder
+    as it is now, each file parsed again only once it changed (`profile_files`)."""
+    from crm_sync.profile import per_location
 
-    return sorted(usable_profiles()[0], key=lambda p: p.dag_id)
+    return sorted((one for parsed in profile_files() for one in per_location(parsed)), key=lambda p: p.dag_id)
+
+
+def profile_files() -> list[Profile]:
+    """The valid profile files of crm_sync.profile.PROFILES_DIR (read at each call, so a console test can
+    point it elsewhere), as written: a file of 1,000 locations takes 0.3 s to parse, on every page
+    that lists profiles, so a parse is kept while the file's size and modification time stay."""
+    from crm_sync import profile
+
+    found = []
+    for path in sorted(profile.PROFILES_DIR.glob("*.yaml")):
+        stat = path.stat()
+        parsed = _parsed(str(path), stat.st_mtime_ns, stat.st_size)
+        if not isinstance(parsed, Exception):
+            found.append(parsed)
+    return found
+
+
+@functools.lru_cache(maxsize=512)
+def _parsed(path: str, mtime_ns: int, size: int) -> Profile | Exception:
+    """One profile file, or why it is not usable (crm_sync.profile.usable_profiles skips it alike)."""
+    from crm_sync.profile import ProfileError, load_profile
+
+    try:
+        return load_profile(Path(path))
+    except ProfileError as exc:
+        return exc
 
 
 def profile_of(dag_id: str) -> Profile:
