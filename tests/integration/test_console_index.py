@@ -1,9 +1,11 @@
 """The console's index at 1,000 profiles (issue 26): one profile file with 1,000 GHL locations (two per
-GHL connection), a user who may read all but one of their DAGs, runs and review candidates in a real
-warehouse (SQLite and PostgreSQL). The index is paged (page 2 shows the next 50, counted right),
+GHL connection) and an agency profile whose book holds a syncing location, one waiting for its app
+connection and one uninstalled; a user who may read all but one of the DAGs; runs and review
+candidates in a real warehouse (SQLite and PostgreSQL). The index is paged (page 2 shows the next 50, counted right),
 searched (by profile name, by connection), grouped by location (the two profiles of a connection
 under one heading), and each shown profile's newest run and review count are its own: run ids repeat
-across profiles, and the page reads them for all its profiles at once."""
+across profiles, and the page reads them for all its profiles at once. The agency's locations that do
+not sync are rows under their location's heading, found by a search like any profile."""
 
 from __future__ import annotations
 
@@ -14,10 +16,10 @@ from html import unescape
 import pytest
 import sqlalchemy as sa
 
-from crm_sync.paths import PROFILES_DIR
 from crm_sync.profile import usable_profiles
-from crm_sync.warehouse.tables import review_candidate, review_decision
+from crm_sync.warehouse.tables import agency_location, review_candidate, review_decision
 
+from bench.console_index import located_profiles
 from bench.console_runs import seed
 from tests.conftest import warehouse_database
 
@@ -26,14 +28,21 @@ LOCATIONS = 1000
 HIDDEN = "ghl_gymdesk_l0007"  # the user may not read this DAG
 SEEDED = range(40, 110)  # profiles with a run: the end of page 1 and all of page 2
 REVIEWED = "gymdesk__l0060"
+ROWS = LOCATIONS - 1 + 3  # the readable located profiles, the agency's syncing location and its two that do not
+AGENCY = """
+agency:
+  conn_id: ghl_agency
+  app_conn_id: gymdesk_{location_id}
+"""
 
 
-def located_profiles(folder, locations: int = LOCATIONS):
-    """gymdesk with ``locations`` locations, two per GHL connection (ghl_c0000: l0000 and l0001, ...)."""
-    folder.mkdir(exist_ok=True)
-    listed = "".join(f"  - {{key: l{n:04d}, conn_id: ghl_c{n // 2:04d}}}\n" for n in range(locations))
-    (folder / "gymdesk.yaml").write_text((PROFILES_DIR / "gymdesk.yaml").read_text() + "\nlocations:\n" + listed)
-    return folder
+def book_row(location_id: str, name: str, *, ready: bool = True, uninstalled_at: datetime | None = None) -> dict:
+    """A row of agency_location as discovery writes it."""
+    seen = datetime(2026, 11, 1, tzinfo=UTC)
+    return {"profile": "agency", "location_id": location_id, "key": location_id.lower(), "name": name,
+            "installed": uninstalled_at is None, "installed_at": seen, "first_seen_at": seen, "last_seen_at": seen,
+            "uninstalled_at": uninstalled_at, "app_conn_id": f"gymdesk_{location_id}", "app_conn_ready": ready,
+            "checked_at": seen}
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -50,9 +59,12 @@ def console(request, tmp_path_factory):
     from crm_sync.web.app import create_app
 
     folder = tmp_path_factory.mktemp("index")
-    profiles = located_profiles(folder / "profiles")
+    profiles = located_profiles(folder / "profiles", LOCATIONS)
+    gymdesk = (profiles / "gymdesk.yaml").read_text().split("\nlocations:\n")[0]
+    (profiles / "agency.yaml").write_text(gymdesk.replace("name: gymdesk\n", "name: agency\n", 1)
+                                          .replace("dag_id: ghl_gymdesk\n", "dag_id: ghl_agency\n", 1) + AGENCY)
     every = {p.name: p for p in usable_profiles(profiles)[0]}
-    assert len(every) == LOCATIONS
+    assert len(every) == LOCATIONS  # the agency's book is empty until seeded
     with warehouse_database(request.param, folder) as url, pytest.MonkeyPatch.context() as patch:
         patch.setenv("WAREHOUSE_URL", url)
         patch.setattr(profile_module, "PROFILES_DIR", profiles)
@@ -65,13 +77,16 @@ def console(request, tmp_path_factory):
             conn.execute(sa.insert(review_candidate), [
                 {"profile": REVIEWED, "ghl_id": g, "app_id": a, "reason": "by email, another first name",
                  "run_id": "seed"} for g, a in (("g1", "a1"), ("g1", "a2"), ("g2", "a3"), ("g3", "a4"))])
+            conn.execute(sa.insert(agency_location), [
+                book_row("LOCZOE", "Zoë's Gym"), book_row("LOCWAIT", "Waiting Gym", ready=False),
+                book_row("LOCGONE", "Gone Gym", uninstalled_at=datetime(2026, 11, 20, 8, tzinfo=UTC))])
             conn.execute(sa.insert(review_decision), [{"profile": REVIEWED, "ghl_id": "g3", "app_id": "a4",
                                                        "decision": "apart", "decided_by": "ops",
                                                        "decided_at": datetime.now(UTC)}])
 
         class ReadsAllButOne:
             def get_authorized_dag_ids(self, user, method):
-                return {p.dag_id for p in every.values()} - {HIDDEN}
+                return {p.dag_id for p in every.values()} - {HIDDEN} | {"ghl_agency_loczoe"}
 
         patch.setattr(airflow_app, "get_auth_manager", ReadsAllButOne)
         app = create_app()
@@ -103,11 +118,27 @@ def test_pages_of_50_in_location_order_the_next_page_showing_the_next_ones(conso
     readable = sorted(f"ghl_gymdesk_l{n:04d}" for n in range(LOCATIONS) if f"ghl_gymdesk_l{n:04d}" != HIDDEN)
     assert listed(first) == readable[:50] and listed(second) == readable[50:100]
     assert HIDDEN not in first and HIDDEN not in client.get("/", params={"q": "l0007"}).text
-    assert pager(first).startswith("1-50 of 999 profiles and locations, page 1 of 20")
-    assert pager(second).startswith("51-100 of 999 profiles and locations, page 2 of 20")
+    assert pager(first).startswith("1-50 of 1,002 profiles and locations, page 1 of 21")
+    assert pager(second).startswith("51-100 of 1,002 profiles and locations, page 2 of 21")
     assert 'href="?page=3" rel="next"' in second and 'href="?" rel="prev"' in second  # page 1 is the bare index
     last = client.get("/", params={"page": 99}).text  # past the end: the last page
-    assert listed(last) == readable[950:] and pager(last).startswith("951-999 of 999")
+    assert pager(last).startswith("1,001-1,002 of 1,002") and listed(last) == ["ghl_agency_loczoe"]
+
+
+def test_an_agency_s_locations_that_do_not_sync_say_why_under_their_location(console):
+    client, _, _ = console
+    last = client.get("/", params={"page": 21}).text
+    assert headings(last) == {"LOCWAIT": [], "LOCZOE": ["ghl_agency_loczoe"]}
+    assert re.search(r'id="place-LOCZOE">GHL location <a [^>]*>LOCZOE</a> Zoë&#39;s Gym', last)
+    waiting = re.search(r'<tbody class="place" data-place="LOCWAIT">.*?</tbody>', last, re.S)[0]
+    assert "agency: Waiting Gym</td><td colspan=\"7\">waiting for its app connection <code>gymdesk_LOCWAIT</code>" \
+        in waiting
+    gone = client.get("/", params={"show": "uninstalled"}).text
+    assert list(headings(gone)) == ["LOCGONE"] and "uninstalled on 2026-11-20, no longer syncing" in gone
+    assert pager(gone).startswith("1-1 of 1 profiles and locations (uninstalled)")
+    assert headings(client.get("/", params={"q": "ZOE'S"}).text) == {"LOCZOE": ["ghl_agency_loczoe"]}  # by name
+    assert list(headings(client.get("/", params={"q": "locwait"}).text)) == ["LOCWAIT"]  # by location id
+    assert 'data-place="LOCWAIT"' in client.get("/", params={"show": "waiting"}).text
 
 
 def test_each_shown_profile_has_its_own_newest_run_and_review_count(console):

@@ -1,8 +1,8 @@
 """The console's index at a thousand profiles (issue 26): which rows a view shows, and what they show.
 
 A row is a profile the user may read, or an agency's location that does not sync (waiting for its
-app connection, or uninstalled: crm_sync.profile_agency.read_book), shown where its location would
-be. Rows are searched (``q``: profile name, DAG id, app, GHL location id or name, connection; case
+app connection, or uninstalled: the agency's book, read as read_book reads it but on the request's
+connection), shown where its location would be. Rows are searched (``q``: profile name, DAG id, app, GHL location id or name, connection; case
 and accents aside), filtered (``show``: syncing, waiting, uninstalled; ``location``: one heading),
 grouped by GHL location (``ghl.location_id``, else the GHL connection) and paged in Python over the
 parsed profiles, without a query. Only then is the warehouse read, for the shown page alone and in
@@ -55,24 +55,38 @@ class Place:
     budget: dict[str, Any] | None = None
 
 
-def agency_books(readable: set[str]) -> tuple[dict[str, str], list[Row]]:
-    """Of every agency profile: the names of its discovered locations (by location id), and a row for
-    each location that does not sync, for a user who may read the agency's discovery DAG or one of
-    its locations' DAGs (read_book: the warehouse's agency_location, never GHL)."""
-    from crm_sync.profile_agency import read_book
+def profiles_and_books(conn: sa.Connection) -> tuple[list[Profile], list[tuple[Profile, list[DiscoveredLocation]]]]:
+    """Every usable profile, by DAG id, as crm_sync.web.services.profiles lists them, and each agency
+    profile with its book, read once on the request's connection (crm_sync.profile_agency.book_of)
+    for both: its syncing locations' profiles and the rows of those that do not sync."""
+    from crm_sync.locations import for_discovered, per_location, syncs
+    from crm_sync.profile_agency import book_of
 
+    every: list[Profile] = []
+    books = []
+    for parsed in services.profile_files():
+        if parsed.agency is None:
+            every += per_location(parsed)
+            continue
+        book = book_of(conn, parsed.name)
+        books.append((parsed, book))
+        every += [for_discovered(parsed, where) for where in book if syncs(parsed, where)]
+    return sorted(every, key=lambda p: p.dag_id), books
+
+
+def agency_rows(books: list[tuple[Profile, list[DiscoveredLocation]]], readable: set[str]
+                ) -> tuple[dict[str, str], list[Row]]:
+    """The names of the agencies' discovered locations (by location id), and a row for each location
+    that does not sync (waiting for its app connection, uninstalled), for a user who may read one of
+    the agency's DAGs (its discovery DAG, a location's)."""
     names: dict[str, str] = {}
     rows: list[Row] = []
-    for agency in services.profile_files():
-        if agency.agency is None:
-            continue
-        book = read_book(agency.name)
+    for agency, book in books:
         names.update({where.location_id: where.name for where in book if where.name})
         mine = f"{agency.dag_id}_"
-        if not any(dag_id.startswith(mine) for dag_id in readable):
-            continue
-        rows += [Row(where.location_id, where.key, location=where, agency=agency.name)
-                 for where in book if where.status != "syncing"]
+        if any(dag_id.startswith(mine) for dag_id in readable):
+            rows += [Row(where.location_id, where.key, location=where, agency=agency.name)
+                     for where in book if where.status in ("waiting", "uninstalled")]
     return names, rows
 
 
@@ -90,7 +104,8 @@ def _words(row: Row, names: dict[str, str]) -> str:
 
 def select_rows(shown: list[Profile], extra: list[Row], names: dict[str, str], q: str = "", show: str = "",
                 location: str = "") -> list[Row]:
-    """Every row the view shows, by heading, then profile name (the rows of a location keep together)."""
+    """Every row the view shows, by heading (case aside: GHL's ids are mixed case), then profile name
+    (the rows of a location keep together)."""
     rows = [Row(services.place_of(p), p.name, profile=p) for p in shown] + extra
     if show:
         rows = [row for row in rows if row.status == show]
@@ -99,7 +114,7 @@ def select_rows(shown: list[Profile], extra: list[Row], names: dict[str, str], q
     wanted = services.folded(q.strip())
     if wanted:
         rows = [row for row in rows if wanted in _words(row, names)]
-    return sorted(rows, key=lambda row: (row.place, row.sort))
+    return sorted(rows, key=lambda row: (row.place.casefold(), row.place, row.sort))
 
 
 def index_page(conn: sa.Connection, rows: list[Row], every: list[Profile], names: dict[str, str], page: int,

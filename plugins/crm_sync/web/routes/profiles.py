@@ -31,9 +31,9 @@ def list_profiles(request: Request, user: GetUserDep, conn: WarehouseConnection,
     from airflow.api_fastapi.app import get_auth_manager
 
     readable = get_auth_manager().get_authorized_dag_ids(user=user, method="GET")
-    every = services.profiles()
+    every, books = profile_index.profiles_and_books(conn)
     shown = [profile for profile in every if profile.dag_id in readable]
-    names, waiting = profile_index.agency_books(readable)
+    names, waiting = profile_index.agency_rows(books, readable)
     show = show if show in profile_index.SHOW else ""
     q, location = q.strip(), location.strip()
     rows = profile_index.select_rows(shown, waiting, names, q, show, location)
