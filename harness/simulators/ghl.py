@@ -2,7 +2,8 @@
 
 Operations (docs/ghl_operations.md lists them against the specs): contacts (search, get,
 create, upsert, update, delete), their tasks, notes, tags and appointments, the location-wide
-task search, calendars and their events, and ``POST /oauth/token``. Each route declares its spec
+task search, calendars and their events, ``POST /oauth/token``, and an agency's
+``POST /oauth/locationToken`` and ``GET /oauth/installedLocations`` (ghl_agency.py). Each route declares its spec
 ``security`` scope and required ``Version`` header; a contract test holds them to the spec.
 
 What it honours (see shared/ref/ghl/NOTES.md): Bearer tokens with scopes (static ones, or
@@ -14,7 +15,7 @@ Ed25519-signed webhooks delivered in the background. Strict mode (``strict=True`
 validates request bodies against the spec and answers 422 as GHL does.
 
 Admin routes (besides base.py's): ``POST /_sim/day`` (a new day, optionally a new daily limit),
-``POST /_sim/oauth/clients``, ``POST /_sim/oauth/installs``,
+``POST /_sim/oauth/clients``, ``POST /_sim/oauth/installs``, ``/_sim/agency`` (ghl_agency.py),
 ``POST /_sim/webhooks``, ``GET /_sim/webhooks/deliveries``, ``POST /_sim/appointments``,
 ``DELETE /_sim/appointments/{id}``; ``POST /_sim/faults`` also takes ``expire_tokens``,
 ``ignore_paging`` (searches answer their first page forever) and ``rate_headers`` (headers set on
@@ -55,6 +56,7 @@ from harness.simulators.ghl_account import (
     unprocessable,
     validate_contact,
 )
+from harness.simulators.ghl_agency import agency_admin, agency_routes
 from harness.simulators.ghl_records import appointment_routes, note_routes, tag_routes, task_routes
 from harness.simulators.ghl_search import search_contacts, search_problems
 
@@ -145,8 +147,10 @@ def create_app(sim: GHLSimulator) -> FastAPI:
     operation, authorized = _declare(app), Depends(_authorizer(sim))
     for add_routes in (_contact_routes, task_routes, note_routes, tag_routes, appointment_routes):
         add_routes(operation, authorized, sim)
+    agency_routes(operation, sim)
     _oauth_routes(app, sim)
     app.include_router(_admin_routes(sim))
+    agency_admin(app, sim)
     return app
 
 

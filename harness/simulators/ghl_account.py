@@ -73,31 +73,40 @@ def unprocessable(messages: list[str]) -> GHLError:
 
 @dataclass
 class RateLimiter:
-    """Sliding 10 s window and a daily counter per location, as GHL applies them."""
+    """Sliding 10 s window and a daily counter per location, as GHL applies them. ``burst_max`` and
+    ``daily_max`` hold for every location but those given their own in ``overrides``
+    (location -> {"burst_max": n, "daily_max": n}), as an agency's sub-accounts differ."""
 
     burst_max: int = BURST_MAX
     daily_max: int = DAILY_MAX
     hits: dict[str, deque] = field(default_factory=dict)
     daily: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    overrides: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def limits(self, location: str) -> tuple[int, int]:
+        """(burst max, daily max) of one location."""
+        own = self.overrides.get(location, {})
+        return own.get("burst_max", self.burst_max), own.get("daily_max", self.daily_max)
 
     def take(self, location: str) -> tuple[bool, dict[str, str]]:
         now = time.monotonic()
         with self.lock:
+            burst_max, daily_max = self.limits(location)
             window = self.hits.setdefault(location, deque())
             while window and now - window[0] >= BURST_WINDOW_MS / 1000:
                 window.popleft()
             used_today = self.daily.get(location, 0)
-            allowed = len(window) < self.burst_max and used_today < self.daily_max
+            allowed = len(window) < burst_max and used_today < daily_max
             if allowed:
                 window.append(now)
                 self.daily[location] = used_today = used_today + 1
             headers = {
-                "X-RateLimit-Limit-Daily": str(self.daily_max),
-                "X-RateLimit-Daily-Remaining": str(max(0, self.daily_max - used_today)),
+                "X-RateLimit-Limit-Daily": str(daily_max),
+                "X-RateLimit-Daily-Remaining": str(max(0, daily_max - used_today)),
                 "X-RateLimit-Interval-Milliseconds": str(BURST_WINDOW_MS),
-                "X-RateLimit-Max": str(self.burst_max),
-                "X-RateLimit-Remaining": str(max(0, self.burst_max - len(window))),
+                "X-RateLimit-Max": str(burst_max),
+                "X-RateLimit-Remaining": str(max(0, burst_max - len(window))),
             }
             if not allowed:
                 retry_after = BURST_WINDOW_MS / 1000 - (now - window[0]) if window else 1
@@ -134,13 +143,15 @@ def present(fields: tuple[str, ...], record: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Installation:
-    """An OAuth app installed on a location: what its tokens may do."""
+    """An OAuth app installed on a location (or, user_type Company, on an agency: its tokens
+    list the agency's installed locations and mint their tokens, see ghl_agency): what its tokens may do."""
 
     client_id: str
     location_id: str
     scopes: tuple[str, ...]
     user_id: str
     company_id: str
+    user_type: str = "Location"
 
 
 @dataclass(frozen=True)
@@ -164,6 +175,7 @@ class GHLSimulator:
                  webhook_attempts: int = 3):
         # tokens: access token -> {"location_id": ..., "scopes": [...]}, plus "expires_at"
         # (epoch seconds) for OAuth access tokens; static ones (Private Integration Tokens) never expire.
+        # An agency's (user_type Company) has "company_id" and no location; one minted from it, both.
         self.tokens = tokens
         self.state = state or SimState()
         self.limiter = limiter or RateLimiter()
@@ -178,6 +190,8 @@ class GHLSimulator:
         self.oauth_clients: dict[str, str] = {}
         self.auth_codes: dict[str, Installation] = {}
         self.refresh_tokens: dict[str, Installation] = {}
+        self.agencies: dict[str, Any] = {}  # company id -> ghl_agency.Agency
+        self.location_mints: dict[str, int] = {}  # location id -> location tokens minted by /oauth/locationToken
         self.ignore_paging = False  # fault: searches answer their first page whatever the cursor or skip
         self.header_overrides: dict[str, str] = {}  # fault: odd rate-limit headers on every answer
 
@@ -195,10 +209,15 @@ class GHLSimulator:
             raise unauthorized("Invalid JWT")  # GHL's wording for an expired access token
         if scope not in grant["scopes"]:
             raise unauthorized("The token is not authorized for this scope.")
-        allowed, headers = self.limiter.take(grant["location_id"])
+        agency_token = grant.get("location_id") is None
+        if scope.startswith("oauth.") != agency_token:  # oauth.* routes are Agency-Access-Only in oauth.json
+            raise unauthorized("This route needs an agency (Company) access token" if not agency_token else
+                               "An agency (Company) token cannot call location routes: use /oauth/locationToken")
+        limited = grant["location_id"] or f"company {grant['company_id']}"
+        allowed, headers = self.limiter.take(limited)
         request.state.rate_headers = headers
         if not allowed:
-            self.state.calls[f"429 {grant['location_id']}"] += 1  # per location, in /_sim/calls
+            self.state.calls[f"429 {limited}"] += 1  # per location, in /_sim/calls
             raise GHLError(429, {"statusCode": 429, "message": "Too Many Requests"}, headers)
         return grant
 
@@ -227,8 +246,9 @@ class GHLSimulator:
             raise unprocessable(missing)
         if self.oauth_clients.get(form["client_id"]) != form["client_secret"]:
             raise unauthorized("Invalid client credentials")
-        if form.get("user_type", "Location") != "Location":
-            raise bad_request("the simulator issues Location tokens only (user_type=Location)")
+        user_type = form.get("user_type", "Location")
+        if user_type not in ("Location", "Company"):
+            raise bad_request("user_type must be Location or Company")
         grants = {"authorization_code": (self.auth_codes, "code"), "refresh_token": (self.refresh_tokens,
                                                                                      "refresh_token")}
         if form["grant_type"] not in grants:
@@ -238,18 +258,28 @@ class GHLSimulator:
             installation = store.get(form.get(key, ""))
             if installation is None or installation.client_id != form["client_id"]:
                 raise bad_request(f"Invalid grant: {key} is invalid, expired or already used")
+            if installation.user_type != user_type:
+                raise bad_request(f"user_type {user_type} does not match the install (user_type "
+                                  f"{installation.user_type})")
             del store[form[key]]
             return self._issue(installation)
 
     def _issue(self, installation: Installation) -> dict[str, Any]:
         access_token, refresh_token = secrets.token_hex(24), secrets.token_hex(24)
-        self.tokens[access_token] = {"location_id": installation.location_id, "scopes": list(installation.scopes),
+        company = installation.user_type == "Company"
+        self.tokens[access_token] = {"location_id": None if company else installation.location_id,
+                                     "scopes": list(installation.scopes),
                                      "expires_at": time.time() + self.access_token_ttl_s}
+        if company:
+            self.tokens[access_token]["company_id"] = installation.company_id
         self.refresh_tokens[refresh_token] = installation
-        return {"access_token": access_token, "token_type": "Bearer", "expires_in": int(self.access_token_ttl_s),
-                "refresh_token": refresh_token, "scope": " ".join(installation.scopes), "userType": "Location",
-                "locationId": installation.location_id, "companyId": installation.company_id,
-                "userId": installation.user_id}
+        answer = {"access_token": access_token, "token_type": "Bearer", "expires_in": int(self.access_token_ttl_s),
+                  "refresh_token": refresh_token, "scope": " ".join(installation.scopes),
+                  "userType": installation.user_type, "companyId": installation.company_id,
+                  "userId": installation.user_id}
+        if company:
+            return {**answer, "isBulkInstallation": True}
+        return {**answer, "locationId": installation.location_id}
 
     def expire_tokens(self, _: Any = None) -> None:
         """Fault ``expire_tokens``: every OAuth access token expires now (static tokens cannot)."""

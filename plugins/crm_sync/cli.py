@@ -23,7 +23,8 @@ defaults to the login name; only ids are stored, never a copy of the records. Us
 DAGs (WAREHOUSE_URL, the warehouse_default connection, or the embedded SQLite file).
 
 ``pools`` creates the Airflow pool of each GHL location the profiles use (one slot: the
-location's writes take turns, so they share its rate budget); a pool that exists is left as
+location's writes take turns, so they share its rate budget), and each agency profile's pool (its
+``agency.pool_slots``: how many of its locations call GHL at once); a pool that exists is left as
 it is. Run it where the Airflow CLI works (it writes Airflow's metadata database).
 
 ``rotate-token-key`` re-encrypts the stored OAuth tokens (the warehouse's ``oauth_token``) with the
@@ -68,18 +69,21 @@ def known_profile(conn: sa.Connection, name: str) -> bool:
 
 
 def create_pools() -> list[str]:
-    """The pool of every GHL connection the profiles use, created when missing."""
+    """The pool of every GHL connection the profiles use, and of every agency, created when missing."""
     from airflow.models.pool import Pool
 
-    from crm_sync.profile import usable_profiles
+    from crm_sync.profile import agency_profiles, usable_profiles
 
     profiles, _errors = usable_profiles()
-    pools = {profile.ghl.pool_name: profile.ghl.conn_id for profile in profiles}
+    pools = {profile.ghl.pool_name: (1, f"crm-sync: writes to the GHL location of connection {profile.ghl.conn_id}")
+             for profile in profiles}
+    for agency in (profile.agency for profile in agency_profiles()):
+        pools[agency.pool_name] = (agency.pool_slots, f"crm-sync: the GHL calls of agency connection "
+                                   f"{agency.conn_id}'s locations, {agency.pool_slots} at once")
     created = []
-    for name, conn_id in sorted(pools.items()):
+    for name, (slots, description) in sorted(pools.items()):
         if Pool.get_pool(name) is None:
-            Pool.create_or_update_pool(name, slots=1, include_deferred=False,
-                                       description=f"crm-sync: writes to the GHL location of connection {conn_id}")
+            Pool.create_or_update_pool(name, slots=slots, include_deferred=False, description=description)
             created.append(name)
     return created
 

@@ -4,7 +4,7 @@ A profile is the whole description of a sync; DAGs, hooks and reconcile read it 
 nothing else. Validation happens when the file is read, so a typo fails with the file,
 the key and what was expected before any run starts. A new app is a new profile file:
 its API (``profile_app``) and its field mapping are data, not code. A profile that lists
-``locations`` is loaded as one profile per GHL location (see ``locations``).
+``locations``, or an ``agency`` install's, is loaded as one profile per GHL location (see ``locations``).
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator
 
-from crm_sync.locations import SEPARATOR, staggered
+from crm_sync.locations import SEPARATOR, one_location, per_location
 from crm_sync.paths import PROFILES_DIR
 from crm_sync.profile_app import AppApi, Entity, PagingLimits
 from crm_sync.profile_agency import Agency
-from crm_sync.profile_base import Strict
+from crm_sync.profile_base import ProfileError, Strict
 from crm_sync.profile_matching import Matching
 from crm_sync.profile_webhooks import app_asset
 from crm_sync.timezones import zone
@@ -46,10 +46,6 @@ GHL_READ_ONLY = {("note", "date")}
 # What GHL calls each entity's id and updated-at (tasks and notes carry no updated-at).
 GHL_RECORD_FIELDS = {"contact": ("id", "dateUpdated"), "task": ("id", "dateAdded"), "note": ("id", "dateAdded"),
                      "appointment": ("id", "dateUpdated")}
-
-
-class ProfileError(ValueError):
-    """A profile file that cannot be used, naming the file, the key and the expectation."""
 
 
 def location_asset(location_id: str) -> str:
@@ -277,6 +273,11 @@ def _describe(err: dict) -> str:
 def _problems(profile: Profile) -> list[str]:
     """Rules across sections that pydantic cannot see field by field."""
     problems = []
+    if profile.agency is not None and profile.locations:
+        problems.append("key 'agency': an agency profile discovers its locations; remove 'locations'")
+    if profile.agency is not None and profile.ghl.location_id:
+        problems.append("key 'agency': each discovered location gets its own ghl.location_id; remove "
+                        "'ghl.location_id'")
     for entity, mapping in profile.entities.items():
         unknown = set(mapping.fields) - set(CANONICAL[entity])
         if unknown:
@@ -347,34 +348,21 @@ def usable_profiles(directory: Path = PROFILES_DIR) -> tuple[list[Profile], list
 
 
 def profile_by_name(name: str, directory: Path = PROFILES_DIR) -> Profile:
-    """A profile, or one location of a multi-location profile (``<profile>__<location key>``)."""
+    """A profile, or one location of a multi-location or agency profile (``<profile>__<location key>``)."""
     if (directory / f"{name}.yaml").exists() or SEPARATOR not in name:
         return load_profile(directory / f"{name}.yaml")
     base, _, key = name.rpartition(SEPARATOR)
-    for profile in per_location(load_profile(directory / f"{base}.yaml")):
-        if profile.name == name:
-            return profile
-    raise ProfileError(f"profile {base} has no location {key!r}")
+    return one_location(load_profile(directory / f"{base}.yaml"), key)
 
 
-def per_location(profile: Profile) -> list[Profile]:
-    """The profile itself, or one profile per location it lists (named and scheduled as ``locations`` says)."""
-    if not profile.locations:
-        return [profile]
-    keys = [location.key for location in profile.locations]
-    if duplicates := sorted({key for key in keys if keys.count(key) > 1}):
-        raise ProfileError(f"profile {profile.name}: key 'locations': duplicate location key(s) {duplicates}")
-    count = len(profile.locations)
-    return [_for_location(profile, location, index, count) for index, location in enumerate(profile.locations)]
-
-
-def _for_location(profile: Profile, location: Location, index: int, count: int) -> Profile:
-    app = profile.app.model_copy(update={"conn_id": location.app_conn_id}) if location.app_conn_id else profile.app
-    return profile.model_copy(update={
-        "name": f"{profile.name}{SEPARATOR}{location.key}",
-        "dag_id": f"{profile.dag_id}_{location.key}",
-        "schedule": location.schedule or staggered(profile.schedule, index, count),
-        "ghl": profile.ghl.model_copy(update={"conn_id": location.conn_id, "pool": location.pool}),
-        "app": app,
-        "locations": [],
-    })
+def agency_profiles(directory: Path = PROFILES_DIR) -> list[Profile]:
+    """The valid agency profiles themselves, unexpanded: each has a discovery DAG and a pool."""
+    found = []
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            profile = load_profile(path)
+        except ProfileError:
+            continue  # reported by usable_profiles (crm_sync_profile_errors.py)
+        if profile.agency is not None:
+            found.append(profile)
+    return found

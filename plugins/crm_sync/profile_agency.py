@@ -9,12 +9,19 @@ file, so a database blip does not make every location's DAG vanish.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
+from pathlib import Path
 
 from pydantic import Field, field_validator
 
+from crm_sync.paths import data_home
 from crm_sync.profile_base import Strict
+
+log = logging.getLogger(__name__)
 
 PLACEHOLDERS = ("{location_id}", "{key}")
 
@@ -66,6 +73,8 @@ class DiscoveredLocation:
     checked_at: datetime
     uninstalled_at: datetime | None = None
     address: str | None = None
+    installed_at: datetime | None = None
+    last_seen_at: datetime | None = None
 
     @property
     def status(self) -> str:
@@ -78,4 +87,99 @@ class DiscoveredLocation:
 def read_book(profile: str) -> list[DiscoveredLocation]:
     """Every location discovered for the agency ``profile``, ordered by key, from the warehouse (read
     only, no migration: parsing must not change the schema), else from the last snapshot."""
-    raise NotImplementedError("issue 26: implemented by the agency-book work")
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from crm_sync.warehouse.db import warehouse_url
+
+    url = ""
+    try:
+        url = warehouse_url()
+        book = _read_warehouse(url, profile)
+    except (ImportError, OSError, SQLAlchemyError) as error:
+        book = _read_snapshot(profile)
+        log.warning("agency profile %s: the warehouse cannot be read (%s); using the last book read: %d "
+                    "location(s)", profile, _describe(error, url), len(book))
+        return book
+    _write_snapshot(profile, book)
+    return book
+
+
+def snapshot_path(profile: str) -> Path:
+    """The last book read of ``profile``: what parsing falls back on when the warehouse is down."""
+    return data_home() / "agency" / f"{profile}.json"
+
+
+def _read_warehouse(url: str, profile: str) -> list[DiscoveredLocation]:
+    import sqlalchemy as sa
+
+    from crm_sync.warehouse import db
+    from crm_sync.warehouse.tables import agency_location
+
+    engine = db.create(_with_connect_timeout(url))
+    try:
+        with engine.connect() as conn:
+            if not sa.inspect(conn).has_table(agency_location.name):
+                return []  # not migrated yet: no discovery has run
+            return book_of(conn, profile)
+    finally:
+        engine.dispose()
+
+
+def book_of(conn, profile: str) -> list[DiscoveredLocation]:
+    """The agency ``profile``'s rows of ``agency_location`` on an open connection, ordered by key."""
+    import sqlalchemy as sa
+
+    from crm_sync.warehouse.tables import agency_location
+
+    names = {field.name for field in fields(DiscoveredLocation)}
+    rows = conn.execute(sa.select(agency_location).where(agency_location.c.profile == profile)
+                        .order_by(agency_location.c.key)).mappings()
+    return [DiscoveredLocation(**{name: value for name, value in row.items() if name in names}) for row in rows]
+
+
+def _with_connect_timeout(url: str) -> str:
+    """A PostgreSQL warehouse that does not answer costs a parse seconds, not minutes."""
+    if url.startswith("postgresql") and "connect_timeout" not in url:
+        return url + ("&" if "?" in url else "?") + "connect_timeout=5"
+    return url
+
+
+def _describe(error: BaseException, url: str) -> str:
+    """The error's kind and first line, without the SQL, its parameters or the URL's password."""
+    cause = getattr(error, "orig", None) or error
+    first = (str(cause).strip().splitlines() or [""])[0][:200]
+    try:
+        from sqlalchemy.engine import make_url
+
+        password = make_url(url).password if url else None
+    except Exception:  # an unparsable URL: say nothing of it
+        password = None
+    return f"{type(cause).__name__}: {first.replace(password, '***') if password else first}"
+
+
+def _write_snapshot(profile: str, book: list[DiscoveredLocation]) -> None:
+    path = snapshot_path(profile)
+    text = json.dumps([asdict(row) for row in book], default=str, indent=1, sort_keys=True)
+    try:
+        if path.exists() and path.read_text(encoding="utf-8") == text:
+            return  # unchanged: most parses write nothing
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(path)  # a parse in another process reads the old snapshot or the new, never half
+    except OSError as error:
+        log.warning("agency profile %s: the book's snapshot %s cannot be written (%s)", profile, path, error)
+
+
+def _read_snapshot(profile: str) -> list[DiscoveredLocation]:
+    path = snapshot_path(profile)
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as error:
+        log.warning("agency profile %s: the book's snapshot %s cannot be read (%s)", profile, path, error)
+        return []
+    dates = {"first_seen_at", "checked_at", "uninstalled_at", "installed_at", "last_seen_at"}
+    return [DiscoveredLocation(**{key: datetime.fromisoformat(value) if key in dates and value else value
+                                  for key, value in row.items()}) for row in rows]

@@ -145,6 +145,30 @@ def drive_oauth(sim: RunningSim, log: list[Exchange]) -> None:
         http.post("/oauth/token", data={"grant_type": "refresh_token"})
 
 
+def drive_agency(sim: RunningSim, log: list[Exchange]) -> None:
+    """An agency's token, its installed locations and a location token, into 200, 400, 401 and 422."""
+    with sim.admin as admin:
+        agency = admin.post("/agency", json={"client_id": "agencyapp-1", "company_id": "co1", "locations": [
+            {"id": LOCATION, "name": "Gym", "address": "1 Main St"}, {"id": "gone", "name": "Old", "installed": False}]}
+                            ).json()
+    form = {"client_id": agency["client_id"], "client_secret": agency["client_secret"], "user_type": "Company",
+            "grant_type": "refresh_token", "refresh_token": agency["refresh_token"]}
+    with httpx.Client(base_url=sim.url, event_hooks={"response": [recorder(log)]}) as http:
+        company = http.post("/oauth/token", data=form).json()
+        headers = {"Authorization": f"Bearer {company['access_token']}", "Version": ghl.API_VERSION}
+        listing = {"companyId": "co1", "appId": agency["app_id"]}
+        http.get("/oauth/installedLocations", params=listing, headers=headers)
+        http.get("/oauth/installedLocations", params={**listing, "isInstalled": "true", "limit": "1"}, headers=headers)
+        http.get("/oauth/installedLocations", params={**listing, "appId": "another"}, headers=headers)
+        http.get("/oauth/installedLocations", params={"companyId": "co1"}, headers=headers)
+        location = http.post("/oauth/locationToken", data={"companyId": "co1", "locationId": LOCATION},
+                             headers=headers).json()
+        http.post("/oauth/locationToken", data={"companyId": "co1", "locationId": "gone"}, headers=headers)
+        http.post("/oauth/locationToken", data={"companyId": "co1"}, headers=headers)
+        http.post("/oauth/locationToken", data={"companyId": "co1", "locationId": LOCATION},
+                  headers={**headers, "Authorization": f"Bearer {location['access_token']}"})
+
+
 def drive_unauthorized(sim: RunningSim, log: list[Exchange]) -> None:
     """Every served operation with a token GHL does not know."""
     hooks = {"response": [recorder(log)]}
@@ -183,6 +207,7 @@ def driven() -> tuple[list[Exchange], list[tuple[dict[str, str], bytes]], list[d
             api.delete(f"/contacts/{cid}")
             api.delete(f"/contacts/{cid}")
         drive_oauth(sim, log)
+        drive_agency(sim, log)
         drive_unauthorized(sim, log)
         # 1 create, 2 updates, 2 tag updates, 3 task, 3 note, 3 appointment events, 1 delete
         delivered = deliveries(sim, expected=15)

@@ -38,11 +38,15 @@ PARSE_IN_A_SEALED_PROCESS = textwrap.dedent("""
 """)
 
 
-def parse_dags(home, profiles=None, describe: str | None = None) -> dict:
+def parse_dags(home, profiles=None, describe: str | None = None, env: dict[str, str] | None = None,
+               book: bool = False) -> dict:
     """The DagBag of dags/ parsed in a sealed process: import errors, what parsing touched, and per DAG
-    its task ids, or ``describe`` (a Python expression of ``dag``)."""
-    env = {**airflow_env(home), **({"CRM_SYNC_PROFILES_DIR": str(profiles)} if profiles else {})}
+    its task ids, or ``describe`` (a Python expression of ``dag``). ``env``: more environment;
+    ``book``: the warehouse may be read (an agency profile's book, ``profile_agency.read_book``)."""
+    env = {**airflow_env(home, **(env or {})), **({"CRM_SYNC_PROFILES_DIR": str(profiles)} if profiles else {})}
     script = PARSE_IN_A_SEALED_PROCESS.replace("DAGS_FOLDER", str(ROOT / "dags"))
+    if book:
+        script = script.replace('warehouse.create = forbid("warehouse")', "")
     if describe:
         script = script.replace("sorted(t.task_id for t in dag.tasks) for d, dag", f"{describe} for d, dag")
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)

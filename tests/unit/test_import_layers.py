@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, ...]] = [
      "alerts"),
     ("hooks", "webhooks", "review"),
     ("pipeline", "cli"),
-    ("web", "dag_factory", "fast_dag"),
+    ("web", "dag_factory", "fast_dag", "agency_dag"),
     ("",),  # the package itself (crm_sync/__init__.py)
 ]
 

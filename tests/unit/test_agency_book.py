@@ -1,0 +1,145 @@
+"""An agency profile becomes one profile per discovered location that syncs, read from the warehouse's book
+(a SQLite warehouse filled here), or from the last snapshot when the warehouse cannot be read."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from crm_sync.locations import minute_of
+from crm_sync.profile import ProfileError, agency_profiles, load_profiles, parse_profile, profile_by_name
+from crm_sync.profile_agency import read_book, snapshot_path
+from crm_sync.warehouse.db import create, migrate
+from crm_sync.warehouse.tables import agency_location
+
+from tests.fixtures import AGENCY_BLOCK, agency_profile_text
+
+NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+def row(location_id: str, *, installed=True, ready=True, name=None, uninstalled_at=None, key=None) -> dict:
+    return {"profile": "agency", "location_id": location_id, "key": key or location_id.lower(),
+            "name": name or f"Gym {location_id}", "address": "1 Main St", "installed": installed,
+            "installed_at": NOW, "first_seen_at": NOW, "last_seen_at": NOW, "uninstalled_at": uninstalled_at,
+            "app_conn_id": f"gymdesk_{location_id}", "app_conn_ready": ready, "checked_at": NOW}
+
+
+@pytest.fixture
+def book(tmp_path, monkeypatch):
+    """A migrated SQLite warehouse holding two syncing locations, one waiting and one uninstalled."""
+    monkeypatch.setenv("WAREHOUSE_URL", f"sqlite:///{tmp_path / 'warehouse.db'}")
+    monkeypatch.setenv("CRM_SYNC_HOME", str(tmp_path / "home"))
+    engine = create(f"sqlite:///{tmp_path / 'warehouse.db'}")
+    migrate(engine)
+    rows = [row("LocB"), row("LocA", name="Downtown"), row("LocW", ready=False, name="Waits"),
+            row("LocU", installed=False, name="Gone", uninstalled_at=datetime(2026, 11, 20, 8, tzinfo=UTC)),
+            {**row("LocA"), "profile": "other_agency"}]
+    with engine.begin() as conn:
+        conn.execute(sa.insert(agency_location), rows)
+    engine.dispose()
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "agency.yaml").write_text(agency_profile_text())
+    return tmp_path
+
+
+def test_the_book_is_the_profiles_rows_by_key_with_their_status(book):
+    rows = read_book("agency")
+    assert [(r.key, r.status) for r in rows] == [("loca", "syncing"), ("locb", "syncing"), ("locu", "uninstalled"),
+                                                 ("locw", "waiting")]
+    assert rows[2].uninstalled_at == datetime(2026, 11, 20, 8, tzinfo=UTC)
+    assert read_book("nobody") == []
+
+
+def test_each_syncing_location_becomes_a_profile_on_the_agency_connection_pool_and_its_app_connection(book):
+    first, second = load_profiles(book / "profiles")
+    assert [p.name for p in (first, second)] == ["agency__loca", "agency__locb"]
+    assert [p.dag_id for p in (first, second)] == ["ghl_agency_loca", "ghl_agency_locb"]
+    assert {p.ghl.conn_id for p in (first, second)} == {"ghl_agency"}
+    assert [p.ghl.location_id for p in (first, second)] == ["LocA", "LocB"]
+    assert {p.ghl.pool_name for p in (first, second)} == {"crm_sync_ghl_agency"}
+    assert [p.app.conn_id for p in (first, second)] == ["gymdesk_LocA", "gymdesk_LocB"]
+    # each its own start minute, fixed by its key (another location discovered moves no one)
+    assert [p.schedule for p in (first, second)] == [f"{minute_of('loca')} 0 * * *", f"{minute_of('locb')} 0 * * *"]
+    assert first.schedule != second.schedule
+    # a fast lane each, on the location's webhooks; the expanded profile is a plain one
+    assert first.fast_dag_id == "ghl_agency_loca_fast" and first.ghl.asset == "crm_sync_ghl_location_LocA"
+    assert first.agency is None and first.locations == []
+    # a task finds its location's profile by the name its DAG carries
+    assert profile_by_name("agency__locb", book / "profiles") == second
+
+
+def test_a_waiting_an_uninstalled_and_an_unknown_location_say_why_they_do_not_sync(book):
+    profiles = book / "profiles"
+    with pytest.raises(ProfileError, match=r"location LocU \(Gone\) uninstalled the app on 2026-11-20: "
+                                           "it no longer syncs"):
+        profile_by_name("agency__locu", profiles)
+    with pytest.raises(ProfileError, match=r"location LocW \(Waits\) is waiting for its app connection gymdesk_LocW"):
+        profile_by_name("agency__locw", profiles)
+    with pytest.raises(ProfileError, match="profile agency has no location 'nope'"):
+        profile_by_name("agency__nope", profiles)
+    # the agency profile itself (its discovery DAG) is found by its own name, and listed as an agency
+    assert profile_by_name("agency", profiles).agency.conn_id == "ghl_agency"
+    assert [p.name for p in agency_profiles(profiles)] == ["agency"]
+
+
+def test_agency_only_limits_the_locations_that_sync(book):
+    (book / "profiles" / "agency.yaml").write_text(agency_profile_text().replace("  only: []", "  only: [LocB]"))
+    assert [p.name for p in load_profiles(book / "profiles")] == ["agency__locb"]
+    with pytest.raises(ProfileError, match=r"location LocA \(Downtown\) is not in agency.only"):
+        profile_by_name("agency__loca", book / "profiles")
+
+
+def test_an_unreadable_warehouse_falls_back_on_the_last_snapshot_and_logs_no_password(book, monkeypatch, caplog):
+    assert [r.key for r in read_book("agency")] == ["loca", "locb", "locu", "locw"]  # writes the snapshot
+    saved = json.loads(snapshot_path("agency").read_text())
+    assert snapshot_path("agency") == book / "home" / "agency" / "agency.json" and len(saved) == 4
+    # a directory is no SQLite file: the warehouse cannot be opened
+    (book / "not-a-db").mkdir()
+    monkeypatch.setenv("WAREHOUSE_URL", f"sqlite:///{book / 'not-a-db'}")
+    with caplog.at_level(logging.WARNING, logger="crm_sync.profile_agency"):
+        fallback = read_book("agency")
+    assert [(r.key, r.status, r.uninstalled_at) for r in fallback] == [
+        ("loca", "syncing", None), ("locb", "syncing", None),
+        ("locu", "uninstalled", datetime(2026, 11, 20, 8, tzinfo=UTC)), ("locw", "waiting", None)]
+    assert "agency profile agency: the warehouse cannot be read (OperationalError" in caplog.text
+    assert [p.name for p in load_profiles(book / "profiles")] == ["agency__loca", "agency__locb"]
+    # no snapshot either: an empty book, nothing fails
+    snapshot_path("agency").unlink()
+    assert read_book("agency") == [] and load_profiles(book / "profiles") == []
+
+
+def test_the_warning_hides_the_warehouse_password():
+    from crm_sync.profile_agency import _describe
+
+    error = sa.exc.OperationalError("SELECT 1", {}, Exception("could not connect: password s3cret-pw rejected"))
+    text = _describe(error, "postgresql+psycopg2://crm:s3cret-pw@db.example:5432/warehouse")
+    assert text == "Exception: could not connect: password *** rejected" and "s3cret" not in text
+
+
+def test_a_missing_table_is_an_empty_book_and_nothing_is_migrated_at_parse(tmp_path, monkeypatch):
+    monkeypatch.setenv("WAREHOUSE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
+    monkeypatch.setenv("CRM_SYNC_HOME", str(tmp_path / "home"))
+    assert read_book("agency") == []
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    assert sa.inspect(engine).get_table_names() == []  # read only: no migration at parse
+    engine.dispose()
+
+
+def test_an_agency_excludes_listed_locations_and_a_fixed_ghl_location():
+    text = agency_profile_text("locations:\n  - {key: north, conn_id: ghl_north}\n")
+    with pytest.raises(ProfileError, match="key 'agency': an agency profile discovers its locations; remove "
+                                           "'locations'"):
+        parse_profile(text, "agency.yaml")
+    text = agency_profile_text().replace("\nghl:\n  conn_id: ghl_default\n",
+                                         "\nghl:\n  conn_id: ghl_default\n  location_id: loc1\n", 1)
+    with pytest.raises(ProfileError, match=r"remove 'ghl.location_id'"):
+        parse_profile(text, "agency.yaml")
+
+
+def test_the_documented_agency_block_is_the_tested_one():
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "profiles.md").read_text()
+    assert AGENCY_BLOCK.read_text() in docs
