@@ -16,7 +16,7 @@ from html import unescape
 import pytest
 import sqlalchemy as sa
 
-from crm_sync.profile import usable_profiles
+from crm_sync.profile import load_profile, per_location
 from crm_sync.warehouse.tables import agency_location, review_candidate, review_decision
 
 from bench.console_index import located_profiles
@@ -63,10 +63,11 @@ def console(request, tmp_path_factory):
     gymdesk = (profiles / "gymdesk.yaml").read_text().split("\nlocations:\n")[0]
     (profiles / "agency.yaml").write_text(gymdesk.replace("name: gymdesk\n", "name: agency\n", 1)
                                           .replace("dag_id: ghl_gymdesk\n", "dag_id: ghl_agency\n", 1) + AGENCY)
-    every = {p.name: p for p in usable_profiles(profiles)[0]}
-    assert len(every) == LOCATIONS  # the agency's book is empty until seeded
+    every = {p.name: p for p in per_location(load_profile(profiles / "gymdesk.yaml"))}
+    assert len(every) == LOCATIONS
     with warehouse_database(request.param, folder) as url, pytest.MonkeyPatch.context() as patch:
         patch.setenv("WAREHOUSE_URL", url)
+        patch.setenv("CRM_SYNC_HOME", str(folder / "home"))  # where read_book keeps its snapshot
         patch.setattr(profile_module, "PROFILES_DIR", profiles)
         engine.cache_clear()
         warehouse = create(url)
