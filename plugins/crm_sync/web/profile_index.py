@@ -2,13 +2,13 @@
 
 A row is a profile the user may read, or an agency's location that does not sync (waiting for its
 app connection, or uninstalled: the agency's book, read as read_book reads it but on the request's
-connection), shown where its location would be. Rows are searched (``q``: profile name, DAG id, app, GHL location id or name, connection; case
-and accents aside), filtered (``show``: syncing, waiting, uninstalled; ``location``: one heading),
-grouped by GHL location (``ghl.location_id``, else the GHL connection) and paged in Python over the
-parsed profiles, without a query. Only then is the warehouse read, for the shown page alone and in
-set-based queries whatever the page's size: the newest runs of its profiles (two:
-crm_sync.pipeline.run_list.newest_runs_of), their review counts (one), today's GHL calls of its
-locations (one)."""
+connection), shown where its location would be. Rows are searched (``q``: profile name, DAG id, app,
+GHL location id or name, connection; case and accents aside), filtered (``show``: syncing, waiting,
+uninstalled; ``location``: one heading), grouped by GHL location (``ghl.location_id``, else the GHL
+connection) and paged in Python over the parsed profiles, without a query. Only then is the
+warehouse read, for the shown page alone and in set-based queries whatever the page's size: the
+newest runs of its profiles (two: crm_sync.pipeline.run_list.newest_runs_of), their review counts
+(one), today's GHL calls of its locations (one)."""
 
 from __future__ import annotations
 

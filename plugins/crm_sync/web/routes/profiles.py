@@ -23,11 +23,12 @@ dag = APIRouter(dependencies=READ_DAG)
 
 @index.get("/", response_class=HTMLResponse)
 def list_profiles(request: Request, user: GetUserDep, conn: WarehouseConnection, q: Text = "", show: str = "",
-                  location: Text = "", page_: Annotated[int, Query(ge=-(2**31), le=2**31 - 1, alias="page")] = 1) -> HTMLResponse:
+                  location: Text = "", page_: Annotated[int, Query(ge=-(2**31), le=2**31 - 1, alias="page")] = 1,
+                  per_page: Annotated[int, Query(ge=1, le=200)] = profile_index.PER_PAGE) -> HTMLResponse:
     """The profiles whose DAG the user may read, as Airflow's own DAG list scopes them, and the agency
     locations that do not sync: searched by ``q``, filtered by ``show`` (syncing, waiting, uninstalled;
-    another value is no filter) and ``location``, grouped by GHL location, a page at a time (``page``).
-    All in the query string, so a view is a link to share; only the page's profiles are read."""
+    another value is no filter) and ``location``, grouped by GHL location, ``per_page`` rows a page
+    (``page``). All in the query string, so a view is a link to share; only the page's profiles are read."""
     from airflow.api_fastapi.app import get_auth_manager
 
     readable = get_auth_manager().get_authorized_dag_ids(user=user, method="GET")
@@ -37,14 +38,16 @@ def list_profiles(request: Request, user: GetUserDep, conn: WarehouseConnection,
     show = show if show in profile_index.SHOW else ""
     q, location = q.strip(), location.strip()
     rows = profile_index.select_rows(shown, waiting, names, q, show, location)
-    view = profile_index.index_page(conn, rows, every, names, page_)
+    view = profile_index.index_page(conn, rows, every, names, page_, per_page)
 
     def link(**changes: str | int) -> str:
-        wanted = {"q": q, "show": show, "location": location, "page": view["span"]["page"], **changes}
-        return urlencode({k: v for k, v in wanted.items() if v and v != 1})
+        wanted = {"q": q, "show": show, "location": location, "page": view["span"]["page"], **changes,
+                  "per_page": per_page}
+        defaults = {"page": 1, "per_page": profile_index.PER_PAGE}
+        return urlencode({k: v for k, v in wanted.items() if v and v != defaults.get(k)})
 
     return page(request, "index.html.j2", q=q, show=show, location=location, shows=profile_index.SHOW, link=link,
-                readable_count=len(shown), **view)
+                per_page_default=profile_index.PER_PAGE, **view)
 
 
 RUNS_PER_PAGE = 100  # crm_sync.pipeline.run_list.RUNS_SHOWN
