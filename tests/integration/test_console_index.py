@@ -195,3 +195,26 @@ def test_profiles_of_one_location_stand_under_one_heading_and_its_link_shows_it_
     assert headings(alone) == {"ghl_c0004": ["ghl_gymdesk_l0008", "ghl_gymdesk_l0009"]}
     kept = client.get("/", params={"location": "ghl_c0004", "q": "l0009"}).text  # filters combine, in the URL
     assert listed(kept) == ["ghl_gymdesk_l0009"] and 'name="location" value="ghl_c0004"' in kept
+
+
+def test_a_page_reads_the_warehouse_in_the_same_few_queries_whatever_its_size(console):
+    from crm_sync.warehouse.db import engine
+
+    client, _, _ = console
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    client.get("/")  # the pool's connection made, before counting
+    sa.event.listen(engine(), "before_cursor_execute", seen)
+    try:
+        counted = {}
+        for size in (5, 50, 200):  # page 2 of each: profiles with runs, review candidates, today's calls
+            statements.clear()
+            assert client.get("/", params={"page": 2, "per_page": size}).status_code == 200
+            counted[size] = len(statements)
+    finally:
+        sa.event.remove(engine(), "before_cursor_execute", seen)
+    # the agency's book, the page's runs (two), its review counts, its locations' calls today
+    assert counted[5] == counted[50] == counted[200] == 5, counted
