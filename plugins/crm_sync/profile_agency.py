@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
 
@@ -164,7 +164,9 @@ def _describe(error: BaseException, url: str) -> str:
 
 def _write_snapshot(profile: str, book: list[DiscoveredLocation]) -> None:
     path = snapshot_path(profile)
-    text = json.dumps([asdict(row) for row in book], default=str, indent=1, sort_keys=True)
+    names = [field.name for field in fields(DiscoveredLocation)]
+    plain = [{name: _plain(getattr(row, name)) for name in names} for row in book]  # asdict deep-copies: slow
+    text = json.dumps(plain, separators=(",", ":"))
     try:
         if path.exists() and path.read_text(encoding="utf-8") == text:
             return  # unchanged: most parses write nothing
@@ -174,6 +176,10 @@ def _write_snapshot(profile: str, book: list[DiscoveredLocation]) -> None:
         partial.replace(path)  # a parse in another process reads the old snapshot or the new, never half
     except OSError as error:
         log.warning("agency profile %s: the book's snapshot %s cannot be written (%s)", profile, path, error)
+
+
+def _plain(value):
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 def _read_snapshot(profile: str) -> list[DiscoveredLocation]:
