@@ -95,6 +95,13 @@ def read_book(profile: str) -> list[DiscoveredLocation]:
     try:
         url = warehouse_url()
         book = _read_warehouse(url, profile)
+        if book is None:  # no table: never migrated, or not the warehouse discovery wrote to
+            book = _read_snapshot(profile)
+            if book:
+                log.warning("agency profile %s: the warehouse reached has no agency_location table, yet a "
+                            "discovery wrote %d location(s) before; using them (is WAREHOUSE_URL or the "
+                            "warehouse_default connection right where the DAGs are parsed?)", profile, len(book))
+            return book
     except (ImportError, OSError, SQLAlchemyError) as error:
         book = _read_snapshot(profile)
         log.warning("agency profile %s: the warehouse cannot be read (%s); using the last book read: %d "
@@ -114,7 +121,7 @@ def snapshot_folder() -> Path:
     return data_home() / "agency"
 
 
-def _read_warehouse(url: str, profile: str) -> list[DiscoveredLocation]:
+def _read_warehouse(url: str, profile: str) -> list[DiscoveredLocation] | None:
     import sqlalchemy as sa
 
     from crm_sync.warehouse import db
@@ -124,7 +131,7 @@ def _read_warehouse(url: str, profile: str) -> list[DiscoveredLocation]:
     try:
         with engine.connect() as conn:
             if not sa.inspect(conn).has_table(agency_location.name):
-                return []  # not migrated yet: no discovery has run
+                return None
             return book_of(conn, profile)
     finally:
         engine.dispose()
