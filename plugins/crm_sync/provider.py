@@ -26,6 +26,10 @@ def get_provider_info() -> dict:
                                   "schema": TEXT},
                     "client_secret": {"label": "OAuth client secret", "schema": SECRET},
                     "refresh_token": {"label": "OAuth refresh token from the install", "schema": SECRET},
+                    "company_id": {"label": "Agency company ID (an agency install: leave Location ID empty; "
+                                   "the refresh token is the agency's, user_type Company)", "schema": TEXT},
+                    "app_id": {"label": "Agency: the app's ID (default: the client ID's part before '-')",
+                               "schema": TEXT},
                 },
                 "ui-field-behaviour": {
                     "hidden-fields": ["schema", "port", "login"],

@@ -3,11 +3,11 @@ and kept, clashing ids told apart, uninstalls marked once, reinstalls back, app 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from crm_sync.agency_dag import build_discover_dag  # at import: croniter's first import runs `file`
+from crm_sync.hooks.agency import InstalledLocation
 from crm_sync.pipeline.discover import new_key, refresh_book
 from crm_sync.profile import parse_profile
 from crm_sync.profile_agency import book_of
@@ -25,15 +25,6 @@ def conn(tmp_path):
     with engine.begin() as connection:
         yield connection
     engine.dispose()
-
-
-@dataclass(frozen=True)
-class InstalledLocation:  # TEMP: crm_sync.hooks.agency.InstalledLocation once h-agencyapi's hook lands
-    id: str
-    name: str
-    address: str
-    installed: bool
-    installed_at: str | None = None
 
 
 def listed(*ids: str, uninstalled: tuple[str, ...] = ()) -> list[InstalledLocation]:

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from crm_sync.hooks.agency import AgencyHook, is_agency
 from crm_sync.hooks.base import HookBase
 from crm_sync.hooks.oauth import GHLOAuth, OAuthClient, unsaved_alert
 from crm_sync.hooks.token_store import AirflowVariableTokenStore, TokenStore, shared_store
@@ -295,24 +296,40 @@ def _flatten(items: list[Any]) -> list[dict[str, Any]]:
 
 class GHLHook(HookBase):
     """GoHighLevel connection: a Private Integration Token, or an OAuth app's client id,
-    secret and refresh token; plus the location id. The host defaults to GHL's API."""
+    secret and refresh token; plus the location id. The host defaults to GHL's API.
+
+    Or an agency connection (extra.company_id, see hooks.agency): then the location is the caller's
+    (``location_id``, the profile's ghl.location_id) and its calls carry a location token minted
+    from the agency token and shared by every worker."""
 
     conn_name_attr = "ghl_conn_id"
     default_conn_name = "ghl_default"
     conn_type = "ghl"
     hook_name = "GoHighLevel"
 
-    def __init__(self, conn_id: str | None = None, token_store: TokenStore | None = None):
+    def __init__(self, conn_id: str | None = None, token_store: TokenStore | None = None,
+                 location_id: str | None = None):
         super().__init__(conn_id)
         self.token_store = token_store
+        self.location_id = location_id
 
     def config(self) -> GHLConfig:
         conn = self.connection()
         extra = self.extras(conn)
-        location_id = extra.get("location_id")
         base_url = self.base_url(conn, DEFAULT_BASE_URL)
+        if is_agency(extra):
+            if not self.location_id:
+                raise ValueError(f"connection '{self.conn_id}' is an agency connection: the profile must name the "
+                                 "location (ghl.location_id)")
+            agency = AgencyHook(self.conn_id, token_store=self.token_store)
+            return GHLConfig(base_url=base_url, location_id=self.location_id,
+                             auth=agency.location_auth(self.location_id))
+        location_id = extra.get("location_id")
         if not location_id:
             raise ValueError(f"connection '{self.conn_id}' needs extra.location_id")
+        if self.location_id and self.location_id != location_id:
+            raise ValueError(f"connection '{self.conn_id}' is for GHL location {location_id}, not "
+                             f"{self.location_id} (the profile's ghl.location_id)")
         if extra.get("client_id"):
             if not extra.get("client_secret"):
                 raise ValueError(f"connection '{self.conn_id}' uses OAuth and needs extra.client_secret")
@@ -332,8 +349,14 @@ class GHLHook(HookBase):
         return GHLClient(self.config(), page_limit=page_limit, paging=paging, daily_reserve=daily_reserve)
 
     def test_connection(self) -> tuple[bool, str]:
-        """One cheap authenticated call: a search for a single contact."""
-        client = self.get_conn(page_limit=1)
+        """One cheap authenticated call: a search for a single contact (an agency connection: one page of
+        its installed locations)."""
+        try:
+            if is_agency(self.extras(self.connection())):
+                return AgencyHook(self.conn_id, token_store=self.token_store).test_connection()
+            client = self.get_conn(page_limit=1)
+        except Exception as exc:  # noqa: BLE001 - the UI shows the message
+            return False, str(exc)
         try:
             client.request("POST", "/contacts/search", json={"locationId": client.location_id, "pageLimit": 1},
                            retry=False)

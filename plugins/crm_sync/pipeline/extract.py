@@ -178,9 +178,9 @@ def _extract_ghl(ctx: RunContext, window: Window, conn: sa.Connection) -> Extrac
     and what was not is handed on as ``owed`` (contacts whose notes or tasks wait, where the
     appointment range began; the contact window ends at the last contact read), so the next run
     reads exactly that, plus its own changes. The webhook events stay pending for the next run."""
-    client = GHLHook(ctx.profile.ghl.conn_id).get_conn(page_limit=ctx.profile.ghl.page_limit,
-                                                       paging=dict(ctx.profile.ghl.paging),
-                                                       daily_reserve=ctx.profile.ghl.daily_reserve)
+    client = GHLHook(ctx.profile.ghl.conn_id, location_id=ctx.profile.ghl.location_id).get_conn(
+        page_limit=ctx.profile.ghl.page_limit, paging=dict(ctx.profile.ghl.paging),
+        daily_reserve=ctx.profile.ghl.daily_reserve)
     synced_entities, owed = ctx.profile.synced(), {}
     owed_before = handoff.read_last(conn, ctx.profile.name, "ghl").owed
     try:

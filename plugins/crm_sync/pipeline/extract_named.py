@@ -80,9 +80,9 @@ def _left_pending(events: webhook_events.PendingEvents, side: str, facts: dict[s
 
 
 def _named_ghl(ctx: RunContext, conn: sa.Connection, started) -> Extracted:
-    client = GHLHook(ctx.profile.ghl.conn_id).get_conn(page_limit=ctx.profile.ghl.page_limit,
-                                                       paging=dict(ctx.profile.ghl.paging),
-                                                       daily_reserve=ctx.profile.ghl.daily_reserve)
+    client = GHLHook(ctx.profile.ghl.conn_id, location_id=ctx.profile.ghl.location_id).get_conn(
+        page_limit=ctx.profile.ghl.page_limit, paging=dict(ctx.profile.ghl.paging),
+        daily_reserve=ctx.profile.ghl.daily_reserve)
     synced_entities = ctx.profile.synced()
     owed = handoff.read_last(conn, ctx.profile.name, "ghl").owed  # the batch's, carried on untouched
     try:

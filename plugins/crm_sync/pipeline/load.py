@@ -244,8 +244,8 @@ def _send_outbox(ctx: RunContext, eng: sa.Engine) -> dict[str, Any]:
     counts = Counter({"sent": 0, "failed": 0, "transient": 0, "waiting": 0,
                       "dry_run": len(rows) if ctx.dry_run else 0})
     dead: list[dict[str, Any]] = []
-    ghl = GHLHook(ctx.profile.ghl.conn_id).get_conn(page_limit=ctx.profile.ghl.page_limit,
-                                                    daily_reserve=ctx.profile.ghl.daily_reserve)
+    ghl = GHLHook(ctx.profile.ghl.conn_id, location_id=ctx.profile.ghl.location_id).get_conn(
+        page_limit=ctx.profile.ghl.page_limit, daily_reserve=ctx.profile.ghl.daily_reserve)
     app = AppHook(ctx.profile.app).get_conn() if ctx.profile.app.kind == "rest" else None
     sender = Sender(ctx, eng.connect, ghl, app)
     started = time.monotonic()

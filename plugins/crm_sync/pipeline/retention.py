@@ -82,7 +82,7 @@ def _location(ctx: RunContext) -> str | None:
         return ctx.profile.ghl.location_id
     from crm_sync.hooks.ghl import GHLHook
 
-    hook = GHLHook(ctx.profile.ghl.conn_id)
+    hook = GHLHook(ctx.profile.ghl.conn_id, location_id=ctx.profile.ghl.location_id)
     try:
         return hook.extras(hook.connection()).get("location_id")
     except Exception as exc:  # noqa: BLE001 - the connection is unreadable here: the inbox's own pruning remains

@@ -2,13 +2,15 @@
 and how long the inbox keeps that location's events (their longest ``retention_days``); and which
 profile an app's own webhook (``/webhooks/app/<profile>``) is for.
 
-Read from the profile files (re-read when one changes), never from Airflow connections, so a
+Read from the profile files (re-read when one changes; an agency profile's locations from its book,
+re-read when its snapshot changes and at least once a minute), never from Airflow connections, so a
 request costs no metadata-database lookup and no secret is touched.
 """
 
 from __future__ import annotations
 
 import functools
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +26,18 @@ class Route:
 
 
 def _signature(directory: Path) -> tuple:
-    return tuple(sorted((p.name, p.stat().st_mtime_ns) for p in directory.glob("*.y*ml")))
+    files = tuple(sorted((p.name, p.stat().st_mtime_ns) for p in directory.glob("*.y*ml")))
+    return files + _books()
+
+
+def _books() -> tuple:
+    """An agency's locations change with its book, not its YAML: the books' snapshots (rewritten when a
+    parse finds the book changed) and, with any agency, the minute, so a new location routes within one."""
+    from crm_sync.profile_agency import snapshot_folder
+
+    folder = snapshot_folder()
+    books = tuple(sorted((p.name, p.stat().st_mtime_ns) for p in folder.glob("*.json"))) if folder.is_dir() else ()
+    return books + (int(time.time() // 60),) if books else ()
 
 
 @functools.lru_cache(maxsize=4)
