@@ -191,31 +191,29 @@ def labelled():
 def test_labelled_set_precision_is_perfect_and_recall_above_floor():
     ghl, app, truth, _ = labelled()
     pairs, _ = matching.find_matches(ghl, app)
-    precision, recall = precision_recall(pairs, truth)
-    assert precision == 1.0
-    # measured 100/104 = 0.962. The misses: 2 pairs share no email, phone or name (same0, same20), and
-    # Sasha/Alexander, Bill/Willy are not in the nickname list: with them in the profile, 102/104 = 0.981
-    assert recall >= 0.96
-    pairs, _ = matching.find_matches(ghl, app, nicknames=[["Sasha", "Alexander"], ["Bill", "Willy"]])
+    # measured 102/104 = 0.981 (bench/RESULTS.md). The 2 misses (same0, same20) share nothing: GHL holds a
+    # phone only, the app an email only, neither a name; they stay unmatched
     assert precision_recall(pairs, truth) == (1.0, 102 / 104)
+    assert set(truth) - set(pairs) == {("g-same0", "a-same0"), ("g-same20", "a-same20")}
 
 
 def test_nicknames_swapped_names_and_typoed_emails_are_one_person():
     ghl, app, truth, _ = labelled()
     pairs = set(matching.find_matches(ghl, app)[0])
-    for case in ["nick0", "nick3", "nick7", "swap0", "swap3", "swapphone1", "domain0", "domain5", "typo1", "typo7",
-                 "typo0", "typo6"]:  # typo0, typo6: no phone on one side, a unique full name, one typo apart
-        assert (f"g-{case}", f"a-{case}") in pairs, case
+    for case in ["nick0", "nick3", "nick7", "nick8", "nick9", "swap0", "swap3", "swapphone1", "domain0", "domain5",
+                 "typo1", "typo7", "typo0", "typo6"]:  # typo0, typo6: no phone on one side, a unique full name,
+        assert (f"g-{case}", f"a-{case}") in pairs, case  # one typo apart; nick8/9: Sasha, Willy (the supplement)
 
 
 def test_a_profiles_own_nicknames_join_the_list():
     ghl, app, _, _ = labelled()
+    ghl.loc[ghl.source_id == "g-nick8", "first_name"] = "Xander"  # in no list
     pairs, ambiguous = matching.find_matches(ghl, app)
-    assert ("g-nick8", "a-nick8") not in pairs  # Sasha / Alexander: not in the package's list
-    assert ambiguous[("ghl", "g-nick9")] == ["app:a-nick9 by email, another first name"]
+    assert ("g-nick8", "a-nick8") not in pairs
+    assert ambiguous[("ghl", "g-nick8")] == ["app:a-nick8 by email, another first name"]
     assert ambiguous[("ghl", "g-xname0")] == ["app:a-xname0 by email, another first name (not a known nickname)"]
-    pairs, _ = matching.find_matches(ghl, app, nicknames=[["Sasha", "Alexander", "Sacha"], ["Bill", "Willy"]])
-    assert {("g-nick8", "a-nick8"), ("g-nick9", "a-nick9")} <= set(pairs)
+    pairs, _ = matching.find_matches(ghl, app, nicknames=[["Xander", "Alexander"]])
+    assert ("g-nick8", "a-nick8") in pairs
 
 
 def test_an_email_one_typo_apart_matches_only_a_full_name_one_record_holds_on_each_side():
@@ -358,3 +356,37 @@ def test_a_household_line_is_not_unique_because_the_others_on_it_matched_or_were
     pairs, _ = matching.find_matches(ghl.iloc[[1]], app.iloc[[1]], everyone=(pd.concat([ghl, twin]), app))
     assert pairs == []  # another John Smith in GHL: the name is not unique
     assert matching.find_matches(ghl.iloc[[1]], app.iloc[[1]], everyone=(ghl, app))[0] == [("g2", "a2")]
+
+
+def test_the_supplements_nicknames_keep_households_apart():
+    """Sasha is Alexander's and Alexandra's: on a family email holding both, a Sasha is unsure; Bill Sr and
+    Willy Jr are two generations; Sasha and Alexander with two phones may be two people; Alexander and
+    Alexandra, Chris and Tina, Al and Bert on one email and line are other first names, never one person."""
+    def side(prefix, rows):
+        return pd.DataFrame([dict(zip(("source_id", "email", "phone", "first_name", "last_name"),
+                                      (f"{prefix}{k}", *row), strict=True)) for k, row in enumerate(rows)])
+
+    ghl = side("g", [("ivanovs@x.com", None, "Sasha", "Ivanov"), ("smiths@x.com", "+14155550101", "Bill", "Smith Sr"),
+                     ("petrovs@x.com", "+14155550102", "Sasha", "Petrov"), ("kims@x.com", None, "Alexander", "Kim"),
+                     ("lees@x.com", "+14155550104", "Chris", "Lee"), ("rays@x.com", "+14155550105", "Al", "Ray"),
+                     ("sasha@x.com", "+14155550106", "SASHA", "Orlov")])
+    app = side("a", [("ivanovs@x.com", "+14155550201", "Alexander", "Ivanov"),
+                     ("ivanovs@x.com", "+14155550202", "Alexandra", "Ivanov"),
+                     ("smiths@x.com", "+14155550211", "Willy", "Smith Jr"),
+                     ("petrovs@x.com", "+14155550212", "Alexander", "Petrov"), ("kims@x.com", None, "Alexandra", "Kim"),
+                     ("lees@x.com", "+14155550104", "Tina", "Lee"), ("rays@x.com", "+14155550105", "Bert", "Ray"),
+                     ("sasha@x.com", None, "Alexander", "Orlov")])
+    pairs, ambiguous = matching.find_matches(ghl, app)
+    assert pairs == [("g6", "a7")]  # Sasha / Alexander Orlov: one email, nothing against it
+    assert ambiguous[("ghl", "g0")] == ["app:a0 by email, shared household contact",
+                                        "app:a1 by email, shared household contact"]
+    assert ambiguous[("ghl", "g1")] == [
+        "app:a2 by email, another generation (Sr / Jr), a nickname with another phone"]
+    assert ambiguous[("ghl", "g2")] == ["app:a3 by email, a nickname with another phone"]
+    assert ambiguous[("ghl", "g3")] == ["app:a4 by email, another first name (not a known nickname)"]
+    assert ambiguous[("ghl", "g4")] == ["app:a5 by email, another first name"]
+    assert ambiguous[("ghl", "g5")] == ["app:a6 by email, another first name"]
+    rows = {k: {c: (None if pd.isna(v) else v) for c, v in r.items() if c != "source_id"}
+            for side_ in (ghl, app) for k, r in side_.set_index("source_id").iterrows()}
+    plain = plain_matches({k: v for k, v in rows.items() if k[0] == "g"}, {k: v for k, v in rows.items() if k[0] == "a"})
+    assert plain == (pairs, ambiguous)  # the plain rules say the same
