@@ -181,6 +181,23 @@ def test_find_matches_equals_the_plain_contract(seed):
     assert ambiguous == expected_ambiguous
 
 
+@pytest.mark.parametrize("seed", range(30))
+def test_typoed_emails_equal_the_plain_contract(seed):
+    """Emails a typo or two apart, few phones, full names held by one, a few or many records of a side."""
+    rng = random.Random(seed)
+
+    def side(prefix: str, n: int) -> pd.DataFrame:
+        mails = ["jo@x.com", "oj@x.com", "jo@y.com", "jox@x.com", "ann@x.com", "anne@x.com", "an@x.com", "jo1@x.com"]
+        return pd.DataFrame({"source_id": [f"{prefix}{i}" for i in range(n)],
+                             "email": [rng.choice(mails + [None]) for _ in range(n)],
+                             "phone": [rng.choice([None] * 6 + ["+14155550101", "+14155550102"]) for _ in range(n)],
+                             "first_name": [rng.choice(["Jo", "Ann", "Bill", "William"]) for _ in range(n)],
+                             "last_name": [rng.choice(["Ray", "Ray Jr", "Lee"]) for _ in range(n)]})
+
+    ghl, app = side("g", rng.randint(0, 14)), side("a", rng.randint(0, 14))
+    assert matching.find_matches(ghl, app) == straightforward_matches(ghl, app)
+
+
 def labelled():
     ghl_raw, app_raw, truth, families = labelled_pairs()
     ghl, _ = bulk_normalize.normalize_contacts(ghl_raw, "US")
@@ -217,6 +234,7 @@ def test_a_profiles_own_nicknames_join_the_list():
 
 
 def test_an_email_one_typo_apart_matches_only_a_full_name_one_record_holds_on_each_side():
+    """One record of that name on each side: one person; a few of that name on a side: unsure."""
     def side(ids, emails, firsts, phones=None):
         return pd.DataFrame({"source_id": ids, "email": emails, "phone": phones or [None] * len(ids),
                              "first_name": firsts, "last_name": ["Reyes"] * len(ids)})
@@ -228,8 +246,29 @@ def test_an_email_one_typo_apart_matches_only_a_full_name_one_record_holds_on_ea
                                                 "lu.reyes2@x.com"],
                ["JORDAN", "Sam", "Al", "Kim", "Lu"], [None, None, None, "+14155550102", None])
     pairs, ambiguous = matching.find_matches(ghl, app)
-    # Sam: two typos; Al: two GHL records of that name; Kim: another phone; Lu: numbered accounts
-    assert pairs == [("g1", "a1")] and ambiguous == {}
+    # Sam: two typos; Al: two GHL records of that name, unsure; Kim: another phone; Lu: numbered accounts
+    assert pairs == [("g1", "a1")]
+    assert ambiguous == {("ghl", "g3"): ["app:a3 by email one typo apart, a full name several records hold"],
+                         ("app", "a3"): ["ghl:g3 by email one typo apart, a full name several records hold"]}
+    assert straightforward_matches(ghl, app) == (pairs, ambiguous)
+
+
+def test_a_near_miss_with_a_name_a_few_records_hold_waits_for_review_and_a_common_name_says_nothing():
+    """Two Jordan Reyes in GHL, one in the app one typo from one of them: which is it? Review, not a
+    create beside it. A name more than matching.FEW records of a side hold is too common to tell."""
+    few = matching.FEW
+    ghl = pd.DataFrame({"source_id": [f"g{k}" for k in range(2 + few + 1)],
+                        "email": ["jordan@x.com", "jr@y.com"] + [f"john{k}@x.com" for k in range(few + 1)],
+                        "phone": None, "first_name": ["Jordan"] * 2 + ["John"] * (few + 1), "last_name": "Reyes"})
+    app = pd.DataFrame({"source_id": ["a0", "a1"], "email": ["jrodan@x.com", "jonh0@x.com"], "phone": None,
+                        "first_name": ["Jordan", "John"], "last_name": "Reyes"})
+    pairs, ambiguous = matching.find_matches(ghl, app)
+    assert pairs == [] and ambiguous == {
+        ("ghl", "g0"): ["app:a0 by email one typo apart, a full name several records hold"],
+        ("app", "a0"): ["ghl:g0 by email one typo apart, a full name several records hold"]}
+    assert straightforward_matches(ghl, app) == (pairs, ambiguous)
+    pairs, ambiguous = matching.find_matches(ghl.drop(index=1), app)  # the other Jordan gone: one person
+    assert pairs == [("g0", "a0")] and ambiguous == {}
 
 
 def test_households_stay_apart():
