@@ -64,7 +64,7 @@ def test_the_curated_supplement_adds_what_the_package_lacks_and_each_line_says_w
 
 @pytest.mark.parametrize(("one", "other"), [
     ("alexander", "alexandra"),  # Sasha is both's, in a group each: the two never pair
-    ("katherine", "catherine"),  # two spellings, perhaps two people: Katie pairs with each, they not
+    ("katherine", "catherine"), ("mikhail", "michael"), ("pavel", "paul"),  # a group each: Katie, Misha, Pasha pair
     ("chris", "tina"), ("al", "bert"), ("kit", "kate"), ("billy", "rupert"),  # two diminutives of one name
     ("sasha", "michael"), ("willy", "wilma"), ("pasha", "pavla")])
 def test_names_that_may_be_two_people_are_no_nicknames_of_each_other(one, other):
