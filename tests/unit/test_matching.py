@@ -186,8 +186,10 @@ def test_typoed_emails_equal_the_plain_contract(seed):
     """Emails a typo or two apart, few phones, full names held by one, a few or many records of a side."""
     rng = random.Random(seed)
 
-    def side(prefix: str, n: int) -> pd.DataFrame:
-        mails = ["jo@x.com", "oj@x.com", "jo@y.com", "jox@x.com", "ann@x.com", "anne@x.com", "an@x.com", "jo1@x.com"]
+    def side(prefix: str, n: int) -> pd.DataFrame:  # GHL mostly the right emails, the app mostly typos of them
+        right, typoed = ["jo@x.com", "ann@x.com", "bea@x.com", "jo1@x.com"], ["oj@x.com", "jo@y.com", "jox@x.com",
+                                                                              "anne@x.com", "an@x.com", "bae@x.com"]
+        mails = right * 3 + typoed if prefix == "g" else typoed * 3 + right
         return pd.DataFrame({"source_id": [f"{prefix}{i}" for i in range(n)],
                              "email": [rng.choice(mails + [None]) for _ in range(n)],
                              "phone": [rng.choice([None] * 6 + ["+14155550101", "+14155550102"]) for _ in range(n)],
