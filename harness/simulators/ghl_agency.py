@@ -15,6 +15,9 @@ daily_max? (the agency token's own limits), locations: [{id, name, address, inst
 daily_max}], client_secret? (registers the client if new)} -> {refresh_token, code, client_id,
 client_secret, app_id}; ``POST /_sim/agency/locations`` {company_id?, locations};
 ``PATCH /_sim/agency/locations/{id}`` {installed, burst_max, daily_max}; ``GET /_sim/agency/mints``.
+``POST /_sim/faults`` also takes ``listing_without_count`` (installedLocations answers without ``count``,
+which the spec does not require) and ``listing_max_limit: n`` (at most n locations a page, whatever
+``limit`` asks), both for the simulator's life.
 """
 
 from __future__ import annotations
@@ -184,9 +187,25 @@ def installed_locations(sim: GHLSimulator, grant: dict[str, Any], query: dict[st
                     if ("isInstalled" not in query or location.installed == (query["isInstalled"] == "true"))
                     and query.get("query", "").lower() in location.name.lower()
                     and query.get("locationId", location.id) == location.id]
+    faults = getattr(sim, "listing_faults", {})
     skip, limit = int(query.get("skip", 0)), int(query.get("limit", DEFAULT_PAGE))
-    return {"locations": [location.listed(agency.version_id) for location in matching[skip:skip + limit]],
-            "count": len(matching), "installToFutureLocations": False}
+    limit = min(limit, faults.get("max_limit", limit))
+    answer = {"locations": [location.listed(agency.version_id) for location in matching[skip:skip + limit]],
+              "count": len(matching), "installToFutureLocations": False}
+    if faults.get("without_count"):
+        del answer["count"]
+    return answer
+
+
+def listing_faults(sim: GHLSimulator) -> dict[str, Any]:
+    """The ``POST /_sim/faults`` actions of installedLocations (see the module doc)."""
+    sim.listing_faults = {}
+
+    def cap(limit: Any) -> None:
+        sim.listing_faults["max_limit"] = int(limit)
+
+    return {"listing_without_count": lambda on: sim.listing_faults.update(without_count=bool(on)),
+            "listing_max_limit": cap}
 
 
 # ---------------------------------------------------------------- routes
