@@ -286,3 +286,32 @@ def test_closing_the_ghl_client_closes_the_agency_clients_and_the_refusal_pickle
         again = pickle.loads(pickle.dumps(error))  # Airflow and Celery may pickle a task's exception
         assert type(again) is type(error) and str(again) == str(error) and again.args == error.args
     assert pickle.loads(pickle.dumps(LocationNotInstalled(CONN, "loc040", 400))).location_id == "loc040"
+
+
+def test_a_location_a_shifted_listing_missed_is_confirmed_by_its_id_and_stays_installed(agency, warehouse_url):
+    from crm_sync.pipeline.discover import confirmed, refresh_book
+    from crm_sync.profile import parse_profile
+    from crm_sync.profile_agency import book_of
+
+    from tests.fixtures import agency_profile_text
+
+    profile = parse_profile(agency_profile_text(), "agency.yaml")
+    hook = AgencyHook(CONN)
+    with engine(warehouse_url).begin() as conn:
+        refresh_book(conn, profile, hook.installed_locations(), lambda _: True)
+    listing = hook.installed_locations()
+    listed = [next(listing) for _ in range(100)]
+    agency.admin.patch("/agency/locations/loc000", json={"installed": False}).raise_for_status()
+    agency.admin.patch("/agency/locations/loc150", json={"installed": False}).raise_for_status()
+    listed += list(listing)  # skip=100 now starts at loc101: loc100 is missed though installed
+    assert "loc100" not in {loc.id for loc in listed} and len(listed) == 223
+    agency.admin.post("/calls/reset").raise_for_status()
+    with engine(warehouse_url).connect() as conn:
+        before = {row.location_id for row in book_of(conn, profile.name) if row.installed}
+    kept = confirmed(listed, before, hook.installed_location)
+    assert agency.calls()["GET /oauth/installedLocations"] == 2  # one call for each of loc100 and loc150
+    with engine(warehouse_url).begin() as conn:
+        counts = refresh_book(conn, profile, kept, lambda _: True)
+        book = {row.location_id: row.installed for row in book_of(conn, profile.name)}
+    assert counts["newly_uninstalled"] == 1 and book["loc100"] and not book["loc150"]
+    assert book["loc000"]  # listed before its uninstall: the next discovery finds it
