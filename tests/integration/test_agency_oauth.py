@@ -315,3 +315,11 @@ def test_a_location_a_shifted_listing_missed_is_confirmed_by_its_id_and_stays_in
         book = {row.location_id: row.installed for row in book_of(conn, profile.name)}
     assert counts["newly_uninstalled"] == 1 and book["loc100"] and not book["loc150"]
     assert book["loc000"]  # listed before its uninstall: the next discovery finds it
+
+
+def test_a_location_token_answered_for_another_location_is_refused(agency):
+    agency.admin.post("/faults", json={"mint_answers_location": "loc099"}).raise_for_status()
+    with pytest.raises(AgencyConfigError, match="for location loc099 when agency connection .* asked one for "
+                                                "location loc050"):
+        list(GHLHook(CONN, location_id="loc050").get_conn().search_contacts(None, None))
+    assert agency.calls()["POST /oauth/locationToken"] == 1 and "POST /contacts/search" not in agency.calls()
