@@ -208,7 +208,7 @@ def agency_faults(sim: GHLSimulator) -> dict[str, Any]:
 
     return {"listing_without_count": lambda on: sim.agency_fault_state.update(without_count=bool(on)),
             "listing_max_limit": cap,
-            "mint_answers_location": lambda location_id: sim.agency_fault_state.update(answers_location=str(location_id))}
+            "mint_answers_location": lambda answered: sim.agency_fault_state.update(answers_location=str(answered))}
 
 
 # ---------------------------------------------------------------- routes
