@@ -141,18 +141,13 @@ def both(url: str, args: argparse.Namespace) -> dict[str, Any]:
 
 def _postgres(args: argparse.Namespace) -> dict[str, Any]:
     from crm_sync.warehouse.db import engine
+    from harness.celery_stack import postgres_database
 
-    name = f"bench_console_index_{os.getpid()}"
-    admin = sa.create_engine("postgresql+psycopg2://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        return both(f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}", args)
-    finally:
-        engine.cache_clear()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with postgres_database("bench_console_index") as url:
+        try:
+            return both(url, args)
+        finally:
+            engine.cache_clear()
 
 
 def main() -> None:

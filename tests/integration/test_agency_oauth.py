@@ -60,17 +60,6 @@ class AgencySim:
 
 
 @pytest.fixture
-def fernet_key(monkeypatch) -> str:
-    from airflow.sdk.crypto import get_fernet
-
-    key = Fernet.generate_key().decode()
-    monkeypatch.setenv("AIRFLOW__CORE__FERNET_KEY", key)
-    get_fernet.cache_clear()
-    yield key
-    get_fernet.cache_clear()
-
-
-@pytest.fixture
 def agency(monkeypatch, warehouse_url, fernet_key):
     """A simulated agency with 230 locations (the last 5 uninstalled), its connection, and the warehouse."""
     sim = ghl.GHLSimulator({}, SimState(), access_token_ttl_s=3600)
