@@ -241,20 +241,15 @@ def measure(people: int, repeat: int) -> dict[str, Any]:
 
 def _postgres(people: int, repeat: int) -> dict[str, Any]:
     from crm_sync.warehouse.db import engine
+    from harness.celery_stack import postgres_database
 
-    name = f"bench_console_{os.getpid()}"
-    admin = sa.create_engine("postgresql+psycopg2://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        os.environ["WAREHOUSE_URL"] = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+    with postgres_database("bench_console") as url:
+        os.environ["WAREHOUSE_URL"] = url
         engine.cache_clear()
-        return measure(people, repeat)
-    finally:
-        engine.cache_clear()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        try:
+            return measure(people, repeat)
+        finally:
+            engine.cache_clear()
 
 
 def main() -> None:

@@ -83,7 +83,7 @@ def seed(conn: sa.Connection, profile: Profile, runs: int, landed: int = 20, wri
                  "merged": _person("merged", ids[1 + k // 2]), "source_hash": "0" * 64,
                  "decisions": [{"field": "email", "winner": "ghl", "reason": "last_write_wins: GHL's is newer",
                                 "ghl": "a@example.org", "app": "b@example.org", "value": "a@example.org"}],
-                 "idempotency_key": f"{ctx.run_id}:{side}:{k}", "status": statuses[k % len(statuses)],
+                 "idempotency_key": f"{profile.name}:{ctx.run_id}:{side}:{k}", "status": statuses[k % len(statuses)],
                  "created_at": start} for k in range(writes) for side in ("ghl", "app") if k % 2 == (side == "app")])
             log_step(conn, ctx, "reconcile", {"planned": writes})
             log_step(conn, ctx, "load", {"sent": writes * 3 // 5, "failed": writes // 5, "dead_letter": [],

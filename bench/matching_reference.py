@@ -14,7 +14,7 @@ from rapidfuzz.distance import OSA
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "plugins"), str(ROOT)]
 
-from crm_sync.pipeline import names  # noqa: E402
+from crm_sync.pipeline import matching, names  # noqa: E402
 
 
 def labelled_pairs() -> tuple[pd.DataFrame, pd.DataFrame, set[tuple[str, str]], set[tuple[str, str]]]:
@@ -163,8 +163,8 @@ def plain_matches(ghl: dict[str, dict], app: dict[str, dict], apart: set[tuple[s
     name_holders = {side: Counter(full(row)[:2] for row in records.values() if full(row))
                     for side, records in (("ghl", ghl), ("app", app))}
 
-    def name_once(side: str, row: dict) -> bool:
-        return bool(full(row)) and name_holders[side][full(row)[:2]] == 1
+    def name_held(side: str, row: dict) -> int:
+        return name_holders[side][full(row)[:2]] if full(row) else 0
 
     pairs: list[tuple[str, str]] = []
     ambiguous: dict[tuple[str, str], list] = {}
@@ -209,19 +209,25 @@ def plain_matches(ghl: dict[str, dict], app: dict[str, dict], apart: set[tuple[s
                 ambiguous.setdefault(("app", a), []).append(f"ghl:{g}{why}")
             taken |= {("ghl", g), ("app", a)}
 
+    few = matching.FEW  # a name more records of a side hold is too common to say anything
     left = {side: [(i, full(row)) for i, row in records.items()
-                   if (side, i) not in taken and row["email"] is not None and name_once(side, row)]
+                   if (side, i) not in taken and row["email"] is not None and 1 <= name_held(side, row) <= few]
             for side, records in (("ghl", ghl), ("app", app))}
-    app_by_name = {f[:2]: (i, f) for i, f in left["app"]}
+    app_by_name = defaultdict(list)
+    for a, af in left["app"]:
+        app_by_name[af[:2]].append((a, af))
     for g, gf in left["ghl"]:
-        if gf[:2] not in app_by_name:
-            continue
-        a, af = app_by_name[gf[:2]]
-        phones = ghl[g]["phone"], app[a]["phone"]
-        if None not in phones and phones[0] != phones[1] or gf[2] and af[2] and gf[2] != af[2] \
-                or bool(gf[2]) != bool(af[2]) or (g, a) in apart:
-            continue
-        digits = ["".join(c for c in row["email"] if c.isdigit()) for row in (ghl[g], app[a])]
-        if OSA.distance(ghl[g]["email"], app[a]["email"]) <= 1 and digits[0] == digits[1]:
-            pairs.append((g, a))
+        for a, af in app_by_name.get(gf[:2], ()):
+            phones = ghl[g]["phone"], app[a]["phone"]
+            if None not in phones and phones[0] != phones[1] or gf[2] and af[2] and gf[2] != af[2] \
+                    or bool(gf[2]) != bool(af[2]) or (g, a) in apart:
+                continue
+            digits = ["".join(c for c in row["email"] if c.isdigit()) for row in (ghl[g], app[a])]
+            if OSA.distance(ghl[g]["email"], app[a]["email"]) > 1 or digits[0] != digits[1]:
+                continue
+            if name_held("ghl", ghl[g]) == 1 and name_held("app", app[a]) == 1:
+                pairs.append((g, a))
+            else:  # two records of that name on a side: which one mistyped? unsure
+                ambiguous.setdefault(("ghl", g), []).append(f"app:{a}{matching.TYPO_UNSURE}")
+                ambiguous.setdefault(("app", a), []).append(f"ghl:{g}{matching.TYPO_UNSURE}")
     return pairs, ambiguous

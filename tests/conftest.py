@@ -34,6 +34,18 @@ APP_SIMULATORS = {"gymdesk": gymdesk.create_app, "gymflow": gymflow.create_app,
 
 
 @pytest.fixture
+def fernet_key(monkeypatch) -> str:
+    """A fresh Fernet key as this process's [core] fernet_key (Airflow caches its Fernet: cleared around)."""
+    from airflow.sdk.crypto import get_fernet
+
+    key = Fernet.generate_key().decode()
+    monkeypatch.setenv("AIRFLOW__CORE__FERNET_KEY", key)
+    get_fernet.cache_clear()
+    yield key
+    get_fernet.cache_clear()
+
+
+@pytest.fixture
 def demo_data() -> DemoData:
     return build(datetime.now(UTC).date())
 

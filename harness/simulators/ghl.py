@@ -56,7 +56,7 @@ from harness.simulators.ghl_account import (
     unprocessable,
     validate_contact,
 )
-from harness.simulators.ghl_agency import agency_admin, agency_routes
+from harness.simulators.ghl_agency import agency_admin, agency_routes, agency_faults
 from harness.simulators.ghl_records import appointment_routes, note_routes, tag_routes, task_routes
 from harness.simulators.ghl_search import search_contacts, search_problems
 
@@ -131,7 +131,8 @@ def create_app(sim: GHLSimulator) -> FastAPI:
     install_common(app, sim.state, fault_actions={
         "expire_tokens": sim.expire_tokens,
         "ignore_paging": lambda on: setattr(sim, "ignore_paging", bool(on)),
-        "rate_headers": lambda headers: sim.header_overrides.update({str(k): str(v) for k, v in headers.items()})})
+        "rate_headers": lambda headers: sim.header_overrides.update({str(k): str(v) for k, v in headers.items()}),
+        **agency_faults(sim)})
 
     @app.middleware("http")
     async def rate_limit_headers(request: Request, call_next):

@@ -15,6 +15,10 @@ daily_max? (the agency token's own limits), locations: [{id, name, address, inst
 daily_max}], client_secret? (registers the client if new)} -> {refresh_token, code, client_id,
 client_secret, app_id}; ``POST /_sim/agency/locations`` {company_id?, locations};
 ``PATCH /_sim/agency/locations/{id}`` {installed, burst_max, daily_max}; ``GET /_sim/agency/mints``.
+``POST /_sim/faults`` also takes ``listing_without_count`` (installedLocations answers without ``count``,
+which the spec does not require) and ``listing_max_limit: n`` (at most n locations a page, whatever
+``limit`` asks) and ``mint_answers_location: id`` (locationToken answers name that location, a
+GHL mix-up the client must refuse), each for the simulator's life.
 """
 
 from __future__ import annotations
@@ -160,8 +164,9 @@ def mint(sim: GHLSimulator, grant: dict[str, Any], form: dict[str, str]) -> dict
         sim.tokens[token] = {"location_id": location_id, "company_id": agency.company_id,
                              "scopes": list(agency.scopes), "expires_at": time.time() + sim.access_token_ttl_s}
         sim.location_mints[location_id] = sim.location_mints.get(location_id, 0) + 1
+    answered = getattr(sim, "agency_fault_state", {}).get("answers_location", location_id)
     return {"access_token": token, "token_type": "Bearer", "expires_in": int(sim.access_token_ttl_s),
-            "scope": " ".join(agency.scopes), "locationId": location_id, "userId": agency.user_id,
+            "scope": " ".join(agency.scopes), "locationId": answered, "userId": agency.user_id,
             "appId": agency.app_id, "versionId": agency.version_id}
 
 
@@ -184,9 +189,26 @@ def installed_locations(sim: GHLSimulator, grant: dict[str, Any], query: dict[st
                     if ("isInstalled" not in query or location.installed == (query["isInstalled"] == "true"))
                     and query.get("query", "").lower() in location.name.lower()
                     and query.get("locationId", location.id) == location.id]
+    faults = getattr(sim, "agency_fault_state", {})
     skip, limit = int(query.get("skip", 0)), int(query.get("limit", DEFAULT_PAGE))
-    return {"locations": [location.listed(agency.version_id) for location in matching[skip:skip + limit]],
-            "count": len(matching), "installToFutureLocations": False}
+    limit = min(limit, faults.get("max_limit", limit))
+    answer = {"locations": [location.listed(agency.version_id) for location in matching[skip:skip + limit]],
+              "count": len(matching), "installToFutureLocations": False}
+    if faults.get("without_count"):
+        del answer["count"]
+    return answer
+
+
+def agency_faults(sim: GHLSimulator) -> dict[str, Any]:
+    """The ``POST /_sim/faults`` actions of the agency routes (see the module doc)."""
+    sim.agency_fault_state = {}
+
+    def cap(limit: Any) -> None:
+        sim.agency_fault_state["max_limit"] = int(limit)
+
+    return {"listing_without_count": lambda on: sim.agency_fault_state.update(without_count=bool(on)),
+            "listing_max_limit": cap,
+            "mint_answers_location": lambda answered: sim.agency_fault_state.update(answers_location=str(answered))}
 
 
 # ---------------------------------------------------------------- routes

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
 
@@ -95,6 +95,13 @@ def read_book(profile: str) -> list[DiscoveredLocation]:
     try:
         url = warehouse_url()
         book = _read_warehouse(url, profile)
+        if book is None:  # no table: never migrated, or not the warehouse discovery wrote to
+            book = _read_snapshot(profile)
+            if book:
+                log.warning("agency profile %s: the warehouse reached has no agency_location table, yet a "
+                            "discovery wrote %d location(s) before; using them (is WAREHOUSE_URL or the "
+                            "warehouse_default connection right where the DAGs are parsed?)", profile, len(book))
+            return book
     except (ImportError, OSError, SQLAlchemyError) as error:
         book = _read_snapshot(profile)
         log.warning("agency profile %s: the warehouse cannot be read (%s); using the last book read: %d "
@@ -114,7 +121,7 @@ def snapshot_folder() -> Path:
     return data_home() / "agency"
 
 
-def _read_warehouse(url: str, profile: str) -> list[DiscoveredLocation]:
+def _read_warehouse(url: str, profile: str) -> list[DiscoveredLocation] | None:
     import sqlalchemy as sa
 
     from crm_sync.warehouse import db
@@ -124,7 +131,7 @@ def _read_warehouse(url: str, profile: str) -> list[DiscoveredLocation]:
     try:
         with engine.connect() as conn:
             if not sa.inspect(conn).has_table(agency_location.name):
-                return []  # not migrated yet: no discovery has run
+                return None
             return book_of(conn, profile)
     finally:
         engine.dispose()
@@ -164,7 +171,9 @@ def _describe(error: BaseException, url: str) -> str:
 
 def _write_snapshot(profile: str, book: list[DiscoveredLocation]) -> None:
     path = snapshot_path(profile)
-    text = json.dumps([asdict(row) for row in book], default=str, indent=1, sort_keys=True)
+    names = [field.name for field in fields(DiscoveredLocation)]
+    plain = [{name: _plain(getattr(row, name)) for name in names} for row in book]  # asdict deep-copies: slow
+    text = json.dumps(plain, separators=(",", ":"))
     try:
         if path.exists() and path.read_text(encoding="utf-8") == text:
             return  # unchanged: most parses write nothing
@@ -174,6 +183,10 @@ def _write_snapshot(profile: str, book: list[DiscoveredLocation]) -> None:
         partial.replace(path)  # a parse in another process reads the old snapshot or the new, never half
     except OSError as error:
         log.warning("agency profile %s: the book's snapshot %s cannot be written (%s)", profile, path, error)
+
+
+def _plain(value):
+    return value.isoformat() if isinstance(value, datetime) else value
 
 
 def _read_snapshot(profile: str) -> list[DiscoveredLocation]:

@@ -9,11 +9,12 @@ from crm_sync.profile_base import Strict
 
 
 class Matching(Strict):
-    """Identity matching's own additions, on top of the nicknames package's list."""
+    """Identity matching's own additions, on top of the nicknames package's list and crm-sync's curated
+    supplement (crm_sync.pipeline.names)."""
 
     nicknames: list[list[str]] = Field(
         default_factory=list, max_length=10_000,
-        description="groups of first names that are one person's, e.g. [[Sasha, Alexander], [Paco, Francisco]]")
+        description="groups of first names that are one person's, e.g. [[Xander, Alexander], [Gosha, Georgy]]")
 
     @field_validator("nicknames")
     @classmethod

@@ -20,9 +20,10 @@ which two ids: never a copy of a personal field) and the next run honours it:
   written); the pair is then matched afresh: back in the queue while still ambiguous.
 
 API (``profile`` is a Profile or its name; ``conn`` a warehouse connection in a transaction):
-``pending(conn, profile)``, ``decide(conn, profile, ghl_id, app_id, decision, user)`` (only a pair
-the queue holds: ``is_candidate``), ``undo(conn, profile, decision_id, user)``, ``decisions(conn,
-profile)``. Each raises ReviewError with a message for the user when a request cannot be honoured.
+``pending(conn, profile)`` (``pending_counts(conn, names)``: how many, for many profiles at once),
+``decide(conn, profile, ghl_id, app_id, decision, user)`` (only a pair the queue holds:
+``is_candidate``), ``undo(conn, profile, decision_id, user)``, ``decisions(conn, profile)``. Each
+raises ReviewError with a message for the user when a request cannot be honoured.
 """
 
 from __future__ import annotations
@@ -86,6 +87,25 @@ def pending(conn: sa.Connection, profile: Profile | str) -> list[dict[str, Any]]
                     "fields": staged.get((side, source_id), {})} for side, source_id in sorted(members)]
         items.append({"id": f"{records[0]['side']}:{records[0]['id']}", "records": records, "pairs": pairs})
     return items
+
+
+def pending_counts(conn: sa.Connection, profiles: list[str]) -> dict[str, int]:
+    """How many items `pending` lists for each of ``profiles``, in one query whatever their number (the
+    console's index counts a page of profiles): their candidate pairs, each with whether its GHL record
+    is linked and whether an active decision holds it; grouped as `pending` groups them."""
+    c, d = review_candidate.c, review_decision.c
+    linked = sa.exists().where(xref.c.profile == c.profile, xref.c.entity == "contact", xref.c.ghl_id == c.ghl_id)
+    decided = sa.exists().where(d.profile == c.profile, d.ghl_id == c.ghl_id, d.app_id == c.app_id,
+                                d.undone_at.is_(None))
+    open_pairs: dict[str, list[tuple[str, str, bool]]] = {name: [] for name in profiles}
+    for row in conn.execute(sa.select(c.profile, c.ghl_id, c.app_id, decided.label("decided"))
+                            .where(c.profile.in_(profiles), ~linked)):
+        open_pairs[row.profile].append((row.ghl_id, row.app_id, bool(row.decided)))
+    counted = {}
+    for name, pairs in open_pairs.items():
+        undecided = {("ghl", g) for g, _, done in pairs if not done}
+        counted[name] = sum(1 for members in _groups([(g, a) for g, a, _ in pairs]) if members & undecided)
+    return counted
 
 
 def decide(conn: sa.Connection, profile: Profile | str, ghl_id: str, app_id: str, decision: Decision,

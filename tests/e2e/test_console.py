@@ -66,6 +66,19 @@ def test_make_ui_serves_the_console_to_a_logged_in_browser(make_ui, browser):
     assert "crm-sync profiles" in browser.find_element(By.TAG_NAME, "h1").text
     charts = browser.find_elements(By.CSS_SELECTOR, "svg.chart")  # the last runs and today's GHL calls, no CDN
     assert len(charts) >= 2 and all(c.find_element(By.TAG_NAME, "title").get_attribute("textContent") for c in charts)
+    # the index's search box and its pages (two profiles a page, so that the demo's profiles make pages)
+    search = browser.find_element(By.CSS_SELECTOR, "#index-search input[name=q]")
+    search.send_keys("GYMDESK")
+    search.submit()
+    assert "1-1 of 1 profiles and locations matching the search" in shown(browser, "index-pager", "matching")
+    assert [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#profiles tr.profile td:nth-child(2) a")] == [
+        "ghl_gymdesk"]
+    browser.execute_script("location.search = '?per_page=2'")
+    total = re.search(r"1-2 of (\d+)", shown(browser, "index-pager", "1-2 of"))[1]
+    browser.find_element(By.CSS_SELECTOR, "#index-pager a[rel=next]").click()
+    assert f"3-4 of {total}" in shown(browser, "index-pager", "3-4 of"), total
+    browser.execute_script("location.search = ''")
+    shown(browser, "index-pager", "1-")
     browser.find_element(By.LINK_TEXT, "ghl_gymdesk").click()
     runs = browser.find_elements(By.CSS_SELECTOR, "table tr td:first-child a")
     assert len(runs) >= 4  # three backfilled intervals and the rerun, newest first

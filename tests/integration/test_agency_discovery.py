@@ -13,8 +13,9 @@ import sqlalchemy as sa
 
 from harness.simulators import ghl
 from harness.simulators.base import ServerThread, SimState
-from tests.conftest import GYMDESK_KEY, run_dag
+from tests.conftest import GYMDESK_KEY, Sim, run_dag
 from tests.fixtures import agency_profile_text
+from tests.helpers import GHL_FIELDS, GYMDESK_FIELDS, by_email
 from tests.integration.test_dag_integrity import parse_dags
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -102,6 +103,36 @@ def test_discovery_books_100_locations_one_dag_each_that_syncs_and_follows_unins
     run_dag(airflow_home, "ghl_agency_discover", env)
     assert book(env)["Loc001"][:4] == ("loc001", 1, 1, None)
     assert "ghl_agency_loc001" in parsed_dags(tmp_path, env)
+
+
+def test_a_discovered_location_syncs_end_to_end_through_its_own_location_token_minted_once(
+        airflow_home, tmp_path, agency_sim, gymdesk_sim, demo_data):
+    url, install = agency_sim
+    ghl_sim = Sim(url)
+    ghl_seed, desk_seed = demo_data.seeds()
+    ghl_sim.seed("contacts", [{**contact, "locationId": "Loc001"} for contact in ghl_seed["contacts"]])
+    gymdesk_sim.seed("members", desk_seed["members"])
+    env = agency_env(tmp_path, url, install, app_url=gymdesk_sim.url)
+    run_dag(airflow_home, "ghl_agency_discover", env)
+
+    run_dag(airflow_home, "ghl_agency_loc001", env)
+
+    ghl_people = by_email([c for c in ghl_sim.records("contacts") if c["locationId"] == "Loc001"], GHL_FIELDS)
+    desk_people = by_email(gymdesk_sim.records("members"), GYMDESK_FIELDS)
+    for person in demo_data.expected:  # the merged result of the single-location sync, in the agency's location
+        assert ghl_people.get(person["email"]) == [person], f"GHL holds the wrong record for {person['email']}"
+        assert desk_people.get(person["email"]) == [person], f"Gymdesk holds the wrong record for {person['email']}"
+    assert all(c["locationId"] == "Loc001" for c in ghl_sim.records("contacts"))  # no other location touched
+    engine = sa.create_engine(env["WAREHOUSE_URL"])
+    with engine.connect() as conn:
+        profiles = {row[0] for row in conn.execute(sa.text("SELECT DISTINCT profile FROM run_log"))}
+        tokens = {row[0] for row in conn.execute(sa.text("SELECT key FROM oauth_token"))}
+    engine.dispose()
+    assert profiles == {"agency__loc001"}
+    assert "ghl_location__ghl_agency__Loc001" in tokens  # the location's token, shared through the store
+    # Every task of the run, and a second run, used the one location token minted for Loc001.
+    run_dag(airflow_home, "ghl_agency_loc001", env)
+    assert httpx.get(f"{url}/_sim/agency/mints").json() == {"Loc001": 1}
 
 
 def test_the_pools_command_creates_the_agencys_pool_with_its_slots(airflow_home, tmp_path):

@@ -9,14 +9,23 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+import os
+import pickle
 
 import httpx
 import pytest
 import sqlalchemy as sa
 from crm_sync.errors import NoRetryError
-from crm_sync.hooks.agency import AgencyHook, InstalledLocation, LocationNotInstalled, location_token_key
+from crm_sync.hooks.agency import (
+    AgencyConfigError,
+    AgencyHook,
+    InstalledLocation,
+    LocationNotInstalled,
+    agency_token_store,
+    location_token_key,
+)
 from crm_sync.hooks.ghl import GHLHook
-from crm_sync.hooks.token_store import AirflowVariableTokenStore, WarehouseTokenStore
+from crm_sync.hooks.token_store import WarehouseTokenStore
 from crm_sync.warehouse.db import engine
 from crm_sync.warehouse.tables import oauth_token
 from cryptography.fernet import Fernet
@@ -29,7 +38,7 @@ CONN = "ghl_agency_test"
 COMPANY = "companyAgencyTest0001"
 CLIENT_ID, CLIENT_SECRET = "agencyapp-0c1d", "s3cret-agency-app"
 WORKERS = 6
-AGENCY_KEY = AirflowVariableTokenStore(CONN).key
+AGENCY_KEY = agency_token_store(CONN).key
 
 
 class AgencySim:
@@ -48,17 +57,6 @@ class AgencySim:
                  "tags": [], "dateAdded": "2026-01-01T00:00:00.000Z", "dateUpdated": "2026-01-02T00:00:00.000Z"}
                 for i in range(count)]
         self.admin.post("/seed", json={"contacts": rows}).raise_for_status()
-
-
-@pytest.fixture
-def fernet_key(monkeypatch) -> str:
-    from airflow.sdk.crypto import get_fernet
-
-    key = Fernet.generate_key().decode()
-    monkeypatch.setenv("AIRFLOW__CORE__FERNET_KEY", key)
-    get_fernet.cache_clear()
-    yield key
-    get_fernet.cache_clear()
 
 
 @pytest.fixture
@@ -209,3 +207,108 @@ def test_a_location_connection_refuses_another_location(monkeypatch):
     assert GHLHook("ghl_one_location").config().location_id == "locA"
     with pytest.raises(ValueError, match="is for GHL location locA, not locB"):
         GHLHook("ghl_one_location", location_id="locB").config()
+
+
+def _refused_mints(agency: AgencySim) -> int:
+    return agency.calls().get("POST /oauth/locationToken", 0) - sum(agency.mints().values())
+
+
+def test_a_refused_mint_is_remembered_one_extract_after_an_uninstall_asks_ghl_once(agency):
+    agency.seed("loc030", 30)
+    client = GHLHook(CONN, location_id="loc030").get_conn(page_limit=10)
+    ids = [contact["id"] for contact in client.search_contacts(None, None)]
+    assert len(ids) == 30 and _refused_mints(agency) == 0
+    agency.admin.patch("/agency/locations/loc030", json={"installed": False}).raise_for_status()
+    with pytest.raises(LocationNotInstalled):
+        client.notes_for(ids, workers=4)  # four threads meet 401 at once: one of them asks for a token
+    for read in (lambda: client.tasks_for(ids, workers=4), lambda: list(client.search_contacts(None, None))):
+        with pytest.raises(LocationNotInstalled, match="loc030"):
+            read()  # the rest of the extract: refused without asking GHL
+    assert _refused_mints(agency) == 1
+    assert agency.calls()["GET /contacts/{contact_id}/notes"] <= 4  # only the calls in flight went out
+    client.close()
+
+
+def test_a_refusal_is_uninstalled_only_when_ghl_lists_the_location_so_else_a_configuration_error(
+        agency, monkeypatch):
+    hook = AgencyHook(CONN)
+    with pytest.raises(LocationNotInstalled, match="nosuchlocation"):  # not listed at all: not (or no longer) ours
+        hook.mint("nosuchlocation")
+    agency.admin.post("/faults", json={"statuses": [400]}).raise_for_status()  # the mint refused, loc001 installed
+    with pytest.raises(AgencyConfigError) as raised:
+        hook.mint("loc001")
+    message = str(raised.value)
+    assert "loc001" in message and "HTTP 400" in message and COMPANY in message and "injected" not in message
+    assert not isinstance(raised.value, LocationNotInstalled) and isinstance(raised.value, NoRetryError)
+
+    # A wrong company id in the extra: GHL refuses the mint and the listing; neither is called uninstalled.
+    wrong = json.loads(os.environ[f"AIRFLOW_CONN_{CONN.upper()}"])
+    wrong["extra"]["company_id"] = "companyElsewhere00001"
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN.upper()}", json.dumps(wrong))  # its kept agency token still works
+    with pytest.raises(AgencyConfigError) as raised:
+        list(GHLHook(CONN, location_id="loc002").get_conn().search_contacts(None, None))
+    message = str(raised.value)
+    assert "companyElsewhere00001" in message and "HTTP 400" in message and "loc002" in message
+    assert "not the company of this token" not in message  # GHL's own text is never repeated
+
+
+def test_installed_locations_are_all_found_without_count_and_with_pages_capped_at_50(agency):
+    agency.admin.post("/faults", json={"listing_max_limit": 50}).raise_for_status()
+    assert [loc.id for loc in AgencyHook(CONN).installed_locations()] == [f"loc{i:03d}" for i in range(225)]
+    assert agency.calls()["GET /oauth/installedLocations"] == 5  # by count: 50 a page, not a short page's end
+
+    agency.admin.post("/calls/reset").raise_for_status()
+    agency.admin.post("/faults", json={"listing_max_limit": 1000, "listing_without_count": True}).raise_for_status()
+    assert [loc.id for loc in AgencyHook(CONN).installed_locations()] == [f"loc{i:03d}" for i in range(225)]
+    assert agency.calls()["GET /oauth/installedLocations"] == 3  # full pages of 100 go on, a short one ends
+
+
+def test_closing_the_ghl_client_closes_the_agency_clients_and_the_refusal_pickles(agency):
+    agency.seed("loc040", 1)
+    client = GHLHook(CONN, location_id="loc040").get_conn()
+    list(client.search_contacts(None, None))
+    hook = client.http.auth.agency
+    api, token_api = hook._api.http, hook.agency_auth._token_api.http
+    client.close()
+    assert api.is_closed and token_api.is_closed
+    for error in (LocationNotInstalled(CONN, "loc040", 400), AgencyConfigError("check extra.company_id")):
+        again = pickle.loads(pickle.dumps(error))  # Airflow and Celery may pickle a task's exception
+        assert type(again) is type(error) and str(again) == str(error) and again.args == error.args
+    assert pickle.loads(pickle.dumps(LocationNotInstalled(CONN, "loc040", 400))).location_id == "loc040"
+
+
+def test_a_location_a_shifted_listing_missed_is_confirmed_by_its_id_and_stays_installed(agency, warehouse_url):
+    from crm_sync.pipeline.discover import confirmed, refresh_book
+    from crm_sync.profile import parse_profile
+    from crm_sync.profile_agency import book_of
+
+    from tests.fixtures import agency_profile_text
+
+    profile = parse_profile(agency_profile_text(), "agency.yaml")
+    hook = AgencyHook(CONN)
+    with engine(warehouse_url).begin() as conn:
+        refresh_book(conn, profile, hook.installed_locations(), lambda _: True)
+    listing = hook.installed_locations()
+    listed = [next(listing) for _ in range(100)]
+    agency.admin.patch("/agency/locations/loc000", json={"installed": False}).raise_for_status()
+    agency.admin.patch("/agency/locations/loc150", json={"installed": False}).raise_for_status()
+    listed += list(listing)  # skip=100 now starts at loc101: loc100 is missed though installed
+    assert "loc100" not in {loc.id for loc in listed} and len(listed) == 223
+    agency.admin.post("/calls/reset").raise_for_status()
+    with engine(warehouse_url).connect() as conn:
+        before = {row.location_id for row in book_of(conn, profile.name) if row.installed}
+    kept = confirmed(listed, before, hook.installed_location)
+    assert agency.calls()["GET /oauth/installedLocations"] == 2  # one call for each of loc100 and loc150
+    with engine(warehouse_url).begin() as conn:
+        counts = refresh_book(conn, profile, kept, lambda _: True)
+        book = {row.location_id: row.installed for row in book_of(conn, profile.name)}
+    assert counts["newly_uninstalled"] == 1 and book["loc100"] and not book["loc150"]
+    assert book["loc000"]  # listed before its uninstall: the next discovery finds it
+
+
+def test_a_location_token_answered_for_another_location_is_refused(agency):
+    agency.admin.post("/faults", json={"mint_answers_location": "loc099"}).raise_for_status()
+    with pytest.raises(AgencyConfigError, match="for location loc099 when agency connection .* asked one for "
+                                                "location loc050"):
+        list(GHLHook(CONN, location_id="loc050").get_conn().search_contacts(None, None))
+    assert agency.calls()["POST /oauth/locationToken"] == 1 and "POST /contacts/search" not in agency.calls()

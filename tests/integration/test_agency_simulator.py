@@ -162,3 +162,14 @@ def test_each_location_has_its_own_burst_and_daily_limits(agency):
     assert daily_answers[2].headers["X-RateLimit-Daily-Remaining"] == "0"
     assert free.status_code == 200 and free.headers["X-RateLimit-Max"] == "100"
     assert free.headers["X-RateLimit-Limit-Daily"] == "200000"
+
+
+def test_listing_faults_drop_count_and_cap_the_page_size(agency):
+    agency.http.post("/_sim/faults", json={"listing_without_count": True, "listing_max_limit": 50}
+                     ).raise_for_status()
+    page = agency.listed(limit="100", skip="0").json()
+    spec.validate_response("GET", "/oauth/installedLocations", 200, page)  # count is optional in the spec
+    assert "count" not in page and len(page["locations"]) == 46
+    assert len(agency.listed(limit="10").json()["locations"]) == 10
+    agency.http.post("/_sim/agency/locations", json={"locations": locations(120)}).raise_for_status()
+    assert len(agency.listed(limit="100").json()["locations"]) == 50

@@ -34,17 +34,6 @@ KEY = "crm_sync_ghl_refresh_token__ghl_test"
 
 
 @pytest.fixture
-def fernet_key(monkeypatch) -> str:
-    from airflow.sdk.crypto import get_fernet
-
-    key = Fernet.generate_key().decode()
-    monkeypatch.setenv("AIRFLOW__CORE__FERNET_KEY", key)
-    get_fernet.cache_clear()
-    yield key
-    get_fernet.cache_clear()
-
-
-@pytest.fixture
 def sim():
     with running_sim(access_token_ttl_s=3600) as running:
         yield running

@@ -156,3 +156,13 @@ def test_ghl_webhooks_route_to_a_syncing_location_and_follow_the_book(book):
     engine.dispose()
     read_book("agency")  # the dag-processor's next parse rewrites the snapshot: the receiver re-reads
     assert profiles_for("LocN", profiles) == ("agency__locn",)
+
+
+def test_a_warehouse_without_the_table_does_not_erase_a_discovered_book(book, monkeypatch, caplog):
+    """Parsing reached another, empty warehouse (a wrong WAREHOUSE_URL where DAGs are parsed): the
+    locations discovery wrote stay, and the warning says where to look, instead of every DAG vanishing."""
+    assert len(read_book("agency")) == 4  # the snapshot of the real book
+    monkeypatch.setenv("WAREHOUSE_URL", f"sqlite:///{book / 'fresh.db'}")
+    with caplog.at_level(logging.WARNING, logger="crm_sync.profile_agency"):
+        assert [r.key for r in read_book("agency")] == ["loca", "locb", "locu", "locw"]
+    assert "has no agency_location table" in caplog.text

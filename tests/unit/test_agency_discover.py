@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from crm_sync.agency_dag import build_discover_dag  # at import: croniter's first import runs `file`
 from crm_sync.hooks.agency import InstalledLocation
-from crm_sync.pipeline.discover import new_key, refresh_book
+from crm_sync.pipeline.discover import confirmed, new_key, refresh_book
 from crm_sync.profile import parse_profile
 from crm_sync.profile_agency import book_of
 from crm_sync.warehouse.db import create, migrate
@@ -87,3 +87,21 @@ def test_the_discovery_dag_is_one_task_on_the_agencys_schedule():
     assert dag.timetable.serialize()["expression"] == "*/30 * * * *" and dag.max_active_runs == 1 and not dag.catchup
     with pytest.raises(ValueError, match="has no agency section"):
         build_discover_dag(parse_profile(agency_profile_text().split("\nagency:")[0], "plain.yaml"))
+
+
+def test_a_location_the_listing_missed_is_uninstalled_only_when_ghl_confirms_it_one_ask_each(conn):
+    profile = parse_profile(agency_profile_text(), "agency.yaml")
+    refresh_book(conn, profile, listed("LocA", "LocB", "LocC", "LocD"), lambda _: True, T0)
+    ghl_says = {"LocB": listed("LocB")[0], "LocC": listed("LocC", uninstalled=("LocC",))[0]}  # LocD: not listed
+    asked: list[str] = []
+
+    def confirm(location_id: str) -> InstalledLocation | None:
+        asked.append(location_id)
+        return ghl_says.get(location_id)
+
+    kept = confirmed(listed("LocA"), {"LocA", "LocB", "LocC", "LocD"}, confirm)
+    assert asked == ["LocB", "LocC", "LocD"]  # one ask per missing location, none for one listed
+    counts = refresh_book(conn, profile, kept, lambda _: True, T0 + timedelta(minutes=30))
+    book = {row.location_id: row.status for row in book_of(conn, "agency")}
+    assert book == {"LocA": "syncing", "LocB": "syncing", "LocC": "uninstalled", "LocD": "uninstalled"}
+    assert counts["newly_uninstalled"] == 2

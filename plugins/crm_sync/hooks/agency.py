@@ -4,7 +4,8 @@ An agency connection is a ``ghl`` connection whose extra has ``company_id``, the
 ``client_id`` and ``client_secret`` and the agency's ``refresh_token`` (user_type Company), plus
 ``app_id`` (default: the client id's part before the first '-', as GHL's client ids are
 ``<appId>-<suffix>``). The agency token is a ``RotatingOAuth`` like a location install's: its refresh
-token rotates on every use and is kept in the warehouse token store under the connection's key.
+token rotates on every use and is kept in the warehouse token store under its own key
+(``crm_sync_ghl_agency_token__<conn_id>``, never a location install's ``crm_sync_ghl_refresh_token__``).
 
 Per apps/oauth.json the agency token lists where the app is installed (``GET /oauth/installedLocations``)
 and trades itself for a location's token (``POST /oauth/locationToken``). A location token is minted on
@@ -16,6 +17,7 @@ Nothing here calls GHL when a DAG file is parsed: only when a task asks.
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -48,13 +50,23 @@ log = logging.getLogger(__name__)
 
 class LocationNotInstalled(NoRetryError):
     """GHL no longer gives a token for this location: the app was uninstalled there (or the location left
-    the agency). A retry cannot fix it: the task fails at once; discovery marks the location uninstalled."""
+    the agency), as GHL's own list of installed locations confirmed. A retry cannot fix it: the task fails
+    at once; discovery marks the location uninstalled."""
 
     def __init__(self, conn_id: str, location_id: str, status: int | None):
         super().__init__(f"GHL location {location_id} refused a location token through agency connection "
                          f"'{conn_id}' (HTTP {status}): the app was uninstalled from this location, or the location "
                          "left the agency. Reinstall the app there, or drop the location from the profile")
-        self.location_id = location_id
+        self.conn_id, self.location_id, self.status = conn_id, location_id, status
+
+    def __reduce__(self):  # pickled by Airflow and Celery: rebuilt from its own arguments, not the message
+        return type(self), (self.conn_id, self.location_id, self.status)
+
+
+class AgencyConfigError(NoRetryError):
+    """The agency connection does not match GHL (a wrong extra.company_id or app_id), or GHL answered a
+    token for another location: a retry cannot fix it. The message names ids and HTTP statuses only,
+    never GHL's own text nor a token."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,11 @@ class InstalledLocation:
     installed_at: str | None = None
 
 
+def _installed_location(row: dict[str, Any], installed: bool | None) -> InstalledLocation:
+    return InstalledLocation(str(row["_id"]), str(row.get("name") or ""), str(row.get("address") or ""),
+                             bool(row.get("isInstalled", installed is not False)), row.get("installedAt"))
+
+
 def is_agency(extra: dict[str, Any]) -> bool:
     """An agency connection names its company; a location connection its location."""
     return bool(extra.get("company_id"))
@@ -78,33 +95,60 @@ def location_token_key(conn_id: str, location_id: str) -> str:
     return f"ghl_location__{conn_id}__{location_id}"
 
 
+AGENCY_TOKEN_PREFIX = "crm_sync_ghl_agency_token"  # not a location install's prefix: switching a connection
+# to agency never reuses that install's token row
+
+
+def agency_token_store(conn_id: str) -> AirflowVariableTokenStore:
+    """Where the agency's (Company) refresh token is kept: its own key, ``crm_sync_ghl_agency_token__<conn>``."""
+    return AirflowVariableTokenStore(conn_id, prefix=AGENCY_TOKEN_PREFIX)
+
+
 class _CountedOffset(OffsetPaginator):
-    """``skip`` moves by the records read; the list ends once ``count`` (every match) is read, so a server
-    answering fewer than ``limit`` per page does not end it early."""
+    """``skip`` moves by the records read. With ``count`` (every match) in the answer the list ends once
+    it is read, so a server answering fewer than ``limit`` per page does not end it early; without it
+    (``count`` is optional in the spec) the list goes on while a page is full and ends on a short one."""
 
     def next(self, request: PageRequest, body: Any, records: list[Any]) -> PageRequest | None:
         read = (request.params or {})[self.param] + len(records)
-        return request.with_param(self.param, read) if read < int(body.get("count") or 0) else None
+        count = body.get("count") if isinstance(body, dict) else None
+        if isinstance(count, int | float) and not isinstance(count, bool):
+            more = read < count
+        else:
+            more = len(records) >= self.size
+        return request.with_param(self.param, read) if more else None
 
 
 class LocationTokenAuth(httpx.Auth):
     """httpx auth with a location's token minted from the agency token, shared through the warehouse.
 
     Minted when none is kept or the kept one is within EXPIRY_MARGIN_S of expiry, and once more if a
-    call still answers 401 (revoked early); a refused mint raises LocationNotInstalled."""
+    call still answers 401 (revoked early); a refused mint raises LocationNotInstalled (or
+    AgencyConfigError), and is remembered: every later call, on any thread, raises it again without
+    asking GHL (one refused mint per auth, not one per call)."""
 
     def __init__(self, agency: AgencyHook, location_id: str, store: SharedTokenStore):
         self.agency, self.location_id, self.store = agency, location_id, store
         self.access_token: str | None = None
         self.expires_at = 0.0  # epoch seconds, compared across processes
         self.mints = 0
+        self.refused: NoRetryError | None = None
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"LocationTokenAuth({self.location_id!r}, ***)"
 
+    def close(self) -> None:
+        """The agency hook's clients (closed with the GHL client that uses this auth)."""
+        self.agency.close()
+
+    def _raise_refused(self) -> None:
+        if self.refused is not None:
+            raise copy.copy(self.refused)  # a copy: threads raising at once never share one traceback
+
     def _renew(self, stale: str | None) -> None:
         with self._lock:
+            self._raise_refused()
             if self.access_token != stale:  # another thread renewed meanwhile
                 return
             ready = getattr(self.store, "ready", None)
@@ -117,7 +161,11 @@ class LocationTokenAuth(httpx.Auth):
                     self.access_token, self.expires_at = kept  # another process minted meanwhile
                     return
                 requested_at = time.time()
-                body = self.agency.mint(self.location_id)
+                try:
+                    body = self.agency.mint(self.location_id)
+                except NoRetryError as refused:
+                    self.refused = refused
+                    raise
                 self.access_token = body["access_token"]
                 self.expires_at = requested_at + float(body.get("expires_in", 3600))
                 self.mints += 1
@@ -128,6 +176,7 @@ class LocationTokenAuth(httpx.Auth):
                                 type(exc).__name__)
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        self._raise_refused()
         if self.access_token is None or time.time() >= self.expires_at - EXPIRY_MARGIN_S:
             self._renew(self.access_token)
         request.headers["Authorization"] = f"Bearer {self.access_token}"
@@ -170,7 +219,7 @@ class AgencyHook(HookBase):
                 base_url = self.base_url(conn, DEFAULT_BASE_URL)
                 client = OAuthClient(extra["client_id"], extra["client_secret"], f"{base_url}/oauth/token",
                                      user_type="Company")
-                store = self.token_store or shared_store(AirflowVariableTokenStore(self.conn_id))
+                store = self.token_store or shared_store(agency_token_store(self.conn_id))
                 self._auth = RotatingOAuth(client, store, extra.get("refresh_token"),
                                            on_unsaved=unsaved_alert(self.conn_id))
                 app_id = extra.get("app_id") or extra["client_id"].split("-")[0]
@@ -209,51 +258,88 @@ class AgencyHook(HookBase):
         return self.api()
 
     def close(self) -> None:
-        if self._api is not None:
-            self._api.close()
+        """Both httpx clients (the agency operations' and the agency token's); a later call opens new ones."""
+        with self._lock:
+            api, auth = self._api, self._auth
+            self._api, self._auth, self._settings = None, None, None
+        if api is not None:
+            api.close()
+        if auth is not None:
+            auth._token_api.close()
+
+    def _listing(self, installed: bool | None, **filters: str) -> dict[str, Any]:
+        _, company_id, app_id = self._setup()
+        params: dict[str, Any] = {"companyId": company_id, "appId": app_id, "limit": PAGE_LIMIT, **filters}
+        if installed is not None:
+            params["isInstalled"] = "true" if installed else "false"
+        return params
+
+    def _fetch_page(self, call: PageRequest) -> tuple[Any, list[Any]]:
+        body = self.api().request("GET", call.path, params=call.params, retry=True).json()
+        listed = body.get("locations") if isinstance(body, dict) else None
+        if not isinstance(listed, list):
+            raise ApiError(None, "GET", call.path, "the answer holds no list under 'locations'")
+        return body, listed
 
     def installed_locations(self, installed: bool | None = True, query: str | None = None
                             ) -> Iterator[InstalledLocation]:
         """Every location of the agency where the app is installed (``installed=None``: every location,
         installed or not), ``PAGE_LIMIT`` per call, the next page asked only when the caller reads on."""
-        _, company_id, app_id = self._setup()
-        params: dict[str, Any] = {"companyId": company_id, "appId": app_id, "limit": PAGE_LIMIT}
-        if installed is not None:
-            params["isInstalled"] = "true" if installed else "false"
-        if query:
-            params["query"] = query
-        api = self.api()
-
-        def fetch(call: PageRequest) -> tuple[Any, list[Any]]:
-            body = api.request("GET", call.path, params=call.params, retry=True).json()
-            listed = body.get("locations") if isinstance(body, dict) else None
-            if not isinstance(listed, list):
-                raise ApiError(None, "GET", call.path, "the answer holds no list under 'locations'")
-            return body, listed
-
+        params = self._listing(installed, **({"query": query} if query else {}))
         guard = PageGuard("GHL installed locations", f"connection {self.conn_id}", lambda row: row.get("_id"))
         for rows in pages(_CountedOffset("skip", PAGE_LIMIT), PageRequest("/oauth/installedLocations", params),
-                          fetch, guard):
+                          self._fetch_page, guard):
             for row in rows:
-                yield InstalledLocation(str(row["_id"]), str(row.get("name") or ""), str(row.get("address") or ""),
-                                        bool(row.get("isInstalled", installed is not False)), row.get("installedAt"))
+                yield _installed_location(row, installed)
+
+    def installed_location(self, location_id: str) -> InstalledLocation | None:
+        """The location as GHL lists it for this company and app, installed or not (one call, filtered by
+        ``locationId``); None when GHL does not list it at all."""
+        _, rows = self._fetch_page(PageRequest("/oauth/installedLocations",
+                                               self._listing(None, locationId=location_id)))
+        return next((_installed_location(row, None) for row in rows if str(row.get("_id")) == location_id), None)
 
     def mint(self, location_id: str) -> dict[str, Any]:
-        """A new token for the location (GetLocationAccessTokenSuccessfulResponseDto); a refusal (400, 403,
-        404) is LocationNotInstalled. Prefer ``location_auth``: it mints only when needed."""
+        """A new token for the location (GetLocationAccessTokenSuccessfulResponseDto). A refusal (400, 403,
+        404) is LocationNotInstalled only once GHL's installed locations confirm it (see ``refusal``).
+        Prefer ``location_auth``: it mints only when needed."""
         _, company_id, _ = self._setup()
         try:
             response = self.api().request("POST", "/oauth/locationToken", retry=True,
                                           data={"companyId": company_id, "locationId": location_id})
         except ApiError as exc:
             if exc.status in (400, 403, 404):
-                raise LocationNotInstalled(self.conn_id, location_id, exc.status) from None
+                raise self.refusal(location_id, exc.status) from None
             raise
         body = response.json()
         mask_tokens(body)  # before anything could log it
-        if not isinstance(body.get("access_token"), str):
+        if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
             raise ApiError(response.status_code, "POST", "/oauth/locationToken", "the answer holds no access_token")
+        answered = body.get("locationId")
+        if answered is not None and str(answered) != location_id:
+            raise AgencyConfigError(f"GHL answered a location token for location {answered} when agency connection "
+                                    f"'{self.conn_id}' asked one for location {location_id}: it is not used")
         return body
+
+    def refusal(self, location_id: str, status: int | None) -> NoRetryError:
+        """Why GHL refused the location a token, asked of GHL's installed locations (one call): listed as not
+        installed, or not listed at all, is LocationNotInstalled; listed as installed, or the listing
+        refused too (a wrong company or app id), is an AgencyConfigError naming the extra's ids and statuses."""
+        try:
+            found = self.installed_location(location_id)
+        except ApiError as exc:
+            if exc.retriable:
+                raise
+            return AgencyConfigError(
+                f"GHL refused a location token for location {location_id} (HTTP {status}) and the list of installed "
+                f"locations (HTTP {exc.status}) through agency connection '{self.conn_id}': check its "
+                f"extra.company_id ({self.company_id}) and extra.app_id ({self.app_id})")
+        if found is None or not found.installed:
+            return LocationNotInstalled(self.conn_id, location_id, status)
+        return AgencyConfigError(
+            f"GHL refused a location token for location {location_id} (HTTP {status}) through agency connection "
+            f"'{self.conn_id}', though it lists the app as installed there: check the connection's "
+            f"extra.company_id ({self.company_id})")
 
     def location_store(self, location_id: str) -> WarehouseTokenStore:
         return WarehouseTokenStore(location_token_key(self.conn_id, location_id), url=self.warehouse_url)

@@ -82,6 +82,13 @@ class GHLClient(ApiClient):
         self._first_sent = False
         self._first_answered = threading.Event()
 
+    def close(self) -> None:
+        """Its httpx client, and an agency location auth's own clients (none leaks per task)."""
+        super().close()
+        close_auth = getattr(self.http.auth, "close", None)
+        if callable(close_auth):
+            close_auth()
+
     def _guard(self, entity: str, what: str) -> PageGuard:
         limits = self.paging.get(entity) or PagingLimits()
         return PageGuard(what, f"ghl.paging.{entity}", lambda record: record.get("id"),

@@ -7,6 +7,11 @@ marked uninstalled (once: ``uninstalled_at`` is when discovery first missed it) 
 app is installed again, and each location's app connection (by ``agency.app_connections`` or the
 naming rule) is looked up: missing, the location is waiting for it and fails nothing. Parsing the DAG
 files reads this book (``profile_agency.read_book``) and never GHL.
+
+One listing missing a location proves nothing: skip/limit paging shifts when the app is installed or
+uninstalled elsewhere during the listing. A location the book has as installed and the listing missed
+is asked of GHL once more, by its id (``AgencyHook.installed_location``); only one listed there as not
+installed, or not listed at all, is marked uninstalled.
 """
 
 from __future__ import annotations
@@ -35,13 +40,30 @@ def discover(profile_name: str) -> dict[str, int]:
     profile = profile_by_name(profile_name)
     if profile.agency is None:
         raise ValueError(f"profile {profile_name} has no agency section: there is nothing to discover")
+    with engine().connect() as conn:
+        installed_before = {row[0] for row in conn.execute(sa.select(agency_location.c.location_id).where(
+            agency_location.c.profile == profile.name, agency_location.c.installed.is_(True)))}
     hook = AgencyHook(profile.agency.conn_id)
     try:
-        listed = list(hook.installed_locations())
+        listed = confirmed(list(hook.installed_locations()), installed_before, hook.installed_location)
     finally:
         hook.close()
     with engine().begin() as conn:
         return refresh_book(conn, profile, listed, connection_exists)
+
+
+def confirmed(listed: list[Any], installed_before: Iterable[str],
+              confirm: Callable[[str], Any]) -> list[Any]:
+    """``listed`` with every location that was installed and that the listing missed asked of GHL by its id
+    (``confirm``, one call each): one GHL still has as installed is kept, as GHL answered it."""
+    seen = {item.id for item in listed if item.installed}
+    for location_id in sorted(set(installed_before) - seen):
+        found = confirm(location_id)
+        if found is not None and found.installed:
+            log.warning("location %s was missing from GHL's list of installed locations, but asked by its id GHL "
+                        "has the app installed there: it stays installed", location_id)
+            listed = [item for item in listed if item.id != location_id] + [found]
+    return listed
 
 
 def connection_exists(conn_id: str) -> bool:

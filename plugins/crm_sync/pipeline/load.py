@@ -10,7 +10,9 @@ side's response is staged and its hash stored on the link, so the echo of our ow
 is recognised on the next extraction. Rows run in lanes (``lanes``): each side's writes apart,
 concurrently, each side paced by its own client; every write of one contact in one lane, in
 outbox order, so a contact's create is sent before the tasks and notes that need its new id.
-Any other exception of one row is kept on the row and, after MAX_ATTEMPTS, dead-letters it.
+Any other exception of one row is kept on the row and, after MAX_ATTEMPTS, dead-letters it; but a
+NoRetryError (the GHL location uninstalled the app, a wrong agency connection) stops its lane at once,
+leaves the row pending as if never tried, and fails the task with that error once every lane is done.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from crm_sync import alerts
+from crm_sync.errors import NoRetryError
 from crm_sync.hooks.app import AppClient, AppHook
 from crm_sync.hooks.ghl import DailyBudgetReached, GHLClient, GHLHook
 from crm_sync.http import ApiError
@@ -244,6 +247,7 @@ def _send_outbox(ctx: RunContext, eng: sa.Engine) -> dict[str, Any]:
     counts = Counter({"sent": 0, "failed": 0, "transient": 0, "waiting": 0,
                       "dry_run": len(rows) if ctx.dry_run else 0})
     dead: list[dict[str, Any]] = []
+    stops: list[NoRetryError] = []
     ghl = GHLHook(ctx.profile.ghl.conn_id, location_id=ctx.profile.ghl.location_id).get_conn(
         page_limit=ctx.profile.ghl.page_limit, daily_reserve=ctx.profile.ghl.daily_reserve)
     app = AppHook(ctx.profile.app).get_conn() if ctx.profile.app.kind == "rest" else None
@@ -253,11 +257,12 @@ def _send_outbox(ctx: RunContext, eng: sa.Engine) -> dict[str, Any]:
     try:
         todo = lanes([] if ctx.dry_run else rows)
         with ThreadPoolExecutor(max_workers=max(1, len(todo))) as pool:
-            for lane, (lane_counts, lane_dead) in zip(todo, pool.map(
+            for lane, (lane_counts, lane_dead, lane_stop) in zip(todo, pool.map(
                     lambda lane: _send_lane(ctx, eng, sender, lane), todo), strict=True):
                 busy[lane[0].side] = max(busy.get(lane[0].side, 0.0), lane_counts.pop("finished_s"))
                 counts.update(lane_counts)
                 dead += lane_dead
+                stops += [lane_stop] if lane_stop is not None else []
     finally:
         ghl.close()
         if app is not None:
@@ -271,20 +276,24 @@ def _send_outbox(ctx: RunContext, eng: sa.Engine) -> dict[str, Any]:
                                                             "dead_letter": len(dead)}))
     with eng.begin() as conn:
         log_step(conn, ctx, "load", stats)
-        if not counts["transient"]:
+        if not counts["transient"] and not stops:
             _advance_watermarks(conn, ctx)
             webhook_events.mark_done(conn, ctx)  # the webhook events this run's extract handed on
+    if stops:  # e.g. the location uninstalled the app: its writes wait, pending, for a reinstall
+        raise stops[0]
     if counts["transient"]:
         raise TransientLoadError(f"{counts['transient']} write(s) failed transiently and stay pending")
     return stats
 
 
 def _send_lane(ctx: RunContext, eng: sa.Engine, sender: Sender, rows: list[sa.Row]
-               ) -> tuple[Counter, list[dict[str, Any]]]:
+               ) -> tuple[Counter, list[dict[str, Any]], NoRetryError | None]:
     """Send one lane's rows in order. Whatever one row raises, the lane goes on: a refusal marks it
     failed, a transient error leaves it pending, anything else (an HTML page answered with 200, a body
     without the expected key, a bug) is recorded on the row and retried by the next attempts, then
-    dead-lettered (failed) after MAX_ATTEMPTS so it never stands first in line forever."""
+    dead-lettered (failed) after MAX_ATTEMPTS so it never stands first in line forever. A NoRetryError
+    is not the row's fault (the GHL location uninstalled the app): the lane stops there, the row and the
+    rest stay pending, unattempted, and the error is returned for the task to fail with."""
     counts: Counter = Counter()
     dead: list[dict[str, Any]] = []
     started = time.monotonic()
@@ -304,6 +313,14 @@ def _send_lane(ctx: RunContext, eng: sa.Engine, sender: Sender, rows: list[sa.Ro
             with eng.begin() as conn:
                 outbox.retry_later(conn, row.id, "waiting for its contact to be created")
             continue
+        except NoRetryError as stop:
+            log.error("outbox row %s (%s %s %s) not sent, nor the rest of its lane: %s", row.id, row.op, row.side,
+                      row.entity, stop)
+            with eng.begin() as conn:
+                outbox.unclaim(conn, row.id, f"not sent: {stop}"[:ERROR_CHARS])
+            counts["stopped"] += 1
+            counts["finished_s"] = time.monotonic() - started
+            return counts, dead, stop
         except DailyBudgetReached as stop:  # GHL's day is spent: the write goes out with the next run
             counts["budget_waiting"] += 1
             status, error = "pending", str(stop)
@@ -326,7 +343,7 @@ def _send_lane(ctx: RunContext, eng: sa.Engine, sender: Sender, rows: list[sa.Ro
         with eng.begin() as conn:
             (outbox.fail if status == "failed" else outbox.retry_later)(conn, row.id, error[:ERROR_CHARS])
     counts["finished_s"] = time.monotonic() - started
-    return counts, dead
+    return counts, dead, None
 
 
 def _advance_watermarks(conn: sa.Connection, ctx: RunContext) -> None:

@@ -99,7 +99,9 @@ def find_matches(ghl: pd.DataFrame, app: pd.DataFrame, apart: pd.DataFrame | Non
     - By phone with different emails: only a one-to-one phone with the same (or swapped) first and
       last names (a typo in an email); with other names (a nickname too) they are different people
       here, no candidates (reconcile still keeps a create from landing on the other: identity.py).
-    - Last, records no key joined: an email one typo apart with a full name unique on each side.
+    - Last, records no key joined: an email one typo apart with a full name unique on each side; the
+      same with a full name a few records of a side hold (up to ``FEW``) is unsure (review: "by email
+      one typo apart, a full name several records hold"), never a create beside the other.
     - Every other pair a record that did not match is in makes it ambiguous (review). Pairs kept
       ``apart`` (ghl_id, app_id) by a review decision never join.
     - "One-to-one" (a key; a full name in the typo step) counts the holders among ``everyone`` (each side's records,
@@ -116,7 +118,7 @@ def find_matches(ghl: pd.DataFrame, app: pd.DataFrame, apart: pd.DataFrame | Non
                   nicknames) if everyone is not None else Names(ghl, app, nicknames)
     once = {key: (_held(ghl, all_g, key) == 1, _held(app, all_a, key) == 1) if everyone is not None
             else (_codes_once(keys[key][0]), _codes_once(keys[key][1])) for key in ("email", "phone")}
-    name_once = _names_once(names, len(ghl), len(app), everyone is not None)
+    name_held = _names_held(names, len(ghl), len(app), everyone is not None)
     taken_g, taken_a = np.zeros(len(g_ids), bool), np.zeros(len(a_ids), bool)
     pairs: list[tuple[str, str]] = []
     ambiguous: dict[tuple[str, str], list] = {}
@@ -161,42 +163,55 @@ def find_matches(ghl: pd.DataFrame, app: pd.DataFrame, apart: pd.DataFrame | Non
             groups = _by_owner(own[rest], text.to_numpy(object))
             ambiguous.update(zip(((side, i) for i in own_ids[list(groups)].tolist()), groups.values(), strict=True))
         taken_g[g], taken_a[a] = True, True
-    pairs += _typoed_emails(names, keys, name_once, g_id, a_id, g_ids, a_ids, taken_g, taken_a, apart)
-    return pairs, ambiguous
+    typo_pairs, unsure = _typoed_emails(names, keys, name_held, g_id, a_id, g_ids, a_ids, taken_g, taken_a, apart)
+    for g, a in unsure:  # records no key joined, so none of them is ambiguous yet
+        ambiguous.setdefault(("ghl", g), []).append(f"app:{a}{TYPO_UNSURE}")
+        ambiguous.setdefault(("app", a), []).append(f"ghl:{g}{TYPO_UNSURE}")
+    return pairs + typo_pairs, ambiguous
 
 
-def _typoed_emails(names: Names, keys: dict, name_once: tuple[np.ndarray, np.ndarray], g_id: np.ndarray,
-                   a_id: np.ndarray, g_ids: np.ndarray, a_ids: np.ndarray, taken_g: np.ndarray,
-                   taken_a: np.ndarray, apart: pd.DataFrame | None) -> list[tuple[str, str]]:
-    """Records no key joined, whose full name (first and last, folded) only one record on each side
-    holds (``name_once``: among all its records, matched or linked too), whose emails are one typo
-    apart ("jordan@" / "jrodan@", "@gmail.con"; not in a digit: smith1@ / smith2@ are numbered
-    accounts) and whose phones do not differ, nor generation suffixes (nor one present on one side
-    only): one person. The name join is one-to-one by construction, and the edit distances are one
-    vectorised call (rapidfuzz) over those pairs only."""
+# A full name held by more records than this on a side is too common to say anything: its near misses
+# are neither matched nor reviewed (and the name join stays small: at most FEW x FEW pairs a name)
+FEW = 5
+TYPO_UNSURE = " by email one typo apart, a full name several records hold"
+
+
+def _typoed_emails(names: Names, keys: dict, name_held: tuple[np.ndarray, np.ndarray], g_id: np.ndarray,
+                   a_id: np.ndarray, g_ids: np.ndarray, a_ids: np.ndarray, taken_g: np.ndarray, taken_a: np.ndarray,
+                   apart: pd.DataFrame | None) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(pairs, unsure pairs) of records no key joined, with the same full name (first and last,
+    folded), whose emails are one typo apart ("jordan@" / "jrodan@", "@gmail.con"; not in a digit:
+    smith1@ / smith2@ are numbered accounts) and whose phones do not differ, nor generation suffixes
+    (nor one present on one side only). One person when only one record on each side holds that name
+    (``name_held``: among all its records, matched or linked too); unsure when up to ``FEW`` do (two
+    Jordan Reyes: which one mistyped?). The edit distances are one vectorised call (rapidfuzz) over
+    the name join's pairs only, in GHL's then the app's row order."""
     (ge, ae, emails), (gp, ap, _) = keys["email"], keys["phone"]
     full = names.full_name()
     g_full, a_full = full[:len(g_id)], full[names.n_ghl:names.n_ghl + len(a_id)]
-    g_rows = np.flatnonzero(~taken_g[g_id] & (ge >= 0) & name_once[0])
-    a_rows = np.flatnonzero(~taken_a[a_id] & (ae >= 0) & name_once[1])
+    g_rows = np.flatnonzero(~taken_g[g_id] & (ge >= 0) & (name_held[0] >= 1) & (name_held[0] <= FEW))
+    a_rows = np.flatnonzero(~taken_a[a_id] & (ae >= 0) & (name_held[1] >= 1) & (name_held[1] <= FEW))
     if not len(g_rows) or not len(a_rows):
-        return []
+        return [], []
     rows = pd.DataFrame({"gr": g_rows, "k": g_full[g_rows]}).merge(pd.DataFrame({"ar": a_rows, "k": a_full[a_rows]}),
-                                                                   on="k")
+                                                                   on="k").sort_values(["gr", "ar"])
     gr, ar = rows.gr.to_numpy(np.int64), rows.ar.to_numpy(np.int64)
     seen = names.compare(gr, ar)
     keep = ~((gp[gr] >= 0) & (ap[ar] >= 0) & (gp[gr] != ap[ar])) & ~seen.generation_differs & ~seen.one_suffix
     gr, ar = gr[keep], ar[keep]
     if not len(gr):
-        return []
+        return [], []
     g_mail, a_mail = pd.Series(emails[ge[gr]], dtype=object), pd.Series(emails[ae[ar]], dtype=object)
     near = cpdist(g_mail.to_numpy(), a_mail.to_numpy(), scorer=OSA.distance, score_cutoff=1) <= 1
     # the same digits: john.smith1@ and john.smith2@ are two numbered accounts, often two people
     near &= (g_mail.str.replace(r"\D", "", regex=True) == a_mail.str.replace(r"\D", "", regex=True)).to_numpy()
-    found = pd.DataFrame({"g": g_ids[g_id[gr[near]]], "a": a_ids[a_id[ar[near]]]})
+    found = pd.DataFrame({"g": g_ids[g_id[gr[near]]], "a": a_ids[a_id[ar[near]]],
+                          "once": (name_held[0][gr[near]] == 1) & (name_held[1][ar[near]] == 1)})
     if apart is not None and not apart.empty:
         found = found[~_apart(found, apart)]
-    return list(zip(found.g.tolist(), found.a.tolist(), strict=True))
+    pairs, unsure = found[found.once], found[~found.once]
+    return (list(zip(pairs.g.tolist(), pairs.a.tolist(), strict=True)),
+            list(zip(unsure.g.tolist(), unsure.a.tolist(), strict=True)))
 
 
 def _held(part: pd.DataFrame, whole: pd.DataFrame, column: str) -> np.ndarray:
@@ -213,15 +228,15 @@ def _codes_once(codes: np.ndarray) -> np.ndarray:
     return known & (counts[np.where(known, codes, 0)] == 1) if len(counts) else known
 
 
-def _names_once(names: Names, n_ghl: int, n_app: int, extended: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Per record of each side's frame: its full name is known and no other record of that side
-    (among everyone ``names`` was built on, after the frames themselves when ``extended``) holds it."""
+def _names_held(names: Names, n_ghl: int, n_app: int, extended: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per record of each side's frame: how many records of that side (among everyone ``names`` was
+    built on, after the frames themselves when ``extended``) hold its full name; 0 when it has none."""
     full = names.full_name()
     out = []
     for part, whole in ((full[:n_ghl], full[n_ghl if extended else 0:names.n_ghl]),
                         (full[names.n_ghl:names.n_ghl + n_app], full[names.n_ghl + (n_app if extended else 0):])):
         counts = pd.Series(part).map(pd.Series(whole).value_counts()).fillna(0).to_numpy(np.int64)
-        out.append((part >= 0) & (counts == 1))
+        out.append(np.where(part >= 0, counts, 0))
     return out[0], out[1]
 
 

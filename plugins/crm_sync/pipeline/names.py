@@ -1,21 +1,41 @@
 """People's names compared as one person's, for identity matching (crm_sync.pipeline.matching).
 
 Two first names agree when they are equal after folding (normalize.name_key: case, accents,
-transliterations), or known nicknames of each other (Bill / William: the ``nicknames`` package's
-list, from a well-kept public dataset, plus the profile's own ``matching.nicknames``), or when
-first and last are swapped on one side and both match (Chen Li / Li Chen). A generation suffix
-(Sr, Jr, II, III) is taken out of the name before comparing and compared on its own: Robert Sr and
-Bob Jr are two people. Everything is computed once per distinct name and compared as integer
-codes, so a million pairs are a few numpy operations, and the nickname test is a join of code
-pairs against the list (never a Python call per row).
+transliterations), or known nicknames of each other, or when first and last are swapped on one side
+and both match (Chen Li / Li Chen). A generation suffix (Sr, Jr, II, III) is taken out of the name
+before comparing and compared on its own: Robert Sr and Bob Jr are two people. Everything is
+computed once per distinct name and compared as integer codes, so a million pairs are a few numpy
+operations, and the nickname test is a join of code pairs against the list (never a Python call per
+row).
+
+Known nicknames come from three places, each a set of pairs (never a chain: a pair is one person's
+only when one line says so):
+
+- the ``nicknames`` package (a well-kept public dataset), a name and each of its listed nicknames
+  (Bill / William), but a name's other form (Louis / Louise, ``gendered_form``);
+- ``nickname_supplement.csv`` beside this module: a short, curated list of groups the package lacks,
+  each line with its source. Every two names of one group are one person's: Sasha / Alexander
+  (Russian diminutives the package lacks), Bill / Willy (two diminutives of William the package
+  lists for William but not for each other). A name of both genders is in one group per gender
+  (Sasha with Alexander, and Sasha with Alexandra), so Alexander and Alexandra never pair;
+- the profile's own ``matching.nicknames``, groups read the same way.
+
+Why a curated list and not "two diminutives of one canonical name are one person's" in general:
+over the package that rule adds about 2,400 pairs, many of them two people: Chris / Tina (both
+listed for Christina, but Chris is mostly Christopher), Al / Bert (Albert; Al is also Alan, Alfred),
+Kit / Kate, Billy / Rupert, Erin / Ronnie. Each added pair is a merge the household guards
+(matching.find_matches: another phone, Sr / Jr, a key several records hold) must then catch, so a
+pair is added only when someone checked it, with its source on its line.
 """
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 from collections.abc import Iterable
 from functools import lru_cache
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -34,6 +54,7 @@ _TOKEN = re.compile(r"[^\w']+")
 # diminutive ending (-ie, -y: Frank / Frankie stays a nickname)
 _FORM = re.compile(r"a|e|ine|ina|ette|etta|elle|ene|ia|ita|iana|ienne")
 _DIMINUTIVE = re.compile(r".*(?:ie|y|i|ey)$")
+SUPPLEMENT = Path(__file__).with_name("nickname_supplement.csv")
 
 
 def gendered_form(one: str, other: str) -> bool:
@@ -75,14 +96,32 @@ def _listed_pairs() -> frozenset[tuple[str, str]]:
     return frozenset(pairs)
 
 
-def nickname_pairs(extra: Iterable[Iterable[str]] = ()) -> frozenset[tuple[str, str]]:
-    """The known nickname pairs (folded keys, both ways): the package's list and ``extra`` groups
-    of names that are one person's (a profile's ``matching.nicknames``)."""
-    added = set()
-    for group in extra:
+@lru_cache(maxsize=1)
+def supplement() -> tuple[tuple[str, ...], ...]:
+    """The curated groups of ``nickname_supplement.csv`` (names, "|"-separated, and a source per line):
+    what the package lacks, every two names of a group one person's."""
+    with SUPPLEMENT.open(encoding="utf-8", newline="") as handle:
+        return tuple(tuple(name.strip() for name in row["names"].split("|")) for row in csv.DictReader(handle))
+
+
+def _group_pairs(groups: Iterable[Iterable[str]]) -> set[tuple[str, str]]:
+    """Every two different names of each group (folded keys), both ways; never across groups."""
+    pairs = set()
+    for group in groups:
         keys = sorted({k for k in (name_key(n) for n in group) if k})
-        added |= {(a, b) for a in keys for b in keys if a != b}
-    return _listed_pairs() | added
+        pairs |= {(a, b) for a in keys for b in keys if a != b}
+    return pairs
+
+
+def nickname_pairs(extra: Iterable[Iterable[str]] = ()) -> frozenset[tuple[str, str]]:
+    """The known nickname pairs (folded keys, both ways): the package's list, the curated supplement,
+    and ``extra`` groups of names that are one person's (a profile's ``matching.nicknames``)."""
+    return _listed_pairs() | _supplement_pairs() | _group_pairs(extra)
+
+
+@lru_cache(maxsize=1)
+def _supplement_pairs() -> frozenset[tuple[str, str]]:
+    return frozenset(_group_pairs(supplement()))
 
 
 class Verdict(NamedTuple):

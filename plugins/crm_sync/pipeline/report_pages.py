@@ -245,8 +245,19 @@ def counts(conn: sa.Connection, profile: str, run_ids: list[str]) -> dict[str, d
     run read), rows landed. One query: each part answers (run_id, side, what, outcome or None, count).
     A write is counted as its report counts it (`seen_by`): sent or failed for the run whose load sent
     it, planned (not sent) for the run that planned it, if another sent it."""
+    found = counts_of(conn, [profile], run_ids)
+    mine: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
+    mine.update({run_id: by_side for (_, run_id), by_side in found.items()})
+    return mine
+
+
+def counts_of(conn: sa.Connection, profiles: list[str], run_ids: list[str]
+              ) -> dict[tuple[str, str], dict[str, dict[str, int]]]:
+    """`counts` of several profiles' runs in the same one query, per (profile, run id): the console's
+    index asks it for a page of profiles at once. Run ids repeat across profiles (scheduled__<time>):
+    the runs of ``run_ids`` of each profile are counted."""
     def of(table: sa.Table) -> tuple:
-        return table.c.profile == profile, table.c.run_id.in_(run_ids)
+        return table.c.profile.in_(profiles), table.c.run_id.in_(run_ids)
 
     def named(what: str) -> Any:
         return sa.literal(what, sa.String)
@@ -254,24 +265,26 @@ def counts(conn: sa.Connection, profile: str, run_ids: list[str]) -> dict[str, d
     n, no_status = sa.func.count(), sa.cast(sa.null(), sa.String)
     bad_rows = sa.func.count(sa.distinct(quarantine.c.raw_id))
     handled = sa.func.coalesce(outbox.c.sent_run_id, outbox.c.run_id)
-    done = (sa.select(handled, outbox.c.side, outbox.c.op, outbox.c.status, n)
-            .where(outbox.c.profile == profile, handled.in_(run_ids), outbox.c.status.in_(DONE))
-            .group_by(handled, outbox.c.side, outbox.c.op, outbox.c.status))
-    planned = (sa.select(outbox.c.run_id, outbox.c.side, outbox.c.op, named("planned"), n)
+    done = (sa.select(outbox.c.profile, handled, outbox.c.side, outbox.c.op, outbox.c.status, n)
+            .where(outbox.c.profile.in_(profiles), handled.in_(run_ids), outbox.c.status.in_(DONE))
+            .group_by(outbox.c.profile, handled, outbox.c.side, outbox.c.op, outbox.c.status))
+    planned = (sa.select(outbox.c.profile, outbox.c.run_id, outbox.c.side, outbox.c.op, named("planned"), n)
                .where(*of(outbox), sa.or_(outbox.c.status.in_(UNSENT),
                                           sa.and_(outbox.c.status.in_(DONE), handled != outbox.c.run_id)))
-               .group_by(outbox.c.run_id, outbox.c.side, outbox.c.op))
+               .group_by(outbox.c.profile, outbox.c.run_id, outbox.c.side, outbox.c.op))
     read_here = sa.and_(raw_record.c.id == quarantine.c.raw_id, raw_record.c.run_id == quarantine.c.run_id)
-    bad = (sa.select(quarantine.c.run_id, quarantine.c.side, named("quarantined"), no_status, bad_rows)
-           .join(raw_record, read_here).where(*of(quarantine)).group_by(quarantine.c.run_id, quarantine.c.side))
-    bad_in_run = (sa.select(quarantine.c.run_id, named("-"), named("quarantined"), no_status, bad_rows)
-                  .where(*of(quarantine)).group_by(quarantine.c.run_id))
-    landed = (sa.select(raw_record.c.run_id, raw_record.c.side, named("landed"), no_status, n)
-              .where(*of(raw_record)).group_by(raw_record.c.run_id, raw_record.c.side))
+    bad = (sa.select(quarantine.c.profile, quarantine.c.run_id, quarantine.c.side, named("quarantined"), no_status,
+                     bad_rows).join(raw_record, read_here).where(*of(quarantine))
+           .group_by(quarantine.c.profile, quarantine.c.run_id, quarantine.c.side))
+    bad_in_run = (sa.select(quarantine.c.profile, quarantine.c.run_id, named("-"), named("quarantined"), no_status,
+                            bad_rows).where(*of(quarantine)).group_by(quarantine.c.profile, quarantine.c.run_id))
+    landed = (sa.select(raw_record.c.profile, raw_record.c.run_id, raw_record.c.side, named("landed"), no_status, n)
+              .where(*of(raw_record)).group_by(raw_record.c.profile, raw_record.c.run_id, raw_record.c.side))
 
-    found: dict[str, dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
-    for run_id, side, what, status, number in conn.execute(sa.union_all(done, planned, bad, bad_in_run, landed)):
-        mine = found[run_id][side]
+    found: dict[tuple[str, str], dict[str, dict[str, int]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
+    for profile, run_id, side, what, status, number in conn.execute(
+            sa.union_all(done, planned, bad, bad_in_run, landed)):
+        mine = found[profile, run_id][side]
         if status is None:  # rows counted
             mine[what] += number
             continue

@@ -2,6 +2,8 @@
 with its report's per-side counts, in three queries whatever the number of runs (which runs, their
 run_log rows, and one counts query grouped by run). Filtered by state or dry run, the profile's
 run_log rows are read to weigh each run's state (crm_sync.pipeline.run_state); its writes never are.
+The console's index lists the newest runs of a page of profiles the same way, in two queries in all
+(`newest_runs_of`).
 
 The numbers are the report's own: the same counts query (crm_sync.pipeline.report_pages.counts) and
 the same `side_summary` (tests/integration/test_run_list.py holds the two equal).
@@ -15,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from crm_sync.pipeline.report import run_facts, side_summary
-from crm_sync.pipeline.report_pages import counts, tallies
+from crm_sync.pipeline.report_pages import counts, counts_of, tallies
 from crm_sync.pipeline.run_state import logged_dry_run, run_state
 from crm_sync.pipeline.run_trigger import one_task, run_dag_id, run_trigger
 from crm_sync.profile import Profile
@@ -93,6 +95,29 @@ def runs_of(conn: sa.Connection, profile: Profile, run_ids: list[str]) -> list[d
         steps[row.run_id][(row.step, row.side)] = row
     counted = counts(conn, profile.name, run_ids)
     return [_run(profile, run_id, steps[run_id], counted[run_id]) for run_id in run_ids]
+
+
+def newest_runs_of(conn: sa.Connection, profiles: list[Profile], limit: int) -> dict[str, list[dict[str, Any]]]:
+    """`list_runs` of each profile (its newest ``limit`` runs), by profile name, in two queries whatever
+    the number of profiles: their run_log rows (the runs ranked per profile in SQL) and one counts query."""
+    if not profiles:
+        return {}
+    by_name = {profile.name: profile for profile in profiles}
+    rank = sa.func.row_number().over(partition_by=run_log.c.profile, order_by=(
+        sa.func.max(run_log.c.finished_at).desc(), run_log.c.run_id.desc()))
+    ranked = (sa.select(run_log.c.profile, run_log.c.run_id, rank.label("rank"))
+              .where(run_log.c.profile.in_(list(by_name))).group_by(run_log.c.profile, run_log.c.run_id).subquery())
+    rows = conn.execute(sa.select(run_log, ranked.c.rank).join(ranked, sa.and_(
+        run_log.c.profile == ranked.c.profile, run_log.c.run_id == ranked.c.run_id)).where(ranked.c.rank <= limit)
+        .order_by(run_log.c.profile, ranked.c.rank)).all()
+    steps: dict[tuple[str, str], dict[tuple[str, str], Any]] = defaultdict(dict)
+    for row in rows:
+        steps[row.profile, row.run_id][(row.step, row.side)] = row
+    counted = counts_of(conn, list(by_name), sorted({run_id for _, run_id in steps}))
+    found: dict[str, list[dict[str, Any]]] = {name: [] for name in by_name}
+    for (name, run_id), mine in steps.items():  # newest first: rows came by rank
+        found[name].append(_run(by_name[name], run_id, mine, counted[name, run_id]))
+    return found
 
 
 def _run(profile: Profile, run_id: str, steps: dict[tuple[str, str], Any], counts: dict[str, Any]) -> dict[str, Any]:

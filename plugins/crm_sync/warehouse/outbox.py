@@ -102,6 +102,13 @@ def claim(conn: sa.Connection, row_id: int, run_id: str) -> bool:
     return claimed.rowcount == 1
 
 
+def unclaim(conn: sa.Connection, row_id: int, why: str) -> None:
+    """``sending`` -> ``pending``, its attempt not counted: the write never went out (the run stopped
+    before it, e.g. the GHL location refused a token), so it is neither a retry nor a dead letter."""
+    conn.execute(sa.update(outbox).where(outbox.c.id == row_id, outbox.c.status == "sending")
+                 .values(status="pending", attempts=outbox.c.attempts - 1, last_error=why))
+
+
 def mark_sent(conn: sa.Connection, row_id: int, sent_at: datetime, target_id: str | None = None) -> None:
     """The side took the write; ``target_id`` is the id it answered with (none for a delete)."""
     values: dict[str, Any] = {"status": "sent", "sent_at": sent_at, "last_error": None}

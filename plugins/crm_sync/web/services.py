@@ -7,7 +7,9 @@ plugin in every component."""
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -18,9 +20,37 @@ if TYPE_CHECKING:
 
 
 def profiles() -> list[Profile]:
-    from crm_sync.profile import usable_profiles
+    """Every usable profile, by DAG id (one per location of a profile with several): the profiles folder
+    as it is now, each file parsed again only once it changed (`profile_files`)."""
+    from crm_sync.profile import per_location
 
-    return sorted(usable_profiles()[0], key=lambda p: p.dag_id)
+    return sorted((one for parsed in profile_files() for one in per_location(parsed)), key=lambda p: p.dag_id)
+
+
+def profile_files() -> list[Profile]:
+    """The valid profile files of crm_sync.profile.PROFILES_DIR (read at each call, so a console test can
+    point it elsewhere), as written: a file of 1,000 locations takes 0.3 s to parse, on every page
+    that lists profiles, so a parse is kept while the file's size and modification time stay."""
+    from crm_sync import profile
+
+    found = []
+    for path in sorted(profile.PROFILES_DIR.glob("*.yaml")):
+        stat = path.stat()
+        parsed = _parsed(str(path), stat.st_mtime_ns, stat.st_size)
+        if not isinstance(parsed, Exception):
+            found.append(parsed)
+    return found
+
+
+@functools.lru_cache(maxsize=512)
+def _parsed(path: str, mtime_ns: int, size: int) -> Profile | Exception:
+    """One profile file, or why it is not usable (crm_sync.profile.usable_profiles skips it alike)."""
+    from crm_sync.profile import ProfileError, load_profile
+
+    try:
+        return load_profile(Path(path))
+    except ProfileError as exc:
+        return exc
 
 
 def profile_of(dag_id: str) -> Profile:
@@ -32,11 +62,14 @@ def profile_of(dag_id: str) -> Profile:
     raise HTTPException(404, f"{dag_id} is not a crm-sync DAG: no profile in include/profiles has that dag_id")
 
 
-def pending_counts(conn: sa.Connection) -> dict[str, int]:
-    """Per DAG, how many ambiguous matches wait in its review queue."""
+def pending_counts(conn: sa.Connection, shown: list[Profile] | None = None) -> dict[str, int]:
+    """Per DAG (of ``shown``, else of every profile), how many ambiguous matches wait in its review
+    queue: one query, whatever the number of profiles (crm_sync.review.pending_counts)."""
     from crm_sync import review
 
-    return {profile.dag_id: len(review.pending(conn, profile)) for profile in profiles()}
+    chosen = profiles() if shown is None else shown
+    counted = review.pending_counts(conn, [profile.name for profile in chosen])
+    return {profile.dag_id: counted[profile.name] for profile in chosen}
 
 
 def runs(conn: sa.Connection, profile: Profile, limit: int | None = None) -> list[dict[str, Any]]:
@@ -72,33 +105,42 @@ def run_state(run: dict[str, Any]) -> str:
 GHL_DAILY_LIMIT = 200_000  # calls per location and day, as GHL publishes it (shared/ref/ghl/oauth)
 
 
-def ghl_calls_today(conn: sa.Connection, shown: list[Profile], now: datetime | None = None) -> list[dict[str, Any]]:
-    """Per GHL location of the ``shown`` profiles (one connection: crm_sync.profile.GhlApi.pool_name),
-    the calls the runs of all its profiles made to GHL since 00:00 UTC, against the day's limit and
-    the profiles' reserve. From run_log: what each run's GHL extract and its load counted (the
-    report's API calls). Only the shown profiles are named."""
+def place_of(profile: Profile) -> str:
+    """The GHL location a profile syncs: its location id, else its connection (one connection, one
+    location; an agency's connection serves many locations, each named by its id)."""
+    return profile.ghl.location_id or profile.ghl.conn_id
+
+
+def ghl_calls_today(conn: sa.Connection, shown: list[Profile], every: list[Profile] | None = None,
+                    now: datetime | None = None) -> list[dict[str, Any]]:
+    """Per GHL location of the ``shown`` profiles (`place_of`), the calls the runs of all its profiles
+    (of ``every`` profile, default all) made to GHL since 00:00 UTC, against the day's limit and the
+    profiles' reserve. From run_log: what each run's GHL extract and its load counted (the report's
+    API calls). Only the shown profiles are named."""
     from crm_sync.warehouse.tables import run_log
 
     since = datetime.combine((now or datetime.now(UTC)).date(), time(), UTC)
-    places = {profile.ghl.conn_id for profile in shown}
-    sharing = {profile.name: profile for profile in profiles() + shown if profile.ghl.conn_id in places}
+    places = {place_of(profile) for profile in shown}
+    sharing = {profile.name: profile for profile in (profiles() if every is None else every) + shown
+               if place_of(profile) in places}
     rows = conn.execute(sa.select(run_log.c.profile, run_log.c.step, run_log.c.stats).where(
         run_log.c.profile.in_(list(sharing)), run_log.c.finished_at >= since, sa.or_(
             sa.and_(run_log.c.step == "extract", run_log.c.side == "ghl"),
-            sa.and_(run_log.c.step == "load", run_log.c.side == "-")))).all()
-    locations = {conn_id: {"conn_id": conn_id, "location_id": None, "profiles": [], "calls": 0,
-                           "limit": GHL_DAILY_LIMIT, "reserve": 0, "since": since} for conn_id in places}
+            sa.and_(run_log.c.step == "load", run_log.c.side == "-")))).all() if shown else []
+    locations = {place: {"place": place, "conn_id": None, "location_id": None, "profiles": [], "calls": 0,
+                         "limit": GHL_DAILY_LIMIT, "reserve": 0, "since": since} for place in places}
     for profile in sharing.values():
-        where = locations[profile.ghl.conn_id]
+        where = locations[place_of(profile)]
+        where["conn_id"] = where["conn_id"] or profile.ghl.conn_id
         where["location_id"] = where["location_id"] or profile.ghl.location_id
         where["reserve"] = max(where["reserve"], profile.ghl.daily_reserve)
     for profile in shown:
-        locations[profile.ghl.conn_id]["profiles"].append(profile.dag_id)
+        locations[place_of(profile)]["profiles"].append(profile.dag_id)
     for row in rows:
         api = (row.stats or {}).get("api") or {}
         calls = api.get("calls", 0) if row.step == "extract" else (api.get("ghl") or {}).get("calls", 0)
-        locations[sharing[row.profile].ghl.conn_id]["calls"] += calls
-    return sorted(locations.values(), key=lambda where: where["conn_id"])
+        locations[place_of(sharing[row.profile])]["calls"] += calls
+    return sorted(locations.values(), key=lambda where: where["place"])
 
 
 def review_queue(conn: sa.Connection, profile: Profile) -> list[dict[str, Any]]:

@@ -1,6 +1,7 @@
-"""The console's index (every profile, its newest run and a picture of its last runs; the GHL
-locations' calls today) and a profile's runs, newest first, a page at a time (``offset``), filtered
-by ``state`` and ``dry_run``: all in the query string, so a filtered view is a link to share."""
+"""The console's index (the profiles, grouped by GHL location, searched and paged: each one's newest
+run and a picture of its last runs; the locations' GHL calls today; crm_sync.web.profile_index) and a
+profile's runs, newest first, a page at a time (``offset``), filtered by ``state`` and ``dry_run``:
+all in the query string, so a filtered view is a link to share."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from airflow.api_fastapi.core_api.security import GetUserDep
-from crm_sync.web import charts, services
-from crm_sync.web.dependencies import ProfileOfDag, WarehouseConnection
+from crm_sync.web import profile_index, services
+from crm_sync.web.dependencies import ProfileOfDag, Text, WarehouseConnection
 from crm_sync.web.pages import page
 from crm_sync.web.security import LOGGED_IN, READ_DAG, ReadsTaskLogs
 
@@ -21,18 +22,32 @@ dag = APIRouter(dependencies=READ_DAG)
 
 
 @index.get("/", response_class=HTMLResponse)
-def list_profiles(request: Request, user: GetUserDep, conn: WarehouseConnection) -> HTMLResponse:
-    """The profiles whose DAG the user may read, as Airflow's own DAG list scopes them."""
+def list_profiles(request: Request, user: GetUserDep, conn: WarehouseConnection, q: Text = "", show: str = "",
+                  location: Text = "", page_: Annotated[int, Query(ge=-(2**31), le=2**31 - 1, alias="page")] = 1,
+                  per_page: Annotated[int, Query(ge=1, le=200)] = profile_index.PER_PAGE) -> HTMLResponse:
+    """The profiles whose DAG the user may read, as Airflow's own DAG list scopes them, and the agency
+    locations that do not sync: searched by ``q``, filtered by ``show`` (syncing, waiting, uninstalled;
+    another value is no filter) and ``location``, grouped by GHL location, ``per_page`` rows a page
+    (``page``). All in the query string, so a view is a link to share; only the page's profiles are read."""
     from airflow.api_fastapi.app import get_auth_manager
 
     readable = get_auth_manager().get_authorized_dag_ids(user=user, method="GET")
-    shown = [profile for profile in services.profiles() if profile.dag_id in readable]
-    last = {profile.dag_id: services.runs(conn, profile, limit=charts.RUNS_CHARTED) for profile in shown}
-    rows = [(profile, (last[profile.dag_id] or [None])[0]) for profile in shown]
-    pictures = {profile.dag_id: charts.runs_charts(last[profile.dag_id], profile.zone) for profile in shown}
-    budgets = [charts.budget_gauge(where) for where in services.ghl_calls_today(conn, shown)]
-    return page(request, "index.html.j2", rows=rows, pending=services.pending_counts(conn), pictures=pictures,
-                budgets=budgets)
+    every, books = profile_index.profiles_and_books(conn)
+    shown = [profile for profile in every if profile.dag_id in readable]
+    names, waiting = profile_index.agency_rows(books, readable)
+    show = show if show in profile_index.SHOW else ""
+    q, location = q.strip(), location.strip()
+    rows = profile_index.select_rows(shown, waiting, names, q, show, location)
+    view = profile_index.index_page(conn, rows, every, names, page_, per_page)
+
+    def link(**changes: str | int) -> str:
+        wanted = {"q": q, "show": show, "location": location, "page": view["span"]["page"], **changes,
+                  "per_page": per_page}
+        defaults = {"page": 1, "per_page": profile_index.PER_PAGE}
+        return urlencode({k: v for k, v in wanted.items() if v and v != defaults.get(k)})
+
+    return page(request, "index.html.j2", q=q, show=show, location=location, shows=profile_index.SHOW, link=link,
+                per_page_default=profile_index.PER_PAGE, **view)
 
 
 RUNS_PER_PAGE = 100  # crm_sync.pipeline.run_list.RUNS_SHOWN
