@@ -77,14 +77,16 @@ def profiles_and_books(conn: sa.Connection) -> tuple[list[Profile], list[tuple[P
 def agency_rows(books: list[tuple[Profile, list[DiscoveredLocation]]], readable: set[str]
                 ) -> tuple[dict[str, str], list[Row]]:
     """The names of the agencies' discovered locations (by location id), and a row for each location
-    that does not sync (waiting for its app connection, uninstalled), for a user who may read one of
-    the agency's DAGs (its discovery DAG, a location's)."""
+    that does not sync (waiting for its app connection, uninstalled), for a user who may read the
+    agency's own discovery DAG: its book is the agency's, not one location's (a user who may read one
+    location's DAG, or a DAG whose id merely starts like the agency's, sees none of its siblings)."""
+    from crm_sync.agency_dag import discover_dag_id
+
     names: dict[str, str] = {}
     rows: list[Row] = []
     for agency, book in books:
         names.update({where.location_id: where.name for where in book if where.name})
-        mine = f"{agency.dag_id}_"
-        if any(dag_id.startswith(mine) for dag_id in readable):
+        if discover_dag_id(agency) in readable:
             rows += [Row(where.location_id, where.key, location=where, agency=agency.name)
                      for where in book if where.status in ("waiting", "uninstalled")]
     return names, rows
