@@ -111,6 +111,28 @@ def read_book(profile: str) -> list[DiscoveredLocation]:
     return book
 
 
+def read_location(profile: str, key: str) -> DiscoveredLocation | None:
+    """The one location ``key`` of the agency ``profile``, at task time (a task's profile, by name): one
+    row (``WHERE profile AND key``) through the task's warehouse engine, not the whole book nor its
+    snapshot rewritten, so a task costs the same with ten locations or thousands. The warehouse
+    unreadable: the location as the last snapshot has it."""
+    import sqlalchemy as sa
+
+    from crm_sync.warehouse.tables import agency_location
+
+    try:
+        from crm_sync.warehouse.db import engine
+
+        with engine().connect() as conn:
+            found = conn.execute(sa.select(agency_location).where(
+                agency_location.c.profile == profile, agency_location.c.key == key)).mappings().first()
+        return _location(found) if found is not None else None
+    except Exception as error:  # noqa: BLE001 - any failure to read: the snapshot, as at parse
+        log.warning("agency profile %s: the warehouse cannot be read (%s); location %s as the last book read "
+                    "has it", profile, type(error).__name__, key)
+        return next((row for row in _read_snapshot(profile) if row.key == key), None)
+
+
 def snapshot_path(profile: str) -> Path:
     """The last book read of ``profile``: what parsing falls back on when the warehouse is down."""
     return snapshot_folder() / f"{profile}.json"
@@ -143,10 +165,15 @@ def book_of(conn, profile: str) -> list[DiscoveredLocation]:
 
     from crm_sync.warehouse.tables import agency_location
 
-    names = {field.name for field in fields(DiscoveredLocation)}
     rows = conn.execute(sa.select(agency_location).where(agency_location.c.profile == profile)
                         .order_by(agency_location.c.key)).mappings()
-    return [DiscoveredLocation(**{name: value for name, value in row.items() if name in names}) for row in rows]
+    return [_location(row) for row in rows]
+
+
+def _location(row) -> DiscoveredLocation:
+    """A row of ``agency_location`` (a mapping) as a DiscoveredLocation; columns it does not know aside."""
+    names = {field.name for field in fields(DiscoveredLocation)}
+    return DiscoveredLocation(**{name: value for name, value in row.items() if name in names})
 
 
 def _with_connect_timeout(url: str) -> str:

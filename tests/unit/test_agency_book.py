@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from crm_sync.locations import minute_of
 from crm_sync.profile import ProfileError, agency_profiles, load_profiles, parse_profile, profile_by_name
 from crm_sync.profile_agency import read_book, snapshot_path
+from crm_sync.warehouse import db
 from crm_sync.warehouse.db import create, migrate
 from crm_sync.warehouse.tables import agency_location
 
@@ -29,10 +30,12 @@ def row(location_id: str, *, installed=True, ready=True, name=None, uninstalled_
 
 
 @pytest.fixture
-def book(tmp_path, monkeypatch):
+def book(tmp_path, monkeypatch, request):
     """A migrated SQLite warehouse holding two syncing locations, one waiting and one uninstalled."""
     monkeypatch.setenv("WAREHOUSE_URL", f"sqlite:///{tmp_path / 'warehouse.db'}")
     monkeypatch.setenv("CRM_SYNC_HOME", str(tmp_path / "home"))
+    db.engine.cache_clear()  # a task's profile reads its location through the warehouse engine of this test
+    request.addfinalizer(db.engine.cache_clear)
     engine = create(f"sqlite:///{tmp_path / 'warehouse.db'}")
     migrate(engine)
     rows = [row("LocB"), row("LocA", name="Downtown"), row("LocW", ready=False, name="Waits"),
@@ -84,6 +87,25 @@ def test_a_waiting_an_uninstalled_and_an_unknown_location_say_why_they_do_not_sy
     # the agency profile itself (its discovery DAG) is found by its own name, and listed as an agency
     assert profile_by_name("agency", profiles).agency.conn_id == "ghl_agency"
     assert [p.name for p in agency_profiles(profiles)] == ["agency"]
+
+
+def test_a_task_reads_its_one_location_row_not_the_book_nor_its_snapshot(book):
+    """A task's profile (by name) costs one row of agency_location, whatever the book's size."""
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        seen.append(statement)
+
+    db.engine()  # migrated: its statements are not the task's read
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", record)
+    try:
+        found = profile_by_name("agency__locb", book / "profiles")
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", record)
+    assert (found.name, found.ghl.location_id) == ("agency__locb", "LocB")
+    [read] = [statement for statement in seen if "agency_location" in statement]
+    assert "WHERE agency_location.profile = ? AND agency_location.\"key\" = ?" in read
+    assert not snapshot_path("agency").exists()  # the book was not read, so not rewritten
 
 
 def test_agency_only_limits_the_locations_that_sync(book):
