@@ -87,8 +87,6 @@ class DiscoveredLocation:
 def read_book(profile: str) -> list[DiscoveredLocation]:
     """Every location discovered for the agency ``profile``, ordered by key, from the warehouse (read
     only, no migration: parsing must not change the schema), else from the last snapshot."""
-    from sqlalchemy.exc import SQLAlchemyError
-
     from crm_sync.warehouse.db import warehouse_url
 
     url = ""
@@ -102,7 +100,7 @@ def read_book(profile: str) -> list[DiscoveredLocation]:
                             "discovery wrote %d location(s) before; using them (is WAREHOUSE_URL or the "
                             "warehouse_default connection right where the DAGs are parsed?)", profile, len(book))
             return book
-    except (ImportError, OSError, SQLAlchemyError) as error:
+    except Exception as error:  # noqa: BLE001 - parsing must never fail for the warehouse: the snapshot
         book = _read_snapshot(profile)
         log.warning("agency profile %s: the warehouse cannot be read (%s); using the last book read: %d "
                     "location(s)", profile, _describe(error, url), len(book))
@@ -226,5 +224,11 @@ def _read_snapshot(profile: str) -> list[DiscoveredLocation]:
         log.warning("agency profile %s: the book's snapshot %s cannot be read (%s)", profile, path, error)
         return []
     dates = {"first_seen_at", "checked_at", "uninstalled_at", "installed_at", "last_seen_at"}
-    return [DiscoveredLocation(**{key: datetime.fromisoformat(value) if key in dates and value else value
-                                  for key, value in row.items()}) for row in rows]
+    names = {field.name for field in fields(DiscoveredLocation)}
+    try:  # a field another version added is left aside; anything else wrong in it: no snapshot
+        return [DiscoveredLocation(**{key: datetime.fromisoformat(value) if key in dates and value else value
+                                      for key, value in row.items() if key in names}) for row in rows]
+    except Exception as error:  # noqa: BLE001 - parsing must never fail for a snapshot
+        log.warning("agency profile %s: the book's snapshot %s cannot be read (%s: %s)", profile, path,
+                    type(error).__name__, str(error)[:200])
+        return []

@@ -188,3 +188,23 @@ def test_a_warehouse_without_the_table_does_not_erase_a_discovered_book(book, mo
     with caplog.at_level(logging.WARNING, logger="crm_sync.profile_agency"):
         assert [r.key for r in read_book("agency")] == ["loca", "locb", "locu", "locw"]
     assert "has no agency_location table" in caplog.text
+
+
+def test_parsing_never_fails_for_an_odd_snapshot_or_any_warehouse_error(book, monkeypatch, caplog):
+    """A snapshot written by another version (a field unknown here) is still read; one that is no book at
+    all is an empty book; an unexpected error reading the warehouse falls back on the snapshot."""
+    import crm_sync.profile_agency as module
+
+    assert len(read_book("agency")) == 4
+    saved = json.loads(snapshot_path("agency").read_text())
+    snapshot_path("agency").write_text(json.dumps([{**r, "added_later": 1} for r in saved]))
+
+    def broken(url, profile):
+        raise KeyError("an unexpected error")
+
+    monkeypatch.setattr(module, "_read_warehouse", broken)
+    with caplog.at_level(logging.WARNING, logger="crm_sync.profile_agency"):
+        assert [r.key for r in read_book("agency")] == ["loca", "locb", "locu", "locw"]
+        snapshot_path("agency").write_text(json.dumps([{"profile": "agency"}, 3]))
+        assert read_book("agency") == [] and load_profiles(book / "profiles") == []
+    assert "cannot be read (KeyError" in caplog.text and "snapshot" in caplog.text
