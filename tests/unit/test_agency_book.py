@@ -208,3 +208,22 @@ def test_parsing_never_fails_for_an_odd_snapshot_or_any_warehouse_error(book, mo
         snapshot_path("agency").write_text(json.dumps([{"profile": "agency"}, 3]))
         assert read_book("agency") == [] and load_profiles(book / "profiles") == []
     assert "cannot be read (KeyError" in caplog.text and "snapshot" in caplog.text
+
+
+def test_webhooks_follow_the_book_each_minute_even_where_no_snapshot_can_be_written(book, monkeypatch):
+    """The receiver's CRM_SYNC_HOME cannot hold the snapshot (here: its folder is a file): with an agency
+    profile, the routes are still re-read within a minute, so a newly discovered location routes."""
+    from types import SimpleNamespace
+
+    from crm_sync.webhooks import routing
+
+    (book / "home").mkdir(exist_ok=True)
+    (book / "home" / "agency").write_text("not a folder")
+    profiles, now = book / "profiles", routing.time.time()
+    assert routing.profiles_for("LocA", profiles) == ("agency__loca",)
+    engine = create(f"sqlite:///{book / 'warehouse.db'}")
+    with engine.begin() as conn:
+        conn.execute(sa.insert(agency_location).values(**row("LocM")))
+    engine.dispose()
+    monkeypatch.setattr(routing, "time", SimpleNamespace(time=lambda: now + 61))
+    assert routing.profiles_for("LocM", profiles) == ("agency__locm",)
