@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import string
 from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
@@ -44,6 +45,15 @@ class Agency(Strict):
     @field_validator("app_conn_id")
     @classmethod
     def _rule(cls, rule: str) -> str:
+        try:
+            named = {field for _, field, spec, conv in string.Formatter().parse(rule) if field is not None
+                     for field in [field + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "")]}
+        except ValueError as error:  # a stray { or }
+            raise ValueError(f"agency.app_conn_id {rule!r} is not a naming rule ({error}); use {{location_id}} "
+                             "or {key}, and no other braces") from None
+        if unknown := sorted(named - {"location_id", "key"}):
+            raise ValueError(f"agency.app_conn_id {rule!r} names {unknown}: only {{location_id}} and {{key}} "
+                             "are known")
         if not any(placeholder in rule for placeholder in PLACEHOLDERS):
             raise ValueError(f"agency.app_conn_id {rule!r} names one connection for every location; "
                              "use {location_id} or {key} in it, or list agency.app_connections")

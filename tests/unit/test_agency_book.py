@@ -227,3 +227,16 @@ def test_webhooks_follow_the_book_each_minute_even_where_no_snapshot_can_be_writ
     engine.dispose()
     monkeypatch.setattr(routing, "time", SimpleNamespace(time=lambda: now + 61))
     assert routing.profiles_for("LocM", profiles) == ("agency__locm",)
+
+
+@pytest.mark.parametrize("rule, says", [
+    ("gymdesk_{location_id}}", "is not a naming rule"), ("gymdesk_{location_id", "is not a naming rule"),
+    ("gymdesk_{id}", "names ['id']"), ("gymdesk_{}_{key}", "names ['']"),
+    ("gymdesk_{key!r}", "names ['key!r']"), ("gymdesk_{key:>9}", "names ['key:>9']"),
+    ("gymdesk_{location_id.x}", "names ['location_id.x']")])
+def test_an_app_connection_rule_with_another_field_or_a_stray_brace_fails_at_load_naming_the_key(rule, says):
+    text = agency_profile_text().replace("app_conn_id: gymdesk_{location_id}", f"app_conn_id: '{rule}'", 1)
+    assert text != agency_profile_text()
+    with pytest.raises(ProfileError, match=r"agency\.app_conn_id") as refused:
+        parse_profile(text, "agency.yaml")
+    assert says in str(refused.value)
