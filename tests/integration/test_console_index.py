@@ -236,3 +236,21 @@ def test_a_page_reads_the_warehouse_in_the_same_few_queries_whatever_its_size(co
         sa.event.remove(engine(), "before_cursor_execute", seen)
     # the agency's book, the page's runs (two), its review counts, its locations' calls today
     assert counted[5] == counted[50] == counted[200] == 5, counted
+
+
+def test_an_installed_location_outside_agency_only_is_listed_as_not_in_it(console):
+    """agency.only limits syncing, not listing: the agency's other installed locations show why."""
+    client, _, _ = console
+    from crm_sync import profile as profile_module
+
+    path = profile_module.PROFILES_DIR / "agency.yaml"
+    before = path.read_text()
+    path.write_text(before.replace("  app_conn_id: gymdesk_{location_id}\n",
+                                   "  app_conn_id: gymdesk_{location_id}\n  only: [LOCWAIT]\n", 1))
+    try:
+        page = client.get("/", params={"show": "excluded"}).text
+        assert list(headings(page)) == ["LOCZOE"] and headings(page)["LOCZOE"] == []  # no DAG: it does not sync
+        assert "agency: Zoë&#39;s Gym</td><td colspan=\"7\">not in agency.only, not syncing" in page
+        assert 'data-place="LOCWAIT"' in client.get("/", params={"show": "waiting"}).text
+    finally:
+        path.write_text(before)
