@@ -40,6 +40,18 @@ def test_a_key_is_the_id_in_lower_case_and_a_clash_gets_six_hex_of_its_sha1():
     assert new_key("Loc-9.x", {}) == "loc_9_x"  # a key is a name suffix: [a-z0-9_] only
 
 
+@pytest.mark.parametrize("location_id, key", [("_Loc", "loc"), ("a__b", "a_b"), ("a-_b", "a_b"), ("Loc_", "loc"),
+                                              ("-.-", "loc"), ("__", "loc")])
+def test_a_key_never_starts_with_an_underscore_nor_holds_the_names_separator(location_id, key):
+    import hashlib
+    import re
+
+    assert new_key(location_id, {}) == key
+    clash = new_key(location_id, {key: "another"})
+    assert clash == f"{key}_{hashlib.sha1(location_id.encode()).hexdigest()[:6]}"
+    assert all(re.fullmatch(r"[a-z0-9][a-z0-9_]*", k) and "__" not in k for k in (key, clash))
+
+
 def test_discovery_inserts_keeps_keys_marks_uninstalls_once_and_brings_reinstalls_back(conn):
     profile = parse_profile(agency_profile_text(), "agency.yaml")
     exists = {"gymdesk_LocA", "gymdesk_downtown"}.__contains__

@@ -104,9 +104,11 @@ def connection_exists(conn_id: str) -> bool:
 
 
 def new_key(location_id: str, taken: dict[str, str]) -> str:
-    """A new location's key: its id in lower case (``[a-z0-9_]`` only); when another location of the
-    profile already has that key (ids differing only in case), "_" and 6 hex of the id's SHA-1 follow."""
-    key = re.sub(r"[^a-z0-9_]", "_", location_id.lower())
+    """A new location's key: its id in lower case, any run of other characters one "_", none at either
+    end (``Location.key``'s pattern ``^[a-z0-9][a-z0-9_]*$``, and never "__": the profile name's
+    separator); an id with nothing left is ``loc``. When another location of the profile already has
+    that key (ids differing only in case), "_" and 6 hex of the id's SHA-1 follow."""
+    key = re.sub(r"[^a-z0-9]+", "_", location_id.lower()).strip("_") or "loc"
     if taken.get(key, location_id) != location_id:
         key = f"{key}_{hashlib.sha1(location_id.encode()).hexdigest()[:6]}"
     return key
