@@ -24,8 +24,9 @@ DAGs (WAREHOUSE_URL, the warehouse_default connection, or the embedded SQLite fi
 
 ``pools`` creates the Airflow pool of each GHL location the profiles use (one slot: the
 location's writes take turns, so they share its rate budget), and each agency profile's pool (its
-``agency.pool_slots``: how many of its locations call GHL at once); a pool that exists is left as
-it is. Run it where the Airflow CLI works (it writes Airflow's metadata database).
+``agency.pool_slots``: how many of its locations call GHL at once); a location's pool that exists is
+left as it is, an agency's pool is resized to ``agency.pool_slots`` when it differs. Run it where the
+Airflow CLI works (it writes Airflow's metadata database).
 
 ``rotate-token-key`` re-encrypts the stored OAuth tokens (the warehouse's ``oauth_token``) with the
 first key of ``[core] fernet_key``: run it with ``airflow rotate-fernet-key`` while the setting
@@ -69,7 +70,8 @@ def known_profile(conn: sa.Connection, name: str) -> bool:
 
 
 def create_pools() -> list[str]:
-    """The pool of every GHL connection the profiles use, and of every agency, created when missing."""
+    """The pool of every GHL connection the profiles use, and of every agency, created when missing; an
+    agency's pool whose slots differ from its ``agency.pool_slots`` is resized to them."""
     from airflow.models.pool import Pool
 
     from crm_sync.profile import agency_profiles, usable_profiles
@@ -80,11 +82,17 @@ def create_pools() -> list[str]:
     for agency in (profile.agency for profile in agency_profiles()):
         pools[agency.pool_name] = (agency.pool_slots, f"crm-sync: the GHL calls of agency connection "
                                    f"{agency.conn_id}'s locations, {agency.pool_slots} at once")
+    agencies = {profile.agency.pool_name for profile in agency_profiles()}
     created = []
     for name, (slots, description) in sorted(pools.items()):
-        if Pool.get_pool(name) is None:
+        existing = Pool.get_pool(name)
+        if existing is None:
             Pool.create_or_update_pool(name, slots=slots, include_deferred=False, description=description)
             created.append(name)
+        elif name in agencies and existing.slots != slots:  # agency.pool_slots is the profile's to say
+            Pool.create_or_update_pool(name, slots=slots, include_deferred=existing.include_deferred,
+                                       description=description)
+            created.append(f"{name} (resized from {existing.slots} to {slots} slots)")
     return created
 
 

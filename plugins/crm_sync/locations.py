@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 
-from crm_sync.profile_agency import DiscoveredLocation, read_book
+from crm_sync.profile_agency import DiscoveredLocation, read_book, read_location
 from crm_sync.profile_base import ProfileError
 
 SEPARATOR = "__"
@@ -71,7 +71,7 @@ def one_location(profile, key: str):
             if one.name == f"{profile.name}{SEPARATOR}{key}":
                 return one
         raise ProfileError(f"profile {profile.name} has no location {key!r}")
-    row = next((row for row in read_book(profile.name) if row.key == key), None)
+    row = read_location(profile.name, key)  # at task time: its one row, not the book
     if row is None:
         raise ProfileError(f"profile {profile.name} has no location {key!r}: no discovery has found it")
     if row.status == "uninstalled":

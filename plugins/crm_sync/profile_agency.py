@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import string
 from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
@@ -44,6 +45,15 @@ class Agency(Strict):
     @field_validator("app_conn_id")
     @classmethod
     def _rule(cls, rule: str) -> str:
+        try:
+            named = {field for _, field, spec, conv in string.Formatter().parse(rule) if field is not None
+                     for field in [field + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "")]}
+        except ValueError as error:  # a stray { or }
+            raise ValueError(f"agency.app_conn_id {rule!r} is not a naming rule ({error}); use {{location_id}} "
+                             "or {key}, and no other braces") from None
+        if unknown := sorted(named - {"location_id", "key"}):
+            raise ValueError(f"agency.app_conn_id {rule!r} names {unknown}: only {{location_id}} and {{key}} "
+                             "are known")
         if not any(placeholder in rule for placeholder in PLACEHOLDERS):
             raise ValueError(f"agency.app_conn_id {rule!r} names one connection for every location; "
                              "use {location_id} or {key} in it, or list agency.app_connections")
@@ -87,8 +97,6 @@ class DiscoveredLocation:
 def read_book(profile: str) -> list[DiscoveredLocation]:
     """Every location discovered for the agency ``profile``, ordered by key, from the warehouse (read
     only, no migration: parsing must not change the schema), else from the last snapshot."""
-    from sqlalchemy.exc import SQLAlchemyError
-
     from crm_sync.warehouse.db import warehouse_url
 
     url = ""
@@ -102,13 +110,35 @@ def read_book(profile: str) -> list[DiscoveredLocation]:
                             "discovery wrote %d location(s) before; using them (is WAREHOUSE_URL or the "
                             "warehouse_default connection right where the DAGs are parsed?)", profile, len(book))
             return book
-    except (ImportError, OSError, SQLAlchemyError) as error:
+    except Exception as error:  # noqa: BLE001 - parsing must never fail for the warehouse: the snapshot
         book = _read_snapshot(profile)
         log.warning("agency profile %s: the warehouse cannot be read (%s); using the last book read: %d "
                     "location(s)", profile, _describe(error, url), len(book))
         return book
     _write_snapshot(profile, book)
     return book
+
+
+def read_location(profile: str, key: str) -> DiscoveredLocation | None:
+    """The one location ``key`` of the agency ``profile``, at task time (a task's profile, by name): one
+    row (``WHERE profile AND key``) through the task's warehouse engine, not the whole book nor its
+    snapshot rewritten, so a task costs the same with ten locations or thousands. The warehouse
+    unreadable: the location as the last snapshot has it."""
+    import sqlalchemy as sa
+
+    from crm_sync.warehouse.tables import agency_location
+
+    try:
+        from crm_sync.warehouse.db import engine
+
+        with engine().connect() as conn:
+            found = conn.execute(sa.select(agency_location).where(
+                agency_location.c.profile == profile, agency_location.c.key == key)).mappings().first()
+        return _location(found) if found is not None else None
+    except Exception as error:  # noqa: BLE001 - any failure to read: the snapshot, as at parse
+        log.warning("agency profile %s: the warehouse cannot be read (%s); location %s as the last book read "
+                    "has it", profile, type(error).__name__, key)
+        return next((row for row in _read_snapshot(profile) if row.key == key), None)
 
 
 def snapshot_path(profile: str) -> Path:
@@ -143,10 +173,15 @@ def book_of(conn, profile: str) -> list[DiscoveredLocation]:
 
     from crm_sync.warehouse.tables import agency_location
 
-    names = {field.name for field in fields(DiscoveredLocation)}
     rows = conn.execute(sa.select(agency_location).where(agency_location.c.profile == profile)
                         .order_by(agency_location.c.key)).mappings()
-    return [DiscoveredLocation(**{name: value for name, value in row.items() if name in names}) for row in rows]
+    return [_location(row) for row in rows]
+
+
+def _location(row) -> DiscoveredLocation:
+    """A row of ``agency_location`` (a mapping) as a DiscoveredLocation; columns it does not know aside."""
+    names = {field.name for field in fields(DiscoveredLocation)}
+    return DiscoveredLocation(**{name: value for name, value in row.items() if name in names})
 
 
 def _with_connect_timeout(url: str) -> str:
@@ -199,5 +234,11 @@ def _read_snapshot(profile: str) -> list[DiscoveredLocation]:
         log.warning("agency profile %s: the book's snapshot %s cannot be read (%s)", profile, path, error)
         return []
     dates = {"first_seen_at", "checked_at", "uninstalled_at", "installed_at", "last_seen_at"}
-    return [DiscoveredLocation(**{key: datetime.fromisoformat(value) if key in dates and value else value
-                                  for key, value in row.items()}) for row in rows]
+    names = {field.name for field in fields(DiscoveredLocation)}
+    try:  # a field another version added is left aside; anything else wrong in it: no snapshot
+        return [DiscoveredLocation(**{key: datetime.fromisoformat(value) if key in dates and value else value
+                                      for key, value in row.items() if key in names}) for row in rows]
+    except Exception as error:  # noqa: BLE001 - parsing must never fail for a snapshot
+        log.warning("agency profile %s: the book's snapshot %s cannot be read (%s: %s)", profile, path,
+                    type(error).__name__, str(error)[:200])
+        return []

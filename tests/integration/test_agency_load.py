@@ -91,6 +91,8 @@ def test_an_uninstall_between_extract_and_load_leaves_the_ghl_writes_pending_and
         kept = conn.execute(sa.select(outbox.c.last_error).where(outbox.c.side == "ghl",
                                                                   outbox.c.last_error.is_not(None))).scalars().all()
     assert kept and all(error.startswith("not sent: GHL location LocLoad01") for error in kept)
+    with engine().connect() as conn:  # never tried: no run is credited with them (NULL, as before the claim)
+        assert set(conn.execute(sa.select(outbox.c.sent_run_id).where(outbox.c.side == "ghl")).scalars()) == {None}
 
     ghl_sim.admin.patch(f"/agency/locations/{LOCATION}", json={"installed": True}).raise_for_status()
     stats = load(RunContext(ctx.profile, "manual__2", "manual", None, None))

@@ -34,6 +34,8 @@ agency:
   conn_id: ghl_agency
   app_conn_id: gymdesk_{location_id}
 """
+DISCOVER = "ghl_agency_discover"  # the agency's discovery DAG: who may read it sees the agency's book
+READS: dict[str, set[str]] = {}  # a test's own readable DAG ids ("only"), instead of the fixture's
 
 
 def book_row(location_id: str, name: str, *, ready: bool = True, uninstalled_at: datetime | None = None) -> dict:
@@ -85,9 +87,11 @@ def console(request, tmp_path_factory):
                                                        "decision": "apart", "decided_by": "ops",
                                                        "decided_at": datetime.now(UTC)}])
 
+        granted = {p.dag_id for p in every.values()} - {HIDDEN} | {"ghl_agency_loczoe", DISCOVER}
+
         class ReadsAllButOne:
             def get_authorized_dag_ids(self, user, method):
-                return {p.dag_id for p in every.values()} - {HIDDEN} | {"ghl_agency_loczoe"}
+                return set(READS.get("only", granted))
 
         patch.setattr(airflow_app, "get_auth_manager", ReadsAllButOne)
         app = create_app()
@@ -142,6 +146,20 @@ def test_an_agency_s_locations_that_do_not_sync_say_why_under_their_location(con
     assert headings(client.get("/", params={"q": "ZOE'S"}).text) == {"LOCZOE": ["ghl_agency_loczoe"]}  # by name
     assert list(headings(client.get("/", params={"q": "locwait"}).text)) == ["LOCWAIT"]  # by location id
     assert 'data-place="LOCWAIT"' in client.get("/", params={"show": "waiting"}).text
+
+
+@pytest.mark.parametrize("readable", [{"ghl_agency_loczoe"}, {"ghl_agency_x", "ghl_agency_discover_x"}],
+                         ids=["one-location", "look-alike"])
+def test_an_agency_s_book_is_shown_only_to_who_may_read_its_discovery_dag(console, monkeypatch, readable):
+    """A sub-account user who may read their own location's DAG, or one who may read DAGs whose ids
+    merely start like the agency's, sees no sibling waiting for its app connection nor uninstalled."""
+    client, _, _ = console
+    monkeypatch.setitem(READS, "only", readable)
+    for show in ("", "waiting", "uninstalled"):
+        page = client.get("/", params={"show": show}).text
+        assert "LOCWAIT" not in page and "LOCGONE" not in page and "Waiting Gym" not in page, show
+    mine = client.get("/").text
+    assert headings(mine) == ({"LOCZOE": ["ghl_agency_loczoe"]} if "ghl_agency_loczoe" in readable else {})
 
 
 def test_each_shown_profile_has_its_own_newest_run_and_review_count(console):
@@ -218,3 +236,21 @@ def test_a_page_reads_the_warehouse_in_the_same_few_queries_whatever_its_size(co
         sa.event.remove(engine(), "before_cursor_execute", seen)
     # the agency's book, the page's runs (two), its review counts, its locations' calls today
     assert counted[5] == counted[50] == counted[200] == 5, counted
+
+
+def test_an_installed_location_outside_agency_only_is_listed_as_not_in_it(console):
+    """agency.only limits syncing, not listing: the agency's other installed locations show why."""
+    client, _, _ = console
+    from crm_sync import profile as profile_module
+
+    path = profile_module.PROFILES_DIR / "agency.yaml"
+    before = path.read_text()
+    path.write_text(before.replace("  app_conn_id: gymdesk_{location_id}\n",
+                                   "  app_conn_id: gymdesk_{location_id}\n  only: [LOCWAIT]\n", 1))
+    try:
+        page = client.get("/", params={"show": "excluded"}).text
+        assert list(headings(page)) == ["LOCZOE"] and headings(page)["LOCZOE"] == []  # no DAG: it does not sync
+        assert "agency: Zoë&#39;s Gym</td><td colspan=\"7\">not in agency.only, not syncing" in page
+        assert 'data-place="LOCWAIT"' in client.get("/", params={"show": "waiting"}).text
+    finally:
+        path.write_text(before)

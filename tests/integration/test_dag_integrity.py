@@ -112,6 +112,26 @@ def test_the_pools_command_creates_each_locations_pool_once_and_keeps_a_users_si
     assert int(pools["crm_sync_ghl_default"]["slots"]) == 3
 
 
+def test_the_pools_command_resizes_an_agency_pool_to_its_pool_slots(airflow_home, tmp_path):
+    from tests.fixtures import agency_profile_text
+
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "agency.yaml").write_text(agency_profile_text("", "agency", "ghl_agency_pools")
+                                                         .replace("pool_slots: 16 ", "pool_slots: 5 "))
+    env = airflow_env(airflow_home, CRM_SYNC_PROFILES_DIR=str(tmp_path / "profiles"),
+                      CRM_SYNC_HOME=str(tmp_path / "home"))
+
+    def cli(*args: str) -> str:
+        return subprocess.run([sys.executable, "-m", *args], env=env, capture_output=True, text=True, timeout=300,
+                              check=True).stdout
+
+    cli("airflow", "pools", "set", "crm_sync_ghl_agency", "2", "an older pool_slots")
+    assert "crm_sync_ghl_agency (resized from 2 to 5 slots)" in cli("crm_sync.cli", "pools")
+    pools = {p["pool"]: p for p in json.loads(cli("airflow", "pools", "list", "--output", "json"))}
+    assert int(pools["crm_sync_ghl_agency"]["slots"]) == 5
+    assert "every GHL location's pool exists" in cli("crm_sync.cli", "pools")  # the same size: left alone
+
+
 def test_fifty_locations_of_one_profile_parse_into_fifty_dags_with_their_own_pools_and_start_minutes(tmp_path):
     import shutil
 

@@ -60,3 +60,33 @@ def test_an_html_answer_to_one_write_is_recorded_the_rest_drains_and_it_is_dead_
         page = render({**report, "generated_at": "now", "dry_run": False})
     assert row["last_error"] == dead["error"] and row["attempts"] == MAX_ATTEMPTS
     assert "Dead letters" in page and "dead letter after 3 attempts: JSONDecodeError" in page
+
+
+def test_a_runaway_app_read_while_sending_dead_letters_its_row_and_never_stops_the_lane(warehouse, ghl_sim,
+                                                                                        gymdesk_sim):
+    """PagingRunaway is a NoRetryError but the row's own failure (a retried app child looks for its earlier
+    attempt's record through a list that never ends): recorded on the row, dead-lettered after MAX_ATTEMPTS,
+    never handed back unattempted, where every later run would stop at it forever."""
+    gymdesk_sim.seed("members", [{"id": f"mem_{n}", "first_name": f"P{n}", "last_name": "Lee", "phone": None,
+                                  "email": f"p{n}@example.com", "company": None, "lead_source": "Walk-in",
+                                  "status": "active", "created_at": PAST, "updated_at": PAST} for n in range(3)])
+    ctx = RunContext(profile_by_name("gymdesk"), "manual__1", "manual", None, None)
+    for side in ("ghl", "app"):
+        extract(ctx, side)
+    stage(ctx)
+    reconcile(ctx)
+    children = (outbox.c.side == "app") & (outbox.c.entity != "contact")
+    with warehouse.begin() as conn:  # an earlier attempt of each app child: the retry looks for its record
+        assert conn.execute(sa.update(outbox).where(children).values(attempts=1)).rowcount >= 1
+    gymdesk_sim.admin.post("/faults", json={"endless_pages": True}).raise_for_status()
+
+    for _ in range(MAX_ATTEMPTS - 2):
+        with pytest.raises(TransientLoadError):
+            load(ctx)
+    stats = load(ctx)
+    with warehouse.connect() as conn:
+        kept = conn.execute(sa.select(outbox.c.status, outbox.c.attempts, outbox.c.last_error).where(children)).all()
+    dead = [(attempts, error) for status, attempts, error in kept if status != "sent"]  # sent: found at once
+    assert dead and all(attempts == MAX_ATTEMPTS and "PagingRunaway" in error for attempts, error in dead)
+    assert {status for status, _, _ in kept} <= {"sent", "failed"}  # none left pending to stop the next run
+    assert len(stats["dead_letter"]) == len(dead)

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from crm_sync.locations import minute_of
 from crm_sync.profile import ProfileError, agency_profiles, load_profiles, parse_profile, profile_by_name
 from crm_sync.profile_agency import read_book, snapshot_path
+from crm_sync.warehouse import db
 from crm_sync.warehouse.db import create, migrate
 from crm_sync.warehouse.tables import agency_location
 
@@ -29,10 +30,12 @@ def row(location_id: str, *, installed=True, ready=True, name=None, uninstalled_
 
 
 @pytest.fixture
-def book(tmp_path, monkeypatch):
+def book(tmp_path, monkeypatch, request):
     """A migrated SQLite warehouse holding two syncing locations, one waiting and one uninstalled."""
     monkeypatch.setenv("WAREHOUSE_URL", f"sqlite:///{tmp_path / 'warehouse.db'}")
     monkeypatch.setenv("CRM_SYNC_HOME", str(tmp_path / "home"))
+    db.engine.cache_clear()  # a task's profile reads its location through the warehouse engine of this test
+    request.addfinalizer(db.engine.cache_clear)
     engine = create(f"sqlite:///{tmp_path / 'warehouse.db'}")
     migrate(engine)
     rows = [row("LocB"), row("LocA", name="Downtown"), row("LocW", ready=False, name="Waits"),
@@ -84,6 +87,25 @@ def test_a_waiting_an_uninstalled_and_an_unknown_location_say_why_they_do_not_sy
     # the agency profile itself (its discovery DAG) is found by its own name, and listed as an agency
     assert profile_by_name("agency", profiles).agency.conn_id == "ghl_agency"
     assert [p.name for p in agency_profiles(profiles)] == ["agency"]
+
+
+def test_a_task_reads_its_one_location_row_not_the_book_nor_its_snapshot(book):
+    """A task's profile (by name) costs one row of agency_location, whatever the book's size."""
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        seen.append(statement)
+
+    db.engine()  # migrated: its statements are not the task's read
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", record)
+    try:
+        found = profile_by_name("agency__locb", book / "profiles")
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", record)
+    assert (found.name, found.ghl.location_id) == ("agency__locb", "LocB")
+    [read] = [statement for statement in seen if "agency_location" in statement]
+    assert "WHERE agency_location.profile = ? AND agency_location.\"key\" = ?" in read
+    assert not snapshot_path("agency").exists()  # the book was not read, so not rewritten
 
 
 def test_agency_only_limits_the_locations_that_sync(book):
@@ -166,3 +188,55 @@ def test_a_warehouse_without_the_table_does_not_erase_a_discovered_book(book, mo
     with caplog.at_level(logging.WARNING, logger="crm_sync.profile_agency"):
         assert [r.key for r in read_book("agency")] == ["loca", "locb", "locu", "locw"]
     assert "has no agency_location table" in caplog.text
+
+
+def test_parsing_never_fails_for_an_odd_snapshot_or_any_warehouse_error(book, monkeypatch, caplog):
+    """A snapshot written by another version (a field unknown here) is still read; one that is no book at
+    all is an empty book; an unexpected error reading the warehouse falls back on the snapshot."""
+    import crm_sync.profile_agency as module
+
+    assert len(read_book("agency")) == 4
+    saved = json.loads(snapshot_path("agency").read_text())
+    snapshot_path("agency").write_text(json.dumps([{**r, "added_later": 1} for r in saved]))
+
+    def broken(url, profile):
+        raise KeyError("an unexpected error")
+
+    monkeypatch.setattr(module, "_read_warehouse", broken)
+    with caplog.at_level(logging.WARNING, logger="crm_sync.profile_agency"):
+        assert [r.key for r in read_book("agency")] == ["loca", "locb", "locu", "locw"]
+        snapshot_path("agency").write_text(json.dumps([{"profile": "agency"}, 3]))
+        assert read_book("agency") == [] and load_profiles(book / "profiles") == []
+    assert "cannot be read (KeyError" in caplog.text and "snapshot" in caplog.text
+
+
+def test_webhooks_follow_the_book_each_minute_even_where_no_snapshot_can_be_written(book, monkeypatch):
+    """The receiver's CRM_SYNC_HOME cannot hold the snapshot (here: its folder is a file): with an agency
+    profile, the routes are still re-read within a minute, so a newly discovered location routes."""
+    from types import SimpleNamespace
+
+    from crm_sync.webhooks import routing
+
+    (book / "home").mkdir(exist_ok=True)
+    (book / "home" / "agency").write_text("not a folder")
+    profiles, now = book / "profiles", routing.time.time()
+    assert routing.profiles_for("LocA", profiles) == ("agency__loca",)
+    engine = create(f"sqlite:///{book / 'warehouse.db'}")
+    with engine.begin() as conn:
+        conn.execute(sa.insert(agency_location).values(**row("LocM")))
+    engine.dispose()
+    monkeypatch.setattr(routing, "time", SimpleNamespace(time=lambda: now + 61))
+    assert routing.profiles_for("LocM", profiles) == ("agency__locm",)
+
+
+@pytest.mark.parametrize("rule, says", [
+    ("gymdesk_{location_id}}", "is not a naming rule"), ("gymdesk_{location_id", "is not a naming rule"),
+    ("gymdesk_{id}", "names ['id']"), ("gymdesk_{}_{key}", "names ['']"),
+    ("gymdesk_{key!r}", "names ['key!r']"), ("gymdesk_{key:>9}", "names ['key:>9']"),
+    ("gymdesk_{location_id.x}", "names ['location_id.x']")])
+def test_an_app_connection_rule_with_another_field_or_a_stray_brace_fails_at_load_naming_the_key(rule, says):
+    text = agency_profile_text().replace("app_conn_id: gymdesk_{location_id}", f"app_conn_id: '{rule}'", 1)
+    assert text != agency_profile_text()
+    with pytest.raises(ProfileError, match=r"agency\.app_conn_id") as refused:
+        parse_profile(text, "agency.yaml")
+    assert says in str(refused.value)

@@ -40,6 +40,18 @@ def test_a_key_is_the_id_in_lower_case_and_a_clash_gets_six_hex_of_its_sha1():
     assert new_key("Loc-9.x", {}) == "loc_9_x"  # a key is a name suffix: [a-z0-9_] only
 
 
+@pytest.mark.parametrize("location_id, key", [("_Loc", "loc"), ("a__b", "a_b"), ("a-_b", "a_b"), ("Loc_", "loc"),
+                                              ("-.-", "loc"), ("__", "loc")])
+def test_a_key_never_starts_with_an_underscore_nor_holds_the_names_separator(location_id, key):
+    import hashlib
+    import re
+
+    assert new_key(location_id, {}) == key
+    clash = new_key(location_id, {key: "another"})
+    assert clash == f"{key}_{hashlib.sha1(location_id.encode()).hexdigest()[:6]}"
+    assert all(re.fullmatch(r"[a-z0-9][a-z0-9_]*", k) and "__" not in k for k in (key, clash))
+
+
 def test_discovery_inserts_keeps_keys_marks_uninstalls_once_and_brings_reinstalls_back(conn):
     profile = parse_profile(agency_profile_text(), "agency.yaml")
     exists = {"gymdesk_LocA", "gymdesk_downtown"}.__contains__
@@ -105,3 +117,27 @@ def test_a_location_the_listing_missed_is_uninstalled_only_when_ghl_confirms_it_
     book = {row.location_id: row.status for row in book_of(conn, "agency")}
     assert book == {"LocA": "syncing", "LocB": "syncing", "LocC": "uninstalled", "LocD": "uninstalled"}
     assert counts["newly_uninstalled"] == 2
+
+
+def test_discovery_runs_retention_for_each_location_that_no_longer_syncs_with_its_own_profile(conn, tmp_path,
+                                                                                              monkeypatch):
+    """An uninstalled (or waiting) location has no DAG, so no report step: discovery deletes its aged raw
+    records by its profile's retention_days; a syncing location's rows are left to its own runs."""
+    import sqlalchemy as sa
+    from crm_sync.pipeline.discover import retain_not_syncing
+    from crm_sync.warehouse.tables import raw_record
+
+    monkeypatch.setenv("CRM_SYNC_HOME", str(tmp_path / "home"))
+    profile = parse_profile(agency_profile_text(), "agency.yaml")
+    exists = {"gymdesk_LocA", "gymdesk_LocG"}.__contains__
+    refresh_book(conn, profile, listed("LocA", "LocW", "LocG"), exists, T0)
+    refresh_book(conn, profile, listed("LocA", "LocW"), exists, T0)  # LocG uninstalled the app
+    now = datetime.now(UTC)
+    aged, fresh = now - timedelta(days=profile.retention_days + 1), now - timedelta(days=1)
+    conn.execute(sa.insert(raw_record), [
+        {"profile": f"agency__{key}", "run_id": f"r{n}", "side": "app", "entity": "contact", "record_key": "k",
+         "payload": {"email": "p@example.com"}, "extracted_at": when}
+        for key in ("loca", "locw", "locg") for n, when in enumerate((aged, fresh))])
+    assert retain_not_syncing(conn, profile) == 2  # LocW (waiting), LocG (uninstalled)
+    kept = sorted(conn.execute(sa.select(raw_record.c.profile, raw_record.c.run_id)).all())
+    assert kept == [("agency__loca", "r0"), ("agency__loca", "r1"), ("agency__locg", "r1"), ("agency__locw", "r1")]

@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from crm_sync.errors import NoRetryError
+from crm_sync.errors import NoRetryError, SideUnavailable
 from crm_sync.hooks.base import HookBase
 from crm_sync.hooks.oauth import EXPIRY_MARGIN_S, OAuthClient, RotatingOAuth, unsaved_alert
 from crm_sync.hooks.token_store import (
@@ -48,7 +48,7 @@ PAGE_LIMIT = 100  # installed locations per page
 log = logging.getLogger(__name__)
 
 
-class LocationNotInstalled(NoRetryError):
+class LocationNotInstalled(SideUnavailable):
     """GHL no longer gives a token for this location: the app was uninstalled there (or the location left
     the agency), as GHL's own list of installed locations confirmed. A retry cannot fix it: the task fails
     at once; discovery marks the location uninstalled."""
@@ -63,7 +63,7 @@ class LocationNotInstalled(NoRetryError):
         return type(self), (self.conn_id, self.location_id, self.status)
 
 
-class AgencyConfigError(NoRetryError):
+class AgencyConfigError(SideUnavailable):
     """The agency connection does not match GHL (a wrong extra.company_id or app_id), or GHL answered a
     token for another location: a retry cannot fix it. The message names ids and HTTP statuses only,
     never GHL's own text nor a token."""

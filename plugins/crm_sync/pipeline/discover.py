@@ -49,7 +49,32 @@ def discover(profile_name: str) -> dict[str, int]:
     finally:
         hook.close()
     with engine().begin() as conn:
-        return refresh_book(conn, profile, listed, connection_exists)
+        counts = refresh_book(conn, profile, listed, connection_exists)
+    with engine().begin() as conn:
+        counts["retention_runs"] = retain_not_syncing(conn, profile)
+    return counts
+
+
+def retain_not_syncing(conn: sa.Connection, profile: Profile) -> int:
+    """Retention (crm_sync.pipeline.retention.cleanup) for each book location that does not sync now
+    (uninstalled, waiting for its app connection, outside ``agency.only``), with that location's
+    profile: its DAG, whose report step runs retention, is gone, yet its warehouse rows age all the
+    same. A location that syncs is cleaned by its own runs. How many locations it cleaned."""
+    from crm_sync.locations import for_discovered, syncs
+    from crm_sync.paths import data_home
+    from crm_sync.pipeline.context import RunContext
+    from crm_sync.pipeline.retention import cleanup
+
+    done = 0
+    for row in book_of(conn, profile.name):
+        if syncs(profile, row):
+            continue
+        one = for_discovered(profile, row)
+        stats = cleanup(conn, RunContext(one, "discover", "discover"), data_home() / "reports" / one.dag_id)
+        log.info("agency profile %s: retention for location %s (%s, %s): %s", profile.name, row.location_id,
+                 row.key, row.status, stats)
+        done += 1
+    return done
 
 
 def confirmed(listed: list[Any], installed_before: Iterable[str],
@@ -79,9 +104,11 @@ def connection_exists(conn_id: str) -> bool:
 
 
 def new_key(location_id: str, taken: dict[str, str]) -> str:
-    """A new location's key: its id in lower case (``[a-z0-9_]`` only); when another location of the
-    profile already has that key (ids differing only in case), "_" and 6 hex of the id's SHA-1 follow."""
-    key = re.sub(r"[^a-z0-9_]", "_", location_id.lower())
+    """A new location's key: its id in lower case, any run of other characters one "_", none at either
+    end (``Location.key``'s pattern ``^[a-z0-9][a-z0-9_]*$``, and never "__": the profile name's
+    separator); an id with nothing left is ``loc``. When another location of the profile already has
+    that key (ids differing only in case), "_" and 6 hex of the id's SHA-1 follow."""
+    key = re.sub(r"[^a-z0-9]+", "_", location_id.lower()).strip("_") or "loc"
     if taken.get(key, location_id) != location_id:
         key = f"{key}_{hashlib.sha1(location_id.encode()).hexdigest()[:6]}"
     return key

@@ -10,8 +10,9 @@ side's response is staged and its hash stored on the link, so the echo of our ow
 is recognised on the next extraction. Rows run in lanes (``lanes``): each side's writes apart,
 concurrently, each side paced by its own client; every write of one contact in one lane, in
 outbox order, so a contact's create is sent before the tasks and notes that need its new id.
-Any other exception of one row is kept on the row and, after MAX_ATTEMPTS, dead-letters it; but a
-NoRetryError (the GHL location uninstalled the app, a wrong agency connection) stops its lane at once,
+Any other exception of one row (a NoRetryError such as paging that would not end too) is kept on the
+row and, after MAX_ATTEMPTS, dead-letters it; but a SideUnavailable (crm_sync.errors: the GHL location
+uninstalled the app, a wrong agency connection) stops its lane at once,
 leaves the row pending as if never tried, and fails the task with that error once every lane is done.
 """
 
@@ -27,7 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from crm_sync import alerts
-from crm_sync.errors import NoRetryError
+from crm_sync.errors import SideUnavailable
 from crm_sync.hooks.app import AppClient, AppHook
 from crm_sync.hooks.ghl import DailyBudgetReached, GHLClient, GHLHook
 from crm_sync.http import ApiError
@@ -247,7 +248,7 @@ def _send_outbox(ctx: RunContext, eng: sa.Engine) -> dict[str, Any]:
     counts = Counter({"sent": 0, "failed": 0, "transient": 0, "waiting": 0,
                       "dry_run": len(rows) if ctx.dry_run else 0})
     dead: list[dict[str, Any]] = []
-    stops: list[NoRetryError] = []
+    stops: list[SideUnavailable] = []
     ghl = GHLHook(ctx.profile.ghl.conn_id, location_id=ctx.profile.ghl.location_id).get_conn(
         page_limit=ctx.profile.ghl.page_limit, daily_reserve=ctx.profile.ghl.daily_reserve)
     app = AppHook(ctx.profile.app).get_conn() if ctx.profile.app.kind == "rest" else None
@@ -287,11 +288,11 @@ def _send_outbox(ctx: RunContext, eng: sa.Engine) -> dict[str, Any]:
 
 
 def _send_lane(ctx: RunContext, eng: sa.Engine, sender: Sender, rows: list[sa.Row]
-               ) -> tuple[Counter, list[dict[str, Any]], NoRetryError | None]:
+               ) -> tuple[Counter, list[dict[str, Any]], SideUnavailable | None]:
     """Send one lane's rows in order. Whatever one row raises, the lane goes on: a refusal marks it
     failed, a transient error leaves it pending, anything else (an HTML page answered with 200, a body
     without the expected key, a bug) is recorded on the row and retried by the next attempts, then
-    dead-lettered (failed) after MAX_ATTEMPTS so it never stands first in line forever. A NoRetryError
+    dead-lettered (failed) after MAX_ATTEMPTS so it never stands first in line forever. A SideUnavailable
     is not the row's fault (the GHL location uninstalled the app): the lane stops there, the row and the
     rest stay pending, unattempted, and the error is returned for the task to fail with."""
     counts: Counter = Counter()
@@ -313,11 +314,11 @@ def _send_lane(ctx: RunContext, eng: sa.Engine, sender: Sender, rows: list[sa.Ro
             with eng.begin() as conn:
                 outbox.retry_later(conn, row.id, "waiting for its contact to be created")
             continue
-        except NoRetryError as stop:
+        except SideUnavailable as stop:
             log.error("outbox row %s (%s %s %s) not sent, nor the rest of its lane: %s", row.id, row.op, row.side,
                       row.entity, stop)
             with eng.begin() as conn:
-                outbox.unclaim(conn, row.id, f"not sent: {stop}"[:ERROR_CHARS])
+                outbox.unclaim(conn, row.id, f"not sent: {stop}"[:ERROR_CHARS], row.sent_run_id)
             counts["stopped"] += 1
             counts["finished_s"] = time.monotonic() - started
             return counts, dead, stop

@@ -102,11 +102,13 @@ def claim(conn: sa.Connection, row_id: int, run_id: str) -> bool:
     return claimed.rowcount == 1
 
 
-def unclaim(conn: sa.Connection, row_id: int, why: str) -> None:
+def unclaim(conn: sa.Connection, row_id: int, why: str, sent_run_id: str | None) -> None:
     """``sending`` -> ``pending``, its attempt not counted: the write never went out (the run stopped
-    before it, e.g. the GHL location refused a token), so it is neither a retry nor a dead letter."""
+    before it, e.g. the GHL location refused a token), so it is neither a retry nor a dead letter.
+    ``sent_run_id`` is the row's before the claim (NULL: never tried), put back: the claiming run did
+    not try it."""
     conn.execute(sa.update(outbox).where(outbox.c.id == row_id, outbox.c.status == "sending")
-                 .values(status="pending", attempts=outbox.c.attempts - 1, last_error=why))
+                 .values(status="pending", attempts=outbox.c.attempts - 1, last_error=why, sent_run_id=sent_run_id))
 
 
 def mark_sent(conn: sa.Connection, row_id: int, sent_at: datetime, target_id: str | None = None) -> None:

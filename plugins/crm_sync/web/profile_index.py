@@ -4,7 +4,7 @@ A row is a profile the user may read, or an agency's location that does not sync
 app connection, or uninstalled: the agency's book, read as read_book reads it but on the request's
 connection), shown where its location would be. Rows are searched (``q``: profile name, DAG id, app,
 GHL location id or name, connection; case and accents aside), filtered (``show``: syncing, waiting,
-uninstalled; ``location``: one heading), grouped by GHL location (``ghl.location_id``, else the GHL
+uninstalled, excluded; ``location``: one heading), grouped by GHL location (``ghl.location_id``, else the GHL
 connection) and paged in Python over the parsed profiles, without a query. Only then is the
 warehouse read, for the shown page alone and in set-based queries whatever the page's size: the
 newest runs of its profiles (two: crm_sync.pipeline.run_list.newest_runs_of), their review counts
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from crm_sync.profile_agency import DiscoveredLocation
 
 PER_PAGE = 50
-SHOW = ("syncing", "waiting", "uninstalled")
+SHOW = ("syncing", "waiting", "uninstalled", "excluded")  # excluded: installed, ready, not in agency.only
 
 
 @dataclass(frozen=True)
@@ -37,10 +37,13 @@ class Row:
     profile: Profile | None = None
     location: DiscoveredLocation | None = None
     agency: str = ""  # the agency profile that discovered ``location``
+    excluded: bool = False  # ``location`` would sync but is not in its agency's ``agency.only``
 
     @property
     def status(self) -> str:
-        return self.location.status if self.location else "syncing"
+        if self.location is None:
+            return "syncing"
+        return "excluded" if self.excluded else self.location.status
 
 
 @dataclass
@@ -77,16 +80,20 @@ def profiles_and_books(conn: sa.Connection) -> tuple[list[Profile], list[tuple[P
 def agency_rows(books: list[tuple[Profile, list[DiscoveredLocation]]], readable: set[str]
                 ) -> tuple[dict[str, str], list[Row]]:
     """The names of the agencies' discovered locations (by location id), and a row for each location
-    that does not sync (waiting for its app connection, uninstalled), for a user who may read one of
-    the agency's DAGs (its discovery DAG, a location's)."""
+    that does not sync (waiting for its app connection, uninstalled, not in ``agency.only``: still
+    listed, as docs/operations.md says), for a user who may read the
+    agency's own discovery DAG: its book is the agency's, not one location's (a user who may read one
+    location's DAG, or a DAG whose id merely starts like the agency's, sees none of its siblings)."""
+    from crm_sync.agency_dag import discover_dag_id
+    from crm_sync.locations import syncs
+
     names: dict[str, str] = {}
     rows: list[Row] = []
     for agency, book in books:
         names.update({where.location_id: where.name for where in book if where.name})
-        mine = f"{agency.dag_id}_"
-        if any(dag_id.startswith(mine) for dag_id in readable):
-            rows += [Row(where.location_id, where.key, location=where, agency=agency.name)
-                     for where in book if where.status in ("waiting", "uninstalled")]
+        if discover_dag_id(agency) in readable:
+            rows += [Row(where.location_id, where.key, location=where, agency=agency.name,
+                         excluded=where.status == "syncing") for where in book if not syncs(agency, where)]
     return names, rows
 
 
@@ -98,7 +105,7 @@ def _words(row: Row, names: dict[str, str]) -> str:
                 names.get(row.place, ""))
     else:
         w = row.location
-        said = (row.agency, w.location_id, w.key, w.name, w.app_conn_id or "", w.status)
+        said = (row.agency, w.location_id, w.key, w.name, w.app_conn_id or "", row.status)
     return services.folded(" ".join(said))
 
 

@@ -3,8 +3,8 @@ and how long the inbox keeps that location's events (their longest ``retention_d
 profile an app's own webhook (``/webhooks/app/<profile>``) is for.
 
 Read from the profile files (re-read when one changes; an agency profile's locations from its book,
-re-read when its snapshot changes and at least once a minute), never from Airflow connections, so a
-request costs no metadata-database lookup and no secret is touched.
+re-read when its snapshot changes and, with any agency profile, at least once a minute), never from
+Airflow connections, so a request costs no metadata-database lookup and no secret is touched.
 """
 
 from __future__ import annotations
@@ -27,17 +27,26 @@ class Route:
 
 def _signature(directory: Path) -> tuple:
     files = tuple(sorted((p.name, p.stat().st_mtime_ns) for p in directory.glob("*.y*ml")))
-    return files + _books()
+    return files + _books(directory, files)
 
 
-def _books() -> tuple:
+def _books(directory: Path, files: tuple) -> tuple:
     """An agency's locations change with its book, not its YAML: the books' snapshots (rewritten when a
-    parse finds the book changed) and, with any agency, the minute, so a new location routes within one."""
+    parse finds the book changed) and, whenever an agency profile exists, the minute, so a new location
+    routes within one even where no snapshot can be written (another CRM_SYNC_HOME, a read-only one)."""
     from crm_sync.profile_agency import snapshot_folder
 
     folder = snapshot_folder()
     books = tuple(sorted((p.name, p.stat().st_mtime_ns) for p in folder.glob("*.json"))) if folder.is_dir() else ()
-    return books + (int(time.time() // 60),) if books else ()
+    return books + (int(time.time() // 60),) if books or _any_agency(directory, files) else ()
+
+
+@functools.lru_cache(maxsize=4)
+def _any_agency(directory: Path, _files: tuple) -> bool:
+    """Whether a valid agency profile is in ``directory`` (re-read when a profile file changes)."""
+    from crm_sync.profile import agency_profiles
+
+    return bool(agency_profiles(directory))
 
 
 @functools.lru_cache(maxsize=4)
