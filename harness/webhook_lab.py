@@ -31,6 +31,7 @@ from harness.simulators import ghl_keys
 from harness.simulators.app_push import register_target
 
 PROFILE, DAG_ID = "gymdesk", "ghl_gymdesk"
+QUIET_S = 8.0  # longer than the scheduler takes to turn a stored asset event into a run
 FAST_DAG_ID = f"{DAG_ID}_fast"  # the fast lane, woken by the location's asset (the batch DAG runs on its cron)
 DAG_IDS = (DAG_ID, FAST_DAG_ID)
 APP_RECEIVER_PATH = f"/crm-sync/webhooks/app/{PROFILE}"
@@ -107,15 +108,25 @@ class Lab:
                                  {"p": PROFILE, "s": source}).scalar_one())
 
     def settle(self, deadline: float, events: int) -> None:
-        """Wait until ``events`` events are in the inbox, all used by a successful run, and no run is left."""
+        """Wait until ``events`` events are in the inbox, all used by a successful run, and no run is left,
+        for QUIET_S on end: an asset event stored a moment ago (Gymdesk's echo of a write the sync made) may
+        still wake a run the scheduler has not created yet."""
+        quiet_since: float | None = None
+        seen = -1
         while True:
             self.services.check()
             stored, done = self.inbox()
-            busy = [r for r in self.runs() if r["state"] not in ("success", "failed")]
+            runs = self.runs()
+            busy = [r for r in runs if r["state"] not in ("success", "failed")]
             if stored >= events and done == stored and not busy:
-                return
+                if quiet_since is None or len(runs) != seen:
+                    quiet_since, seen = time.monotonic(), len(runs)
+                elif time.monotonic() - quiet_since >= QUIET_S:
+                    return
+            else:
+                quiet_since = None
             if time.monotonic() > deadline:
-                raise TimeoutError(f"inbox {stored}/{events} stored, {done} done; runs {self.runs()}; "
+                raise TimeoutError(f"inbox {stored}/{events} stored, {done} done; runs {runs}; "
                                    f"logs in {self.services.log_dir}")
             time.sleep(0.5)
 
