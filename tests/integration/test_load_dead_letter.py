@@ -29,8 +29,8 @@ def statuses(eng: sa.Engine) -> list[tuple[str, int]]:
         return sorted((r.status, r.attempts) for r in conn.execute(sa.select(outbox.c.status, outbox.c.attempts)))
 
 
-def test_an_html_answer_to_one_write_is_recorded_the_rest_drains_and_it_is_dead_lettered(warehouse, ghl_sim,
-                                                                                          gymdesk_sim):
+def planned_run(gymdesk_sim) -> RunContext:
+    """Three new Gymdesk members extracted, staged and reconciled: the outbox holds their writes, unsent."""
     gymdesk_sim.seed("members", [{"id": f"mem_{n}", "first_name": f"P{n}", "last_name": "Lee", "phone": None,
                                   "email": f"p{n}@example.com", "company": None, "lead_source": "Walk-in",
                                   "status": "active", "created_at": PAST, "updated_at": PAST} for n in range(3)])
@@ -39,6 +39,12 @@ def test_an_html_answer_to_one_write_is_recorded_the_rest_drains_and_it_is_dead_
         extract(ctx, side)
     stage(ctx)
     reconcile(ctx)
+    return ctx
+
+
+def test_an_html_answer_to_one_write_is_recorded_the_rest_drains_and_it_is_dead_lettered(warehouse, ghl_sim,
+                                                                                          gymdesk_sim):
+    ctx = planned_run(gymdesk_sim)
     planned = len(statuses(warehouse))  # 3 GHL contact creates and each new lead's 2 tasks on each side
 
     for attempt in range(1, MAX_ATTEMPTS + 1):
@@ -67,14 +73,7 @@ def test_a_runaway_app_read_while_sending_dead_letters_its_row_and_never_stops_t
     """PagingRunaway is a NoRetryError but the row's own failure (a retried app child looks for its earlier
     attempt's record through a list that never ends): recorded on the row, dead-lettered after MAX_ATTEMPTS,
     never handed back unattempted, where every later run would stop at it forever."""
-    gymdesk_sim.seed("members", [{"id": f"mem_{n}", "first_name": f"P{n}", "last_name": "Lee", "phone": None,
-                                  "email": f"p{n}@example.com", "company": None, "lead_source": "Walk-in",
-                                  "status": "active", "created_at": PAST, "updated_at": PAST} for n in range(3)])
-    ctx = RunContext(profile_by_name("gymdesk"), "manual__1", "manual", None, None)
-    for side in ("ghl", "app"):
-        extract(ctx, side)
-    stage(ctx)
-    reconcile(ctx)
+    ctx = planned_run(gymdesk_sim)
     children = (outbox.c.side == "app") & (outbox.c.entity != "contact")
     with warehouse.begin() as conn:  # an earlier attempt of each app child: the retry looks for its record
         assert conn.execute(sa.update(outbox).where(children).values(attempts=1)).rowcount >= 1
