@@ -23,6 +23,8 @@ from crm_sync.profile_app import AppApi, Entity, PagingLimits
 from crm_sync.profile_agency import Agency
 from crm_sync.profile_base import ProfileError, Strict
 from crm_sync.profile_matching import Matching
+from crm_sync.profile_rules import CreateTask, Due, Rule
+from crm_sync.profile_rules_check import rule_problems
 from crm_sync.profile_webhooks import app_asset
 from crm_sync.timezones import zone
 
@@ -124,7 +126,9 @@ class FieldMap(Strict):
 
 
 class NewContactTask(Strict):
-    """A task created in GHL with each contact the app brings in (a lead's first call, a reminder)."""
+    """A task created in GHL with each contact the app brings in (a lead's first call, a reminder).
+    Kept so older profiles work: each is read as a rule (``Profile.active_rules``); new profiles say it
+    in ``rules:`` (docs/rules.md)."""
 
     title: str
     body: str | None = None
@@ -203,6 +207,8 @@ class Profile(Strict):
         "single_task: every step in one task, a fraction of Airflow's cost per task run (docs/capacity.md)")
     insights: Insights = Insights()
     matching: Matching = Matching()
+    rules: list[Rule] = Field([], description="when something happens to a record, if it meets conditions, act "
+                              "(profile_rules.py, docs/rules.md)")
 
     @field_validator("timezone")
     @classmethod
@@ -220,16 +226,34 @@ class Profile(Strict):
         return zone("UTC") if side == "ghl" else self.zone
 
     @property
-    def first_call(self) -> NewContactTask | None:
-        """The first-call task the insights page looks for: ``insights.first_call_task`` (the contact
-        task of that title, if one is configured, says who gets it), else the first contact task.
-        None: any task of the person counts as its first call."""
+    def active_rules(self) -> list[Rule]:
+        """The rules that run: each ``entities.contact.new_contact_tasks`` entry as a rule (a new person
+        from the app gets the task in GHL, and in the app when tasks sync there), then ``rules:``'s
+        enabled ones."""
         contact = self.entities.get("contact")
-        configured = contact.new_contact_tasks if contact else []
-        title = self.insights.first_call_task
-        if title is None:
-            return configured[0] if configured else None
-        return next((task for task in configured if task.title == title), NewContactTask(title=title))
+        tasks = self.entities.get("task")
+        sides = ["ghl", "app"] if tasks is not None and tasks.direction != "off" and tasks.writes_to("app") else ["ghl"]
+        legacy = [Rule(name=f"new_contact_task_{index + 1}", description="from entities.contact.new_contact_tasks",
+                       when={"new_contact": "app"}, legacy_task=index,
+                       if_={"field": task.only_if, "empty": False} if task.only_if else None,
+                       then=[{"create_task": CreateTask(side=side, title=task.title, body=task.body,
+                                                        due=Due(hours=task.due_in_hours))} for side in sides])
+                  for index, task in enumerate(contact.new_contact_tasks if contact else [])]
+        return legacy + [rule for rule in self.rules if rule.enabled]
+
+    @property
+    def first_call(self) -> NewContactTask | None:
+        """The first-call task the insights page looks for: ``insights.first_call_task``, else the
+        first task a new-contact rule creates (``new_contact_tasks`` included). None: any task of the
+        person counts as its first call."""
+        made = [(action.create_task.title, rule) for rule in self.active_rules if rule.when.event == "new_contact"
+                for action in rule.then if action.create_task is not None]
+        title = self.insights.first_call_task or next((title for title, _ in made), None)
+        rule = next((rule for made_title, rule in made if made_title == title), None)
+        condition = rule.if_ if rule else None  # "only those with a lead source": {field: x, empty: false}
+        only_if = condition.field if condition and condition.empty is False and condition.field \
+            and ":" not in condition.field else None
+        return None if title is None else NewContactTask(title=title, only_if=only_if)
 
     @property
     def app_asset(self) -> str | None:
@@ -309,6 +333,8 @@ def _problems(profile: Profile) -> list[str]:
         if entity == "appointment" and mapping.writes_to("ghl"):
             problems.append("key 'entities.appointment.direction': writing appointments to GHL is not supported; "
                             "use ghl_to_app or off")
+    if not problems:
+        problems += rule_problems(profile, CANONICAL)
     return problems
 
 

@@ -21,5 +21,5 @@ def test_migrations_create_every_layer_and_rerun_as_a_no_op(warehouse_url):
     for table in metadata.sorted_tables:
         assert {c["name"] for c in inspector.get_columns(table.name)} == set(table.columns.keys()), table.name
     with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0014_agency_location"
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0015_rules"
     engine.dispose()

@@ -16,7 +16,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "plugins" / "crm_sync"
 LAYERS: list[tuple[str, ...]] = [
     ("errors", "paths", "masking", "timezones", "digest", "transport", "records", "console_urls", "provider"),
     ("http", "paging", "warehouse"),
-    ("profile", "profile_base", "profile_app", "profile_matching", "profile_webhooks", "profile_agency", "locations",
+    ("profile", "profile_base", "profile_app", "profile_matching", "profile_webhooks", "profile_agency", "profile_rules",
+     "profile_rules_check", "locations",
      "alerts"),
     ("hooks", "webhooks", "review"),
     ("pipeline", "cli"),

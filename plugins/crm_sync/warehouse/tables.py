@@ -139,7 +139,27 @@ outbox = sa.Table(
     sa.Column("sent_run_id", sa.String(250), comment="the run whose load sent it, or last tried to; NULL: never tried"),
     sa.Column("before", sa.JSON(none_as_null=True),
               comment="the target's values of the payload's fields when planned (migration 0012)"),
+    sa.Column("rule", sa.String(250), comment="the rule(s), comma-separated, whose action is in it (0015)"),
     sa.Index("ix_outbox_link", "profile", "xref_id"),
+)
+
+rule_fire = sa.Table(  # each time a profile rule fired (migration 0015): once per rule, record and event
+    "rule_fire", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("profile", sa.String(64), nullable=False),
+    sa.Column("run_id", sa.String(250), nullable=False, comment="the run that fired it first"),
+    sa.Column("rule", sa.String(64), nullable=False),
+    sa.Column("event", sa.String(250), nullable=False, comment="what set it off, e.g. tag_added vip on ghl"),
+    sa.Column("entity", sa.String(16), nullable=False),
+    sa.Column("side", sa.String(8), nullable=False),
+    sa.Column("source_id", sa.String(128), nullable=False),
+    sa.Column("xref_id", sa.Integer),
+    sa.Column("contact_xref_id", sa.Integer),
+    sa.Column("fire_key", sa.String(64), nullable=False, unique=True),
+    sa.Column("writes", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("dry_run", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("fired_at", TS, nullable=False),
+    sa.Index("ix_rule_fire_run", "profile", "run_id"),
 )
 
 raw_landed = sa.Table(
