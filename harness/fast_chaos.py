@@ -8,7 +8,7 @@ of one side is armed to be held (``kill_before``: before the simulator applies i
 after), the fast lane and a batch run are triggered together, and the fast lane's task is
 SIGKILLed while its write is held. Airflow's retry (and, if a run still failed, further runs of
 both DAGs) then finish; a last run of each follows. Both sides must hold what fault-free in-process
-runs of the same seed and edits leave (harness.chaos.judge: D duplicates, L lost), and every event
+runs of the same seed and edits leave (harness.chaos_sides.judge: D duplicates, L lost), and every event
 must be marked done. Prints one line per trial and ``N trials, D duplicates, L lost``.
 """
 
@@ -29,12 +29,12 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 
-from harness import chaos
+from harness import chaos, chaos_sides
 from harness.airflow_runner import Services, airflow, airflow_services, free_port, prepare_metadata
 from harness.demo import APP_KEY, GHL_TOKEN, app_connection, demo_env, located_profiles
 from harness.demo_data import LOCATION_ID
 
-PROFILE, DAG_ID, FAST_DAG_ID = chaos.PROFILE, chaos.DAG_ID, f"{chaos.DAG_ID}_fast"
+PROFILE, DAG_ID, FAST_DAG_ID = chaos_sides.PROFILE, chaos_sides.DAG_ID, f"{chaos_sides.DAG_ID}_fast"
 FAULTS = ("kill_before", "kill_after")
 EDITS_PER_SIDE = 2
 MAX_ROUNDS = 3  # rounds of (fast run, batch run) until both succeed; one more round follows
@@ -65,7 +65,7 @@ def edits(trial: Trial, people: list[str]) -> dict[str, dict[str, str]]:
             "app": {email: f"Desk edit {trial.number}.{n}" for n, email in enumerate(chosen[EDITS_PER_SIDE:])}}
 
 
-def apply_edits(sides: chaos.Sides, wanted: dict[str, dict[str, str]]) -> list[tuple[str, str, str]]:
+def apply_edits(sides: chaos_sides.Sides, wanted: dict[str, dict[str, str]]) -> list[tuple[str, str, str]]:
     """Make the edits through each side's API; (side, record id, event type) per edit."""
     made = []
     ghl = {(c.get("email") or "").lower(): c["id"] for c in sides.admin["ghl"].get("/records/contacts").json()}
@@ -100,7 +100,7 @@ def store_events(warehouse: sa.Engine, made: list[tuple[str, str, str]]) -> int:
 def reference(trial: Trial, home: Path, ghl_seed: dict, app_seed: dict) -> Counter:
     """What both sides hold after fault-free runs: a first sync, the edits, a second batch run."""
     home.mkdir(parents=True, exist_ok=True)
-    with chaos._IN_PROCESS, chaos.simulators(ghl_seed, app_seed) as sides:
+    with chaos._IN_PROCESS, chaos_sides.simulators(ghl_seed, app_seed) as sides:
         chaos.run_in_process(sides, home, f"reference__{trial.number}_1")
         people = [(c.get("email") or "").lower() for c in sides.admin["ghl"].get("/records/contacts").json()]
         desk = {(m.get("email") or "").lower() for m in sides.admin["app"].get("/records/members").json()}
@@ -132,7 +132,7 @@ class FastLane:
         rows = self.services.query("SELECT state FROM dag_run WHERE run_id = ?", run_id)
         return rows[0][0] if rows else None
 
-    def wait(self, run_ids: list[str], trial: Trial, sides: chaos.Sides, deadline: float) -> list[str]:
+    def wait(self, run_ids: list[str], trial: Trial, sides: chaos_sides.Sides, deadline: float) -> list[str]:
         """The runs' final states; the fast lane's task is SIGKILLed once the armed write is held."""
         while True:
             states = [self.state(run_id) for run_id in run_ids]
@@ -153,7 +153,7 @@ class FastLane:
         deadline = time.monotonic() + chaos.TRIAL_TIMEOUT_S * 2
         for suffix in ("", "-wal", "-shm"):
             Path(f"{self.warehouse}{suffix}").unlink(missing_ok=True)
-        with chaos.simulators(ghl_seed, app_seed, self.ports) as sides:
+        with chaos_sides.simulators(ghl_seed, app_seed, self.ports) as sides:
             if self.wait([self.trigger(trial, DAG_ID)], trial, sides, deadline) != ["success"]:
                 raise RuntimeError("the first sync failed")
             people = [(c.get("email") or "").lower() for c in sides.admin["ghl"].get("/records/contacts").json()]
@@ -181,7 +181,7 @@ class FastLane:
                 trial.pending = events - done
             finally:
                 warehouse.dispose()
-            trial.duplicates, trial.lost, trial.detail = chaos.judge(expected, sides.holdings())
+            trial.duplicates, trial.lost, trial.detail = chaos_sides.judge(expected, sides.holdings())
 
 
 @contextmanager

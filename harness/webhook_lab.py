@@ -23,7 +23,7 @@ import httpx
 import sqlalchemy as sa
 
 from harness.airflow_runner import Services, airflow, airflow_services, prepare_metadata
-from harness.chaos import Sides, simulators
+from harness.chaos_sides import Sides, simulators
 from harness.demo import (APP_KEY, APP_WEBHOOK_SECRET, GHL_TOKEN, RECEIVER_PATH, app_connection, demo_env,
                           located_profiles)
 from harness.demo_data import LOCATION_ID

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from harness.chaos import judge
+from harness.chaos_sides import judge
 
 
 def held(*records: tuple[str, str, str, dict]) -> Counter:
