@@ -76,7 +76,7 @@ MEMBERS = _resource(
     "members", "member_id", "mem_",
     (Field("first_name"), Field("last_name"), Field("email", "email"), Field("phone"),
      Field("company", max_length=MAX_COMPANY_LENGTH), Field("lead_source"),
-     Field("status", choices=("active", "lead", "archived"))),
+     Field("status", choices=("active", "lead", "archived")), Field("segment")),
     lists=(Listing(filters=FILTERS, lookup=("email",)),), defaults={"status": "active"},
     delete=SoftDelete({"status": "archived"}))
 TASKS = _resource(
