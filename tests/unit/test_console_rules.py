@@ -146,7 +146,8 @@ def test_each_active_rule_shows_in_words_with_how_often_it_fired_per_run(client,
 
 def test_a_preview_lists_the_records_a_rule_would_act_on_and_writes_nothing(client, warehouse):
     with warehouse.connect() as conn:
-        before = [conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one() for t in (outbox, rule_fire, xref)]
+        before = [conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
+                  for t in (outbox, rule_fire, xref)]
     answer = client.get(f"/dags/{DAG}/rules/preview", params={"rule": "web_leads_to_trial"})
     assert answer.status_code == 200, answer.text
     page = answer.text
