@@ -17,6 +17,7 @@ from crm_sync.pipeline.rules_preview import preview, rule_named
 from crm_sync.paths import PROJECT_ROOT
 from crm_sync.profile import load_profile
 from crm_sync.warehouse.tables import outbox, rule_fire, staging_contact, staging_record, xref
+from crm_sync.web.datamodels import RunReport
 
 from tests.integration.test_rules_engine import EARLY, RULES, ghl_contact, run, stamp
 
@@ -146,6 +147,9 @@ def test_the_report_names_each_writes_rule_and_counts_the_rules_fired_a_dry_runs
     assert ("contact", "app", "create", "web_leads_to_trial") in by_rule  # the mapping's create, the segment in it
     assert ("task", "ghl", "create", "web_leads_to_trial") in by_rule
     assert ("contact", "app", "create", "") in by_rule  # Bo's and Cy's: the field mapping's own
+    as_json = RunReport.model_validate(first)  # the console's JSON says the same
+    assert [(f.rule, f.fired, f.writes) for f in as_json.rules_fired] == [("web_leads_to_trial", 1, 3)]
+    assert sorted(w.rules for w in as_json.writes if w.rules) == [["web_leads_to_trial"]] * 3
     page = render(first)
     assert '<tr><td>web_leads_to_trial</td><td class="num">1</td><td class="num">3</td></tr>' in page
     assert '<td class="rule">web_leads_to_trial</td>' in page and '<td class="rule"></td>' in page

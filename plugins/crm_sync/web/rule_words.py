@@ -6,6 +6,7 @@ what the engine does, not what the file looked like.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from crm_sync.profile import Profile
@@ -13,6 +14,7 @@ from crm_sync.profile_rules import Action, Condition, Due, Rule
 
 SIDES = {"ghl": "GHL", "app": "the app", "any": "either side"}
 OPS = {"gt": "is more than", "gte": "is at least", "lt": "is less than", "lte": "is at most"}
+MOMENT_OPS = {"gt": "is after", "gte": "is at or after", "lt": "is before", "lte": "is at or before"}
 UNITS = {"m": "minute", "h": "hour", "d": "day"}
 
 
@@ -88,7 +90,9 @@ def condition_lines(condition: Condition | None, depth: int = 0) -> list[tuple[i
     if condition.contains is not None:
         return [(depth, f"{name} contains {_value(condition.contains)}")]
     op = next(op for op in OPS if getattr(condition, op) is not None)
-    return [(depth, f"{name} {OPS[op]} {_moment(getattr(condition, op))}")]
+    bound = getattr(condition, op)
+    said = MOMENT_OPS[op] if isinstance(bound, str | datetime) else OPS[op]  # a date (or relative): when
+    return [(depth, f"{name} {said} {_moment(bound)}")]
 
 
 def due(spec: Due, profile: Profile) -> str:
