@@ -57,7 +57,7 @@ def client(sqlite_warehouse, profile):
     """The console with Airflow's login stood in for (test_console_access.py holds that the real
     dependencies refuse everyone else), over this profile."""
     app = create_app()
-    for depends in (*security.LOGGED_IN, *security.READ_DAG, *security.READ_RUNS):
+    for depends in (*security.LOGGED_IN, *security.READ_DAG, *security.READ_RUNS, *security.READ_TASK_LOGS):
         app.dependency_overrides[depends.dependency] = lambda: None
     app.dependency_overrides[security.may_read_task_logs] = lambda: False
     app.dependency_overrides[services.profile_of] = lambda dag_id: profile
@@ -182,3 +182,33 @@ def test_a_preview_of_an_unknown_rule_is_a_404_naming_the_rules_and_no_rule_show
     assert choice.status_code == 200 and 'id="preview"' not in choice.text
     assert re.findall(r"<option>(\w+)</option>", choice.text) == [
         "new_contact_task_1", "new_contact_task_2", "web_leads_to_trial", "vip_note"]
+
+
+def test_a_run_report_names_each_writes_rule_and_the_rules_fired(client, warehouse):
+    from urllib.parse import quote
+
+    with warehouse.begin() as conn:
+        conn.execute(sa.insert(outbox), [
+            {"profile": "gymdesk", "run_id": OLD, "entity": "contact", "side": "app", "op": "update", "xref_id": 1,
+             "target_id": target, "payload": payload, "merged": {}, "decisions": [], "idempotency_key": key,
+             "status": "pending", "created_at": T0, "rule": rule}
+            for target, payload, key, rule in (
+                ("mem_1", {"@set": {"segment": "trial"}, "first_name": "Ana"}, "k1", "vip_note,web_leads_to_trial"),
+                ("mem_2", {"first_name": "Bo"}, "k2", None))])
+    answer = client.get(f"/dags/{DAG}/runs/{quote(OLD, safe='')}")
+    assert answer.status_code == 200, answer.text
+    page = answer.text
+
+    fired = words(page, "rules-fired-table")
+    assert fired == "rule times fired writes web_leads_to_trial 2 5"
+    assert 'href="?q=web_leads_to_trial#writes-heading">web_leads_to_trial</a>' in page  # its writes, searched
+    assert f'href="/dags/{DAG}/rules" id="rules-link"' in page
+    written = page.split('<table id="writes">')[1]
+    rows = re.findall(r'<tr><td>contact</td><td>app</td><td>update</td><td>(mem_\d)</td>.*?<td class="rule">([^<]*)</td>',
+                      written, re.S)
+    assert rows == [("mem_1", "vip_note, web_leads_to_trial"), ("mem_2", "")]  # the mapping's own: no rule
+    searched = client.get(f"/dags/{DAG}/runs/{quote(OLD, safe='')}?q=vip_note").text.split('<table id="writes">')[1]
+    assert "mem_1" in searched and "mem_2" not in searched
+    as_json = client.get(f"/api/dags/{DAG}/runs/{quote(OLD, safe='')}").json()
+    assert as_json["rules_fired"] == [{"rule": "web_leads_to_trial", "fired": 2, "writes": 5, "dry_run": False}]
+    assert [w["rules"] for w in as_json["writes"]] == [["vip_note", "web_leads_to_trial"], []]
