@@ -204,8 +204,8 @@ def test_a_run_report_names_each_writes_rule_and_the_rules_fired(client, warehou
     assert 'href="?q=web_leads_to_trial#writes-heading">web_leads_to_trial</a>' in page  # its writes, searched
     assert f'href="/dags/{DAG}/rules" id="rules-link"' in page
     written = page.split('<table id="writes">')[1]
-    rows = re.findall(r'<tr><td>contact</td><td>app</td><td>update</td><td>(mem_\d)</td>.*?<td class="rule">([^<]*)</td>',
-                      written, re.S)
+    rows = re.findall(r'<tr><td>contact</td><td>app</td><td>update</td><td>(mem_\d)</td>'
+                      r'.*?<td class="rule">([^<]*)</td>', written, re.S)
     assert rows == [("mem_1", "vip_note, web_leads_to_trial"), ("mem_2", "")]  # the mapping's own: no rule
     searched = client.get(f"/dags/{DAG}/runs/{quote(OLD, safe='')}?q=vip_note").text.split('<table id="writes">')[1]
     assert "mem_1" in searched and "mem_2" not in searched
