@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 from crm_sync.pipeline.report import build_report, render
+from crm_sync.pipeline.report_pages import listed
 from crm_sync.pipeline.rule_fires import fired_in_run
 from crm_sync.pipeline.rules_preview import preview, rule_named
 from crm_sync.paths import PROJECT_ROOT
@@ -167,3 +168,12 @@ def test_the_report_names_each_writes_rule_and_counts_the_rules_fired_a_dry_runs
     with eng.connect() as conn:  # the real run before it: its own firings, not the dry run's
         assert fired_in_run(conn, "gymdesk", "manual__2") == []
         assert fired_in_run(conn, "gymdesk", "manual__1") == first["rules_fired"]
+
+    run(profile, "manual__4")  # the real run fires the rule again and sends what the dry run showed
+    with eng.connect() as conn:
+        real = build_report(conn, profile, "manual__4")
+        writes, _, _ = listed(conn, "gymdesk", "manual__4", False)
+    assert real["rules_fired"] == [{"rule": "vip_note", "fired": 1, "writes": 2, "dry_run": False}]
+    segment = next(w for w in writes if w["entity"] == "contact")
+    assert segment["rules"] == ["vip_note"] and segment["status"] == "sent"
+    assert segment["changes"] == [{"field": "app:segment", "before": "", "after": "vip"}]

@@ -242,8 +242,11 @@ def _changes(write: Any, zone: tzinfo = UTC) -> list[dict[str, str]]:
         instant = kinds.get(name, ("",))[0] == "datetime" and isinstance(value, str) and len(value) > 10
         return show(value, zone) if instant else str(value)
 
+    payload = dict(write.payload or {})
+    # a rule's ``set`` of a side's own field (payload ``@set``) is shown as that field, named ``<side>:<path>``
+    payload |= {f"{write.side}:{path}": value for path, value in (payload.pop("@set", None) or {}).items()}
     return [{"field": name, "before": "" if write.op == "create" else shown(name, held.get(name)),
-             "after": shown(name, value)} for name, value in (write.payload or {}).items()]
+             "after": shown(name, value)} for name, value in payload.items()]
 
 
 # --- the report's counts ------------------------------------------------------------------------------
