@@ -76,8 +76,8 @@ def _noted_when_written(note: dict[str, Any]) -> None:
 MEMBERS = _resource(
     "members", "member_id", "mem_",
     (Field("first_name"), Field("last_name"), Field("email", "email"), Field("phone"),
-     Field("company", max_length=MAX_COMPANY_LENGTH), Field("lead_source"), Field("segment"),
-     Field("status", choices=("active", "lead", "archived"))),
+     Field("company", max_length=MAX_COMPANY_LENGTH), Field("lead_source"),
+     Field("status", choices=("active", "lead", "archived")), Field("segment")),
     lists=(Listing(filters=FILTERS, lookup=("email",)),), defaults={"status": "active"},
     delete=SoftDelete({"status": "archived"}))
 TASKS = _resource(

@@ -35,7 +35,7 @@ from crm_sync.http import ApiError
 from crm_sync.pipeline import webhook_events
 from crm_sync.pipeline.context import RunContext, advance_watermark, log_step, utcnow
 from crm_sync.pipeline.landing import mark_written
-from crm_sync.pipeline.normalize import canonical_record, to_side
+from crm_sync.pipeline.normalize import canonical_record, to_side, write_sets
 from crm_sync.pipeline.reconcile.children import NATURAL_KEY
 from crm_sync.pipeline.stage import record_hash
 from crm_sync.profile import Side
@@ -82,6 +82,7 @@ class Sender:
     def send(self, row: sa.Row) -> dict[str, Any] | None:
         fields = self.profile.fields(row.entity)
         body = to_side(row.entity, row.payload, row.side, fields, full=row.merged, zone=self.profile.zone)
+        write_sets(body, row.payload.get("@set"), row.side)  # a profile rule's own fields
         if row.side == "ghl":
             return self._ghl(row, body)
         return self._app(row, body)

@@ -304,3 +304,15 @@ def to_side(entity: str, values: dict[str, Any], side: Side, fields: dict[str, F
         parts = {spec.part: source.get(name) for name, spec in fields.items() if spec.app == path and spec.part}
         set_path(body, path, " ".join(p for p in (parts.get("first"), parts.get("last")) if p) or None)
     return body
+
+
+def write_sets(body: dict[str, Any], sets: dict[str, Any] | None, side: Side) -> dict[str, Any]:
+    """A profile rule's ``set`` actions (payload ``@set``: a side's own field -> value) in a write's
+    body: an app dotted path as it is; on GHL ``customField.<id>`` as GHL's ``customFields`` input
+    (``{id, field_value}``), any other name as a top-level field."""
+    for name, value in (sets or {}).items():
+        if side == "ghl" and name.startswith("customField."):
+            body.setdefault("customFields", []).append({"id": name.removeprefix("customField."), "field_value": value})
+        else:
+            set_path(body, name, value)
+    return body

@@ -1,12 +1,10 @@
 """Identity and review decisions for contacts: which unlinked records are the same person (the
 other side's id a record keeps, then email, then phone), which are ambiguous and wait in the review
 queue (crm_sync.review), which a person linked or kept apart, and which would land on another
-record if created. Then the contacts' merges, creates and the new contacts' template tasks are
+record if created. Then the contacts' merges and creates are
 planned, and ambiguous or kept-apart records quarantined."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -24,16 +22,16 @@ from crm_sync.pipeline.reconcile.links import (
     read_link_ids,
     read_links,
 )
-from crm_sync.pipeline.reconcile.planner import OTHER, Planner, staged_record
+from crm_sync.pipeline.reconcile.planner import OTHER, Planner
 from crm_sync.pipeline.stage import quarantine_row
 from crm_sync.profile import Side
 from crm_sync.warehouse.ops import insert_ignore
 from crm_sync.warehouse.tables import quarantine, staging_contact
 
 
-def reconcile_contacts(conn: sa.Connection, ctx: RunContext, plan: Planner, tasks: Planner | None) -> dict[str, int]:
+def reconcile_contacts(conn: sa.Connection, ctx: RunContext, plan: Planner) -> dict[str, int]:
     """Plan the contacts' writes: merges of changed links, identity for unlinked records (rules, then
-    review decisions), creates (and their template ``tasks``), review candidates and quarantines.
+    review decisions), creates, review candidates and quarantines.
     Returns the step's identity counts."""
     staged = pd.read_sql(sa.select(staging_contact).where(staging_contact.c.profile == ctx.profile.name), conn)
     unlinked = review.drop_undone_links(conn, ctx.profile.name)
@@ -70,14 +68,8 @@ def reconcile_contacts(conn: sa.Connection, ctx: RunContext, plan: Planner, task
     for link in plan.settle_identical(matched_links, ghl, app).itertuples():
         plan.pair(int(link.id), ghl.loc[link.ghl_id], app.loc[link.app_id], None,
                   keep_conflicts=(link.ghl_id, link.app_id) in by_review)
-    created_in_ghl: list[tuple[int, dict[str, Any]]] = []
     for link_id, side, row in one_sided(link_ids, busy, ghl, app):
-        before = len(plan.outbox)
         plan.create(link_id, side, row)
-        if any(r["side"] == "ghl" and r["op"] == "create" for r in plan.outbox[before:]):
-            created_in_ghl.append((link_id, staged_record(row, "contact")))
-    if tasks is not None:
-        plan.template_tasks(conn, created_in_ghl, tasks)
     first_time = _first_honoured(decided, chosen, link_ids, lone_ghl, lone_app)
     review.mark_applied(conn, ctx.profile.name, ctx.run_id, first_time)
     review.replace_candidates(conn, ctx.profile.name, ctx.run_id, ambiguous)

@@ -6,18 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
-import sqlalchemy as sa
 
 from crm_sync.pipeline.context import RunContext, utcnow
 from crm_sync.pipeline.matching import diff
 from crm_sync.pipeline.merge import merge
-from crm_sync.pipeline.reconcile.links import reserve_links
-from crm_sync.profile import CANONICAL, GHL_READ_ONLY, NewContactTask, Side
-from crm_sync.warehouse.outbox import xref_ids_by_key
+from crm_sync.profile import CANONICAL, GHL_READ_ONLY, Side
 
 OTHER: dict[Side, Side] = {"ghl": "app", "app": "ghl"}
 
@@ -37,7 +33,7 @@ def staged_record(row: pd.Series, entity: str) -> dict[str, Any]:
     return {**values, "updated_at": _value(row["updated_at"])}
 
 
-def _idempotency_key(ctx: RunContext, entity: str, side: Side, op: str, ids: tuple, hashes: tuple,
+def idempotency_key(ctx: RunContext, entity: str, side: Side, op: str, ids: tuple, hashes: tuple,
                      payload: dict) -> str:
     material = json.dumps([ctx.profile.name, entity, side, op, ids, hashes, payload], sort_keys=True, default=str)
     return hashlib.sha256(material.encode()).hexdigest()
@@ -60,6 +56,11 @@ class Planner:
         self.fields = ctx.profile.fields(entity)
         self.outbox: list[dict[str, Any]] = []
         self.link_updates: list[dict[str, Any]] = []
+        # What the profile's rules look at (crm_sync.pipeline.reconcile.rule_plan): the changed pairs
+        # (link, GHL row, app row, last synced values, contact link) and the records whose create on the
+        # other side is planned (link, side, row, contact link).
+        self.pairs: list[tuple[int, pd.Series, pd.Series, dict | None, int | None]] = []
+        self.created: list[tuple[int, Side, pd.Series, int | None]] = []
 
     def write(self, side: Side, op: str, xref_id: int, target_id: str | None, payload: dict, merged: dict,
               source_hash: str | None, ids: tuple, hashes: tuple, decisions: list,
@@ -76,7 +77,7 @@ class Planner:
             "op": op, "xref_id": xref_id, "contact_xref_id": contact_xref_id, "target_id": target_id,
             "payload": payload, "merged": merged, "source_hash": source_hash, "decisions": decisions,
             "before": before(op, payload, current), "status": "pending", "attempts": 0, "created_at": utcnow(),
-            "idempotency_key": _idempotency_key(self.ctx, self.entity, side, op, ids, hashes, payload),
+            "rule": None, "idempotency_key": idempotency_key(self.ctx, self.entity, side, op, ids, hashes, payload),
         })
 
     def accepted(self, side: Side, values: dict[str, Any]) -> dict[str, Any]:
@@ -94,9 +95,12 @@ class Planner:
         if a.deleted:
             self.deleted(xref_id, g, a, contact_xref_id)
             return
+        self.pairs.append((xref_id, g, a, base, contact_xref_id))
         merged = merge(ghl_rec, app_rec, base, self.fields, self.mapping.conflict, self.entity, keep_conflicts)
-        ghl_patch, app_patch = merged.patch_for(ghl_rec), merged.patch_for(app_rec)
-        ghl_patch = {k: v for k, v in ghl_patch.items() if (self.entity, k) not in GHL_READ_ONLY}
+        # Only what each side holds, accepts and is written: a field one side lacks (tags GHL keeps alone)
+        # is no write, so such a pair is settled (its hashes recorded), not merged again every run.
+        ghl_patch, app_patch = (self.accepted(side, merged.patch_for(rec)) if self.mapping.writes_to(side) else {}
+                                for side, rec in (("ghl", ghl_rec), ("app", app_rec)))
         if not ghl_patch and not app_patch:
             self.link_updates.append({"id": xref_id, "ghl_hash": g.content_hash, "app_hash": a.content_hash,
                                       "base": merged.values})
@@ -182,50 +186,11 @@ class Planner:
         merged = merge(record, record, None, self.fields, self.mapping.conflict, self.entity)
         payload = {k: v for k, v in merged.values.items() if v is not None}
         ids, hashes = (source, row.source_id), (row.content_hash,)
+        planned = len(self.outbox)
         self.write(OTHER[source], "create", xref_id, None, payload, merged.values, row.content_hash, ids, hashes,
                    merged.decisions, contact_xref_id)
+        if len(self.outbox) > planned:
+            self.created.append((xref_id, source, row, contact_xref_id))
         # Fallback values reach the source side too, so both end up holding the same record.
         self.write(source, "update", xref_id, row.source_id, merged.patch_for(record), merged.values,
                    row.content_hash, ids, hashes, merged.decisions, contact_xref_id, record)
-
-    def template_tasks(self, conn: sa.Connection, created: list[tuple[int, dict[str, Any]]],
-                       tasks: Planner) -> None:
-        """The profile's tasks for each person the app brings to GHL (a lead's first call, a reminder),
-        given as (contact link, record): created in GHL and, when tasks sync to the app, in the app in
-        the same load, under one link made here. A contact create planned again (its first one failed)
-        plans the same tasks again: those already in the outbox get no second link."""
-        sides: list[Side] = ["ghl", "app"] if tasks.mapping.writes_to("app") else ["ghl"]
-        now = utcnow()  # one clock for both sides: their due dates are the same
-        planned = [[self._template_row(tasks, side, contact_link, index, template, now) for side in sides]
-                   for contact_link, record in created
-                   for index, template in enumerate(self.mapping.new_contact_tasks)
-                   if not template.only_if or record.get(template.only_if)]
-        keys = [row["idempotency_key"] for rows in planned for row in rows]
-        known = xref_ids_by_key(conn, keys)
-        fresh = [rows for rows in planned if not any(row["idempotency_key"] in known for row in rows)]
-        for rows, link_id in zip(fresh, reserve_links(conn, self.ctx, "task", len(fresh)), strict=True):
-            for row in rows:
-                row["xref_id"] = link_id
-        for rows in planned:  # planned before: queued again as they are (a dry run's rows become due)
-            for row in rows:
-                if row["idempotency_key"] in known:
-                    row["xref_id"] = known[row["idempotency_key"]]
-        tasks.outbox += [row for rows in planned for row in rows if row["xref_id"] is not None]
-
-    def _template_row(self, tasks: Planner, side: Side, contact_link: int, index: int,
-                      template: NewContactTask, now: datetime) -> dict[str, Any]:
-        """One side's create of a ``new_contact_tasks`` template; its key is the same in every run."""
-        due = (now + timedelta(hours=template.due_in_hours)).replace(microsecond=0)
-        task = {"title": template.title, "body": template.body, "completed": False,
-                "due_date": due.strftime("%Y-%m-%dT%H:%M:%SZ")}
-        merged = {k: v for k, v in task.items() if v is not None and k in tasks.fields}
-        return {
-            "profile": self.ctx.profile.name, "run_id": self.ctx.run_id, "entity": "task", "side": side,
-            "op": "create", "xref_id": None, "contact_xref_id": contact_link, "target_id": None,
-            "payload": tasks.accepted(side, merged), "merged": merged, "source_hash": None, "before": None,
-            "status": "pending",
-            "attempts": 0, "created_at": now,
-            "decisions": [{"field": "*", "winner": "profile", "reason": "new_contact_tasks template",
-                           "ghl": "", "app": "", "value": template.title}],
-            "idempotency_key": _idempotency_key(self.ctx, "task", side, "template", (contact_link, index), (), {}),
-        }

@@ -19,6 +19,8 @@ Contacts first, then tasks, notes and appointments (they link through their cont
    deleted on the app (its soft-delete marker), or a linked child missing from a complete list
    of its GHL contact's children, follows the profile's ``on_delete``. Links with writes still
    pending wait for load to finish them.
+4. The profile's rules look at the run's changes (crm_sync.pipeline.reconcile.rule_plan): their
+   actions join the contact's planned write or become writes of their own, each naming its rule.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from crm_sync.pipeline.reconcile.children import reconcile_children
 from crm_sync.pipeline.reconcile.identity import reconcile_contacts
 from crm_sync.pipeline.reconcile.links import save_link_updates
 from crm_sync.pipeline.reconcile.planner import Planner
+from crm_sync.pipeline.reconcile.rule_plan import plan_rules
 from crm_sync.warehouse import outbox
 from crm_sync.warehouse.lock import profile_lock
 from crm_sync.warehouse.tables import raw_record
@@ -47,10 +50,12 @@ def reconcile(ctx: RunContext) -> dict[str, Any]:
     planners = {entity: Planner(ctx, entity) for entity in ctx.profile.synced()}
     now = utcnow()
     with profile_lock(eng, ctx.profile.name, "reconcile"), eng.begin() as conn:
-        stats = reconcile_contacts(conn, ctx, planners["contact"], planners.get("task"))
+        stats = reconcile_contacts(conn, ctx, planners["contact"])
         for entity, plan in planners.items():
             if entity != "contact":
                 stats[f"{entity}_waiting_for_contact"] = reconcile_children(conn, ctx, plan)["waiting_for_contact"]
+        if fired := plan_rules(conn, ctx, planners):
+            stats["rules_fired"] = fired
         rows = [row for plan in planners.values() for row in plan.outbox]
         save_link_updates(conn, [u for plan in planners.values() for u in plan.link_updates], now)
         outbox.queue(conn, rows, ctx.dry_run)
