@@ -17,6 +17,7 @@ from fastapi import Request
 
 from harness.simulators import ghl_keys
 from harness.simulators.base import SimState, Table, now_iso, parse_iso
+from harness.simulators.ghl_custom_fields import custom_field_problems, merged_custom_fields
 from harness.simulators.ghl_webhooks import Webhooks
 
 API_VERSION = "2021-07-28"
@@ -321,8 +322,11 @@ class GHLSimulator:
         return contact
 
     def write(self, contact: dict[str, Any], body: dict[str, Any]) -> set[str]:
-        """Apply contact fields (``tags`` replaces all tags, ``null`` clears a field); stamps
+        """Apply contact fields (``tags`` replaces all tags, ``customFields`` only those it names,
+        ``null`` clears a field); stamps
         dateUpdated; returns the changed fields."""
+        if "customFields" in body:  # merged by id, kept as [{id, value}] (ghl_custom_fields)
+            body = {**body, "customFields": merged_custom_fields(contact.get("customFields"), body["customFields"])}
         changed = assign(contact, body, CONTACT_FIELDS)
         contact.setdefault("tags", [])
         if contact.get("email"):
@@ -376,7 +380,7 @@ def validate_contact(body: dict[str, Any]) -> list[str]:
     tags = body.get("tags")
     if tags is not None and not (isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
         problems.append("tags must be an array of strings")
-    return problems
+    return problems + custom_field_problems(body.get("customFields"))
 
 
 def require(body: dict[str, Any], *names: str) -> None:
