@@ -53,7 +53,10 @@ def _rule_problems(profile: Any, canonical: dict[str, dict[str, Any]], rule: Rul
     if not _synced(profile, entity):
         problems.append(f"when.{when.event}: entities.{entity} is not synced, so this never fires")
     elif when.field_changed is not None:
-        if problem := _field_problem(profile, canonical, "contact", when.field_changed):
+        if is_raw(when.field_changed):  # a side's own field has no last synced value to differ from
+            problems.append(f"when.field_changed: '{when.field_changed}' is a side's own field, which the sync "
+                            "does not keep, so a change of it is never seen; watch a mapped canonical field")
+        elif problem := _field_problem(profile, canonical, "contact", when.field_changed):
             problems.append(f"when.field_changed: {problem}")
     elif when.event in ("tag_added", "tag_removed") and (problem := _field_problem(profile, canonical,
                                                                                    "contact", "tags")):

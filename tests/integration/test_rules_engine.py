@@ -97,8 +97,8 @@ def test_each_trigger_fires_once_and_its_writes_name_the_rule(gymdesk_warehouse,
     assert "segment" not in members["bo@example.com"] and "segment" not in members["cy@example.com"]
     tasks = [t for t in ghl_sim.records("tasks")]
     assert [(t["contactId"], t["title"], t["body"]) for t in tasks] == [("c_ana", "Call Ana", "Lead from Website")]
-    assert tasks[0]["dueDate"].startswith((datetime.fromisoformat(EARLY.replace("Z", "+00:00"))
-                                           + timedelta(days=1)).strftime("%Y-%m-%dT09:00:00"))
+    # due the day after the sync first saw her (not after her last edit, weeks ago), at 09:00 (UTC profile)
+    assert tasks[0]["dueDate"].startswith((datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%dT09:00:00"))
     assert ("contact", "app", "create", "web_leads_to_trial", "sent") in rows(eng, "manual__1")
     assert ("task", "ghl", "create", "web_leads_to_trial", "sent") in rows(eng, "manual__1")
     # tasks sync both ways: the rule's GHL task reaches Gymdesk in the same run, under the same link

@@ -241,7 +241,6 @@ def test_generic_routes_by_lifecycle_stage_tags_and_source():
     assert all(r.when.new_contact == "ghl" for r in generic.rules)
 
 
-@pytest.mark.xfail(strict=True, reason="open: the check lets field_changed name a raw app:/ghl: field, which the "
-                   "engine never fires (pipeline.rules.trigger compares canonical values only)")
 def test_field_changed_on_a_raw_field_is_refused_as_never_firing():
-    refused("gymflow", [rule(when={"field_changed": "app:visits_last_30d"})])
+    error = refused("gymflow", [rule(when={"field_changed": "app:visits_last_30d"})])
+    assert "when.field_changed: 'app:visits_last_30d' is a side's own field" in error and "(rule '" in error

@@ -97,11 +97,12 @@ class Subjects:
         self.bases: dict[int, dict[str, Any]] = {}  # contact link -> its last synced values
         raws = self._raws([row.raw_id for plan in planners.values() for row in self._rows(plan)])
         contact_plan = planners["contact"]
+        seen_now = utcnow()  # a person is new to the sync when the sync first sees them: now, for every one
         for link, side, row, _ in contact_plan.created:
             values = _values(row, "contact")
             self.contacts[(link, side)] = (row.source_id, values)
             self.contacts[(link, "app" if side == "ghl" else "ghl")] = (None, values)  # its create is planned
-            self._add(Subject("contact", side, row.source_id, values, None, self._time(row), link, link, new=True,
+            self._add(Subject("contact", side, row.source_id, values, None, seen_now, link, link, new=True,
                               contact=values, raw={side: raws.get(row.raw_id)}))
         for link, g, a, base, _ in contact_plan.pairs:
             if base:
@@ -132,7 +133,7 @@ class Subjects:
         return self.by_entity.get(entity, [])
 
     def _time(self, row: pd.Series) -> Any:
-        """The event's moment: the record's updated-at (the same in every run), else now."""
+        """A change's moment: the record's updated-at (the same in every run), else now."""
         return _when(row.updated_at) or utcnow()
 
     def _raws(self, ids: list[Any]) -> dict[Any, dict[str, Any]]:
