@@ -323,7 +323,9 @@ class GHLSimulator:
     def write(self, contact: dict[str, Any], body: dict[str, Any]) -> set[str]:
         """Apply contact fields (``tags`` replaces all tags, ``null`` clears a field); stamps
         dateUpdated; returns the changed fields."""
-        changed = assign(contact, body, CONTACT_FIELDS)
+        changed = assign(contact, body, tuple(f for f in CONTACT_FIELDS if f != "customFields"))
+        if _store_custom_fields(contact, body.get("customFields")):
+            changed.add("customFields")
         contact.setdefault("tags", [])
         if contact.get("email"):
             contact["emailLowerCase"] = contact["email"].lower()
@@ -353,6 +355,24 @@ class GHLSimulator:
 
     def emit_appointment(self, event_type: str, appointment: dict[str, Any]) -> None:
         self.webhooks.emit(event_type, appointment["locationId"], {"appointment": dict(appointment)})
+
+
+def _store_custom_fields(contact: dict[str, Any], given: Any) -> bool:
+    """GHL's custom field input ``[{id, field_value}]`` is stored and answered as ``[{id, value}]``
+    (contacts.json: CustomFieldSchema); a write sets the fields it names and keeps the others."""
+    if not isinstance(given, list):
+        return False
+    held = {item.get("id"): item for item in contact.get("customFields") or [] if isinstance(item, dict)}
+    before = {key: item.get("value") for key, item in held.items()}
+    for item in given:
+        if isinstance(item, dict) and item.get("id"):
+            value = item.get("field_value", item.get("value"))
+            if value is None:
+                held.pop(item["id"], None)
+            else:
+                held[item["id"]] = {"id": item["id"], "value": value}
+    contact["customFields"] = list(held.values())
+    return before != {key: item["value"] for key, item in held.items()}
 
 
 def assign(record: dict[str, Any], body: dict[str, Any], fields: tuple[str, ...]) -> set[str]:
