@@ -158,9 +158,10 @@ def fires(engine) -> set[tuple]:
 
 
 def outbox(engine, run_id: str) -> list[tuple]:
+    """The writes a run planned or sent (a dry run's rows are sent by the real run that plans them again)."""
     with engine.connect() as conn:
         return sorted((r.entity, r.side, r.op, r.rule or "", r.status) for r in conn.execute(
-            sa.text("SELECT * FROM outbox WHERE run_id = :run"), {"run": run_id}))
+            sa.text("SELECT * FROM outbox WHERE :run IN (run_id, sent_run_id)"), {"run": run_id}))
 
 
 def by_id(sim, collection: str) -> dict[str, dict]:
@@ -202,6 +203,7 @@ def test_every_trigger_condition_and_action_through_airflow_runs(airflow_home, w
     assert [(n["member_id"], n["content"]) for n in gymdesk_sim.records("notes")] == [
         (members["dan"]["id"], "Ask Dan for a phone number")]
 
+
     # 2. Every trigger happens; a dry run plans each rule's writes, names the rule, and sends nothing.
     change_book(ghl_sim, gymdesk_sim, now)
     changed = holdings(ghl_sim, gymdesk_sim)
@@ -224,7 +226,9 @@ def test_every_trigger_condition_and_action_through_airflow_runs(airflow_home, w
     real, fired, writes = sync(airflow_home, env, engine, sims)
     assert fired == {"company_moved": 1, "referred": 1, "vip": 2, "unpaused": 1, "no_show": 1, "call_done": 1}
     assert fires(engine) == {(*f, first, False) for f in new_rules} | {(*f, real, False) for f in later}
-    assert {status for *_, status in outbox(engine, real)} == {"sent"}
+    sent = outbox(engine, real)
+    assert {status for *_, status in sent} == {"sent"}
+    assert {(entity, side, op, rule) for entity, side, op, rule, _ in sent if rule} == named
     members = {m["email"].split("@")[0]: m for m in gymdesk_sim.records("members")}
     contacts = {c["email"].split("@")[0]: c for c in ghl_sim.records("contacts")}
     segments = {name: m.get("segment") for name, m in members.items() if m.get("segment")}
