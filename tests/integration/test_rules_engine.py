@@ -162,3 +162,23 @@ def test_a_no_show_gets_a_follow_up_task_and_a_dry_run_only_shows_it(gymdesk_war
     assert fired == [("no_show_follow_up", "manual__4", False)]
     assert run(profile, "manual__5").get("rules_fired") is None
     assert [t["title"] for t in gymdesk_sim.records("tasks")] == ["Follow up Dee after a missed class"]
+
+
+def test_a_dry_run_does_not_settle_what_set_a_rule_off(gymdesk_warehouse, profile, ghl_sim, gymdesk_sim):
+    """The tag a rule fires on is GHL's alone (no field mapping write): the dry run must leave the
+    change unsettled, so the real run fires the rule again and sends what the dry run showed."""
+    eng = gymdesk_warehouse
+    eve = ghl_contact("eve@example.com", "Eve", "Referral", [], EARLY)
+    ghl_sim.seed("contacts", [eve])
+    run(profile, "manual__1")
+    ghl_sim.seed("contacts", [{**eve, "tags": ["vip"], "dateUpdated": stamp(0)}])
+
+    assert run(profile, "manual__2", dry_run=True)["rules_fired"] == {"vip_note": 1}
+    assert gymdesk_sim.records("notes") == []
+
+    assert run(profile, "manual__3")["rules_fired"] == {"vip_note": 1}
+    assert [n["content"] for n in gymdesk_sim.records("notes")] == ["Eve is a VIP now (vip_note)"]
+    assert next(m for m in gymdesk_sim.records("members") if m["email"] == "eve@example.com")["segment"] == "vip"
+    assert sorted((e, s, st) for e, s, _, rule, st in rows(eng, "manual__2") if rule == "vip_note") == [
+        ("contact", "app", "sent"), ("note", "app", "sent")]
+    assert "rules_fired" not in run(profile, "manual__4")

@@ -31,7 +31,8 @@ def test_the_console_serves_the_agreed_urls():
     paths = {path for _, path in console_routes()}
     assert {"/", "/dags/ghl_gymdesk", "/dags/ghl_gymdesk/runs/backfill__2026-11-28T00:00:00+00:00",
             "/api/dags/ghl_gymdesk/runs/backfill__2026-11-28T00:00:00+00:00", "/dags/ghl_gymdesk/review",
-            "/dags/ghl_gymdesk/review/decide", "/dags/ghl_gymdesk/review/undo"} <= paths
+            "/dags/ghl_gymdesk/review/decide", "/dags/ghl_gymdesk/review/undo", "/dags/ghl_gymdesk/rules",
+            "/dags/ghl_gymdesk/rules/preview"} <= paths
 
 
 @pytest.mark.parametrize(("method", "path"), console_routes())
@@ -240,6 +241,20 @@ def test_records_need_the_dags_runs_and_raw_payloads_its_task_logs(login, auth_m
 
     monkeypatch.setattr(auth_manager, "is_authorized_dag", Denies(auth_manager, DagAccessEntity.TASK_LOGS))
     assert [client.get(path).status_code for path in records] == [403, 403, 200, 200, 200]
+
+
+def test_the_rules_page_needs_the_dag_and_a_rules_preview_its_runs(login, auth_manager, monkeypatch):
+    """The rules page shows the profile's rules and counts; a preview shows records (who a rule would
+    act on, what it would write to them), as the review queue does."""
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+
+    client = login("admin")
+    rules, preview = "/dags/ghl_gymdesk/rules", "/dags/ghl_gymdesk/rules/preview?rule=new_contact_task_1"
+    assert [client.get(path).status_code for path in (rules, preview)] == [200, 200]
+    monkeypatch.setattr(auth_manager, "is_authorized_dag", Denies(auth_manager, DagAccessEntity.RUN))
+    assert client.get(rules).status_code == 200
+    refused = client.get(preview)
+    assert refused.status_code == 403 and "Dana" not in refused.text
 
 
 def test_a_failed_tasks_error_shows_on_the_runs_list_only_to_who_may_read_its_log(login, auth_manager, monkeypatch,

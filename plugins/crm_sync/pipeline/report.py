@@ -32,6 +32,7 @@ from crm_sync.pipeline import handoff, people_models
 from crm_sync.pipeline.context import INTERVAL_RUN_TYPES, RunContext, log_step, utcnow
 from crm_sync.pipeline.report_pages import ReportQuery, by_entity, by_rule, counts, listed, tallies
 from crm_sync.pipeline.retention import cleanup, write_private
+from crm_sync.pipeline.rule_fires import fired_in_run
 from crm_sync.pipeline.run_state import logged_dry_run, run_state, stopped_at
 from crm_sync.pipeline.run_trigger import one_task, run_dag_id, run_trigger
 from crm_sync.profile import Profile
@@ -71,6 +72,7 @@ def summarize(conn: sa.Connection, profile: str, run_id: str, zone: tzinfo = UTC
         "writes_sent": sum(tally[side].get("sent", 0) for side in ("ghl", "app")),
         "quarantined": found.get("-", {}).get("quarantined", 0),
         "quarantined_by_rule": by_rule(conn, profile, run_id),
+        "rules_fired": fired_in_run(conn, profile, run_id),
         "validate": steps[("validate", "-")].stats if ("validate", "-") in steps else {},
         "failed_at": stopped_at(steps),
         "budget_stop": _budget_stop(steps),

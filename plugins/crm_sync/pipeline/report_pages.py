@@ -6,9 +6,10 @@ the database filters, counts and slices it; the report's counts (per side, per e
 are aggregates. The report task's exported file asks for everything (no query).
 
 Search is case-insensitive (ASCII letters; other letters match as typed) over a write's record ids
-(its target, the GHL and app ids of its link) and its merged record's email, first and last name
-(also "first last") and title; over a quarantined row's source id, the rule's detail and the raw
-payload as text (its fields are each source's own). A LIKE: no index serves it, each search reads
+(its target, the GHL and app ids of its link), its merged record's email, first and last name
+(also "first last") and title, and the profile rules whose actions it carries (``outbox.rule``); over
+a quarantined row's source id, the rule's detail and the raw payload as text (its fields are each
+source's own). A LIKE: no index serves it, each search reads
 the run's rows once (bench/report_page.py measures it at 100,000 writes).
 """
 
@@ -130,7 +131,7 @@ def _write_filters(query: ReportQuery, run_id: str, dry_run: bool) -> list[sa.Co
         name = sa.func.coalesce(first, "") + " " + sa.func.coalesce(last, "")
         where.append(sa.or_(*(_like(column, query.q) for column in (
             outbox.c.target_id, xref.c.ghl_id, xref.c.app_id, merged["email"].as_string(), name,
-            merged["title"].as_string()))))
+            merged["title"].as_string(), outbox.c.rule))))
     return where
 
 
@@ -218,7 +219,14 @@ def _write(w: Any, run_id: str, dry_run: bool, zone: tzinfo) -> dict[str, Any]:
     seen = seen_by(w, run_id, dry_run)
     return {"outbox_id": w.id, "entity": w.entity, "side": w.side, "op": w.op, "changes": _changes(w, zone),
             "target_id": seen["target_id"], "status": seen["status"], "last_error": seen["last_error"],
-            "payload": w.payload, "decisions": w.decisions, "planned_by": w.run_id, "sent_by": seen["sent_by"]}
+            "payload": w.payload, "decisions": w.decisions, "planned_by": w.run_id, "sent_by": seen["sent_by"],
+            "rules": rules_of(w.rule)}
+
+
+def rules_of(named: str | None) -> list[str]:
+    """The profile rules whose actions are in a write (``outbox.rule``, comma-separated); none: the
+    field mapping's own write."""
+    return [name for name in (named or "").split(",") if name]
 
 
 def _changes(write: Any, zone: tzinfo = UTC) -> list[dict[str, str]]:
@@ -234,8 +242,11 @@ def _changes(write: Any, zone: tzinfo = UTC) -> list[dict[str, str]]:
         instant = kinds.get(name, ("",))[0] == "datetime" and isinstance(value, str) and len(value) > 10
         return show(value, zone) if instant else str(value)
 
+    payload = dict(write.payload or {})
+    # a rule's ``set`` of a side's own field (payload ``@set``) is shown as that field, named ``<side>:<path>``
+    payload |= {f"{write.side}:{path}": value for path, value in (payload.pop("@set", None) or {}).items()}
     return [{"field": name, "before": "" if write.op == "create" else shown(name, held.get(name)),
-             "after": shown(name, value)} for name, value in (write.payload or {}).items()]
+             "after": shown(name, value)} for name, value in payload.items()]
 
 
 # --- the report's counts ------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from crm_sync.console_urls import OPENAPI, ui_url
 from crm_sync.review import ReviewError
-from crm_sync.web.routes import api, insights, people, profiles, receiver, receiver_app, review, runs
+from crm_sync.web.routes import api, insights, people, profiles, receiver, receiver_app, review, rules, runs
 from crm_sync.web.security import LOGGED_IN
 
 log = logging.getLogger(__name__)
@@ -143,6 +143,8 @@ def create_app() -> FastAPI:
     app.include_router(runs.router)
     app.include_router(review.router)
     app.include_router(insights.router)
+    app.include_router(rules.rules)
+    app.include_router(rules.previews)
     app.include_router(api.profiles)
     app.include_router(api.dag)
     app.include_router(api.records)

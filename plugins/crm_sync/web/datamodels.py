@@ -86,6 +86,16 @@ class Write(BaseModel):
     decisions: JsonValue  # per field: which side won and why
     planned_by: str  # the run that planned it
     sent_by: str | None  # the run whose load sent it (or failed it), when this run is the one
+    rules: list[str]  # the profile rules whose actions it carries (outbox.rule); empty: the field mapping's own
+
+
+class RuleFired(BaseModel):
+    """A profile rule that fired in the run (rule_fire): how often, and the writes its actions made."""
+
+    rule: str
+    fired: int  # records it fired on
+    writes: int  # outbox rows its actions planned, or joined (a contact's write the mapping planned too)
+    dry_run: bool  # a dry run's firings: shown, nothing sent
 
 
 class ListSpan(BaseModel):
@@ -154,6 +164,7 @@ class RunReport(BaseModel):
     writes_sent: int
     quarantined: int
     quarantined_by_rule: dict[str, int]
+    rules_fired: list[RuleFired]  # the profile's rules that fired in the run, most fired first
     validate_: dict[str, Any] = Field(alias="validate")  # validate's results, the profile's threshold
     failed_at: str | None
     budget_stop: BudgetStop | None

@@ -57,6 +57,10 @@ def plan_rules(conn: sa.Connection, ctx: RunContext, planners: dict[str, Planner
         for number, action in enumerate(fire.rule.then):
             fire.writes += actions.plan(fire, number, action)
     actions.finish()
+    if ctx.dry_run:  # a dry run must not settle what set a rule off: the real run fires it again, to send it
+        for fire in fires:
+            plan = planners[fire.subject.entity]
+            plan.link_updates[:] = [u for u in plan.link_updates if u["id"] != fire.subject.link]
     _record(conn, ctx, fires)
     if ctx.dry_run:  # a record a rule fired on keeps its last synced state, so the real run fires it again
         fired = {(fire.subject.entity, fire.subject.link) for fire in fires}
