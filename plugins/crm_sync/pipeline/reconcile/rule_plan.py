@@ -62,10 +62,6 @@ def plan_rules(conn: sa.Connection, ctx: RunContext, planners: dict[str, Planner
             plan = planners[fire.subject.entity]
             plan.link_updates[:] = [u for u in plan.link_updates if u["id"] != fire.subject.link]
     _record(conn, ctx, fires)
-    if ctx.dry_run:  # a record a rule fired on keeps its last synced state, so the real run fires it again
-        fired = {(fire.subject.entity, fire.subject.link) for fire in fires}
-        for entity, plan in planners.items():
-            plan.link_updates[:] = [u for u in plan.link_updates if (entity, u["id"]) not in fired]
     counts: dict[str, int] = {}
     for fire in fires:
         counts[fire.rule.name] = counts.get(fire.rule.name, 0) + 1
