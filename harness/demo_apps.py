@@ -3,7 +3,10 @@
 The people (good, bad and ambiguous) are the Gymdesk members of harness/demo_data.py,
 rewritten into each app's own field names and formats through its profile's mapping;
 invalid values are kept as they are, so every app's demo meets the same bad rows. GHL gets
-the children that flow from GHL (notes, appointments, a task) and the app gets tasks.
+the children that flow from GHL (notes, appointments, a task) and the app gets tasks. The
+app's own fields the profile's rules read (GymFlow's engagement) are added, so in `make demo`
+at least one rule of each profile with rules fires: Gymdesk's and the generic app's route the
+people only in GHL by source or lifecycle stage, GymFlow's tag the people only in GymFlow.
 """
 
 from __future__ import annotations
@@ -71,10 +74,11 @@ def app_seed(profile, data: DemoData, now: datetime) -> dict[str, list[dict[str,
         seed = {"members": list(data.gymdesk_members)}
     else:
         seed = {COLLECTIONS[profile.name]["contact"]: [
-            _record(profile, "contact", {name: member.get(field) for name, field in DESK_FIELDS.items()
-                                         if name in profile.entities["contact"].fields},
-                    _contact_id(profile.name, member), member["updated_at"])
-            for member in data.gymdesk_members]}
+            {**_record(profile, "contact", {name: member.get(field) for name, field in DESK_FIELDS.items()
+                                            if name in profile.entities["contact"].fields},
+                       _contact_id(profile.name, member), member["updated_at"]),
+             **_own_fields(profile.name, n, now)}
+            for n, member in enumerate(data.gymdesk_members)]}
     if "task" in profile.synced():
         tasks = []
         for n, member in enumerate(_shared_members(data)):
@@ -84,6 +88,14 @@ def app_seed(profile, data: DemoData, now: datetime) -> dict[str, list[dict[str,
                                  member["updated_at"], _contact_id(profile.name, member)))
         seed[COLLECTIONS[profile.name]["task"]] = tasks
     return seed
+
+
+def _own_fields(app: str, n: int, now: datetime) -> dict[str, Any]:
+    """An app's own fields, which no mapping syncs and the profile's rules read (docs/rules.md): GymFlow's
+    engagement, a third of the members each coming often, now and then, or hardly."""
+    if app != "gymflow":
+        return {}
+    return {"visits_last_30d": (12, 4, 0)[n % 3], "last_visit_at": _iso(now - timedelta(days=(1, 9, 45)[n % 3]))}
 
 
 def _shared_members(data: DemoData) -> list[dict[str, Any]]:

@@ -7,7 +7,9 @@ the last days has something to read. The scenario covers what a real first sync 
 - conflicting edits: both sides changed a field, the later edit must win (latest_wins);
 - fields empty on one side (keep non-empty) and a lead source empty on both (fallback);
 - people only in GHL, people only in Gymdesk (created on the other side);
-- bad rows (invalid email, unparsable phone, missing id) and one ambiguous family email.
+- bad rows (invalid email, unparsable phone, missing id) and one ambiguous family email;
+- what the profiles' rules read (docs/rules.md): lead sources, and a lifecycle stage in a GHL custom
+  field on the people only in GHL (harness/demo_apps.py adds the apps' own fields, e.g. engagement).
 
 ``expected`` lists, in canonical form, every person who must end up on both sides.
 """
@@ -26,6 +28,7 @@ LAST = ["Garcia", "Nguyen", "Okafor", "Schmidt", "Rossi", "Khan", "Silva", "Mül
 COMPANIES = ["Acme Fitness", "Northside Gym", "Peak Physio", "Riverside CrossFit", "", "Blue Yoga"]
 SOURCES = ["Website form", "Walk-in", "Referral", "Facebook ad"]
 FALLBACK_SOURCE = "Gymdesk"
+LIFECYCLE_FIELD = "lifecycle_stage"  # the GHL custom field the generic profile's routing rules read
 
 
 @dataclass
@@ -72,6 +75,8 @@ def build(today: date, people: int = 60, seed: int = 20261123) -> DemoData:
         desk = {"id": f"mem_{1000 + i}", "first_name": f" {first} ", "last_name": last, "email": email,
                 "phone": desk_phone, "company": company, "lead_source": source, "status": "active",
                 "created_at": _iso(moment(30))}
+        if i % 4 == 0:  # a lifecycle stage in a GHL custom field: half customers, half leads (rules route them)
+            ghl["customFields"] = [{"id": LIFECYCLE_FIELD, "value": "customer" if i % 8 == 0 else "lead"}]
         ghl_at, desk_at = moment(rng.randint(1, 3)), moment(rng.randint(1, 3))
         kind = i % 6
         if kind == 1:  # conflicting edit of the company: the later edit wins

@@ -18,7 +18,8 @@ field not called ``id``, camelCase fields.
   /api/<res>/{id}`` (PUT partial; DELETE removes a contact: 204, and archives a task or note:
   ``archived: true``, ``lastUpdated`` bumped, still listed, answered 200); bodies bare objects;
   timestamps ISO ``Z``.
-- contacts (``contactId`` ``c-<n>``): email, name, phone, lastUpdated; tasks (``taskId`` ``t-<n>``):
+- contacts (``contactId`` ``c-<n>``): email, name, phone, source (the lead source), tags (strings),
+  segment (free text: the profile's routing rules set it), lastUpdated; tasks (``taskId`` ``t-<n>``):
   contactId, title (required), status ``open|done``, dueDate (ISO or null), lastUpdated; notes
   (``noteId`` ``n-<n>``): contactId, content (required), timestamp (ISO; defaults to the write time),
   lastUpdated. ``contactId`` must name a contact, else 422.
@@ -77,7 +78,8 @@ def _written_now(note: dict[str, Any]) -> None:
     note["timestamp"] = note.get("timestamp") or note["lastUpdated"]
 
 
-CONTACTS = _resource("contacts", "contactId", "c-", (Field("email", "email"), Field("name"), Field("phone")),
+CONTACTS = _resource("contacts", "contactId", "c-", (Field("email", "email"), Field("name"), Field("phone"),
+                                                    Field("source"), Field("tags", "strings"), Field("segment")),
                      lists=(Listing(filters=LISTING.filters, lookup=("email",)),))
 TASKS = _resource("tasks", "taskId", "t-", (Field("title", required=True), Field("status", choices=("open", "done")),
                                             Field("dueDate", time=ISO)),

@@ -10,8 +10,8 @@ What it honours (see shared/ref/ghl/NOTES.md): Bearer tokens with scopes (static
 OAuth access tokens that expire, with refresh tokens rotated on every use), the error bodies
 of common/common-schemas.json, X-RateLimit-* headers with 429 above 100 requests per 10 s
 (and the daily limit) per location, search filters / sort / ``searchAfter`` paging, upsert
-matching by email then phone, ``dateUpdated`` stamped on contact field and tag writes, and
-Ed25519-signed webhooks delivered in the background. Strict mode (``strict=True``) also
+matching by email then phone, ``dateUpdated`` stamped on contact field and tag writes, a contact's
+``customFields`` merged by id (ghl_custom_fields.py), and Ed25519-signed webhooks delivered in the background. Strict mode (``strict=True``) also
 validates request bodies against the spec and answers 422 as GHL does.
 
 Admin routes (besides base.py's): ``POST /_sim/day`` (a new day, optionally a new daily limit),

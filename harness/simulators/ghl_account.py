@@ -17,6 +17,7 @@ from fastapi import Request
 
 from harness.simulators import ghl_keys
 from harness.simulators.base import SimState, Table, now_iso, parse_iso
+from harness.simulators.ghl_custom_fields import custom_field_problems, merged_custom_fields
 from harness.simulators.ghl_webhooks import Webhooks
 
 API_VERSION = "2021-07-28"
@@ -321,11 +322,12 @@ class GHLSimulator:
         return contact
 
     def write(self, contact: dict[str, Any], body: dict[str, Any]) -> set[str]:
-        """Apply contact fields (``tags`` replaces all tags, ``null`` clears a field); stamps
+        """Apply contact fields (``tags`` replaces all tags, ``customFields`` only those it names,
+        ``null`` clears a field); stamps
         dateUpdated; returns the changed fields."""
-        changed = assign(contact, body, tuple(f for f in CONTACT_FIELDS if f != "customFields"))
-        if _store_custom_fields(contact, body.get("customFields")):
-            changed.add("customFields")
+        if "customFields" in body:  # merged by id, kept as [{id, value}] (ghl_custom_fields)
+            body = {**body, "customFields": merged_custom_fields(contact.get("customFields"), body["customFields"])}
+        changed = assign(contact, body, CONTACT_FIELDS)
         contact.setdefault("tags", [])
         if contact.get("email"):
             contact["emailLowerCase"] = contact["email"].lower()
@@ -357,24 +359,6 @@ class GHLSimulator:
         self.webhooks.emit(event_type, appointment["locationId"], {"appointment": dict(appointment)})
 
 
-def _store_custom_fields(contact: dict[str, Any], given: Any) -> bool:
-    """GHL's custom field input ``[{id, field_value}]`` is stored and answered as ``[{id, value}]``
-    (contacts.json: CustomFieldSchema); a write sets the fields it names and keeps the others."""
-    if not isinstance(given, list):
-        return False
-    held = {item.get("id"): item for item in contact.get("customFields") or [] if isinstance(item, dict)}
-    before = {key: item.get("value") for key, item in held.items()}
-    for item in given:
-        if isinstance(item, dict) and item.get("id"):
-            value = item.get("field_value", item.get("value"))
-            if value is None:
-                held.pop(item["id"], None)
-            else:
-                held[item["id"]] = {"id": item["id"], "value": value}
-    contact["customFields"] = list(held.values())
-    return before != {key: item["value"] for key, item in held.items()}
-
-
 def assign(record: dict[str, Any], body: dict[str, Any], fields: tuple[str, ...]) -> set[str]:
     """Write the body's fields; a field written as ``null`` is cleared, never stored as null
     (the response schemas type them string). Returns the fields that changed."""
@@ -396,7 +380,7 @@ def validate_contact(body: dict[str, Any]) -> list[str]:
     tags = body.get("tags")
     if tags is not None and not (isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
         problems.append("tags must be an array of strings")
-    return problems
+    return problems + custom_field_problems(body.get("customFields"))
 
 
 def require(body: dict[str, Any], *names: str) -> None:

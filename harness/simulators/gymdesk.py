@@ -10,7 +10,8 @@ ASSUMPTION: the conventional REST API that include/profiles/gymdesk.yaml describ
   per_page 1..100, default 50, else 400) answer ``{"data": [...], "meta": {"page", "per_page",
   "total", "has_more"}}`` ordered by ``updated_at`` then ``id``; members also take ``?email=``;
 - ``POST /v1/<res>`` (201), ``GET|PATCH|DELETE /v1/<res>/{id}``, bodies ``{"data": record}`` both ways;
-- resources: members (``mem_<n>``; DELETE archives: ``status: archived``, answers the member),
+- resources: members (``mem_<n>``; DELETE archives: ``status: archived``, answers the member; ``segment``:
+  the member segment a profile rule sets, free text),
   tasks (``tsk_<n>``; ``assignee`` holds the staff member's GHL user id) and notes (``note_<n>``) (DELETE removes: 204), bookings (``bk_<n>``; DELETE
   cancels: ``status: cancelled``, answers the booking). Timestamps ISO 8601 with ``Z``.
 - webhooks (harness/simulators/app_push.py) on every change: ``{"id": "evt_<hex>", "type":

@@ -13,6 +13,8 @@ soft deletes that stay listed):
   contacts also take ``?email=``;
 - ``POST`` (201), ``GET|PUT|DELETE /api/v2/<res>/{id}``; bodies are bare objects both ways; PUT is partial;
 - ids are uuid4 strings; timestamps ISO 8601 with ``Z``; the updated-at field is ``modified_at``;
+- contacts carry engagement, GymFlow's own: ``visits_last_30d`` (an integer) and ``last_visit_at`` (ISO),
+  which the profile's rules read (``app:visits_last_30d``) to tag members engaged or at_risk;
 - contacts: DELETE is soft (``deleted: true``, ``deleted_at`` set, ``modified_at`` bumped, still
   listed); tasks and notes (``contact_id`` must name a contact): DELETE removes them (204).
 - webhooks (harness/simulators/app_push.py) on every change: ``{"event_id": uuid, "event":
@@ -64,7 +66,8 @@ def _resource(collection: str, param: str, fields: tuple[Field, ...], **more: An
 
 CONTACTS = _resource(
     "contacts", "contact_id",
-    (Field("email", "email"), Field("phone"), Field("first_name"), Field("last_name"), Field("tags", "strings")),
+    (Field("email", "email"), Field("phone"), Field("first_name"), Field("last_name"), Field("tags", "strings"),
+     Field("visits_last_30d", "int"), Field("last_visit_at", time=ISO)),
     lists=(Listing(filters=LISTING.filters, lookup=("email",)),),
     defaults={"tags": [], "deleted": False, "deleted_at": None},
     delete=SoftDelete({"deleted": True}, stamps=("deleted_at",)))

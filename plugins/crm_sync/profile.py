@@ -289,9 +289,21 @@ class Profile(Strict):
         return api.id_field, api.updated_at_field
 
 
-def _describe(err: dict) -> str:
+def _describe(err: dict, data: dict[str, Any]) -> str:
     key = ".".join(str(part) for part in err["loc"]) or "<top level>"
-    return f"key '{key}': {err['msg']}" + (f" (got {err['input']!r})" if err["type"] != "missing" else "")
+    return f"key '{key}'{_rule_named(err['loc'], data)}: {err['msg']}" + (
+        f" (got {err['input']!r})" if err["type"] != "missing" else "")
+
+
+def _rule_named(loc: tuple, data: dict[str, Any]) -> str:
+    """`` (rule '<name>')`` for an error inside ``rules.<n>`` whose rule has a name: a profile with
+    many rules is read by name, not by position (the cross-section checks name it alike)."""
+    rules = data.get("rules")
+    if len(loc) < 2 or loc[0] != "rules" or not isinstance(loc[1], int) or not isinstance(rules, list) \
+            or loc[1] >= len(rules) or not isinstance(rules[loc[1]], dict):
+        return ""
+    name = rules[loc[1]].get("name")
+    return f" (rule '{name}')" if isinstance(name, str) and name else ""
 
 
 def _problems(profile: Profile) -> list[str]:
@@ -348,7 +360,7 @@ def parse_profile(text: str, source: str) -> Profile:
     try:
         profile = Profile.model_validate(data)
     except ValidationError as exc:
-        raise ProfileError(f"{source}: " + "; ".join(_describe(e) for e in exc.errors())) from None
+        raise ProfileError(f"{source}: " + "; ".join(_describe(e, data) for e in exc.errors())) from None
     if problems := _problems(profile):
         raise ProfileError(f"{source}: " + "; ".join(problems))
     return profile

@@ -16,7 +16,9 @@ def rule_problems(profile: Any, canonical: dict[str, dict[str, Any]]) -> list[st
     problems: list[str] = []
     rules = profile.active_rules
     seen: set[str] = set()
-    for index, rule in enumerate(rules):
+    for rule in rules:
+        # The rule's place in the file: active_rules puts new_contact_tasks first and skips disabled rules.
+        index = next((n for n, given in enumerate(profile.rules) if given is rule), None)
         where = f"key 'rules.{index}' (rule '{rule.name}')" if rule.legacy_task is None else \
             f"key 'entities.contact.new_contact_tasks.{rule.legacy_task}' (rule '{rule.name}')"
         if rule.name in seen:

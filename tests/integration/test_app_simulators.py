@@ -8,6 +8,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -780,3 +781,35 @@ def test_each_app_runs_from_the_command_line_module_seeded(tmp_path, app, seed, 
         body = httpx.get(server.url + path, headers=headers).json()
     [record] = body if isinstance(body, list) else next(v for v in body.values() if isinstance(v, list))
     assert record == next(iter(seed.values()))[0]
+
+
+# ------------------------------------------------------------------ the raw fields profile rules set or read
+
+RAW_FIELDS = {  # per app: written on create, then on update, then a value of the wrong type (docs/rules.md)
+    "gymdesk": ({"segment": "trial"}, {"segment": "referral"}, {"segment": 7}),
+    "gymflow": ({"visits_last_30d": 9, "last_visit_at": "2026-11-30T10:00:00.000Z"}, {"visits_last_30d": 0},
+                {"visits_last_30d": "many"}),
+    "generic": ({"source": "Website form", "tags": ["vip"], "segment": "web_leads"}, {"segment": "customers"},
+                {"tags": "vip"}),
+}
+
+
+@pytest.mark.parametrize("case", [GYMDESK, GYMFLOW, GENERIC], ids=["gymdesk", "gymflow", "generic"])
+def test_the_app_fields_rules_set_or_read_are_kept_on_create_and_update(case):
+    """Gymdesk's member segment, GymFlow's engagement, the generic app's source, tags and segment: no
+    mapping syncs the segments or the engagement, rules write or read them raw (app:<path>)."""
+    first, then, wrong = RAW_FIELDS[case.name]
+    with contextmanager(running)(case) as sim:  # stopped even when an assertion fails
+        body = case.new_contact("raw.fields@example.com")
+        (body["data"] if case.name == "gymdesk" else body).update(first)
+        created = sim.api.post(case.contacts, json=body)
+        assert created.status_code == 201, created.text
+        record = case.single(created.json())
+        assert {k: record.get(k) for k in first} == first
+        updated = case.update(sim.api, record[case.id_field], then)
+        assert updated.status_code == 200, updated.text
+        assert {k: case.single(updated.json()).get(k) for k in {**first, **then}} == {**first, **then}
+        stored = next(r for r in sim.records(case.collection) if r[case.id_field] == record[case.id_field])
+        assert {k: stored.get(k) for k in {**first, **then}} == {**first, **then}
+        refused = case.update(sim.api, record[case.id_field], wrong)
+        assert refused.status_code == 422, refused.text

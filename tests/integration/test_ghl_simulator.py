@@ -410,3 +410,45 @@ def test_a_search_after_of_the_wrong_types_is_a_422_in_words_not_python_text(sim
         assert answer.status_code == 422, answer.text
         message = answer.json()["message"][0]
         assert message.startswith("searchAfter[") and "as in the hits' searchAfter" in message, message
+
+
+# ------------------------------------------------------------------ custom fields
+
+def test_custom_fields_are_written_by_id_as_field_value_or_value_and_answered_as_id_value(strict_sim):
+    """The spec's shapes: written [{id, field_value}], answered [{id, value}]; a write changes
+    only the fields it names and an empty value clears one (what ``ghl:customField.<id>`` rules read)."""
+    contact = strict_sim.contact(customFields=[{"id": "lifecycle_stage", "field_value": "lead"},
+                                              {"id": "plan", "field_value": "gold"}])
+    assert contact["customFields"] == [{"id": "lifecycle_stage", "value": "lead"}, {"id": "plan", "value": "gold"}]
+    with strict_sim.api() as api:
+        answer = api.put(f"/contacts/{contact['id']}", json={"customFields": [
+            {"id": "lifecycle_stage", "value": "customer"}, {"id": "plan", "field_value": ""},
+            {"id": "referrer", "field_value": "Ben"}]})
+        assert answer.status_code == 200, answer.text
+        stored = api.get(f"/contacts/{contact['id']}").json()["contact"]
+        upserted = api.post("/contacts/upsert", json={"locationId": LOCATION, "email": contact["email"],
+                                                      "customFields": [{"id": "plan", "field_value": "silver"}]})
+        found = api.post("/contacts/search", json={"locationId": LOCATION, "pageLimit": 100}).json()["contacts"]
+        refused = api.put(f"/contacts/{contact['id']}", json={"customFields": [{"key": "plan", "field_value": "x"}]})
+        refused_shape = api.put(f"/contacts/{contact['id']}", json={"customFields": {"id": "plan"}})
+    expected = [{"id": "lifecycle_stage", "value": "customer"}, {"id": "referrer", "value": "Ben"}]
+    assert answer.json()["contact"]["customFields"] == stored["customFields"] == expected
+    spec.validate_response("GET", f"/contacts/{contact['id']}", 200, {"contact": stored})
+    assert upserted.status_code == 200 and upserted.json()["new"] is False, upserted.text
+    assert upserted.json()["contact"]["customFields"] == expected + [{"id": "plan", "value": "silver"}]
+    assert next(c for c in found if c["id"] == contact["id"])["customFields"] == expected + [
+        {"id": "plan", "value": "silver"}]
+    assert refused.status_code == 422 and refused_shape.status_code == 422, (refused.text, refused_shape.text)
+    with strict_sim.api() as api:
+        assert api.get(f"/contacts/{contact['id']}").json()["contact"]["customFields"] == expected + [
+            {"id": "plan", "value": "silver"}]  # a refused write changes nothing
+
+
+def test_custom_fields_without_an_id_are_refused_even_when_the_spec_is_not_enforced(sim):
+    contact = sim.contact(customFields=[{"id": "plan", "value": "gold"}])
+    with sim.api() as api:
+        for bad in ([{"key": "plan", "field_value": "x"}], {"id": "plan"}, ["plan"]):
+            answer = api.put(f"/contacts/{contact['id']}", json={"customFields": bad})
+            assert answer.status_code == 422 and "customFields" in answer.text, (bad, answer.text)
+        stored = api.get(f"/contacts/{contact['id']}").json()["contact"]
+    assert stored["customFields"] == [{"id": "plan", "value": "gold"}]

@@ -57,7 +57,12 @@ def test_writing_to_the_app_needs_its_create_and_update_operations():
 
 def test_direction_is_per_entity_so_a_profile_can_start_read_only():
     text = (PROFILES_DIR / "gymflow.yaml").read_text().replace("direction: both", "direction: off")
-    profile = parse_profile(text, "my.yaml")
+    # gymflow's rules could never fire with nothing synced: refused by name until they are disabled.
+    with pytest.raises(ProfileError, match=r"rule 'engaged_member'\): when\.new_contact: entities\.contact is not "
+                                           r"synced"):
+        parse_profile(text, "my.yaml")
+    profile = parse_profile(text.replace("\n    when:", "\n    enabled: false\n    when:"), "my.yaml")
+    assert [rule.name for rule in profile.active_rules] == []
     assert profile.synced() == []
     assert not profile.entities["contact"].writes_to("ghl") and not profile.entities["contact"].writes_to("app")
 
