@@ -75,3 +75,12 @@ def test_tags_merge_as_sets_against_the_base():
     # "a" was removed in GHL, both additions are kept, "b" untouched.
     assert merged.values["tags"] == ["b", "new-in-app", "new-in-ghl"]
     assert merged.decisions[0]["winner"] == "both"
+
+
+def test_a_field_the_app_does_not_hold_is_ghls_value_not_a_removal():
+    fields = {**FIELDS, "tags": FieldMap(ghl="tags", app=None)}  # tags GHL keeps alone
+    base = rec(tags=["newsletter"])
+    merged = merge(rec(tags=["newsletter", "vip"], lead_source="Referral"), rec(tags=None), base, fields,
+                   "latest_wins")
+    assert merged.values["tags"] == ["newsletter", "vip"]
+    assert not [d for d in merged.decisions if d["field"] == "tags"]  # nothing to write for them

@@ -38,3 +38,24 @@ def test_identical_pairs_are_settled_and_the_rest_are_left_to_merge():
     assert (settled["id"], settled["ghl_hash"], settled["app_hash"]) == (1, "G1", "A1")
     assert settled["base"] == {name: same.get(name) for name in plan.fields}
     assert plan.outbox == []
+
+
+def test_with_a_rule_watching_contact_changes_a_pair_that_moved_alike_is_left_to_pair():
+    """Both sides agree, yet the contact changed since its last sync (the same edit on both, or GHL's
+    last tag removed where the app holds no tags): a change rule must see it, so pair() settles it."""
+    plan = Planner(RunContext(profile=profile_by_name("gymdesk"), run_id="r1", run_type="manual"), "contact")
+    person = {"email": "oli@example.com", "first_name": "Oli", "lead_source": "Web"}
+    pam = {**person, "email": "pam@example.com"}
+    ghl = side([{"source_id": "g1", **person, "content_hash": "G1"}, {"source_id": "g2", **pam, "content_hash": "G2"}])
+    app = side([{"source_id": "a1", **person, "content_hash": "A1"}, {"source_id": "a2", **pam, "content_hash": "A2"}])
+    unchanged = {name: pam.get(name) for name in plan.fields}
+    links = pd.DataFrame({"id": [1, 2], "ghl_id": ["g1", "g2"], "app_id": ["a1", "a2"],
+                          "base": [{**{name: person.get(name) for name in plan.fields}, "first_name": "Olly"},
+                                   unchanged]})
+
+    assert list(plan.settle_identical(links, ghl, app).id) == []  # no rule watches: both settled in bulk
+    plan.link_updates.clear()
+    left = plan.settle_identical(links, ghl, app, watched=True)
+
+    assert list(left.id) == [1]
+    assert [(u["id"], u["base"]) for u in plan.link_updates] == [(2, unchanged)]

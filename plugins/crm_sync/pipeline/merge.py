@@ -5,7 +5,9 @@ base takes that side's value (so a write never undoes an edit we have not seen y
 field empty on one side takes the other's (keep non-empty); a field both sides changed
 goes to the profile's rule, ``latest_wins`` by each side's updated-at, or a source of
 truth; tags merge as sets (a tag added or removed on either side since the base is added or
-removed); an empty result takes the field's fallback. Every decision names its reason.
+removed); an empty result takes the field's fallback. A field the app does not hold (``app: null``,
+e.g. tags GHL keeps alone) is GHL's value: the app's lack of it is no removal. Every decision names
+its reason.
 
 ``keep_conflicts`` (the first merge of a pair a person linked in the review queue): two different
 values that ``latest_wins`` would settle by the records' clocks are both kept, each on its side
@@ -58,6 +60,8 @@ def merge(ghl: dict[str, Any], app: dict[str, Any], base: dict[str, Any] | None,
     result = Merged(values={})
     for name, spec in fields.items():
         g, a = ghl.get(name), app.get(name)
+        if spec.app is None:  # the app does not hold it (``app: null``): GHL's value is the only one
+            a = g
         field_rule = spec.conflict or rule
         if g == a:
             value, winner, why = g, None, None

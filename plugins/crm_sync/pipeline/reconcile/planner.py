@@ -110,10 +110,14 @@ class Planner:
         self.write("app", "update", xref_id, a.source_id, app_patch, merged.values, g.content_hash, ids, hashes,
                    merged.decisions, contact_xref_id, app_rec)
 
-    def settle_identical(self, links: pd.DataFrame, ghl: pd.DataFrame, app: pd.DataFrame) -> pd.DataFrame:
+    def settle_identical(self, links: pd.DataFrame, ghl: pd.DataFrame, app: pd.DataFrame,
+                         watched: bool = False) -> pd.DataFrame:
         """Links whose two records hold the same value in every mapped field need no write: their
         hashes and base are recorded here in bulk, column by column (matching.diff), so the per-pair
-        merge runs only for pairs that differ. Returns those links, whose records are both staged."""
+        merge runs only for pairs that differ. Returns those links, whose records are both staged.
+        ``watched`` (a profile rule watches contact changes): a pair that left its last synced state
+        alike on both sides (GHL's last tag removed, where the app holds no tags) is a change a rule
+        must see, so it is returned too, to be paired (``pairs``) and settled there."""
         links = links[links.ghl_id.isin(ghl.index) & links.app_id.isin(app.index)]
         if links.empty:
             return links
@@ -127,6 +131,11 @@ class Planner:
         same = compared[~differs]  # diff keeps the links' order: every link here has both records
         held = ghl.loc[same.ghl_id, names].astype(object)
         bases = held.where(held.notna(), None).to_dict("records")
+        if watched:
+            moved = [isinstance(old, dict) and old != now for old, now in zip(links.base[~differs], bases, strict=True)]
+            if any(moved):
+                differs[(~differs).nonzero()[0][moved]] = True
+                same, bases = compared[~differs], [now for now, gone in zip(bases, moved, strict=True) if not gone]
         self.link_updates += [{"id": int(i), "ghl_hash": gh, "app_hash": ah, "base": base} for i, gh, ah, base in zip(
             links.id.to_numpy()[~differs], ghl.content_hash.loc[same.ghl_id], app.content_hash.loc[same.app_id],
             bases, strict=True)]
