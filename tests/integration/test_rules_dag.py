@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -25,8 +26,15 @@ from tests.helpers import GHL_FIELDS, GYMDESK_FIELDS, by_email
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "rules_gymdesk.yaml"
-EARLY = "2026-11-20T03:00:00.000Z"  # New York: the evening of the 19th, so "1 day, at 09:00" is the 20th
-ANA_DUE = "2026-11-20T14:00:00"  # 09:00 EST on the 20th
+EARLY = "2026-11-20T03:00:00.000Z"  # the book's last edits, weeks before the first sync
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def next_morning(moment: datetime) -> str:
+    """09:00 in New York on the day after ``moment`` there, in UTC: a new person's "1 day, at 09:00",
+    counted from when the sync first sees them."""
+    day = (moment.astimezone(NEW_YORK) + timedelta(days=1)).date()
+    return datetime.combine(day, time(9), NEW_YORK).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
 # name: (where, lead source, company, phone, GHL tags, GHL custom field cf_score, member status)
 PEOPLE = {
     "ana": ("ghl", "Website", None, None, [], None, None),  # web_lead fires
@@ -186,7 +194,9 @@ def test_every_trigger_condition_and_action_through_airflow_runs(airflow_home, w
     later = FIRED - new_rules
 
     # 1. The first sync: only the new-contact rules fire, each on the one record meeting its conditions.
+    before = datetime.now(UTC)
     first, fired, _ = sync(airflow_home, env, engine, sims)
+    ana_due = {next_morning(before), next_morning(datetime.now(UTC))}  # the run's clock is between the two
     assert fired == {"web_lead": 1, "desk_member": 1}
     assert fires(engine) == {(*f, first, False) for f in new_rules}
     members = {m["email"].split("@")[0]: m for m in gymdesk_sim.records("members")}
@@ -197,10 +207,10 @@ def test_every_trigger_condition_and_action_through_airflow_runs(airflow_home, w
     ghl_tasks = [(t["contactId"], t["title"], t.get("body"), t["dueDate"]) for t in ghl_sim.records("tasks")
                  if t["title"].startswith("Call")]
     assert ghl_tasks == [("c_ana", "Call Ana (Website)", "Rule web_lead", ghl_tasks[0][3])]
-    assert ghl_tasks[0][3].startswith(ANA_DUE)  # one day after the event, at 09:00 in New York
+    assert ghl_tasks[0][3][:19] in ana_due  # the day after the sync first saw her, at 09:00 in New York
     desk_tasks = {t["title"]: t for t in gymdesk_sim.records("tasks")}  # mirrored to the new member
     assert desk_tasks["Call Ana (Website)"]["member_id"] == members["ana"]["id"]
-    assert desk_tasks["Call Ana (Website)"]["due_at"].startswith(ANA_DUE)
+    assert desk_tasks["Call Ana (Website)"]["due_at"][:19] in ana_due
     assert [(n["member_id"], n["content"]) for n in gymdesk_sim.records("notes")] == [
         (members["dan"]["id"], "Ask Dan for a phone number")]
 
@@ -221,10 +231,11 @@ def test_every_trigger_condition_and_action_through_airflow_runs(airflow_home, w
                      ("task", "ghl", "create", "unpaused"), ("task", "app", "create", "no_show"),
                      ("task", "ghl", "create", "no_show"), ("contact", "ghl", "update", "call_done")}
 
-    # 3. The real run sends what the dry run showed; the firings now belong to it.
+    # 3. The real run fires them again and sends what the dry run showed; the dry run keeps its own firings.
     real, fired, writes = sync(airflow_home, env, engine, sims)
     assert fired == {"company_moved": 1, "referred": 1, "vip": 2, "unpaused": 1, "no_show": 1, "call_done": 1}
-    assert fires(engine) == {(*f, first, False) for f in new_rules} | {(*f, real, False) for f in later}
+    assert fires(engine) == {(*f, first, False) for f in new_rules} | {(*f, dry, True) for f in later} | {
+        (*f, real, False) for f in later}
     sent = outbox(engine, real)
     assert {status for *_, status in sent} == {"sent"}
     assert {(entity, side, op, rule) for entity, side, op, rule, _ in sent if rule} == named
@@ -263,5 +274,6 @@ def test_every_trigger_condition_and_action_through_airflow_runs(airflow_home, w
     for label in ("echo", "quiet"):
         run_id, fired, writes = sync(airflow_home, env, engine, sims)
         assert (fired, writes, outbox(engine, run_id)) == ({}, {}, []), label
-    assert fires(engine) == {(*f, first, False) for f in new_rules} | {(*f, real, False) for f in later}
+    assert fires(engine) == {(*f, first, False) for f in new_rules} | {(*f, dry, True) for f in later} | {
+        (*f, real, False) for f in later}
     engine.dispose()

@@ -143,11 +143,13 @@ outbox = sa.Table(
     sa.Index("ix_outbox_link", "profile", "xref_id"),
 )
 
-rule_fire = sa.Table(  # each time a profile rule fired (migration 0015): once per rule, record and event
+rule_fire = sa.Table(  # each time a profile rule fired (migration 0015): once per rule, record and event;
+    # a dry run's firings each under the dry run
     "rule_fire", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("profile", sa.String(64), nullable=False),
-    sa.Column("run_id", sa.String(250), nullable=False, comment="the run that fired it first"),
+    sa.Column("run_id", sa.String(250), nullable=False,
+              comment="the run that fired it (a real firing: the first run that planned it)"),
     sa.Column("rule", sa.String(64), nullable=False),
     sa.Column("event", sa.String(250), nullable=False, comment="what set it off, e.g. tag_added vip on ghl"),
     sa.Column("entity", sa.String(16), nullable=False),

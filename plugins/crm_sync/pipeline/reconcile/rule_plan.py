@@ -12,6 +12,7 @@ records each firing once, for the console and the report.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,17 +70,18 @@ def plan_rules(conn: sa.Connection, ctx: RunContext, planners: dict[str, Planner
 
 
 def _record(conn: sa.Connection, ctx: RunContext, fires: list[Fire]) -> None:
-    """Each firing once (its key); a firing first seen in a dry run belongs to the real run that plans it."""
+    """A real firing once (its key), with the run that first planned it; a dry run's firings each under
+    the dry run (its own key), so every dry run's report keeps what it would have done."""
     now = utcnow()
+
+    def key(fire: Fire) -> str:
+        return hashlib.sha256(f"{fire.key}:{ctx.run_id}".encode()).hexdigest() if ctx.dry_run else fire.key
+
     insert_ignore(conn, rule_fire, [{
         "profile": ctx.profile.name, "run_id": ctx.run_id, "rule": fire.rule.name, "event": fire.event[:250],
         "entity": fire.subject.entity, "side": fire.subject.side, "source_id": fire.subject.source_id,
-        "xref_id": fire.subject.link, "contact_xref_id": fire.subject.contact_link, "fire_key": fire.key,
+        "xref_id": fire.subject.link, "contact_xref_id": fire.subject.contact_link, "fire_key": key(fire),
         "writes": fire.writes, "dry_run": ctx.dry_run, "fired_at": now} for fire in fires], keys=["fire_key"])
-    if fires and not ctx.dry_run:
-        conn.execute(sa.update(rule_fire).where(rule_fire.c.fire_key.in_([f.key for f in fires]),
-                                                rule_fire.c.dry_run.is_(True))
-                     .values(dry_run=False, run_id=ctx.run_id, fired_at=now))
 
 
 def _when(value: Any) -> Any:

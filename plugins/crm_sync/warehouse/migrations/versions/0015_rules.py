@@ -22,7 +22,7 @@ def upgrade() -> None:
         'rule_fire',
         sa.Column('id', sa.Integer, primary_key=True, autoincrement=True),
         sa.Column('profile', sa.String(64), nullable=False),
-        sa.Column('run_id', sa.String(250), nullable=False, comment="the run that fired it first"),
+        sa.Column('run_id', sa.String(250), nullable=False, comment="the run that fired it (a real firing: the first run that planned it)"),
         sa.Column('rule', sa.String(64), nullable=False),
         sa.Column('event', sa.String(250), nullable=False, comment="what set it off, e.g. tag_added vip on ghl"),
         sa.Column('entity', sa.String(16), nullable=False, comment="the trigger record's entity"),
@@ -31,10 +31,11 @@ def upgrade() -> None:
         sa.Column('xref_id', sa.Integer, comment="the trigger record's link"),
         sa.Column('contact_xref_id', sa.Integer, comment="the contact's link the actions act on"),
         sa.Column('fire_key', sa.String(64), nullable=False, unique=True,
-                  comment="the same in every run for the same rule, record and event: it fires once"),
+                  comment="the same in every run for the same rule, record and event: it fires once; "
+                          "a dry run's firing is keyed with the dry run too"),
         sa.Column('writes', sa.Integer, nullable=False, server_default='0', comment="outbox rows it planned"),
         sa.Column('dry_run', sa.Boolean, nullable=False, server_default=sa.false(),
-                  comment="fired in a dry run only (so far)"),
+                  comment="a dry run's firing: what it would have done"),
         sa.Column('fired_at', sa.DateTime(timezone=True), nullable=False),
     )
     op.create_index('ix_rule_fire_run', 'rule_fire', ['profile', 'run_id'])
