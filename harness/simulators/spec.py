@@ -115,6 +115,10 @@ STRICTER_THAN_SPEC: tuple[tuple[str, str], ...] = (
     (r"email must be an email", "Contact email: the specs type it a plain string; GHL checks it is an email address."),
     (r"limit must be a positive integer and skip a non-negative one",
      "Task search: limit and skip are typed number without bounds; GHL wants limit >= 1 and skip >= 0."),
+    (r"customFields\.\d+ must be an object with an id",
+     "Contact custom fields: customFieldsInputStringSchema requires neither id nor key. ASSUMPTION: the simulator "
+     "keeps no registry of a location's custom fields, so it cannot resolve a key: a write names the field by id "
+     "(harness/simulators/ghl_custom_fields.py)."),
     (r"page beyond \d+ results: use searchAfter|searchAfter must have \d+ values",
      "Contact search: page paging stops at 10,000 results and a searchAfter cursor has one value per sort "
      "field plus the id (NOTES.md); the search body in ERRATA cannot say so."),
