@@ -211,6 +211,17 @@ def connection_env(ghl_url: str, gymdesk_url: str) -> dict[str, str]:
     }
 
 
+def warehouse_env(url: str) -> dict[str, str]:
+    """How a DAG run finds the warehouse at ``url``: PostgreSQL in the production shape (the Airflow
+    connection warehouse_default), SQLite through WAREHOUSE_URL."""
+    if not url.startswith("postgresql"):
+        return {"WAREHOUSE_URL": url}
+    parts = sa.engine.make_url(url)
+    return {"AIRFLOW_CONN_WAREHOUSE_DEFAULT": json.dumps({
+        "conn_type": "postgres", "host": parts.host, "port": parts.port, "login": parts.username,
+        "schema": parts.database})}
+
+
 class Zygote:
     """An Airflow start-up shared by the `airflow dags test` runs of one Airflow home in this test process
     (tests/airflow_zygote.py): each run is a forked child of it with the run's environment."""

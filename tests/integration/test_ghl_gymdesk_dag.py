@@ -7,7 +7,7 @@ import json
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import connection_env, run_dag
+from tests.conftest import connection_env, run_dag, warehouse_env
 from tests.helpers import GHL_FIELDS, GYMDESK_FIELDS, by_email
 
 pytestmark = [pytest.mark.integration]
@@ -21,14 +21,8 @@ def test_two_way_contact_sync_reaches_the_merged_result_and_a_rerun_writes_nothi
     ghl_seed, desk_seed = demo_data.seeds()
     ghl_sim.seed("contacts", ghl_seed["contacts"])
     gymdesk_sim.seed("members", desk_seed["members"])
-    env = {**connection_env(ghl_sim.url, gymdesk_sim.url), "CRM_SYNC_HOME": str(tmp_path / "home")}
-    if warehouse_url.startswith("postgresql"):  # production shape: the Airflow connection warehouse_default
-        url = sa.engine.make_url(warehouse_url)
-        env["AIRFLOW_CONN_WAREHOUSE_DEFAULT"] = json.dumps({
-            "conn_type": "postgres", "host": url.host, "port": url.port, "login": url.username,
-            "schema": url.database})
-    else:
-        env["WAREHOUSE_URL"] = warehouse_url
+    env = {**connection_env(ghl_sim.url, gymdesk_sim.url), "CRM_SYNC_HOME": str(tmp_path / "home"),
+           **warehouse_env(warehouse_url)}
 
     run_dag(airflow_home, "ghl_gymdesk", env)
 

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from harness.demo_data import LOCATION_ID, DemoData, build
 from harness.simulators import ghl, gymdesk
 from harness.simulators.base import ServerThread, SimState
-from tests.conftest import GHL_TOKEN, GYMDESK_KEY, PG_ADMIN_URL, ROOT, Sim, connection_env, run_dag
+from tests.conftest import GHL_TOKEN, GYMDESK_KEY, PG_ADMIN_URL, ROOT, Sim, connection_env, run_dag, warehouse_env
 
 pytestmark = [pytest.mark.integration]
 DOC = ROOT / "docs" / "warehouse-models.md"
@@ -95,14 +95,8 @@ def synced(request, airflow_home, tmp_path_factory) -> Synced:
                                 "body": "", "completed": False, "dueDate": "2026-11-21T15:00:00Z",
                                 "dateAdded": both["dateAdded"]}])
         desk_sim.seed("members", desk_seed["members"])
-        env = {**connection_env(ghl_sim.url, desk_sim.url), "CRM_SYNC_HOME": str(folder / "home")}
-        if url.startswith("postgresql"):
-            parts = sa.engine.make_url(url)
-            env["AIRFLOW_CONN_WAREHOUSE_DEFAULT"] = json.dumps({
-                "conn_type": "postgres", "host": parts.host, "port": parts.port, "login": parts.username,
-                "schema": parts.database})
-        else:
-            env["WAREHOUSE_URL"] = url
+        env = {**connection_env(ghl_sim.url, desk_sim.url), "CRM_SYNC_HOME": str(folder / "home"),
+               **warehouse_env(url)}
         state = Synced(url, env, demo, ghl_sim, desk_sim)
         state.run(airflow_home, "-c", json.dumps({"dry_run": True}))
         state.run(airflow_home)

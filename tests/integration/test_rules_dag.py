@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 
 from harness.demo_data import LOCATION_ID
-from tests.conftest import connection_env, run_dag
+from tests.conftest import connection_env, run_dag, warehouse_env
 from tests.helpers import GHL_FIELDS, GYMDESK_FIELDS, by_email
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -133,16 +133,8 @@ def dag_env(tmp_path: Path, warehouse_url: str, ghl_sim, gymdesk_sim) -> dict[st
     profiles = tmp_path / "profiles"
     profiles.mkdir()
     shutil.copy(FIXTURE, profiles / "gymdesk.yaml")
-    env = {**connection_env(ghl_sim.url, gymdesk_sim.url), "CRM_SYNC_HOME": str(tmp_path / "home"),
-           "CRM_SYNC_PROFILES_DIR": str(profiles)}
-    if warehouse_url.startswith("postgresql"):  # production shape: the Airflow connection warehouse_default
-        url = sa.engine.make_url(warehouse_url)
-        env["AIRFLOW_CONN_WAREHOUSE_DEFAULT"] = json.dumps({
-            "conn_type": "postgres", "host": url.host, "port": url.port, "login": url.username,
-            "schema": url.database})
-    else:
-        env["WAREHOUSE_URL"] = warehouse_url
-    return env
+    return {**connection_env(ghl_sim.url, gymdesk_sim.url), "CRM_SYNC_HOME": str(tmp_path / "home"),
+            "CRM_SYNC_PROFILES_DIR": str(profiles), **warehouse_env(warehouse_url)}
 
 
 def sync(airflow_home, env, engine, sims, dry_run: bool = False) -> tuple[str, dict[str, int], dict[str, int]]:

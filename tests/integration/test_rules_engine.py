@@ -50,14 +50,19 @@ def stamp(minutes: int) -> str:
     return (datetime.now(UTC) + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-@pytest.fixture
-def profile(tmp_path):
+def rules_profile(folder, rules: str = RULES):
+    """The built-in gymdesk profile with GHL's tags mapped (the app holds none) and ``rules``."""
     text = (PROJECT_ROOT / "include/profiles/gymdesk.yaml").read_text()
     text = text.replace("      lead_source: {app: lead_source, fallback: Gymdesk}\n",
                         "      lead_source: {app: lead_source, fallback: Gymdesk}\n      tags: {app: null}\n")
-    path = tmp_path / "gymdesk.yaml"
-    path.write_text(text + RULES)
+    path = folder / "gymdesk.yaml"
+    path.write_text(text + rules)
     return load_profile(path)
+
+
+@pytest.fixture
+def profile(tmp_path):
+    return rules_profile(tmp_path)
 
 
 def run(profile, run_id: str, dry_run: bool = False) -> dict:

@@ -15,12 +15,10 @@ from crm_sync.pipeline.report import build_report, render
 from crm_sync.pipeline.report_pages import listed
 from crm_sync.pipeline.rule_fires import fired_in_run
 from crm_sync.pipeline.rules_preview import preview, rule_named
-from crm_sync.paths import PROJECT_ROOT
-from crm_sync.profile import load_profile
 from crm_sync.warehouse.tables import outbox, rule_fire, staging_contact, staging_record, xref
 from crm_sync.web.datamodels import RunReport
 
-from tests.integration.test_rules_engine import EARLY, RULES, ghl_contact, run, stamp
+from tests.integration.test_rules_engine import EARLY, RULES, ghl_contact, rules_profile, run, stamp
 
 MORE_RULES = """
   - name: walk_ins_tagged
@@ -39,12 +37,7 @@ NOW = datetime(2026, 12, 4, 15, 30, tzinfo=UTC)
 
 @pytest.fixture
 def profile(tmp_path):
-    text = (PROJECT_ROOT / "include/profiles/gymdesk.yaml").read_text()
-    text = text.replace("      lead_source: {app: lead_source, fallback: Gymdesk}\n",
-                        "      lead_source: {app: lead_source, fallback: Gymdesk}\n      tags: {app: null}\n")
-    path = tmp_path / "gymdesk.yaml"
-    path.write_text(text + RULES + MORE_RULES)
-    return load_profile(path)
+    return rules_profile(tmp_path, RULES + MORE_RULES)
 
 
 def held(eng) -> dict[str, list]:
