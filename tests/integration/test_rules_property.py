@@ -336,3 +336,36 @@ def test_after_a_run_acts_on_a_change_the_next_run_writes_nothing(people, rules,
             assert planned(eng, f"manual__{number + 2}") == [], "a rerun after the change wrote again"
             assert "rules_fired" not in quiet, f"a rerun fired {quiet.get('rules_fired')}"
             number += 2
+
+
+# --- what the property found ----------------------------------------------------------------------
+
+def test_tags_ghl_keeps_alone_survive_a_change_in_the_app(gymdesk_warehouse, ghl_sim, gymdesk_sim):
+    """Found by the property: with tags mapped on GHL only (``tags: {app: null}``, as rules acting on
+    GHL tags need), the app's empty tags were merged as the app removing every synced tag, so any
+    change of the member in Gymdesk wiped the contact's tags in GHL (here: vip and gold, one put by a
+    rule). The app holds no tags: its side of the pair says nothing about them."""
+    rules = [{"name": "gold_on_done", "when": {"task_completed": True, "side": "app"},
+              "then": [{"add_tag": {"side": "ghl", "tag": "gold"}}]}]
+    profile = parse_profile(profile_text(rules), "property.yaml")
+    seed([{"index": 0, "where": "ghl", "first": "Ana", "source": "Website", "tags": ["vip"], "task": False},
+          {"index": 1, "where": "app", "first": "Bo", "source": "Referral", "tags": [], "task": True}],
+         ghl_sim, gymdesk_sim)
+    run(profile, "manual__1")
+    run(profile, "manual__2")
+    apply(("task_completed", 0, "app"), ghl_sim, gymdesk_sim)
+    assert run(profile, "manual__3")["rules_fired"] == {"gold_on_done": 1}
+    tags = {c["email"]: c.get("tags") for c in ghl_sim.records("contacts")}
+    assert tags == {"p0@example.com": ["vip"], "p1@example.com": ["gold"]}
+
+    for member in gymdesk_sim.records("members"):
+        gymdesk_sim.seed("members", [{**member, "lead_source": "Facebook", "updated_at": stamp()}])
+    run(profile, "manual__4")
+
+    contacts = {c["email"]: c for c in ghl_sim.records("contacts")}
+    assert {email: (c.get("tags"), c["source"]) for email, c in contacts.items()} == {
+        "p0@example.com": (["vip"], "Facebook"), "p1@example.com": (["gold"], "Facebook")}
+    assert planned(gymdesk_warehouse, "manual__4") == [
+        ("contact", "ghl", "update", None, {"lead_source": "Facebook"})] * 2
+    run(profile, "manual__5")
+    assert planned(gymdesk_warehouse, "manual__5") == []

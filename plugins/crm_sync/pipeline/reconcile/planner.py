@@ -91,6 +91,10 @@ class Planner:
         review, whose clock-settled conflicts keep both values (crm_sync.pipeline.merge)."""
         ghl_rec, app_rec = staged_record(g, self.entity), staged_record(a, self.entity)
         self.same_full_name(ghl_rec, app_rec)
+        # A field the app does not hold (app: null, such as tags GHL keeps alone) is GHL's alone: the
+        # app's empty value is no edit. Merged as one, it removed every synced tag from GHL (and wrote
+        # a fallback over GHL's value) whenever the app side of the pair changed.
+        app_rec |= {name: ghl_rec.get(name) for name, spec in self.fields.items() if not spec.app}
         ids, hashes = (g.source_id, a.source_id), (g.content_hash, a.content_hash)
         if a.deleted:
             self.deleted(xref_id, g, a, contact_xref_id)
