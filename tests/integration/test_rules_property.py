@@ -264,6 +264,49 @@ def apply(change: tuple, ghl_sim: Sim, gymdesk_sim: Sim) -> None:
         ghl_sim.seed("contacts", [{**contact, "dateUpdated": stamp()}])
 
 
+def _fold(value):
+    return value.strip().casefold() if isinstance(value, str) else value
+
+
+def snapshot(ghl_sim: Sim, gymdesk_sim: Sim) -> dict[tuple[str, str, str], dict]:
+    """What each record holds that a trigger watches, by (side, entity, id), case and spaces aside."""
+    held = {("ghl", "contact", c["id"]): {"tags": {_fold(t) for t in c.get("tags") or []},
+                                         "lead_source": _fold(c.get("source")), "first_name": _fold(c.get("firstName"))}
+            for c in ghl_sim.records("contacts")}
+    held |= {("app", "contact", m["id"]): {"tags": set(), "lead_source": _fold(m.get("lead_source")),
+                                          "first_name": _fold(m.get("first_name"))}
+             for m in gymdesk_sim.records("members")}
+    held |= {("ghl", "task", t["id"]): {"completed": t.get("completed") is True} for t in ghl_sim.records("tasks")}
+    held |= {("app", "task", t["id"]): {"completed": t.get("status") == "done"} for t in gymdesk_sim.records("tasks")}
+    return held
+
+
+def check_fires(eng: sa.Engine, run_id: str, before: dict, after: dict) -> None:
+    """Each rule that fired in the run answers a change the user made (the record as the last run
+    left it, and as the run read it): never our own writes read back, never a side that holds no
+    such field, never a change made before."""
+    with eng.connect() as conn:
+        fires = list(conn.execute(sa.select(rule_fire).where(rule_fire.c.run_id == run_id)))
+    for fire in fires:
+        key = (fire.side, fire.entity, fire.source_id)
+        was, now = before.get(key), after.get(key)
+        kind, _, rest = fire.event.partition(" ")
+        what = rest.rsplit(" on ", 1)[0]
+        if kind == "new_contact":
+            happened = was is None and now is not None
+        elif was is None or now is None:
+            happened = False
+        elif kind in ("tag_added", "tag_removed"):
+            tag = _fold(what)
+            happened = (tag in now["tags"] and tag not in was["tags"]) if kind == "tag_added" \
+                else (tag in was["tags"] and tag not in now["tags"])
+        elif kind == "field_changed":
+            happened = was[what] != now[what]
+        else:
+            happened = now["completed"] and not was["completed"]
+        assert happened, f"rule {fire.rule} fired '{fire.event}' on {key} though nothing such happened: {was} -> {now}"
+
+
 def run(profile, run_id: str) -> dict:
     """One run the way the DAG chains its steps; returns reconcile's counts."""
     ctx = RunContext(profile, run_id, "manual", None, None)
@@ -319,15 +362,21 @@ def test_after_a_run_acts_on_a_change_the_next_run_writes_nothing(people, rules,
         for number in range(1, SETTLE_RUNS + 1):
             stats = run(profile, f"manual__{number}")
             check_outbox(eng, names)
+            with eng.connect() as conn:
+                events = {r.event for r in conn.execute(sa.select(rule_fire))}
+            assert all(e.startswith("new_contact") for e in events), f"a first sync fired {events}"
             if not planned(eng, f"manual__{number}") and "rules_fired" not in stats:
                 break
         else:
             pytest.fail(f"the first sync did not settle in {SETTLE_RUNS} runs: {planned(eng, f'manual__{number}')}")
 
         for round_ in range(data.draw(st.integers(1, 2), label="rounds")):
+            before = snapshot(ghl_sim, gymdesk_sim)
             for change in data.draw(st.lists(change_for(rules), min_size=1, max_size=3), label="changes"):
                 apply(change, ghl_sim, gymdesk_sim)
+            after = snapshot(ghl_sim, gymdesk_sim)
             acted = run(profile, f"manual__{number + 1}")
+            check_fires(eng, f"manual__{number + 1}", before, after)
             event(f"round {round_}: the change fired {sorted(acted.get('rules_fired', {}))}")
             check_outbox(eng, names)
             quiet = run(profile, f"manual__{number + 2}")
