@@ -418,3 +418,25 @@ def test_tags_ghl_keeps_alone_survive_a_change_in_the_app(gymdesk_warehouse, ghl
         ("contact", "ghl", "update", None, {"lead_source": "Facebook"})] * 2
     run(profile, "manual__5")
     assert planned(gymdesk_warehouse, "manual__5") == []
+
+
+def test_a_change_in_the_app_is_no_tag_event_when_tags_are_ghl_alone(gymdesk_warehouse, ghl_sim, gymdesk_sim):
+    """Found by the property: with tags on GHL only, the member's empty tags were compared with the
+    contact's last synced ones, so every change of the member in Gymdesk fired ``tag_removed`` "on
+    app" (a new note each time, for a tag still on the contact). A side that holds no tags has no tag
+    events; the same tag really removed in GHL fires once."""
+    rules = [{"name": "vip_lost", "when": {"tag_removed": "vip"},
+              "then": [{"create_note": {"side": "app", "body": "{first_name} lost vip"}}]}]
+    profile = parse_profile(profile_text(rules), "property.yaml")
+    seed([{"index": 0, "where": "ghl", "first": "Ana", "source": "Website", "tags": ["vip"], "task": False}],
+         ghl_sim, gymdesk_sim)
+    run(profile, "manual__1")
+    for number, source in ((2, "Facebook"), (3, "Referral")):
+        apply(("lead_source", 0, "app", source), ghl_sim, gymdesk_sim)
+        assert "rules_fired" not in run(profile, f"manual__{number}")
+    assert gymdesk_sim.records("notes") == []
+
+    apply(("tag_removed", 0, "vip"), ghl_sim, gymdesk_sim)
+    assert run(profile, "manual__4")["rules_fired"] == {"vip_lost": 1}
+    assert "rules_fired" not in run(profile, "manual__5")
+    assert [n["content"] for n in gymdesk_sim.records("notes")] == ["Ana lost vip"]

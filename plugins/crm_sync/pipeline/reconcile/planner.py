@@ -61,6 +61,10 @@ class Planner:
         # other side is planned (link, side, row, contact link).
         self.pairs: list[tuple[int, pd.Series, pd.Series, dict | None, int | None]] = []
         self.created: list[tuple[int, Side, pd.Series, int | None]] = []
+        # A pair whose sides ended alike is settled in bulk, unseen by rules: those watching changes
+        # need it merged when it moved from its base (the last tag removed in GHL, the app holding none).
+        self.rules_watch = any(rule.entity == entity and rule.when.event != "new_contact"
+                               for rule in ctx.profile.active_rules)
 
     def write(self, side: Side, op: str, xref_id: int, target_id: str | None, payload: dict, merged: dict,
               source_hash: str | None, ids: tuple, hashes: tuple, decisions: list,
@@ -128,6 +132,11 @@ class Planner:
             if spec.fallback is not None:
                 differs |= (ghl[name].loc[compared.ghl_id].isna().to_numpy()
                             & app[name].loc[compared.app_id].isna().to_numpy())
+        if self.rules_watch and "base" in links:  # alike, yet changed since the last sync: the rules' event
+            held = ghl.loc[compared.ghl_id, names].astype(object)
+            now = held.where(held.notna(), None).to_dict("records")
+            differs |= [isinstance(base, dict) and any(values[n] != base.get(n) for n in names)
+                        for base, values in zip(links.base, now, strict=True)]
         same = compared[~differs]  # diff keeps the links' order: every link here has both records
         held = ghl.loc[same.ghl_id, names].astype(object)
         bases = held.where(held.notna(), None).to_dict("records")
