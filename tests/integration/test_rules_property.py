@@ -1,13 +1,17 @@
 """A property of the rules engine (issue 27): whatever rules a profile declares and whatever happens
-to the records, once a run has acted on a change the next run writes nothing and fires nothing.
+to the records, once a run has acted on a change the next run writes nothing and fires nothing, and
+every rule that fires answers a change the user made.
 
 Hypothesis draws a few people (in GHL, in Gymdesk or in both, with tags, lead sources, names and an
 open task), a set of rules from what the profile check accepts (triggers, nested conditions,
-actions on either side; a drawn set the check refuses, a loop or a fight, is skipped), and a change
-(a tag added or removed, a lead source changed on either side, a task completed). Each example gets
-its own simulators on real sockets and its own SQLite warehouse, and runs the pipeline's steps as a
-DAG run chains them. A double write (a rule firing again on its own write, an echo, a key that
-moves between runs) shows as a planned row or a firing in the quiet run.
+actions on either side; a drawn set the check refuses, a loop or a fight, is skipped), and one or
+two rounds of changes, most aimed at the rules' triggers (a tag added or removed, a lead source or
+name changed on either side, a task completed, a new person). Each example gets its own simulators
+on real sockets and its own SQLite warehouse, and runs the pipeline's steps as a DAG run chains
+them. A double write shows as a planned row or a firing in the quiet rerun, or as a firing no change
+of the user's explains (checked against the simulators' records before and after the change: a
+rule firing again on its own write read back, or on an unrelated later change of the record).
+The plain tests at the end are what the property found.
 """
 
 from __future__ import annotations
