@@ -311,6 +311,35 @@ def check_fires(eng: sa.Engine, run_id: str, before: dict, after: dict) -> None:
         assert happened, f"rule {fire.rule} fired '{fire.event}' on {key} though nothing such happened: {was} -> {now}"
 
 
+def check_missed(eng: sa.Engine, run_id: str, rules: tuple[dict, ...], before: dict, after: dict) -> None:
+    """Each change the user made that a rule with no conditions watches fired it, once."""
+    with eng.connect() as conn:
+        fired = {(r.rule, r.side, r.entity, r.source_id) for r in conn.execute(
+            sa.select(rule_fire).where(rule_fire.c.run_id == run_id))}
+    for drawn in rules:
+        when = drawn["when"]
+        if "if" in drawn or "new_contact" in when:
+            continue
+        for (side, entity, source_id), now in after.items():
+            was = before.get((side, entity, source_id))
+            if was is None or when.get("side", "any") not in ("any", side):
+                continue
+            if "task_completed" in when:
+                happened = entity == "task" and now["completed"] and not was["completed"]
+            elif entity != "contact":
+                continue
+            elif "field_changed" in when:
+                name = when["field_changed"]
+                happened = was[name] != now[name] and ("to" not in when or now[name] == _fold(when["to"]))
+            else:
+                kind = "tag_added" if "tag_added" in when else "tag_removed"
+                tag = _fold(when[kind])
+                holds = tag in now["tags"]
+                happened = holds != (tag in was["tags"]) and holds == (kind == "tag_added")
+            assert not happened or (drawn["name"], side, entity, source_id) in fired, \
+                f"rule {drawn['name']} ({when}) did not fire on {side} {entity} {source_id}: {was} -> {now}"
+
+
 def run(profile, run_id: str) -> dict:
     """One run the way the DAG chains its steps; returns reconcile's counts."""
     ctx = RunContext(profile, run_id, "manual", None, None)
@@ -381,6 +410,7 @@ def test_after_a_run_acts_on_a_change_the_next_run_writes_nothing(people, rules,
             after = snapshot(ghl_sim, gymdesk_sim)
             acted = run(profile, f"manual__{number + 1}")
             check_fires(eng, f"manual__{number + 1}", before, after)
+            check_missed(eng, f"manual__{number + 1}", rules, before, after)
             event(f"round {round_}: the change fired {sorted(acted.get('rules_fired', {}))}")
             check_outbox(eng, names)
             quiet = run(profile, f"manual__{number + 2}")
