@@ -474,3 +474,24 @@ def test_a_change_in_the_app_is_no_tag_event_when_tags_are_ghl_alone(gymdesk_war
     assert run(profile, "manual__4")["rules_fired"] == {"vip_lost": 1}
     assert "rules_fired" not in run(profile, "manual__5")
     assert [n["content"] for n in gymdesk_sim.records("notes")] == ["Ana lost vip"]
+
+
+def test_a_rules_own_write_records_the_state_the_mapping_settled(gymdesk_warehouse, ghl_sim, gymdesk_sim):
+    """Found by the property: a lead source changed in GHL makes the mapping write the app only; the
+    rule's own GHL write (a tag) recorded the link's old state as synced, so the next change of the
+    contact (a tag added) fired the rule again, on both sides, for the same lead source change."""
+    rules = [{"name": "moved", "when": {"field_changed": "lead_source"},
+              "then": [{"add_tag": {"side": "ghl", "tag": "gold"}},
+                       {"create_note": {"side": "app", "body": "{first_name} came from {lead_source}"}}]}]
+    profile = parse_profile(profile_text(rules), "property.yaml")
+    seed([{"index": 0, "where": "ghl", "first": "Ana", "source": "Website", "tags": [], "task": False}],
+         ghl_sim, gymdesk_sim)
+    run(profile, "manual__1")
+    apply(("lead_source", 0, "ghl", "Referral"), ghl_sim, gymdesk_sim)
+    assert run(profile, "manual__2")["rules_fired"] == {"moved": 1}
+    assert "rules_fired" not in run(profile, "manual__3")
+
+    apply(("tag_added", 0, "vip"), ghl_sim, gymdesk_sim)
+    assert "rules_fired" not in run(profile, "manual__4")
+    assert [n["content"] for n in gymdesk_sim.records("notes")] == ["Ana came from Referral"]
+    assert sorted(ghl_sim.records("contacts")[0]["tags"]) == ["gold", "vip"]

@@ -215,9 +215,12 @@ class Actions:
             target_id, values = self.subjects.contact_on(link, side) or (None, {})
             if target_id is None:
                 return None
-            # What the link records as synced after this write: the state this run settles it at.
-            synced = next((u["base"] for u in reversed(self.planners["contact"].link_updates) if u["id"] == link),
-                          None) or self.subjects.bases.get(link) or values
+            # What the link records as synced after this write: the state this run settles it at (the
+            # mapping's merge, also when it writes only the other side: else the old base came back).
+            plan = self.planners["contact"]
+            synced = next((u["base"] for u in reversed(plan.link_updates) if u["id"] == link), None) \
+                or next((r["merged"] for r in reversed(plan.outbox) if r["xref_id"] == link and r["rule"] is None
+                         and r["op"] in ("create", "update")), None) or self.subjects.bases.get(link) or values
             row = {"profile": self.ctx.profile.name, "run_id": self.ctx.run_id, "entity": "contact", "side": side,
                    "op": "update", "xref_id": link, "contact_xref_id": None, "target_id": target_id, "payload": {},
                    "merged": dict(synced), "source_hash": None, "decisions": [], "before": {}, "status": "pending",
