@@ -61,6 +61,10 @@ class Planner:
         # other side is planned (link, side, row, contact link).
         self.pairs: list[tuple[int, pd.Series, pd.Series, dict | None, int | None]] = []
         self.created: list[tuple[int, Side, pd.Series, int | None]] = []
+        # A pair whose sides ended alike is settled in bulk, unseen by rules: those watching changes
+        # need it merged when it moved from its base (the last tag removed in GHL, the app holding none).
+        self.rules_watch = any(rule.entity == entity and rule.when.event != "new_contact"
+                               for rule in ctx.profile.active_rules)
 
     def write(self, side: Side, op: str, xref_id: int, target_id: str | None, payload: dict, merged: dict,
               source_hash: str | None, ids: tuple, hashes: tuple, decisions: list,
@@ -91,6 +95,10 @@ class Planner:
         review, whose clock-settled conflicts keep both values (crm_sync.pipeline.merge)."""
         ghl_rec, app_rec = staged_record(g, self.entity), staged_record(a, self.entity)
         self.same_full_name(ghl_rec, app_rec)
+        # A field the app does not hold (app: null, such as tags GHL keeps alone) is GHL's alone: the
+        # app's empty value is no edit. Merged as one, it removed every synced tag from GHL (and wrote
+        # a fallback over GHL's value) whenever the app side of the pair changed.
+        app_rec |= {name: ghl_rec.get(name) for name, spec in self.fields.items() if not spec.app}
         ids, hashes = (g.source_id, a.source_id), (g.content_hash, a.content_hash)
         if a.deleted:
             self.deleted(xref_id, g, a, contact_xref_id)
@@ -128,6 +136,11 @@ class Planner:
             if spec.fallback is not None:
                 differs |= (ghl[name].loc[compared.ghl_id].isna().to_numpy()
                             & app[name].loc[compared.app_id].isna().to_numpy())
+        if self.rules_watch and "base" in links:  # alike, yet changed since the last sync: the rules' event
+            held = ghl.loc[compared.ghl_id, names].astype(object)
+            now = held.where(held.notna(), None).to_dict("records")
+            differs |= [isinstance(base, dict) and any(values[n] != base.get(n) for n in names)
+                        for base, values in zip(links.base, now, strict=True)]
         same = compared[~differs]  # diff keeps the links' order: every link here has both records
         held = ghl.loc[same.ghl_id, names].astype(object)
         bases = held.where(held.notna(), None).to_dict("records")

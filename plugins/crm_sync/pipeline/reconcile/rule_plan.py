@@ -109,20 +109,35 @@ class Subjects:
         for link, g, a, base, _ in contact_plan.pairs:
             if base:
                 self.bases[link] = base
-            by_side = {"ghl": (g, _values(g, "contact")), "app": (a, _values(a, "contact"))}
-            raw = {side: raws.get(row.raw_id) for side, (row, _) in by_side.items()}
-            for side, (row, values) in by_side.items():
+            ghl_values = _values(g, "contact")
+            app_values, app_base = self._app_view(planners["contact"], _values(a, "contact"), ghl_values, base)
+            by_side = {"ghl": (g, ghl_values, base), "app": (a, app_values, app_base)}
+            raw = {side: raws.get(row.raw_id) for side, (row, *_) in by_side.items()}
+            for side, (row, values, was) in by_side.items():
                 self.contacts[(link, side)] = (row.source_id, values)
-                self._add(Subject("contact", side, row.source_id, values, base, self._time(row), link, link,
+                self._add(Subject("contact", side, row.source_id, values, was, self._time(row), link, link,
                                   contact=values, raw=raw))
         children = [(entity, item) for entity, plan in planners.items() if entity != "contact" for item in plan.pairs]
         held = self._contacts_by_id({(side, row.contact_id) for _, item in children
                                      for side, row in zip(SIDES, item[1:3], strict=True)})
         for entity, (link, g, a, base, contact_link) in children:
             raw = {side: raws.get(row.raw_id) for side, row in zip(SIDES, (g, a), strict=True)}
+            ghl_values = _values(g, entity)
+            views = {"ghl": (ghl_values, base), "app": self._app_view(planners[entity], _values(a, entity),
+                                                                       ghl_values, base)}
             for side, row in zip(SIDES, (g, a), strict=True):
-                self._add(Subject(entity, side, row.source_id, _values(row, entity), base, self._time(row),
+                values, was = views[side]
+                self._add(Subject(entity, side, row.source_id, values, was, self._time(row),
                                   contact_link, link, contact=held.get((side, row.contact_id), {}), raw=raw))
+
+    @staticmethod
+    def _app_view(plan: Planner, values: dict[str, Any], ghl_values: dict[str, Any], base: dict[str, Any] | None
+                  ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """The app's record and last synced state as its rules see them: a field the app does not hold
+        (``app: null``, such as tags GHL keeps alone) is GHL's, and never changes on the app (else the
+        app's empty value read as every tag removed there, at each change of the record in the app)."""
+        lacks = {name: ghl_values.get(name) for name, spec in plan.fields.items() if not spec.app}
+        return {**values, **lacks}, None if base is None else {**base, **lacks}
 
     @staticmethod
     def _rows(plan: Planner) -> list[pd.Series]:
@@ -207,9 +222,12 @@ class Actions:
             target_id, values = self.subjects.contact_on(link, side) or (None, {})
             if target_id is None:
                 return None
-            # What the link records as synced after this write: the state this run settles it at.
-            synced = next((u["base"] for u in reversed(self.planners["contact"].link_updates) if u["id"] == link),
-                          None) or self.subjects.bases.get(link) or values
+            # What the link records as synced after this write: the state this run settles it at (the
+            # mapping's merge, also when it writes only the other side: else the old base came back).
+            plan = self.planners["contact"]
+            synced = next((u["base"] for u in reversed(plan.link_updates) if u["id"] == link), None) \
+                or next((r["merged"] for r in reversed(plan.outbox) if r["xref_id"] == link and r["rule"] is None
+                         and r["op"] in ("create", "update")), None) or self.subjects.bases.get(link) or values
             row = {"profile": self.ctx.profile.name, "run_id": self.ctx.run_id, "entity": "contact", "side": side,
                    "op": "update", "xref_id": link, "contact_xref_id": None, "target_id": target_id, "payload": {},
                    "merged": dict(synced), "source_hash": None, "decisions": [], "before": {}, "status": "pending",
