@@ -53,9 +53,11 @@ def test_with_a_rule_watching_contact_changes_a_pair_that_moved_alike_is_left_to
                           "base": [{**{name: person.get(name) for name in plan.fields}, "first_name": "Olly"},
                                    unchanged]})
 
+    assert not plan.rules_watch  # gymdesk's rules fire on new contacts only
     assert list(plan.settle_identical(links, ghl, app).id) == []  # no rule watches: both settled in bulk
     plan.link_updates.clear()
-    left = plan.settle_identical(links, ghl, app, watched=True)
+    plan.rules_watch = True  # as with a tag_added or field_changed rule
+    left = plan.settle_identical(links, ghl, app)
 
     assert list(left.id) == [1]
     assert [(u["id"], u["base"]) for u in plan.link_updates] == [(2, unchanged)]

@@ -40,8 +40,7 @@ def reconcile_contacts(conn: sa.Connection, ctx: RunContext, plan: Planner) -> d
     app = staged[staged.side == "app"].set_index("source_id", drop=False)
     ghl = contacts_deleted_in_ghl(conn, ctx, plan, links, ghl, app)
     changed = changed_links(links, ghl, app, busy)
-    watched = any(rule.entity == "contact" and rule.when.event != "new_contact" for rule in ctx.profile.active_rules)
-    for link in plan.settle_identical(changed, ghl, app, watched).itertuples():
+    for link in plan.settle_identical(changed, ghl, app).itertuples():
         base = link.base if isinstance(link.base, dict) else None  # never synced yet: no base
         plan.pair(int(link.id), ghl.loc[link.ghl_id], app.loc[link.app_id], base)
 

@@ -95,10 +95,6 @@ class Planner:
         review, whose clock-settled conflicts keep both values (crm_sync.pipeline.merge)."""
         ghl_rec, app_rec = staged_record(g, self.entity), staged_record(a, self.entity)
         self.same_full_name(ghl_rec, app_rec)
-        # A field the app does not hold (app: null, such as tags GHL keeps alone) is GHL's alone: the
-        # app's empty value is no edit. Merged as one, it removed every synced tag from GHL (and wrote
-        # a fallback over GHL's value) whenever the app side of the pair changed.
-        app_rec |= {name: ghl_rec.get(name) for name, spec in self.fields.items() if not spec.app}
         ids, hashes = (g.source_id, a.source_id), (g.content_hash, a.content_hash)
         if a.deleted:
             self.deleted(xref_id, g, a, contact_xref_id)
@@ -118,14 +114,13 @@ class Planner:
         self.write("app", "update", xref_id, a.source_id, app_patch, merged.values, g.content_hash, ids, hashes,
                    merged.decisions, contact_xref_id, app_rec)
 
-    def settle_identical(self, links: pd.DataFrame, ghl: pd.DataFrame, app: pd.DataFrame,
-                         watched: bool = False) -> pd.DataFrame:
+    def settle_identical(self, links: pd.DataFrame, ghl: pd.DataFrame, app: pd.DataFrame) -> pd.DataFrame:
         """Links whose two records hold the same value in every mapped field need no write: their
         hashes and base are recorded here in bulk, column by column (matching.diff), so the per-pair
         merge runs only for pairs that differ. Returns those links, whose records are both staged.
-        ``watched`` (a profile rule watches contact changes): a pair that left its last synced state
-        alike on both sides (GHL's last tag removed, where the app holds no tags) is a change a rule
-        must see, so it is returned too, to be paired (``pairs``) and settled there."""
+        When a profile rule watches this entity's changes (``rules_watch``), a pair that left its last
+        synced state alike on both sides (GHL's last tag removed, where the app holds no tags) is a
+        change a rule must see, so it is returned too, to be paired (``pairs``) and settled there."""
         links = links[links.ghl_id.isin(ghl.index) & links.app_id.isin(app.index)]
         if links.empty:
             return links
@@ -144,11 +139,6 @@ class Planner:
         same = compared[~differs]  # diff keeps the links' order: every link here has both records
         held = ghl.loc[same.ghl_id, names].astype(object)
         bases = held.where(held.notna(), None).to_dict("records")
-        if watched:
-            moved = [isinstance(old, dict) and old != now for old, now in zip(links.base[~differs], bases, strict=True)]
-            if any(moved):
-                differs[(~differs).nonzero()[0][moved]] = True
-                same, bases = compared[~differs], [now for now, gone in zip(bases, moved, strict=True) if not gone]
         self.link_updates += [{"id": int(i), "ghl_hash": gh, "app_hash": ah, "base": base} for i, gh, ah, base in zip(
             links.id.to_numpy()[~differs], ghl.content_hash.loc[same.ghl_id], app.content_hash.loc[same.app_id],
             bases, strict=True)]
