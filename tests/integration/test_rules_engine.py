@@ -187,3 +187,27 @@ def test_a_dry_run_does_not_settle_what_set_a_rule_off(gymdesk_warehouse, profil
     assert sorted((e, s, st) for e, s, _, rule, st in rows(eng, "manual__2") if rule == "vip_note") == [
         ("contact", "app", "sent"), ("note", "app", "sent")]
     assert "rules_fired" not in run(profile, "manual__4")
+
+
+def test_a_rule_disabled_after_a_dry_run_sends_nothing_of_what_the_dry_run_showed(gymdesk_warehouse, tmp_path,
+                                                                                   ghl_sim, gymdesk_sim):
+    """The rule's segment rode on the mapping's member create: that write is keyed with what the rule
+    added, so the real run's plain create supersedes the dry run's row instead of sending its segment."""
+    ghl_sim.seed("contacts", [ghl_contact("ana@example.com", "Ana", "Website", [], EARLY)])
+    for folder in ("on", "off"):
+        (tmp_path / folder).mkdir()
+    dry = run(rules_profile(tmp_path / "on"), "manual__1", dry_run=True)
+    assert dry["rules_fired"] == {"web_leads_to_trial": 1}
+
+    real = run(rules_profile(tmp_path / "off", RULES.replace("  - name: web_leads_to_trial\n",
+                                                             "  - name: web_leads_to_trial\n    enabled: false\n")),
+               "manual__2")
+
+    assert "rules_fired" not in real
+    [member] = gymdesk_sim.records("members")
+    assert member["email"] == "ana@example.com" and "segment" not in member
+    assert ghl_sim.records("tasks") == [] and gymdesk_sim.records("tasks") == []
+    with gymdesk_warehouse.connect() as conn:
+        statuses = sorted((r.rule or "", r.status) for r in conn.execute(
+            sa.select(outbox).where(outbox.c.entity == "contact")))
+    assert statuses == [("", "sent"), ("web_leads_to_trial", "superseded")]

@@ -260,6 +260,22 @@ def test_render_fills_fields_lists_and_the_rule_and_empties_missing_ones():
     assert render(None, s, r) is None
 
 
+def test_a_body_keeps_its_line_breaks_and_a_title_is_one_line():
+    r = rule({"tag_added": "vip"})
+    s = subject({"first_name": "Ana"})
+    assert render("Hello {first_name},\n\n- call back\n- book a class\n", s, r, lines=True) == \
+        "Hello Ana,\n\n- call back\n- book a class"
+    assert render("Call\n{first_name}", s, r) == "Call Ana"
+
+
+@pytest.mark.parametrize("test", [{"in": ["vip"]}, {"equals": "vip"}, {"contains": "vip"}, {"empty": False},
+                                  {"gt": 3}])
+@pytest.mark.parametrize("odd", [{"name": "vip"}, [{"name": "vip"}], [["vip"]]])
+def test_a_raw_value_of_an_odd_shape_is_not_met_and_never_an_error(test, odd):
+    s = subject({}, raw={"app": {"plan": odd}})
+    assert met(cond(field="app:plan", **test), s) is (test == {"empty": False})
+
+
 # --- due_at ------------------------------------------------------------------------------------
 
 NEW_YORK = ZoneInfo("America/New_York")  # DST ends 2026-11-01 02:00 local, starts 2026-03-08 02:00

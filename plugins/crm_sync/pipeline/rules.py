@@ -149,6 +149,13 @@ def met(condition: Condition | None, subject: Subject) -> bool:
         return all(met(child, subject) for child in condition.all)
     if condition.any is not None:
         return any(met(child, subject) for child in condition.any)
+    try:
+        return _leaf(condition, subject)
+    except TypeError:  # a raw value of an odd shape (an object, a list of objects): not met, never an error
+        return False
+
+
+def _leaf(condition: Condition, subject: Subject) -> bool:
     if condition.tag is not None:
         return (_fold(condition.tag) in _tags({"tags": read("tags", subject)})) != condition.absent
     value = read(condition.field or "", subject)
@@ -171,9 +178,10 @@ def met(condition: Condition | None, subject: Subject) -> bool:
     return _compare(value, op, getattr(condition, op), subject.event_time)
 
 
-def render(template: str | None, subject: Subject, rule: Rule) -> str | None:
+def render(template: str | None, subject: Subject, rule: Rule, lines: bool = False) -> str | None:
     """A template with the record's fields filled in (``{first_name}``, ``{contact.email}``,
-    ``{app:segment}``, ``{rule}``, ``{event_time}``); a field with no value becomes empty text."""
+    ``{app:segment}``, ``{rule}``, ``{event_time}``); a field with no value becomes empty text. Spaces
+    are collapsed to one line, except with ``lines`` (a task's or note's body keeps its line breaks)."""
     if template is None:
         return None
 
@@ -186,7 +194,8 @@ def render(template: str | None, subject: Subject, rule: Rule) -> str | None:
         held = read(name, subject)
         return "" if held in EMPTY else ", ".join(map(str, held)) if isinstance(held, list) else str(held)
 
-    return " ".join(TEMPLATE_FIELD.sub(value, template).split())
+    text = TEMPLATE_FIELD.sub(value, template)
+    return text.strip() if lines else " ".join(text.split())
 
 
 def due_at(due: Due, event_time: datetime, zone: ZoneInfo) -> datetime:

@@ -164,10 +164,10 @@ class Preview:
         elif action.kind == "create_task":
             due = due_at(spec.due, self.now, self.profile.zone)
             title = render(spec.title, subject, rule)
-            shown |= {"title": title, "body": render(spec.body, subject, rule), "due": due,
+            shown |= {"title": title, "body": render(spec.body, subject, rule, lines=True), "due": due,
                       "assignee": render(spec.assignee, subject, rule), "text": f"create a task in {where}: {title!r}"}
         else:
-            body = render(spec.body, subject, rule)
+            body = render(spec.body, subject, rule, lines=True)
             shown |= {"body": body, "text": f"create a note in {where}: {body!r}"}
         entity = {"create_task": "task", "create_note": "note"}.get(action.kind)
         mapping = self.profile.entities.get(entity) if entity else None

@@ -139,7 +139,7 @@ outbox = sa.Table(
     sa.Column("sent_run_id", sa.String(250), comment="the run whose load sent it, or last tried to; NULL: never tried"),
     sa.Column("before", sa.JSON(none_as_null=True),
               comment="the target's values of the payload's fields when planned (migration 0012)"),
-    sa.Column("rule", sa.String(250), comment="the rule(s), comma-separated, whose action is in it (0015)"),
+    sa.Column("rule", sa.Text, comment="the rule(s), comma-separated, whose action is in it (0015)"),
     sa.Index("ix_outbox_link", "profile", "xref_id"),
 )
 

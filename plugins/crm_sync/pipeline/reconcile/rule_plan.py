@@ -13,6 +13,7 @@ records each firing once, for the console and the report.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,7 @@ from crm_sync.warehouse.outbox import xref_ids_by_key
 from crm_sync.warehouse.tables import raw_record, rule_fire, staging_contact, xref
 
 SIDES: tuple[Side, Side] = ("ghl", "app")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -58,10 +60,13 @@ def plan_rules(conn: sa.Connection, ctx: RunContext, planners: dict[str, Planner
         for number, action in enumerate(fire.rule.then):
             fire.writes += actions.plan(fire, number, action)
     actions.finish()
-    if ctx.dry_run:  # a dry run must not settle what set a rule off: the real run fires it again, to send it
-        for fire in fires:
-            plan = planners[fire.subject.entity]
-            plan.link_updates[:] = [u for u in plan.link_updates if u["id"] != fire.subject.link]
+    # What set a rule off stays unsettled while the rule's writes wait: after a dry run the real run fires
+    # it again, to send it; a rule's own contact write, once sent, moves the link's synced state itself
+    # (until then a newer write of the mapping may supersede it, and the rule, firing again, joins that one).
+    unsettled = {(fire.subject.entity, fire.subject.link) for fire in fires} if ctx.dry_run else \
+        {("contact", row["xref_id"]) for row, _ in actions.own if row["idempotency_key"] is not None}
+    for plan in planners.values():
+        plan.link_updates[:] = [u for u in plan.link_updates if (plan.entity, u["id"]) not in unsettled]
     _record(conn, ctx, fires)
     counts: dict[str, int] = {}
     for fire in fires:
@@ -238,6 +243,18 @@ class Actions:
         return row
 
     def _contact(self, fire: Fire, action: Action, link: int, side: Side) -> int:
+        made = self._contact_on(fire, action, link, side)
+        if action.kind in ("add_tag", "remove_tag"):
+            # Tags synced both ways: the other side gets the change in the same write round, else the
+            # next merge of the pair would read the side without it as a removal (or an addition).
+            mapping = self.planners["contact"].mapping
+            tags, other = mapping.fields.get("tags"), "app" if side == "ghl" else "ghl"
+            if tags is not None and tags.app and mapping.writes_to(other) \
+                    and self.subjects.contact_on(link, other) is not None:
+                made += self._contact_on(fire, action, link, other)
+        return made
+
+    def _contact_on(self, fire: Fire, action: Action, link: int, side: Side) -> int:
         row = self._contact_row(fire, link, side)
         if row is None:
             return 0
@@ -277,15 +294,16 @@ class Actions:
         spec, subject, rule = action.spec, fire.subject, fire.rule
         if entity == "task":
             title = render(spec.title, subject, rule)
-            if not title:
-                raise ValueError(f"rule '{rule.name}' then.{number}.create_task: the title renders empty for "
-                                 f"{subject.entity} {subject.side}:{subject.source_id}")
+            if not title:  # one record's empty fields must not stop the run: this action is skipped, named
+                log.warning("rule %r then.%d.create_task: the title renders empty for %s %s:%s; no task created",
+                            rule.name, number, subject.entity, subject.side, subject.source_id)
+                return 0
             due = due_at(spec.due, subject.event_time, self.ctx.profile.zone)
-            values = {"title": title, "body": render(spec.body, subject, rule), "completed": False,
+            values = {"title": title, "body": render(spec.body, subject, rule, lines=True), "completed": False,
                       "due_date": due.strftime("%Y-%m-%dT%H:%M:%SZ"), "assignee": render(spec.assignee, subject, rule)}
             group = (fire.key, entity, title) if rule.legacy_task is None else (link, entity, rule.legacy_task)
         else:
-            values = {"body": render(spec.body, subject, rule)}
+            values = {"body": render(spec.body, subject, rule, lines=True)}
             group = (fire.key, entity, values["body"])
         merged = {k: v for k, v in values.items() if v not in (None, "") and k in plan.fields}
         other: Side = "app" if side == "ghl" else "ghl"
@@ -312,6 +330,11 @@ class Actions:
     def finish(self) -> None:
         """Key the rules' own contact writes (by their firings: the same in every run) and give each
         group of created children one link, the one it got when first planned (a dry run, a failed load)."""
+        own = {id(row) for row, _ in self.own}
+        for row in self.contact_rows.values():  # a mapping write a rule joined: keyed with what the rule added
+            if id(row) not in own and row["rule"]:
+                row["idempotency_key"] = idempotency_key(self.ctx, "contact", row["side"], row["op"],
+                                                         (row["idempotency_key"], row["rule"]), (), row["payload"])
         for row, keys in self.own:
             if row["payload"]:  # else every action found nothing to change: the row goes
                 row["idempotency_key"] = idempotency_key(self.ctx, "contact", row["side"], "rule", (row["xref_id"],),

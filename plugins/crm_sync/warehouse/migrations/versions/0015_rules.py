@@ -16,7 +16,7 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table('outbox') as batch:
-        batch.add_column(sa.Column('rule', sa.String(250), nullable=True,
+        batch.add_column(sa.Column('rule', sa.Text, nullable=True,
                                    comment="the rule(s), comma-separated, whose action is in this write; NULL: none"))
     op.create_table(
         'rule_fire',
