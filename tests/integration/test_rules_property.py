@@ -27,11 +27,6 @@ import pytest
 import sqlalchemy as sa
 import yaml
 from crm_sync.paths import PROJECT_ROOT
-from crm_sync.pipeline.context import RunContext
-from crm_sync.pipeline.extract import extract
-from crm_sync.pipeline.load import load
-from crm_sync.pipeline.reconcile import reconcile
-from crm_sync.pipeline.stage import stage
 from crm_sync.profile import parse_profile
 from crm_sync.profile_base import ProfileError
 from crm_sync.warehouse.tables import outbox, rule_fire
@@ -42,6 +37,7 @@ from harness.demo_data import LOCATION_ID
 from harness.simulators import ghl, gymdesk
 from harness.simulators.base import ServerThread, SimState
 from tests.conftest import GHL_TOKEN, GYMDESK_KEY, Sim, connection_env
+from tests.integration.test_rules_engine import run
 
 TAGS = ("vip", "gold", "staff", "member")
 SOURCES = ("Website", "Facebook", "Referral", "Walk-in")
@@ -338,17 +334,6 @@ def check_missed(eng: sa.Engine, run_id: str, rules: tuple[dict, ...], before: d
                 happened = holds != (tag in was["tags"]) and holds == (kind == "tag_added")
             assert not happened or (drawn["name"], side, entity, source_id) in fired, \
                 f"rule {drawn['name']} ({when}) did not fire on {side} {entity} {source_id}: {was} -> {now}"
-
-
-def run(profile, run_id: str) -> dict:
-    """One run the way the DAG chains its steps; returns reconcile's counts."""
-    ctx = RunContext(profile, run_id, "manual", None, None)
-    for side in ("ghl", "app"):
-        extract(ctx, side)
-    stage(ctx)
-    stats = reconcile(ctx)
-    load(ctx)
-    return stats
 
 
 def planned(eng: sa.Engine, run_id: str) -> list[tuple]:
