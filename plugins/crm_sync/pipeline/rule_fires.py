@@ -3,9 +3,9 @@ reconcile: crm_sync.pipeline.reconcile.rule_plan): per run for its report, and p
 recent runs for the console's rules page. Aggregates in SQL: a run that fired a rule on 100,000
 records is still one row per rule here.
 
-A firing belongs to the run that fired it: a dry run's firings stay its own (``dry_run``) until a
-real run plans the same actions again and takes them over, so a dry run's report shows what its
-rules would have done, and the real run's report what they did.
+A firing belongs to the run that fired it: a dry run keeps its own firings (``dry_run``) after a
+real run plans the same actions again and records them once more as its own, so a dry run's report
+shows what its rules would have done, and the real run's report what they did.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from crm_sync.pipeline.reconcile.planner import staged_record
+from crm_sync.pipeline.reconcile.planner import record_values
 from crm_sync.pipeline.rules import Subject, due_at, met, render
 from crm_sync.profile import Profile, Side
 from crm_sync.profile_rules import Action, Rule, is_raw
@@ -64,12 +64,6 @@ def _links(conn: sa.Connection, profile: str, entity: str, side: str, ids: set[s
     column = getattr(xref.c, f"{side}_id")
     return {getattr(row, f"{side}_id"): row for row in conn.execute(sa.select(xref).where(
         xref.c.profile == profile, xref.c.entity == entity, column.in_(wanted)))}
-
-
-def _values(row: Any, entity: str) -> dict[str, Any]:
-    values = staged_record(row._mapping, entity)
-    values.pop("updated_at", None)
-    return values
 
 
 class Preview:
@@ -128,11 +122,11 @@ class Preview:
             contact_id = contact_ids[row.source_id]
             contact_link = contact_links.get(contact_id)
             own = own_contacts.get(contact_id)
-            contact = _values(own, "contact") if own is not None else {}
+            contact = record_values(own._mapping, "contact") if own is not None else {}
             other_id = getattr(contact_link, f"{other}_id") if contact_link is not None else None
             other_row = other_contacts.get(other_id)
             raw = {side: raws.get(row.raw_id), other: raws.get(twin.raw_id) if twin is not None else None}
-            subject = Subject(self.entity, side, row.source_id, _values(row, self.entity),
+            subject = Subject(self.entity, side, row.source_id, record_values(row._mapping, self.entity),
                               link.base if link is not None else None, self.now,
                               contact_link.id if contact_link is not None else None,
                               link.id if link is not None else None, new=self.rule.when.event == "new_contact",
@@ -140,8 +134,8 @@ class Preview:
             new_elsewhere = subject.new and other_id is None  # a new person: its create there is planned
             targets = {side: (contact_id, contact.get("tags") if own is not None else None),
                        other: ("" if new_elsewhere else other_id,
-                               contact.get("tags") if new_elsewhere else
-                               _values(other_row, "contact").get("tags") if other_row is not None else None)}
+                               contact.get("tags") if new_elsewhere else other_row.tags if other_row is not None
+                               else None)}
             found.append((subject, targets))
         return found
 

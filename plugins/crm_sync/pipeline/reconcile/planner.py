@@ -33,6 +33,14 @@ def staged_record(row: pd.Series, entity: str) -> dict[str, Any]:
     return {**values, "updated_at": _value(row["updated_at"])}
 
 
+def record_values(row: Any, entity: str) -> dict[str, Any]:
+    """A staged row's canonical values alone (``staged_record`` without its updated-at): what a
+    profile rule reads."""
+    values = staged_record(row, entity)
+    values.pop("updated_at", None)
+    return values
+
+
 def idempotency_key(ctx: RunContext, entity: str, side: Side, op: str, ids: tuple, hashes: tuple,
                      payload: dict) -> str:
     material = json.dumps([ctx.profile.name, entity, side, op, ids, hashes, payload], sort_keys=True, default=str)

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from crm_sync.pipeline.context import RunContext, utcnow
 from crm_sync.pipeline.reconcile.links import reserve_links
-from crm_sync.pipeline.reconcile.planner import Planner, idempotency_key, staged_record
+from crm_sync.pipeline.reconcile.planner import Planner, idempotency_key, record_values
 from crm_sync.pipeline.rules import Subject, due_at, fire_key, met, render, trigger
 from crm_sync.profile import Side
 from crm_sync.profile_rules import Action, Rule, is_raw
@@ -55,6 +55,7 @@ def plan_rules(conn: sa.Connection, ctx: RunContext, planners: dict[str, Planner
     fires = [Fire(rule, subject, event, fire_key(ctx.profile.name, rule, event, subject))
              for rule in rules for subject in subjects.of(rule.entity)
              if (event := trigger(rule, subject)) is not None and met(rule.if_, subject)]
+    subjects.preload({fire.subject.contact_link for fire in fires})
     actions = Actions(conn, ctx, planners, subjects)
     for fire in fires:
         for number, action in enumerate(fire.rule.then):
@@ -106,7 +107,7 @@ class Subjects:
         contact_plan = planners["contact"]
         seen_now = utcnow()  # a person is new to the sync when the sync first sees them: now, for every one
         for link, side, row, _ in contact_plan.created:
-            values = _values(row, "contact")
+            values = record_values(row, "contact")
             self.contacts[(link, side)] = (row.source_id, values)
             self.contacts[(link, "app" if side == "ghl" else "ghl")] = (None, values)  # its create is planned
             self._add(Subject("contact", side, row.source_id, values, None, seen_now, link, link, new=True,
@@ -114,8 +115,8 @@ class Subjects:
         for link, g, a, base, _ in contact_plan.pairs:
             if base:
                 self.bases[link] = base
-            ghl_values = _values(g, "contact")
-            app_values, app_base = self._app_view(planners["contact"], _values(a, "contact"), ghl_values, base)
+            ghl_values = record_values(g, "contact")
+            app_values, app_base = self._app_view(planners["contact"], record_values(a, "contact"), ghl_values, base)
             by_side = {"ghl": (g, ghl_values, base), "app": (a, app_values, app_base)}
             raw = {side: raws.get(row.raw_id) for side, (row, *_) in by_side.items()}
             for side, (row, values, was) in by_side.items():
@@ -127,8 +128,8 @@ class Subjects:
                                      for side, row in zip(SIDES, item[1:3], strict=True)})
         for entity, (link, g, a, base, contact_link) in children:
             raw = {side: raws.get(row.raw_id) for side, row in zip(SIDES, (g, a), strict=True)}
-            ghl_values = _values(g, entity)
-            views = {"ghl": (ghl_values, base), "app": self._app_view(planners[entity], _values(a, entity),
+            ghl_values = record_values(g, entity)
+            views = {"ghl": (ghl_values, base), "app": self._app_view(planners[entity], record_values(a, entity),
                                                                        ghl_values, base)}
             for side, row in zip(SIDES, (g, a), strict=True):
                 values, was = views[side]
@@ -175,26 +176,33 @@ class Subjects:
                 rows = pd.read_sql(sa.select(staging_contact).where(
                     staging_contact.c.profile == self.ctx.profile.name, staging_contact.c.side == side,
                     staging_contact.c.source_id.in_(ids)), self.conn)
-                found |= {(side, row.source_id): _values(row, "contact") for _, row in rows.iterrows()}
+                found |= {(side, row.source_id): record_values(row, "contact") for _, row in rows.iterrows()}
         return found
+
+    def preload(self, links: set[int | None]) -> None:
+        """Each side's id and staged values of the contacts ``links`` name that this run's changes did not
+        bring (a child's contact): read in one pass, not one query per firing."""
+        wanted = sorted(link for link in links if link is not None
+                        and any((link, side) not in self.contacts for side in SIDES))
+        ids: dict[tuple[int, Side], Any] = {}
+        for start in range(0, len(wanted), 10_000):
+            for row in self.conn.execute(sa.select(xref.c.id, xref.c.ghl_id, xref.c.app_id).where(
+                    xref.c.id.in_(wanted[start:start + 10_000]))):
+                ids |= {(row.id, side): getattr(row, f"{side}_id") for side in SIDES}
+        held = self._contacts_by_id({(side, found) for (_, side), found in ids.items() if found is not None})
+        for link in wanted:
+            for side in SIDES:
+                found = ids.get((link, side))
+                self.contacts.setdefault((link, side), (found, held.get((side, found), {})) if found is not None
+                                         else (None, {"_absent": True}))
 
     def contact_on(self, link: int, side: Side) -> tuple[str | None, dict[str, Any]] | None:
         """The contact's id and values on ``side`` (id None: its create there is planned in this run);
         None: the contact is not on that side."""
         if (link, side) not in self.contacts:
-            found = self.conn.execute(sa.select(getattr(xref.c, f"{side}_id")).where(xref.c.id == link)).scalar()
-            values: dict[str, Any] = {}
-            if found is not None:
-                values = self._contacts_by_id({(side, found)}).get((side, found), {})
-            self.contacts[(link, side)] = (found, values) if found is not None else (None, {"_absent": True})
+            self.preload({link})
         held = self.contacts[(link, side)]
         return None if held[1].get("_absent") else held
-
-
-def _values(row: pd.Series, entity: str) -> dict[str, Any]:
-    values = staged_record(row, entity)
-    values.pop("updated_at", None)
-    return values
 
 
 class Actions:
@@ -204,7 +212,16 @@ class Actions:
         self.conn, self.ctx, self.planners, self.subjects = conn, ctx, planners, subjects
         self.contact_rows: dict[tuple[int, Side], dict[str, Any]] = {}  # the write a contact action joins
         self.own: list[tuple[dict[str, Any], list[str]]] = []  # contact writes of rules alone, and their fires
+        self.own_fires: dict[int, list[str]] = {}  # id of such a write -> its fires (the list in ``own``)
         self.creates: dict[tuple, list[dict[str, Any]]] = {}  # children created: one link per group
+        # The mapping's contact writes and settled links, by link: looked up once per action, so indexed
+        # once (a first sync's new-contact rule acts on every person; a scan each time is quadratic).
+        plan = planners["contact"]
+        self.mapping_writes: dict[int, list[dict[str, Any]]] = {}
+        for row in plan.outbox:
+            if row["op"] in ("create", "update"):
+                self.mapping_writes.setdefault(row["xref_id"], []).append(row)
+        self.settled = {update["id"]: update["base"] for update in plan.link_updates}  # the last one wins
 
     def plan(self, fire: Fire, number: int, action: Action) -> int:
         """Plan one action; returns the writes it made (0: nothing to do, or no contact on that side)."""
@@ -220,24 +237,22 @@ class Actions:
         """The contact's write to ``side`` in this run: the mapping's, or a new one of the rule's own."""
         if (link, side) in self.contact_rows:
             return self.contact_rows[(link, side)]
-        mapping = [row for row in self.planners["contact"].outbox
-                   if row["xref_id"] == link and row["side"] == side and row["op"] in ("create", "update")]
-        row = mapping[-1] if mapping else None
+        writes = self.mapping_writes.get(link, [])
+        row = next((row for row in reversed(writes) if row["side"] == side), None)
         if row is None:
             target_id, values = self.subjects.contact_on(link, side) or (None, {})
             if target_id is None:
                 return None
             # What the link records as synced after this write: the state this run settles it at (the
             # mapping's merge, also when it writes only the other side: else the old base came back).
-            plan = self.planners["contact"]
-            synced = next((u["base"] for u in reversed(plan.link_updates) if u["id"] == link), None) \
-                or next((r["merged"] for r in reversed(plan.outbox) if r["xref_id"] == link and r["rule"] is None
-                         and r["op"] in ("create", "update")), None) or self.subjects.bases.get(link) or values
+            synced = self.settled.get(link) or next((r["merged"] for r in reversed(writes) if r["rule"] is None),
+                                                    None) or self.subjects.bases.get(link) or values
             row = {"profile": self.ctx.profile.name, "run_id": self.ctx.run_id, "entity": "contact", "side": side,
                    "op": "update", "xref_id": link, "contact_xref_id": None, "target_id": target_id, "payload": {},
                    "merged": dict(synced), "source_hash": None, "decisions": [], "before": {}, "status": "pending",
                    "attempts": 0, "created_at": utcnow(), "rule": None, "idempotency_key": None}
             self.own.append((row, []))
+            self.own_fires[id(row)] = self.own[-1][1]
             self.planners["contact"].outbox.append(row)
         self.contact_rows[(link, side)] = row
         return row
@@ -281,9 +296,8 @@ class Actions:
         row["decisions"] = [*row["decisions"], {"field": field, "winner": "rule", "reason": f"rule {name}: "
                                                 f"{fire.event}", "ghl": "", "app": "", "value": shown}]
         row["rule"] = ",".join(sorted({*(row["rule"] or "").split(","), name} - {""}))
-        for own, keys in self.own:
-            if own is row:
-                keys.append(fire.key)
+        if id(row) in self.own_fires:
+            self.own_fires[id(row)].append(fire.key)
         return 1
 
     def _create(self, fire: Fire, number: int, action: Action, link: int, side: Side) -> int:
@@ -330,9 +344,8 @@ class Actions:
     def finish(self) -> None:
         """Key the rules' own contact writes (by their firings: the same in every run) and give each
         group of created children one link, the one it got when first planned (a dry run, a failed load)."""
-        own = {id(row) for row, _ in self.own}
         for row in self.contact_rows.values():  # a mapping write a rule joined: keyed with what the rule added
-            if id(row) not in own and row["rule"]:
+            if id(row) not in self.own_fires and row["rule"]:
                 row["idempotency_key"] = idempotency_key(self.ctx, "contact", row["side"], row["op"],
                                                          (row["idempotency_key"], row["rule"]), (), row["payload"])
         for row, keys in self.own:
